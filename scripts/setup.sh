@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs what building, testing or benchmarking Countersign needs and is missing. Idempotent: each
+# step checks first. Usage: scripts/setup.sh build|test|bench
+set -euo pipefail
+cd "$(dirname "$0")/.."
+purpose=${1:-build}
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    say "need root to run: $*"; exit 1; fi
+}
+
+apt_updated=
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if ! command -v apt-get >/dev/null; then say "please install: ${missing[*]}"; exit 1; fi
+  say "installing ${missing[*]}"
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Building: a C toolchain and OpenSSL for webauthn-rs/josekit, wasm-opt for the browser bundle.
+apt_install pkg-config libssl-dev build-essential binaryen
+
+command -v cargo >/dev/null || { say "Rust is missing: install it with rustup (https://rustup.rs)"; exit 1; }
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly. Its own lock file pins a crate
+# the registry no longer serves, so it is installed without --locked.
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+have=$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)
+if [ "$want" != "$have" ]; then
+  say "installing wasm-bindgen-cli $want"
+  cargo install wasm-bindgen-cli --version "$want"
+fi
+
+case "$purpose" in
+  test)
+    apt_install chromium
+    command -v npm >/dev/null || apt_install nodejs npm
+    scripts/ensure-postgres.sh
+    if [ ! -d end2end/node_modules ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
+      say "installing the end-to-end test packages"
+      (cd end2end && npm ci --no-audit --no-fund)
+    fi
+    ;;
+  bench)
+    apt_install wrk util-linux
+    ;;
+esac

@@ -1,0 +1,202 @@
+//! The reference agent: what a well-behaved CIBA client does. Discovers the endpoints, asks for approval
+//! of one action, then polls the token endpoint honouring `interval` and `slow_down` (CIBA §7.3, §11).
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::{json, Value};
+
+#[derive(Args, Debug, Clone)]
+pub struct AgentRequest {
+    /// The provider's issuer URL (discovery is read from it).
+    #[arg(long)]
+    pub issuer: String,
+    #[arg(long)]
+    pub client_id: String,
+    #[arg(long, env = "COUNTERSIGN_CLIENT_SECRET")]
+    pub client_secret: String,
+    /// The approver's email.
+    #[arg(long)]
+    pub login_hint: String,
+    /// What the agent wants to do, e.g. "Refund $120.00".
+    #[arg(long)]
+    pub action: String,
+    /// What it acts on, e.g. "jane@example.com for order #1234".
+    #[arg(long)]
+    pub target: String,
+    /// What follows, e.g. "The money leaves the company account."
+    #[arg(long)]
+    pub consequence: String,
+    #[arg(long)]
+    pub amount: Option<String>,
+    #[arg(long)]
+    pub currency: Option<String>,
+    #[arg(long)]
+    pub reversible: Option<bool>,
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// A short code shown to the approver and by the agent, to match the two.
+    #[arg(long)]
+    pub binding_message: Option<String>,
+    #[arg(long)]
+    pub user_code: Option<String>,
+    #[arg(long, default_value = "openid")]
+    pub scope: String,
+    #[arg(long)]
+    pub requested_expiry: Option<u64>,
+}
+
+/// How the exchange ended when it did not end with tokens.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{endpoint} answered {status}: {body}")]
+    Refused {
+        endpoint: &'static str,
+        status: u16,
+        body: Value,
+    },
+    #[error("HTTP error: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("unexpected response: {0}")]
+    Protocol(String),
+}
+
+impl AgentError {
+    /// The OAuth error code, when the server sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            AgentError::Refused { body, .. } => body.get("error").and_then(Value::as_str),
+            _ => None,
+        }
+    }
+}
+
+/// Runs the whole exchange and returns the token response.
+pub async fn request(args: &AgentRequest) -> Result<Value, AgentError> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let discovery_url = format!(
+        "{}/.well-known/openid-configuration",
+        args.issuer.trim_end_matches('/')
+    );
+    let discovery: Value = http
+        .get(discovery_url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let endpoint = |name: &str| {
+        discovery
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| AgentError::Protocol(format!("discovery lacks {name}")))
+    };
+    let (bc_endpoint, token_endpoint) = (
+        endpoint("backchannel_authentication_endpoint")?,
+        endpoint("token_endpoint")?,
+    );
+
+    let mut detail = json!({
+        "type": "agent_action",
+        "action": args.action,
+        "target": args.target,
+        "consequence": args.consequence,
+    });
+    for (key, value) in [
+        ("amount", &args.amount),
+        ("currency", &args.currency),
+        ("resource", &args.resource),
+    ] {
+        if let Some(value) = value {
+            detail[key] = json!(value);
+        }
+    }
+    if let Some(reversible) = args.reversible {
+        detail["reversible"] = json!(reversible);
+    }
+    let details = json!([detail]).to_string();
+    let expiry = args.requested_expiry.map(|e| e.to_string());
+    let mut form: Vec<(&str, &str)> = vec![
+        ("scope", &args.scope),
+        ("login_hint", &args.login_hint),
+        ("authorization_details", &details),
+    ];
+    for (key, value) in [
+        ("binding_message", &args.binding_message),
+        ("user_code", &args.user_code),
+        ("requested_expiry", &expiry),
+    ] {
+        if let Some(value) = value {
+            form.push((key, value));
+        }
+    }
+    let ack = post(
+        &http,
+        &bc_endpoint,
+        "backchannel authentication endpoint",
+        args,
+        &form,
+    )
+    .await?;
+    let auth_req_id = ack
+        .get("auth_req_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| AgentError::Protocol("no auth_req_id".into()))?
+        .to_owned();
+    // CIBA §7.3: clients default to 5 seconds when no interval is given.
+    let mut interval = ack.get("interval").and_then(Value::as_u64).unwrap_or(5);
+    eprintln!(
+        "waiting for approval (auth_req_id issued, expires in {}s)",
+        ack["expires_in"]
+    );
+    loop {
+        tokio::time::sleep(Duration::from_secs(interval)).await;
+        let form = [
+            ("grant_type", "urn:openid:params:grant-type:ciba"),
+            ("auth_req_id", auth_req_id.as_str()),
+        ];
+        match post(&http, &token_endpoint, "token endpoint", args, &form).await {
+            Ok(tokens) => return Ok(tokens),
+            Err(e) if e.code() == Some("authorization_pending") => {
+                eprintln!("authorization_pending; polling again in {interval}s");
+            }
+            // CIBA §11: slow_down means add five seconds to the interval, for this and later polls.
+            Err(e) if e.code() == Some("slow_down") => {
+                interval += 5;
+                eprintln!("slow_down; polling every {interval}s from now on");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    endpoint: &'static str,
+    args: &AgentRequest,
+    form: &[(&str, &str)],
+) -> Result<Value, AgentError> {
+    let response = http
+        .post(url)
+        .basic_auth(&args.client_id, Some(&args.client_secret))
+        .form(form)
+        .send()
+        .await?;
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| AgentError::Protocol(format!("{endpoint}: {e}")))?;
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(AgentError::Refused {
+            endpoint,
+            status: status.as_u16(),
+            body,
+        })
+    }
+}

@@ -1,0 +1,180 @@
+//! The CIBA domain: backchannel authentication requests, their state machine (Pending → Approved |
+//! Denied → Redeemed, expiry derived from time), decisions and token minting. No HTTP and no SQL here:
+//! the `oauth` module translates HTTP into these calls and `store` persists what they decide.
+use std::sync::Arc;
+
+use crate::{
+    clock::{Clock, Millis},
+    signing::{KeyError, KeyRing},
+    store::{Store, StoreError},
+};
+
+pub mod action;
+pub mod clients;
+pub mod decision;
+pub mod pending;
+pub mod poll;
+pub mod request;
+pub mod tokens;
+
+pub use clients::{AuthMethod, Client, ClientDirectory, DeliveryMode};
+pub use decision::{Decision, DecisionError};
+pub use request::{BackchannelParams, RawDetails};
+pub use tokens::TokenResponse;
+
+/// Lifetimes and limits; all from configuration.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// `expires_in` when the client does not ask for one.
+    pub default_expiry_secs: i64,
+    /// The longest `requested_expiry` honoured; longer requests are shortened to this.
+    pub max_expiry_secs: i64,
+    pub poll_interval_secs: i64,
+    pub access_token_ttl_secs: i64,
+    pub id_token_ttl_secs: i64,
+    /// Pending requests one client may hold for one approver; 0 = unlimited.
+    pub max_pending_per_approver: i64,
+    /// New requests one client may make per minute; 0 = unlimited.
+    pub max_requests_per_minute: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            default_expiry_secs: 300,
+            max_expiry_secs: 1800,
+            poll_interval_secs: 5,
+            access_token_ttl_secs: 300,
+            id_token_ttl_secs: 300,
+            max_pending_per_approver: 5,
+            max_requests_per_minute: 60,
+        }
+    }
+}
+
+impl Policy {
+    /// How long tokens signed now may be checked: a rotated-out key stays published this long.
+    pub fn longest_token_ttl_ms(&self) -> Millis {
+        self.access_token_ttl_secs.max(self.id_token_ttl_secs) * 1000
+    }
+}
+
+/// Errors of the CIBA endpoints, one variant per spec error code (CIBA §13, §11; RFC 6749 §5.2;
+/// RFC 9396 §5). Each message is safe to show the client.
+#[derive(Debug, thiserror::Error)]
+pub enum CibaError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidScope(String),
+    #[error("{0}")]
+    UnknownUserId(String),
+    #[error("the login_hint_token has expired")]
+    ExpiredLoginHintToken,
+    #[error("{0}")]
+    UnauthorizedClient(String),
+    #[error("this approver requires a user_code")]
+    MissingUserCode,
+    #[error("the user_code is not correct")]
+    InvalidUserCode,
+    #[error("{0}")]
+    InvalidBindingMessage(String),
+    #[error("{0}")]
+    InvalidAuthorizationDetails(String),
+    #[error("{0}")]
+    AccessDenied(String),
+    #[error("{0}")]
+    InvalidGrant(String),
+    #[error("the auth_req_id has expired")]
+    ExpiredToken,
+    #[error("the approver has not decided yet")]
+    AuthorizationPending,
+    #[error("polling too fast: wait at least {0} seconds between token requests")]
+    SlowDown(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+}
+
+/// The CIBA service: what the agent-facing endpoints and (later) the approval pages call.
+pub struct Ciba {
+    pub(crate) store: Store,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) policy: Policy,
+    pub(crate) issuer: String,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) clients: ClientDirectory,
+    pub(crate) pending: pending::PendingCache,
+}
+
+impl Ciba {
+    pub async fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+        issuer: String,
+    ) -> Result<Ciba, CibaError> {
+        let now = clock.now();
+        let keys =
+            Arc::new(KeyRing::load(store.clone(), policy.longest_token_ttl_ms(), now).await?);
+        let clients = ClientDirectory::new(store.clone());
+        clients.refresh(now).await?;
+        let pending = pending::PendingCache::default();
+        for row in store.pending_auth_requests(now).await? {
+            pending.insert_row(&row);
+        }
+        Ok(Ciba {
+            store,
+            clock,
+            policy,
+            issuer,
+            keys,
+            clients,
+            pending,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn clients(&self) -> &ClientDirectory {
+        &self.clients
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// Periodic upkeep: picks up client and key changes made elsewhere, forgets expired poll state.
+    pub async fn refresh(&self) -> Result<(), CibaError> {
+        let now = self.clock.now();
+        self.clients.refresh(now).await?;
+        self.keys.refresh(now).await?;
+        self.pending.sweep(now);
+        Ok(())
+    }
+
+    /// Forget what the poll cache believes about `auth_req_id`: a decision was made by another instance.
+    pub fn decided_elsewhere(&self, auth_req_id: &str) {
+        self.pending.mark_decided(auth_req_id);
+    }
+
+    /// After a lost notification channel nothing cached can be trusted: every poll rechecks the store once.
+    pub fn distrust_poll_cache(&self) {
+        self.pending.mark_all_decided();
+    }
+}

@@ -1,0 +1,187 @@
+//! Poll state in memory. A pending request's poll answers (`authorization_pending`, `slow_down`,
+//! `expired_token`, `invalid_grant` for another client) come from here without touching the database;
+//! only a decided request goes to the store. Decisions made by this instance mark entries decided at
+//! once; decisions made by another instance arrive over PostgreSQL NOTIFY on `DECISION_CHANNEL`. The
+//! `slow_down` bookkeeping is deliberately not durable: losing it on restart only forgives one fast poll.
+use std::{collections::HashMap, sync::Mutex};
+
+use crate::{clock::Millis, store::auth_requests::AuthRequestRow};
+
+pub const DECISION_CHANNEL: &str = "countersign_decisions";
+
+/// CIBA §11: each `slow_down` adds five seconds to the interval the client must keep.
+const SLOW_DOWN_STEP_MS: Millis = 5_000;
+
+#[derive(Debug)]
+struct Entry {
+    client_id: String,
+    expires_at: Millis,
+    interval_ms: Millis,
+    last_poll: Option<Millis>,
+    /// True once the store may hold a decision; the answer then comes from the store.
+    decided: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum PollCheck {
+    /// Not in memory: load it from the store.
+    Unknown,
+    WrongClient,
+    Expired,
+    /// Polled sooner than the interval; the new interval in seconds.
+    SlowDown(i64),
+    Pending,
+    Decided,
+}
+
+#[derive(Default)]
+pub struct PendingCache {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl PendingCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn insert_row(&self, row: &AuthRequestRow) {
+        let mut entries = self.lock();
+        let entry = entries.entry(row.id.clone()).or_insert_with(|| Entry {
+            client_id: row.client_id.clone(),
+            expires_at: row.expires_at,
+            interval_ms: row.interval_secs * 1000,
+            last_poll: None,
+            decided: true,
+        });
+        entry.decided = row.status != "pending";
+    }
+
+    /// Classifies a poll by `client_id` at `now`, in the order CIBA §11 and the issue prescribe:
+    /// ownership, expiry, then the polling rate, which only applies while the request is pending.
+    pub fn check(&self, auth_req_id: &str, client_id: &str, now: Millis) -> PollCheck {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(auth_req_id) else {
+            return PollCheck::Unknown;
+        };
+        if entry.client_id != client_id {
+            return PollCheck::WrongClient;
+        }
+        if now >= entry.expires_at {
+            return PollCheck::Expired;
+        }
+        if entry.decided {
+            return PollCheck::Decided;
+        }
+        let too_soon = entry
+            .last_poll
+            .is_some_and(|last| now - last < entry.interval_ms);
+        entry.last_poll = Some(now);
+        if too_soon {
+            entry.interval_ms += SLOW_DOWN_STEP_MS;
+            return PollCheck::SlowDown(entry.interval_ms / 1000);
+        }
+        PollCheck::Pending
+    }
+
+    pub fn mark_decided(&self, auth_req_id: &str) {
+        if let Some(entry) = self.lock().get_mut(auth_req_id) {
+            entry.decided = true;
+        }
+    }
+
+    pub fn mark_pending(&self, auth_req_id: &str) {
+        if let Some(entry) = self.lock().get_mut(auth_req_id) {
+            entry.decided = false;
+        }
+    }
+
+    pub fn mark_all_decided(&self) {
+        for entry in self.lock().values_mut() {
+            entry.decided = true;
+        }
+    }
+
+    /// Drops entries past expiry; a later poll of one reloads it from the store and gets `expired_token`.
+    pub fn sweep(&self, now: Millis) {
+        self.lock().retain(|_, entry| entry.expires_at > now);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: &str) -> AuthRequestRow {
+        AuthRequestRow {
+            id: "req".into(),
+            client_id: "agent".into(),
+            approver_id: "jane".into(),
+            scope: "openid".into(),
+            binding_message: None,
+            acr_values: None,
+            authorization_details: "[]".into(),
+            notification_token: None,
+            created_at: 0,
+            expires_at: 60_000,
+            interval_secs: 5,
+            status: status.into(),
+            decided_at: None,
+            deny_reason: None,
+            acr: None,
+            amr: None,
+            redeemed_at: None,
+            access_token_jti: None,
+            tokens_revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn polling_faster_than_the_interval_adds_five_seconds_each_time() {
+        // CIBA §11 / RFC 8628 §3.5: slow_down, and the interval grows by 5 s.
+        let cache = PendingCache::default();
+        cache.insert_row(&row("pending"));
+        assert_eq!(cache.check("req", "agent", 1_000), PollCheck::Pending);
+        assert_eq!(cache.check("req", "agent", 2_000), PollCheck::SlowDown(10));
+        assert_eq!(cache.check("req", "agent", 11_000), PollCheck::SlowDown(15));
+        assert_eq!(cache.check("req", "agent", 26_000), PollCheck::Pending);
+    }
+
+    #[test]
+    fn ownership_and_expiry_come_before_the_rate() {
+        let cache = PendingCache::default();
+        cache.insert_row(&row("pending"));
+        assert_eq!(cache.check("req", "other", 1_000), PollCheck::WrongClient);
+        assert_eq!(
+            cache.check("req", "agent", 1_000),
+            PollCheck::Pending,
+            "another client's poll spoils nothing"
+        );
+        assert_eq!(cache.check("req", "agent", 60_000), PollCheck::Expired);
+        assert_eq!(cache.check("nope", "agent", 1_000), PollCheck::Unknown);
+        cache.sweep(60_000);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn decided_requests_are_answered_from_the_store() {
+        let cache = PendingCache::default();
+        cache.insert_row(&row("pending"));
+        cache.mark_decided("req");
+        assert_eq!(cache.check("req", "agent", 1_000), PollCheck::Decided);
+        assert_eq!(
+            cache.check("req", "agent", 1_001),
+            PollCheck::Decided,
+            "no slow_down once decided"
+        );
+        cache.mark_pending("req");
+        assert_eq!(cache.check("req", "agent", 1_002), PollCheck::Pending);
+    }
+}

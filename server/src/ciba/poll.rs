@@ -1,0 +1,105 @@
+//! The token endpoint's CIBA grant (§10.1, §11): answer a poll for `auth_req_id` from `client`.
+use super::{pending::PollCheck, Ciba, CibaError, Client, TokenResponse};
+use crate::{identity::approvers, secrets::random_token, store::auth_requests::AuthRequestRow};
+
+impl Ciba {
+    /// Checks, in order: the id exists and belongs to this client (`invalid_grant`, leaving the rightful
+    /// client's state untouched), expiry (`expired_token`), pending (`authorization_pending`/`slow_down`),
+    /// denial (`access_denied`), then issues tokens once. A second redemption revokes the first's tokens.
+    pub async fn poll(
+        &self,
+        client: &Client,
+        auth_req_id: &str,
+    ) -> Result<TokenResponse, CibaError> {
+        let now = self.clock.now();
+        let mut check = self.pending.check(auth_req_id, &client.id, now);
+        if check == PollCheck::Unknown {
+            let row = self
+                .store
+                .auth_request(auth_req_id)
+                .await?
+                .ok_or_else(unknown_id)?;
+            self.pending.insert_row(&row);
+            check = self.pending.check(auth_req_id, &client.id, now);
+        }
+        match check {
+            PollCheck::Unknown | PollCheck::WrongClient => Err(unknown_id()),
+            PollCheck::Expired => Err(CibaError::ExpiredToken),
+            PollCheck::SlowDown(interval) => Err(CibaError::SlowDown(interval)),
+            PollCheck::Pending => Err(CibaError::AuthorizationPending),
+            PollCheck::Decided => self.answer_decided(client, auth_req_id).await,
+        }
+    }
+
+    async fn answer_decided(
+        &self,
+        client: &Client,
+        auth_req_id: &str,
+    ) -> Result<TokenResponse, CibaError> {
+        let row = self
+            .store
+            .auth_request(auth_req_id)
+            .await?
+            .ok_or_else(unknown_id)?;
+        match row.status.as_str() {
+            "pending" => {
+                // The cache was told to distrust itself; the store says nothing happened yet.
+                self.pending.mark_pending(auth_req_id);
+                Err(CibaError::AuthorizationPending)
+            }
+            "denied" => Err(CibaError::AccessDenied(
+                "the approver denied the request".into(),
+            )),
+            "approved" => self.redeem(client, row).await,
+            _ => Err(self.replayed(&row).await),
+        }
+    }
+
+    async fn redeem(
+        &self,
+        client: &Client,
+        row: AuthRequestRow,
+    ) -> Result<TokenResponse, CibaError> {
+        let now = self.clock.now();
+        let approver = approvers::by_id(&self.store, &row.approver_id)
+            .await?
+            .ok_or_else(|| CibaError::InvalidGrant("the approver no longer exists".into()))?;
+        let jti = random_token(16);
+        // Mint first, then claim the redemption: only the caller whose conditional update wins gets the
+        // tokens out, so concurrent polls produce exactly one token response.
+        let tokens = self.mint_tokens(&row, &approver, &jti, now)?;
+        if self
+            .store
+            .redeem_auth_request(&row.id, &client.id, &jti, now)
+            .await?
+        {
+            tracing::info!(client_id = %client.id, "tokens issued for an approved request");
+            return Ok(tokens);
+        }
+        let latest = self
+            .store
+            .auth_request(&row.id)
+            .await?
+            .ok_or_else(unknown_id)?;
+        Err(self.replayed(&latest).await)
+    }
+
+    /// RFC 6749 §4.1.2 and §10.5 applied to auth_req_id: a used grant is refused and its tokens revoked.
+    async fn replayed(&self, row: &AuthRequestRow) -> CibaError {
+        if let Err(e) = self
+            .store
+            .revoke_auth_request_tokens(&row.id, self.clock.now())
+            .await
+        {
+            return e.into();
+        }
+        tracing::warn!(client_id = %row.client_id, "auth_req_id redeemed twice; its tokens are revoked");
+        CibaError::InvalidGrant(
+            "the auth_req_id has already been used; the tokens issued for it are revoked".into(),
+        )
+    }
+}
+
+fn unknown_id() -> CibaError {
+    CibaError::InvalidGrant("unknown auth_req_id".into())
+}

@@ -1,0 +1,124 @@
+//! Minting the tokens an approved request earns: an OpenID Connect ID token and a short-lived JWT access
+//! token (RFC 9068) carrying exactly the approved `authorization_details`. No refresh token: an approval
+//! covers one action, so there is nothing to refresh.
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::{Ciba, CibaError};
+use crate::{
+    clock::{secs, Millis},
+    identity::approvers::Approver,
+    secrets::{base64url, random_token, sha256},
+    store::auth_requests::AuthRequestRow,
+};
+
+/// CIBA §10.1.1 / RFC 6749 §5.1, plus RFC 9396 §7's `authorization_details`.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub id_token: String,
+    pub scope: String,
+    pub authorization_details: Value,
+}
+
+pub const AUTH_REQ_ID_CLAIM: &str = "urn:openid:params:jwt:claim:auth_req_id";
+
+impl Ciba {
+    /// Tokens for `request`, approved by `approver`; `jti` identifies the access token for revocation.
+    pub(crate) fn mint_tokens(
+        &self,
+        request: &AuthRequestRow,
+        approver: &Approver,
+        jti: &str,
+        now: Millis,
+    ) -> Result<TokenResponse, CibaError> {
+        let iat = secs(now);
+        let auth_time = request.decided_at.map(secs).unwrap_or(iat);
+        let details: Value = serde_json::from_str(&request.authorization_details).map_err(|e| {
+            CibaError::InvalidGrant(format!("stored authorization_details unreadable: {e}"))
+        })?;
+        let amr: Value = request
+            .amr
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .ok()
+            .flatten()
+            .unwrap_or(json!([]));
+        let acr = request
+            .acr
+            .clone()
+            .map(Value::String)
+            .unwrap_or(Value::Null);
+        let access_ttl = self.policy.access_token_ttl_secs;
+        let audience = access_token_audience(&details, &self.issuer);
+
+        let mut at = Map::new();
+        at.insert("iss".into(), json!(self.issuer));
+        at.insert("sub".into(), json!(approver.id));
+        at.insert("aud".into(), audience);
+        at.insert("client_id".into(), json!(request.client_id));
+        at.insert("iat".into(), json!(iat));
+        at.insert("exp".into(), json!(iat + access_ttl));
+        at.insert("jti".into(), json!(jti));
+        at.insert("scope".into(), json!(request.scope));
+        at.insert("auth_time".into(), json!(auth_time));
+        at.insert("acr".into(), acr.clone());
+        at.insert("amr".into(), amr.clone());
+        at.insert("authorization_details".into(), details.clone());
+        let access_token = self.keys.sign("at+jwt", at)?;
+
+        let mut id = Map::new();
+        id.insert("iss".into(), json!(self.issuer));
+        id.insert("sub".into(), json!(approver.id));
+        id.insert("aud".into(), json!(request.client_id));
+        id.insert("iat".into(), json!(iat));
+        id.insert("exp".into(), json!(iat + self.policy.id_token_ttl_secs));
+        id.insert("auth_time".into(), json!(auth_time));
+        id.insert("acr".into(), acr);
+        id.insert("amr".into(), amr);
+        id.insert("jti".into(), json!(random_token(16)));
+        id.insert(AUTH_REQ_ID_CLAIM.into(), json!(request.id));
+        id.insert("at_hash".into(), json!(left_half_hash(&access_token)));
+        let scopes: Vec<&str> = request.scope.split(' ').collect();
+        if scopes.contains(&"email") {
+            id.insert("email".into(), json!(approver.email));
+        }
+        if scopes.contains(&"profile") {
+            id.insert("name".into(), json!(approver.name));
+        }
+        let id_token = self.keys.sign("JWT", id)?;
+
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: access_ttl,
+            id_token,
+            scope: request.scope.clone(),
+            authorization_details: details,
+        })
+    }
+}
+
+/// OIDC Core §3.1.3.6 `at_hash` for ES256: base64url of the left half of SHA-256 of the token.
+fn left_half_hash(token: &str) -> String {
+    base64url(&sha256(token.as_bytes())[..16])
+}
+
+/// RFC 9068 §3 wants `aud` to name the resource server: the actions' `resource` when given, otherwise
+/// this server (where the token can be introspected).
+fn access_token_audience(details: &Value, issuer: &str) -> Value {
+    let resources: Vec<&str> = details
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.get("resource").and_then(Value::as_str))
+        .collect();
+    match resources.as_slice() {
+        [] => json!(issuer),
+        [one] => json!(one),
+        many => json!(many),
+    }
+}

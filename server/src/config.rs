@@ -1,0 +1,75 @@
+//! Configuration: one struct per concern, each knob a flag, an environment variable and a default
+//! (all listed in the README).
+use std::net::SocketAddr;
+
+use clap::Args;
+use url::Url;
+
+use crate::ciba::Policy;
+
+/// Where the data lives; shared by every subcommand.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/countersign.db";
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on (the Leptos convention's variable).
+    #[arg(
+        long = "addr",
+        env = "LEPTOS_SITE_ADDR",
+        default_value = "127.0.0.1:3000"
+    )]
+    pub addr: SocketAddr,
+    /// The public URL: the OpenID issuer and the passkey origin.
+    #[arg(
+        long,
+        env = "COUNTERSIGN_PUBLIC_URL",
+        default_value = "http://localhost:3000"
+    )]
+    pub public_url: Url,
+    /// Directory with the built site (wasm bundle, CSS, public assets).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: String,
+    /// `expires_in` of a backchannel request when the agent asks for none, in seconds.
+    #[arg(long, env = "COUNTERSIGN_REQUEST_EXPIRY", default_value_t = 300)]
+    pub request_expiry: i64,
+    /// The longest `requested_expiry` honoured, in seconds.
+    #[arg(long, env = "COUNTERSIGN_MAX_REQUEST_EXPIRY", default_value_t = 1800)]
+    pub max_request_expiry: i64,
+    /// Minimum seconds between polls (`interval`).
+    #[arg(long, env = "COUNTERSIGN_POLL_INTERVAL", default_value_t = 5)]
+    pub poll_interval: i64,
+    /// Access token lifetime, in seconds.
+    #[arg(long, env = "COUNTERSIGN_ACCESS_TOKEN_TTL", default_value_t = 300)]
+    pub access_token_ttl: i64,
+    /// ID token lifetime, in seconds.
+    #[arg(long, env = "COUNTERSIGN_ID_TOKEN_TTL", default_value_t = 300)]
+    pub id_token_ttl: i64,
+    /// Pending requests one client may hold for one approver (0: no limit).
+    #[arg(
+        long,
+        env = "COUNTERSIGN_MAX_PENDING_PER_APPROVER",
+        default_value_t = 5
+    )]
+    pub max_pending_per_approver: i64,
+    /// New requests per client per minute (0: no limit).
+    #[arg(
+        long,
+        env = "COUNTERSIGN_MAX_REQUESTS_PER_MINUTE",
+        default_value_t = 60
+    )]
+    pub max_requests_per_minute: i64,
+}
+
+impl ServeConfig {
+    pub fn policy(&self) -> Policy {
+        Policy {
+            default_expiry_secs: self.request_expiry.max(1),
+            max_expiry_secs: self.max_request_expiry.max(1),
+            poll_interval_secs: self.poll_interval.max(0),
+            access_token_ttl_secs: self.access_token_ttl.max(1),
+            id_token_ttl_secs: self.id_token_ttl.max(1),
+            max_pending_per_approver: self.max_pending_per_approver.max(0),
+            max_requests_per_minute: self.max_requests_per_minute.max(0),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Approvers: who an agent's `login_hint` names, and the optional user code they require (CIBA §7.1).
+use serde::Serialize;
+
+use crate::{
+    clock::Millis,
+    secrets::{random_token, sha256},
+    store::{approvers::ApproverRow, Store, StoreError},
+};
+use subtle::ConstantTimeEq;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Approver,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Approver {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub requires_user_code: bool,
+    pub disabled: bool,
+    #[serde(skip)]
+    user_code_hash: Option<String>,
+}
+
+impl Approver {
+    fn from_row(row: ApproverRow) -> Approver {
+        Approver {
+            role: if row.role == "admin" {
+                Role::Admin
+            } else {
+                Role::Approver
+            },
+            requires_user_code: row.user_code_hash.is_some(),
+            disabled: row.disabled != 0,
+            user_code_hash: row.user_code_hash,
+            id: row.id,
+            email: row.email,
+            name: row.name,
+        }
+    }
+
+    /// Constant-time check of a `user_code` against the approver's.
+    pub fn user_code_matches(&self, code: &str) -> bool {
+        let Some(stored) = &self.user_code_hash else {
+            return false;
+        };
+        let digest = user_code_digest(&self.id, code);
+        digest.as_bytes().ct_eq(stored.as_bytes()).into()
+    }
+}
+
+/// User codes are short and human-chosen, so the digest is salted with the approver id: equal codes of
+/// two approvers never share a stored value.
+fn user_code_digest(approver_id: &str, code: &str) -> String {
+    crate::secrets::hex(&sha256(
+        format!("countersign-user-code:{approver_id}:{code}").as_bytes(),
+    ))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApproverError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("an approver with this email already exists")]
+    Duplicate,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ApproverError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(_) => ApproverError::Duplicate,
+            other => ApproverError::Store(other),
+        }
+    }
+}
+
+/// Emails compare case-insensitively; they are stored trimmed and lower-cased.
+pub fn normalise_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+pub struct NewApprover {
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub user_code: Option<String>,
+}
+
+pub async fn add(store: &Store, new: NewApprover, now: Millis) -> Result<Approver, ApproverError> {
+    let email = normalise_email(&new.email);
+    if !valid_email(&email) {
+        return Err(ApproverError::Invalid(format!(
+            "{:?} is not an email address",
+            new.email
+        )));
+    }
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApproverError::Invalid(
+            "the name must be 1 to 100 printable characters".into(),
+        ));
+    }
+    if let Some(code) = &new.user_code {
+        if code.chars().count() < 4
+            || code.chars().count() > 64
+            || code.chars().any(char::is_control)
+        {
+            return Err(ApproverError::Invalid(
+                "a user code must be 4 to 64 printable characters".into(),
+            ));
+        }
+    }
+    let id = random_token(16);
+    let row = ApproverRow {
+        user_code_hash: new
+            .user_code
+            .as_deref()
+            .map(|code| user_code_digest(&id, code)),
+        id,
+        email,
+        name: name.to_owned(),
+        role: new.role.as_str().to_owned(),
+        disabled: 0,
+        created_at: now,
+    };
+    store.insert_approver(&row).await?;
+    Ok(Approver::from_row(row))
+}
+
+pub async fn by_email(store: &Store, email: &str) -> Result<Option<Approver>, StoreError> {
+    Ok(store
+        .approver_by_email(&normalise_email(email))
+        .await?
+        .map(Approver::from_row))
+}
+
+pub async fn by_id(store: &Store, id: &str) -> Result<Option<Approver>, StoreError> {
+    Ok(store.approver(id).await?.map(Approver::from_row))
+}
+
+pub async fn list(store: &Store) -> Result<Vec<Approver>, StoreError> {
+    Ok(store
+        .approvers()
+        .await?
+        .into_iter()
+        .map(Approver::from_row)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_checked_loosely_but_surely() {
+        assert!(valid_email("jane@example.com"));
+        for bad in [
+            "jane",
+            "@example.com",
+            "jane@example",
+            "jane@.com",
+            "ja ne@example.com",
+        ] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+        assert_eq!(normalise_email(" Jane@Example.COM "), "jane@example.com");
+    }
+}

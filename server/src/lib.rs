@@ -1,0 +1,140 @@
+//! Countersign's server: wires configuration, storage, the CIBA domain, the agent-facing OAuth API and
+//! the Leptos UI into one axum router. `main.rs` (the command line) and the integration tests use it.
+use std::{sync::Arc, time::Duration};
+
+use axum::Router;
+use leptos::prelude::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+
+pub mod agent;
+pub mod ciba;
+pub mod clock;
+pub mod config;
+pub mod identity;
+pub mod oauth;
+pub mod secrets;
+pub mod signing;
+pub mod store;
+
+use ciba::Ciba;
+use clock::Clock;
+use config::ServeConfig;
+use oauth::{AppState, Endpoints};
+use store::{Backend, Store};
+
+/// A built server: the domain service and the router that serves it.
+pub struct Server {
+    pub ciba: Arc<Ciba>,
+    pub router: Router,
+}
+
+pub async fn build(
+    config: &ServeConfig,
+    store: Store,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Server> {
+    let endpoints = Endpoints::new(&config.public_url);
+    let ciba = Arc::new(Ciba::new(store, clock, config.policy(), endpoints.issuer.clone()).await?);
+    let state = AppState {
+        ciba: ciba.clone(),
+        endpoints: Arc::new(endpoints),
+        replay: Arc::new(oauth::replay::ReplayCache::default()),
+    };
+    let router = oauth::routes(state).merge(ui_routes(config));
+    Ok(Server { ciba, router })
+}
+
+fn ui_routes(config: &ServeConfig) -> Router {
+    let options = LeptosOptions::builder()
+        .output_name("countersign")
+        .site_root(config.site_root.as_str())
+        .site_pkg_dir("pkg")
+        .site_addr(config.addr)
+        .build();
+    let routes = generate_route_list(app::App);
+    Router::new()
+        .leptos_routes(&options, routes, {
+            let options = options.clone();
+            move || app::shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler(app::shell))
+        .with_state(options)
+}
+
+/// Serves until Ctrl-C or SIGTERM, with the background upkeep running beside the router.
+pub async fn serve(config: ServeConfig, store: Store) -> anyhow::Result<()> {
+    let server = build(&config, store.clone(), Arc::new(clock::SystemClock)).await?;
+    spawn_upkeep(server.ciba.clone());
+    if store.backend() == Backend::Postgres {
+        spawn_decision_listener(server.ciba.clone(), store.url().to_owned());
+    }
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    tracing::info!(addr = %config.addr, public_url = %config.public_url, "Countersign is serving");
+    axum::serve(listener, server.router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    store.close().await;
+    Ok(())
+}
+
+/// Every second: pick up client and key changes from other processes, forget expired poll state.
+pub fn spawn_upkeep(ciba: Arc<Ciba>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Err(e) = ciba.refresh().await {
+                tracing::warn!(error = %e, "periodic refresh failed; retrying");
+            }
+        }
+    });
+}
+
+/// On PostgreSQL, several instances share the database: decisions recorded by one are announced with
+/// NOTIFY, and every instance's poll cache listens. A lost connection may have lost announcements, so
+/// the cache is then distrusted once.
+pub fn spawn_decision_listener(ciba: Arc<Ciba>, url: String) {
+    tokio::spawn(async move {
+        loop {
+            match sqlx::postgres::PgListener::connect(&url).await {
+                Ok(mut listener) => {
+                    if let Err(e) = listener.listen(ciba::pending::DECISION_CHANNEL).await {
+                        tracing::warn!(error = %e, "LISTEN failed");
+                    } else {
+                        ciba.distrust_poll_cache();
+                        loop {
+                            match listener.try_recv().await {
+                                Ok(Some(note)) => ciba.decided_elsewhere(note.payload()),
+                                Ok(None) => ciba.distrust_poll_cache(),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "decision listener lost its connection");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "decision listener cannot connect"),
+            }
+            ciba.distrust_poll_cache();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut sig) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            sig.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}

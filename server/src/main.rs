@@ -1,0 +1,288 @@
+//! The `countersign` command line: `serve`, and the administration commands that work on the same
+//! database (clients, approvers, keys), plus the reference agent.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use server::{
+    agent,
+    ciba::{clients, AuthMethod, DeliveryMode},
+    clock::{Clock, SystemClock},
+    config::{ServeConfig, DEFAULT_DATABASE_URL},
+    identity::approvers::{self, NewApprover, Role},
+    signing,
+    store::Store,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "countersign",
+    version,
+    about = "Human approval for AI-agent actions, over OpenID Connect CIBA"
+)]
+struct Cli {
+    /// sqlite://PATH (the default, created on first use) or postgres://...
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    database_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the agent API and the approval pages.
+    Serve(ServeConfig),
+    /// Manage agents (OAuth clients).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage approvers.
+    #[command(subcommand)]
+    Approver(ApproverCommand),
+    /// Manage the server's signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Act as an agent: the reference CIBA client.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register an agent; prints its client_id and (once) its secret.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["poll", "ping", "push"]))]
+        delivery: String,
+        #[arg(long)]
+        notify_url: Option<String>,
+        /// Scopes beyond openid the client may request (profile, email); repeatable.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long, default_value = "client_secret_basic",
+            value_parser = clap::builder::PossibleValuesParser::new(["client_secret_basic", "client_secret_post", "private_key_jwt"]))]
+        auth: String,
+        /// A file with the client's public JWK set (for private_key_jwt and signed requests).
+        #[arg(long)]
+        jwks: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List agents.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop an agent from authenticating.
+    Disable { client_id: String },
+    /// Issue a new secret; the old one stops working.
+    RotateSecret {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApproverCommand {
+    /// Add an approver, whom agents name by email in login_hint.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        admin: bool,
+        /// A code agents must send as user_code before this approver is asked (CIBA §7.1).
+        #[arg(long, env = "COUNTERSIGN_USER_CODE")]
+        user_code: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List approvers.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new signing key active; the old one stays published until its tokens expire.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Ask for approval of one action and wait for the decision.
+    Request(agent::AgentRequest),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Agent(AgentCommand::Request(args)) = &cli.command {
+        return Ok(match agent::request(args).await {
+            Ok(tokens) => {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+                ExitCode::SUCCESS
+            }
+            Err(agent::AgentError::Refused { body, .. }) => {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+                ExitCode::from(2)
+            }
+            Err(e) => return Err(e.into()),
+        });
+    }
+    let store = Store::connect(&cli.database_url).await?;
+    let now = SystemClock.now();
+    match cli.command {
+        Command::Serve(config) => server::serve(config, store).await?,
+        Command::Client(command) => client_command(&store, command, now).await?,
+        Command::Approver(ApproverCommand::Add {
+            email,
+            name,
+            admin,
+            user_code,
+            json,
+        }) => {
+            let role = if admin { Role::Admin } else { Role::Approver };
+            let approver = approvers::add(
+                &store,
+                NewApprover {
+                    email,
+                    name,
+                    role,
+                    user_code,
+                },
+                now,
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&approver)?);
+            } else {
+                println!(
+                    "added {} <{}> as {}",
+                    approver.name,
+                    approver.email,
+                    approver.role.as_str()
+                );
+            }
+        }
+        Command::Approver(ApproverCommand::List { json }) => {
+            let all = approvers::list(&store).await?;
+            if json {
+                println!("{}", serde_json::to_string(&all)?);
+            } else {
+                for a in all {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        a.email,
+                        a.name,
+                        a.role.as_str(),
+                        if a.disabled { "disabled" } else { "active" }
+                    );
+                }
+            }
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let kid = signing::rotate(&store, now).await?;
+            println!("new signing key {kid} is active; the previous key stays published until its tokens expire");
+        }
+        Command::Agent(_) => unreachable!("handled above"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn client_command(store: &Store, command: ClientCommand, now: i64) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::Create {
+            name,
+            delivery,
+            notify_url,
+            scopes,
+            auth,
+            jwks,
+            json,
+        } => {
+            let jwks = jwks.map(std::fs::read_to_string).transpose()?;
+            let new = clients::NewClient {
+                name,
+                delivery_mode: delivery
+                    .parse::<DeliveryMode>()
+                    .map_err(anyhow::Error::msg)?,
+                notify_url,
+                scopes,
+                auth_method: auth.parse::<AuthMethod>().map_err(anyhow::Error::msg)?,
+                jwks,
+            };
+            let credentials = clients::register(store, new, now).await?;
+            print_credentials(&credentials, json)?;
+        }
+        ClientCommand::List { json } => {
+            let rows = store.clients().await?;
+            if json {
+                let list: Vec<_> = rows
+                    .iter()
+                    .map(|r| serde_json::json!({
+                        "client_id": r.id, "name": r.name, "delivery_mode": r.delivery_mode,
+                        "notify_url": r.notify_url, "scope": r.scopes, "auth_method": r.auth_method,
+                        "disabled": r.disabled != 0,
+                    }))
+                    .collect();
+                println!("{}", serde_json::to_string(&list)?);
+            } else {
+                for r in rows {
+                    let state = if r.disabled != 0 {
+                        "disabled"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{}\t{}\t{}\t{}\t{state}",
+                        r.id, r.name, r.delivery_mode, r.auth_method
+                    );
+                }
+            }
+        }
+        ClientCommand::Disable { client_id } => {
+            if !store.set_client_disabled(&client_id, true, now).await? {
+                anyhow::bail!("no client {client_id:?}");
+            }
+            println!("client {client_id} is disabled");
+        }
+        ClientCommand::RotateSecret { client_id, json } => {
+            let credentials = clients::rotate_secret(store, &client_id, now).await?;
+            print_credentials(&credentials, json)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_credentials(credentials: &clients::ClientCredentials, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(credentials)?);
+    } else {
+        println!("client_id: {}", credentials.client_id);
+        if let Some(secret) = &credentials.client_secret {
+            println!("client_secret: {secret}\n(shown once: store it now)");
+        }
+    }
+    Ok(())
+}

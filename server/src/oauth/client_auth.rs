@@ -1,0 +1,176 @@
+//! Client authentication for the token and backchannel endpoints (RFC 6749 §2.3, RFC 7523 §3 for
+//! `private_key_jwt`). A client uses exactly the method it registered; anything else is `invalid_client`.
+use std::{collections::HashMap, sync::Arc};
+
+use axum::http::header;
+use base64::{engine::general_purpose::STANDARD, Engine};
+use serde_json::Value;
+
+use super::{error::OAuthError, form::OAuthForm, AppState};
+use crate::ciba::{AuthMethod, Client};
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Authenticates the client of a request, consuming the credential parameters from `form`.
+pub async fn authenticate(
+    state: &AppState,
+    form: &mut OAuthForm,
+) -> Result<Arc<Client>, OAuthError> {
+    let basic = basic_credentials(form)?;
+    let assertion_type = form.take("client_assertion_type");
+    let assertion = form.take("client_assertion");
+    let form_id = form.take("client_id");
+    let form_secret = form.take("client_secret");
+    let presented = [basic.is_some(), assertion.is_some(), form_secret.is_some()]
+        .iter()
+        .filter(|p| **p)
+        .count();
+    if presented > 1 {
+        return Err(OAuthError::invalid_request(
+            "use exactly one client authentication method (RFC 6749 §2.3)",
+        ));
+    }
+    let bad = || OAuthError::invalid_client("client authentication failed");
+    let now = state.ciba.now();
+    if let Some((id, secret)) = basic {
+        if form_id.as_deref().is_some_and(|f| f != id) {
+            return Err(OAuthError::invalid_request(
+                "client_id differs from the authenticated client",
+            ));
+        }
+        let client = lookup(state, &id, AuthMethod::ClientSecretBasic).await?;
+        return if client.secret_matches(&secret) {
+            Ok(client)
+        } else {
+            Err(bad())
+        };
+    }
+    if let Some(secret) = form_secret {
+        let id = form_id
+            .ok_or_else(|| OAuthError::invalid_request("client_secret without client_id"))?;
+        let client = lookup(state, &id, AuthMethod::ClientSecretPost).await?;
+        return if client.secret_matches(&secret) {
+            Ok(client)
+        } else {
+            Err(bad())
+        };
+    }
+    if let Some(assertion) = assertion {
+        if assertion_type.as_deref() != Some(JWT_BEARER) {
+            return Err(OAuthError::invalid_request(format!(
+                "client_assertion_type must be {JWT_BEARER}"
+            )));
+        }
+        let unverified = unverified_issuer(&assertion).ok_or_else(bad)?;
+        if form_id.as_deref().is_some_and(|f| f != unverified) {
+            return Err(OAuthError::invalid_request(
+                "client_id differs from the client assertion's issuer",
+            ));
+        }
+        let client = lookup(state, &unverified, AuthMethod::PrivateKeyJwt).await?;
+        let claims = client
+            .verify_jwt(&assertion, now)
+            .map_err(|e| OAuthError::invalid_client(format!("client assertion rejected: {e}")))?;
+        check_assertion_claims(state, &client, &claims, now)?;
+        return Ok(client);
+    }
+    Err(OAuthError::invalid_client(
+        "client authentication is required",
+    ))
+}
+
+async fn lookup(state: &AppState, id: &str, method: AuthMethod) -> Result<Arc<Client>, OAuthError> {
+    let client = state
+        .ciba
+        .clients()
+        .get(id)
+        .await
+        .map_err(OAuthError::internal)?;
+    match client {
+        Some(client) if !client.disabled && client.auth_method == method => Ok(client),
+        _ => Err(OAuthError::invalid_client("client authentication failed")),
+    }
+}
+
+/// RFC 6749 §2.3.1: the id and secret are form-urlencoded, then joined with ':' and base64-encoded.
+fn basic_credentials(form: &OAuthForm) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = form.headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bad = || OAuthError::invalid_client("malformed Basic credentials");
+    let value = value.to_str().map_err(|_| bad())?;
+    let Some((scheme, encoded)) = value.split_once(' ') else {
+        return Err(bad());
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_client(
+            "only Basic authorization is accepted here",
+        ));
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let unescape = |s: &str| -> Result<String, OAuthError> {
+        let pairs = OAuthForm::parse(format!("v={s}").as_bytes()).map_err(|_| bad())?;
+        Ok(pairs.get("v").cloned().unwrap_or_default())
+    };
+    Ok(Some((unescape(id)?, unescape(secret)?)))
+}
+
+/// The `iss` of an assertion before verification, only to find whose keys verify it.
+fn unverified_issuer(assertion: &str) -> Option<String> {
+    let payload = assertion.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: HashMap<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
+
+/// RFC 7523 §3: iss and sub are the client, aud names this server, and a jti is never accepted twice.
+fn check_assertion_claims(
+    state: &AppState,
+    client: &Client,
+    claims: &serde_json::Map<String, Value>,
+    now: i64,
+) -> Result<(), OAuthError> {
+    let reject =
+        |why: &str| OAuthError::invalid_client(format!("client assertion rejected: {why}"));
+    if claims.get("iss").and_then(Value::as_str) != Some(client.id.as_str())
+        || claims.get("sub").and_then(Value::as_str) != Some(client.id.as_str())
+    {
+        return Err(reject("iss and sub must be the client_id"));
+    }
+    let accepted = [
+        state.endpoints.issuer.as_str(),
+        state.endpoints.token.as_str(),
+        state.endpoints.backchannel.as_str(),
+    ];
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(aud)) => accepted.contains(&aud.as_str()),
+        Some(Value::Array(auds)) => auds
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|a| accepted.contains(&a)),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(reject("aud must be this server's issuer or endpoint"));
+    }
+    let jti = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .ok_or_else(|| reject("jti is required"))?;
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .unwrap_or_default()
+        * 1000;
+    if !state
+        .replay
+        .first_use(&format!("{}:{jti}", client.id), exp, now)
+    {
+        return Err(reject("this assertion was already used"));
+    }
+    Ok(())
+}

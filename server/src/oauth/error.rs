@@ -1,0 +1,157 @@
+//! The OAuth error response (RFC 6749 §5.2, CIBA §13): one type for every agent-facing endpoint, so
+//! status codes, JSON bodies, `Cache-Control: no-store` and `WWW-Authenticate` are set in one place.
+use std::borrow::Cow;
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use crate::ciba::CibaError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    InvalidScope,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    AccessDenied,
+    ExpiredLoginHintToken,
+    UnknownUserId,
+    MissingUserCode,
+    InvalidUserCode,
+    InvalidBindingMessage,
+    InvalidAuthorizationDetails,
+    AuthorizationPending,
+    SlowDown,
+    ExpiredToken,
+    ServerError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::ExpiredLoginHintToken => "expired_login_hint_token",
+            ErrorCode::UnknownUserId => "unknown_user_id",
+            ErrorCode::MissingUserCode => "missing_user_code",
+            ErrorCode::InvalidUserCode => "invalid_user_code",
+            ErrorCode::InvalidBindingMessage => "invalid_binding_message",
+            ErrorCode::InvalidAuthorizationDetails => "invalid_authorization_details",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
+            ErrorCode::ServerError => "server_error",
+        }
+    }
+
+    /// CIBA §13: 401 for invalid_client, 403 for access_denied, 400 for the rest (RFC 6749 §5.2).
+    fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
+            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: Option<Cow<'static, str>>,
+    /// The poll interval after `slow_down`, echoed so a client knows what to keep.
+    pub interval: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interval: Option<i64>,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> OAuthError {
+        OAuthError {
+            code,
+            description: Some(description.into()),
+            interval: None,
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> OAuthError {
+        OAuthError::new(ErrorCode::InvalidRequest, description)
+    }
+
+    pub fn invalid_client(description: impl Into<Cow<'static, str>>) -> OAuthError {
+        OAuthError::new(ErrorCode::InvalidClient, description)
+    }
+
+    /// An internal failure: logged in full here, masked for the client.
+    pub fn internal(err: impl std::fmt::Display) -> OAuthError {
+        tracing::error!(error = %err, "internal error");
+        OAuthError::new(ErrorCode::ServerError, "internal error")
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: self.code.as_str(),
+            error_description: self.description.as_deref(),
+            interval: self.interval,
+        };
+        let mut response = (self.code.status(), axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if self.code == ErrorCode::InvalidClient {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Basic realm="countersign""#),
+            );
+        }
+        response
+    }
+}
+
+impl From<CibaError> for OAuthError {
+    fn from(err: CibaError) -> OAuthError {
+        let code = match &err {
+            CibaError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            CibaError::InvalidScope(_) => ErrorCode::InvalidScope,
+            CibaError::UnknownUserId(_) => ErrorCode::UnknownUserId,
+            CibaError::ExpiredLoginHintToken => ErrorCode::ExpiredLoginHintToken,
+            CibaError::UnauthorizedClient(_) => ErrorCode::UnauthorizedClient,
+            CibaError::MissingUserCode => ErrorCode::MissingUserCode,
+            CibaError::InvalidUserCode => ErrorCode::InvalidUserCode,
+            CibaError::InvalidBindingMessage(_) => ErrorCode::InvalidBindingMessage,
+            CibaError::InvalidAuthorizationDetails(_) => ErrorCode::InvalidAuthorizationDetails,
+            CibaError::AccessDenied(_) => ErrorCode::AccessDenied,
+            CibaError::InvalidGrant(_) => ErrorCode::InvalidGrant,
+            CibaError::ExpiredToken => ErrorCode::ExpiredToken,
+            CibaError::AuthorizationPending => ErrorCode::AuthorizationPending,
+            CibaError::SlowDown(interval) => {
+                return OAuthError {
+                    code: ErrorCode::SlowDown,
+                    description: Some(err.to_string().into()),
+                    interval: Some(*interval),
+                }
+            }
+            CibaError::Store(_) | CibaError::Keys(_) => return OAuthError::internal(err),
+        };
+        OAuthError::new(code, err.to_string())
+    }
+}

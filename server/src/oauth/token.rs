@@ -1,0 +1,51 @@
+//! `POST /token` with the CIBA grant (§10.1; errors §11): authenticate, then answer the poll.
+use axum::{
+    extract::State,
+    http::header,
+    response::{IntoResponse, Response},
+    Json,
+};
+
+use super::{
+    client_auth::authenticate,
+    discovery::CIBA_GRANT,
+    error::{ErrorCode, OAuthError},
+    form::OAuthForm,
+    AppState,
+};
+use crate::ciba::DeliveryMode;
+
+pub async fn token(
+    State(state): State<AppState>,
+    mut form: OAuthForm,
+) -> Result<Response, OAuthError> {
+    let grant_type = form
+        .take("grant_type")
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    let client = authenticate(&state, &mut form).await?;
+    if grant_type != CIBA_GRANT {
+        return Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            format!("only {CIBA_GRANT} is supported"),
+        ));
+    }
+    // CIBA §10.1: a push client receives its tokens and must not poll.
+    if client.delivery_mode == DeliveryMode::Push {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "push-mode clients receive tokens by delivery",
+        ));
+    }
+    let auth_req_id = form
+        .take("auth_req_id")
+        .ok_or_else(|| OAuthError::invalid_request("auth_req_id is required"))?;
+    let tokens = state.ciba.poll(&client, &auth_req_id).await?;
+    Ok((
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        Json(tokens),
+    )
+        .into_response())
+}

@@ -1,0 +1,164 @@
+//! The server's signing keys (ES256): created on first start, stored, published as the JWKS, rotated by
+//! `countersign keys rotate`. A rotated-out key stays published until every token it signed has expired.
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
+use josekit::{
+    jwk::{Jwk, KeyPair},
+    jws::{JwsHeader, JwsSigner, JwsVerifier, ES256},
+    jwt::{self, JwtPayload},
+};
+use serde_json::{json, Map, Value};
+
+use crate::{
+    clock::Millis,
+    secrets::random_token,
+    store::{signing_keys::SigningKeyRow, Store, StoreError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("JOSE error: {0}")]
+    Jose(#[from] josekit::JoseError),
+    #[error("stored signing key {0} is unreadable: {1}")]
+    Corrupt(String, String),
+    #[error("no signing key is active")]
+    NoActiveKey,
+}
+
+/// What is loaded from the store: the active signer and a verifier for every published key.
+struct KeySet {
+    active_kid: String,
+    signer: Box<dyn JwsSigner>,
+    verifiers: HashMap<String, Box<dyn JwsVerifier>>,
+    jwks: Arc<[u8]>,
+}
+
+pub struct KeyRing {
+    store: Store,
+    /// How long a retired key stays published: the longest token lifetime.
+    retention: Millis,
+    keys: RwLock<Arc<KeySet>>,
+}
+
+impl KeyRing {
+    /// Loads the keys, creating the first one when the store has none.
+    pub async fn load(store: Store, retention: Millis, now: Millis) -> Result<KeyRing, KeyError> {
+        let set = match load_set(&store, retention, now).await {
+            Err(KeyError::NoActiveKey) => {
+                rotate(&store, now).await?;
+                load_set(&store, retention, now).await?
+            }
+            other => other?,
+        };
+        Ok(KeyRing {
+            store,
+            retention,
+            keys: RwLock::new(Arc::new(set)),
+        })
+    }
+
+    /// Picks up rotations made by the command line or another instance.
+    pub async fn refresh(&self, now: Millis) -> Result<(), KeyError> {
+        let set = load_set(&self.store, self.retention, now).await?;
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+        Ok(())
+    }
+
+    fn current(&self) -> Arc<KeySet> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The JWKS document, pre-serialised.
+    pub fn jwks(&self) -> Arc<[u8]> {
+        self.current().jwks.clone()
+    }
+
+    pub fn active_kid(&self) -> String {
+        self.current().active_kid.clone()
+    }
+
+    /// Signs `claims` as a compact JWS with the active key and the given `typ` header.
+    pub fn sign(&self, typ: &str, claims: Map<String, Value>) -> Result<String, KeyError> {
+        let set = self.current();
+        let mut header = JwsHeader::new();
+        header.set_token_type(typ);
+        header.set_key_id(set.active_kid.clone());
+        let payload = JwtPayload::from_map(claims)?;
+        Ok(jwt::encode_with_signer(
+            &payload,
+            &header,
+            set.signer.as_ref(),
+        )?)
+    }
+
+    /// Verifies a JWT signed by any published key; returns its claims. Time claims are the caller's to check.
+    pub fn verify(&self, token: &str) -> Result<Map<String, Value>, KeyError> {
+        let set = self.current();
+        let (payload, _) = jwt::decode_with_verifier_selector(token, |header| {
+            Ok(header
+                .key_id()
+                .and_then(|kid| set.verifiers.get(kid))
+                .filter(|_| header.algorithm() == Some("ES256"))
+                .map(|v| v.as_ref()))
+        })?;
+        Ok(payload.claims_set().clone())
+    }
+}
+
+/// Generates a new ES256 key and makes it the active one; the previous key is retired, not deleted.
+pub async fn rotate(store: &Store, now: Millis) -> Result<String, KeyError> {
+    let pair = ES256.generate_key_pair()?;
+    let kid = random_token(16);
+    let mut private = pair.to_jwk_private_key();
+    private.set_key_id(kid.clone());
+    let mut public = pair.to_jwk_public_key();
+    public.set_key_id(kid.clone());
+    public.set_key_use("sig");
+    public.set_algorithm("ES256");
+    store
+        .rotate_signing_key(&SigningKeyRow {
+            kid: kid.clone(),
+            alg: "ES256".into(),
+            private_jwk: private.to_string(),
+            public_jwk: public.to_string(),
+            created_at: now,
+            retired_at: None,
+        })
+        .await?;
+    Ok(kid)
+}
+
+async fn load_set(store: &Store, retention: Millis, now: Millis) -> Result<KeySet, KeyError> {
+    let rows = store.signing_keys(now - retention).await?;
+    let active = rows
+        .iter()
+        .find(|r| r.retired_at.is_none())
+        .ok_or(KeyError::NoActiveKey)?;
+    let corrupt =
+        |kid: &str, e: josekit::JoseError| KeyError::Corrupt(kid.to_owned(), e.to_string());
+    let private = Jwk::from_bytes(&active.private_jwk).map_err(|e| corrupt(&active.kid, e))?;
+    let signer = Box::new(
+        ES256
+            .signer_from_jwk(&private)
+            .map_err(|e| corrupt(&active.kid, e))?,
+    );
+    let mut verifiers: HashMap<String, Box<dyn JwsVerifier>> = HashMap::new();
+    let mut published = Vec::new();
+    for row in &rows {
+        let public = Jwk::from_bytes(&row.public_jwk).map_err(|e| corrupt(&row.kid, e))?;
+        verifiers.insert(row.kid.clone(), Box::new(ES256.verifier_from_jwk(&public)?));
+        published.push(Value::Object(public.as_ref().clone()));
+    }
+    let jwks = serde_json::to_vec(&json!({ "keys": published })).expect("JSON values serialise");
+    Ok(KeySet {
+        active_kid: active.kid.clone(),
+        signer,
+        verifiers,
+        jwks: jwks.into(),
+    })
+}

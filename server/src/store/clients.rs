@@ -1,0 +1,104 @@
+//! The `clients` table: registered agents.
+use sqlx::FromRow;
+
+use super::{flag, Store, StoreError, StoreResult};
+
+#[derive(Clone, Debug, FromRow)]
+pub struct ClientRow {
+    pub id: String,
+    pub name: String,
+    pub delivery_mode: String,
+    pub notify_url: Option<String>,
+    pub scopes: String,
+    pub auth_method: String,
+    pub secret_hash: Option<String>,
+    pub jwks: Option<String>,
+    pub disabled: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, name, delivery_mode, notify_url, scopes, auth_method, secret_hash, jwks, disabled, created_at, updated_at";
+
+impl Store {
+    pub async fn insert_client(&self, row: &ClientRow) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&row.id)
+        .bind(&row.name)
+        .bind(&row.delivery_mode)
+        .bind(&row.notify_url)
+        .bind(&row.scopes)
+        .bind(&row.auth_method)
+        .bind(&row.secret_hash)
+        .bind(&row.jwks)
+        .bind(row.disabled)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .execute(self.pool())
+        .await
+        .map_err(|e| StoreError::on_unique(e, "client id"))?;
+        Ok(())
+    }
+
+    pub async fn client(&self, id: &str) -> StoreResult<Option<ClientRow>> {
+        Ok(
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM clients WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    pub async fn clients(&self) -> StoreResult<Vec<ClientRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM clients ORDER BY created_at, id"
+        ))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Clients changed after `since` (ms), for refreshing the in-memory directory cheaply.
+    pub async fn clients_updated_since(&self, since: i64) -> StoreResult<Vec<ClientRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM clients WHERE updated_at >= $1"
+        ))
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Returns false when no such client exists.
+    pub async fn set_client_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE clients SET disabled = $1, updated_at = $2 WHERE id = $3")
+            .bind(flag(disabled))
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Returns false when no such client exists.
+    pub async fn set_client_secret_hash(
+        &self,
+        id: &str,
+        secret_hash: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE clients SET secret_hash = $1, updated_at = $2 WHERE id = $3")
+                .bind(secret_hash)
+                .bind(now)
+                .bind(id)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

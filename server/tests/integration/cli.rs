@@ -1,0 +1,254 @@
+//! The command line: client and approver administration on the same database as `serve`, key rotation,
+//! and the reference agent getting `authorization_pending`, then tokens, from a real server.
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    sync::Arc,
+};
+
+use axum::http::StatusCode;
+use serde_json::Value;
+use server::{
+    ciba::Decision,
+    clock::{Clock, SystemClock},
+    store::Store,
+};
+
+use crate::{common::*, on_both_databases};
+
+on_both_databases!(
+    clients_and_approvers_are_managed_from_the_command_line,
+    the_agent_gets_pending_then_tokens
+);
+
+fn countersign(database_url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn clients_and_approvers_are_managed_from_the_command_line(db: Db) {
+    let h = Harness::new(db).await;
+    let url = h.url().to_owned();
+    let (ok, out, err) = countersign(
+        &url,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Billing bot",
+            "--delivery",
+            "poll",
+            "--scope",
+            "email",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let creds = Creds {
+        id: created["client_id"].as_str().unwrap().into(),
+        secret: created["client_secret"].as_str().unwrap().into(),
+    };
+    assert!(creds.secret.len() >= 43, "at least 256 bits");
+    let row = h.store.client(&creds.id).await.unwrap().unwrap();
+    assert_eq!(row.scopes, "openid email");
+    let stored = row.secret_hash.unwrap();
+    assert_ne!(stored, creds.secret, "only a hash is stored");
+    assert_eq!(stored, server::secrets::hash_secret(&creds.secret));
+
+    let (ok, _, err) = countersign(
+        &url,
+        &[
+            "approver",
+            "add",
+            "--email",
+            "Jane@Example.com",
+            "--name",
+            "Jane Doe",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = countersign(
+        &url,
+        &[
+            "approver",
+            "add",
+            "--email",
+            "jane@example.com",
+            "--name",
+            "Jane again",
+        ],
+    );
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let r = h.bc_authorize(&creds, APPROVER, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    let (ok, out, _) = countersign(&url, &["client", "list", "--json"]);
+    assert!(ok);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[0]["name"], "Billing bot");
+    assert!(
+        !out.contains(&creds.secret),
+        "the secret is never shown again"
+    );
+
+    let (ok, out, err) = countersign(&url, &["client", "rotate-secret", &creds.id, "--json"]);
+    assert!(ok, "{err}");
+    let rotated: Value = serde_json::from_str(&out).unwrap();
+    let new_creds = Creds {
+        id: creds.id.clone(),
+        secret: rotated["client_secret"].as_str().unwrap().into(),
+    };
+    h.server.ciba.refresh().await.unwrap();
+    h.bc_authorize(&creds, APPROVER, &[])
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    assert_eq!(
+        h.bc_authorize(&new_creds, APPROVER, &[]).await.status,
+        StatusCode::OK
+    );
+
+    let (ok, _, err) = countersign(&url, &["client", "disable", &creds.id]);
+    assert!(ok, "{err}");
+    h.server.ciba.refresh().await.unwrap();
+    h.bc_authorize(&new_creds, APPROVER, &[])
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    let (ok, _, err) = countersign(&url, &["client", "disable", "nobody"]);
+    assert!(!ok && err.contains("no client"), "{err}");
+
+    let (ok, _, err) = countersign(
+        &url,
+        &["client", "create", "--name", "Pinger", "--delivery", "ping"],
+    );
+    assert!(!ok && err.contains("--notify-url"), "{err}");
+
+    let before = h.server.ciba.keys().active_kid();
+    let (ok, _, err) = countersign(&url, &["keys", "rotate"]);
+    assert!(ok, "{err}");
+    h.server.ciba.refresh().await.unwrap();
+    assert_ne!(
+        h.server.ciba.keys().active_kid(),
+        before,
+        "the running server picks up the rotation"
+    );
+}
+
+async fn the_agent_gets_pending_then_tokens(db: Db) {
+    // The reference agent (CIBA §7 then §10.1 polling at `interval`) against a real listening server.
+    let test_db = TestDb::new(db).await;
+    let store = Store::connect(&test_db.url).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = test_config();
+    config.public_url = format!("http://{addr}").parse().unwrap();
+    config.poll_interval = 1;
+    let server = server::build(&config, store.clone(), Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let ciba = server.ciba.clone();
+    tokio::spawn(async move { axum::serve(listener, server.router).await.unwrap() });
+
+    let (ok, out, err) = countersign(
+        &test_db.url,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Agent",
+            "--delivery",
+            "poll",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let (ok, _, err) = countersign(
+        &test_db.url,
+        &["approver", "add", "--email", APPROVER, "--name", "Jane"],
+    );
+    assert!(ok, "{err}");
+    let jane = server::identity::approvers::by_email(&store, APPROVER)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args([
+            "agent",
+            "request",
+            "--issuer",
+            config.public_url.as_str(),
+            "--client-id",
+            created["client_id"].as_str().unwrap(),
+        ])
+        .args([
+            "--client-secret",
+            created["client_secret"].as_str().unwrap(),
+            "--login-hint",
+            APPROVER,
+        ])
+        .args([
+            "--action",
+            "Delete",
+            "--target",
+            "staging database \"orders\"",
+            "--consequence",
+            "All rows are lost.",
+        ])
+        .args(["--binding-message", "DEL-42"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(agent.stderr.take().unwrap());
+    let saw_pending = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        while stderr.read_line(&mut line).unwrap() > 0 {
+            if line.contains("authorization_pending") {
+                return true;
+            }
+            line.clear();
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(saw_pending, "the agent polled and was told to wait");
+
+    let pending = store
+        .pending_auth_requests(SystemClock.now())
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].binding_message.as_deref(), Some("DEL-42"));
+    ciba.record_decision(&pending[0].id, &jane.id, Decision::approve_with_passkey())
+        .await
+        .unwrap();
+
+    let output = tokio::task::spawn_blocking(move || agent.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success());
+    let tokens: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(
+        tokens["authorization_details"][0]["target"],
+        "staging database \"orders\""
+    );
+    assert_eq!(
+        claims(tokens["access_token"].as_str().unwrap())["authorization_details"],
+        tokens["authorization_details"]
+    );
+    store.close().await;
+}

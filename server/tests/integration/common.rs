@@ -1,0 +1,378 @@
+//! The test harness: a fresh database per test on SQLite (a temporary file, WAL) or PostgreSQL (a new
+//! database on the local server, dropped afterwards), the real router driven in-process, and a clock
+//! the test moves.
+use std::sync::Arc;
+
+use axum::{
+    body::Body,
+    http::{header, HeaderMap, Request, StatusCode},
+};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use serde_json::Value;
+use server::{
+    ciba::{clients, AuthMethod, DeliveryMode},
+    clock::{Clock, ManualClock, SystemClock},
+    config::ServeConfig,
+    identity::approvers::{self, Approver, NewApprover, Role},
+    store::Store,
+    Server,
+};
+use sqlx::{Connection, Executor, PgConnection};
+use tower::ServiceExt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs the named async test function once on each database.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::Db::Postgres).await
+            }
+        }
+    )+};
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("COUNTERSIGN_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(db: Db) -> TestDb {
+        match db {
+            Db::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("countersign.db").display());
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                    pg_name: None,
+                }
+            }
+            Db::Postgres => {
+                let admin = postgres_admin_url();
+                let name = format!(
+                    "countersign_test_{}",
+                    server::secrets::random_token(9)
+                        .to_lowercase()
+                        .replace(['-', '_'], "x")
+                );
+                let mut conn = PgConnection::connect(&admin)
+                    .await
+                    .expect("PostgreSQL at 127.0.0.1:5432 (run `make test`, which starts it)");
+                conn.execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .unwrap();
+                let mut url = url::Url::parse(&admin).unwrap();
+                url.set_path(&name);
+                TestDb {
+                    url: url.to_string(),
+                    _dir: None,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        // Drop runs outside async context guarantees, so use a private runtime on a plain thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&postgres_admin_url()).await {
+                    let _ = conn
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub fn test_config() -> ServeConfig {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        config: ServeConfig,
+    }
+    Wrapper::parse_from(["test"]).config
+}
+
+/// A client's credentials as the tests present them.
+#[derive(Clone, Debug)]
+pub struct Creds {
+    pub id: String,
+    pub secret: String,
+}
+
+pub struct Harness {
+    pub server: Server,
+    pub store: Store,
+    pub clock: Arc<ManualClock>,
+    test_db: TestDb,
+}
+
+pub const APPROVER: &str = "jane@example.com";
+
+impl Harness {
+    pub async fn new(db: Db) -> Harness {
+        Harness::with_config(db, |_| {}).await
+    }
+
+    pub async fn with_config(db: Db, adjust: impl FnOnce(&mut ServeConfig)) -> Harness {
+        let test_db = TestDb::new(db).await;
+        let mut config = test_config();
+        adjust(&mut config);
+        let store = Store::connect(&test_db.url).await.unwrap();
+        let clock = Arc::new(ManualClock::new(SystemClock.now()));
+        let server = server::build(&config, store.clone(), clock.clone())
+            .await
+            .unwrap();
+        Harness {
+            server,
+            store,
+            clock,
+            test_db,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.test_db.url
+    }
+
+    pub async fn client(&self, delivery: DeliveryMode, auth: AuthMethod) -> Creds {
+        let new = clients::NewClient {
+            name: "Refund agent".into(),
+            delivery_mode: delivery,
+            notify_url: (delivery != DeliveryMode::Poll).then(|| "https://agent.example/cb".into()),
+            scopes: vec!["email".into()],
+            auth_method: auth,
+            jwks: None,
+        };
+        let creds = clients::register(&self.store, new, self.clock.now())
+            .await
+            .unwrap();
+        Creds {
+            id: creds.client_id,
+            secret: creds.client_secret.unwrap_or_default(),
+        }
+    }
+
+    pub async fn poll_client(&self) -> Creds {
+        self.client(DeliveryMode::Poll, AuthMethod::ClientSecretBasic)
+            .await
+    }
+
+    pub async fn approver(&self, email: &str, user_code: Option<&str>) -> Approver {
+        let new = NewApprover {
+            email: email.into(),
+            name: "Jane Doe".into(),
+            role: Role::Approver,
+            user_code: user_code.map(Into::into),
+        };
+        approvers::add(&self.store, new, self.clock.now())
+            .await
+            .unwrap()
+    }
+
+    /// POSTs a form with optional Basic credentials; returns status, headers and the JSON body.
+    pub async fn post(&self, path: &str, creds: Option<&Creds>, form: &[(&str, &str)]) -> Response {
+        let body = serde_urlencoded::to_string(form).unwrap();
+        self.post_raw(
+            path,
+            creds,
+            "application/x-www-form-urlencoded",
+            body.into_bytes(),
+        )
+        .await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        creds: Option<&Creds>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Response {
+        let mut request = Request::post(path).header(header::CONTENT_TYPE, content_type);
+        if let Some(c) = creds {
+            request = request.header(
+                header::AUTHORIZATION,
+                format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{}:{}", c.id, c.secret))
+                ),
+            );
+        }
+        self.send(request.body(Body::from(body)).unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.send(Request::get(path).body(Body::empty()).unwrap())
+            .await
+    }
+
+    async fn send(&self, request: Request<Body>) -> Response {
+        let response = self.server.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 10 << 20)
+            .await
+            .unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Response {
+            status,
+            headers,
+            json,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// A valid backchannel request for `email`, with `extra` parameters added or overriding.
+    pub async fn bc_authorize(
+        &self,
+        creds: &Creds,
+        email: &str,
+        extra: &[(&str, &str)],
+    ) -> Response {
+        let details = action_details();
+        let mut form: Vec<(&str, &str)> = vec![
+            ("scope", "openid email"),
+            ("login_hint", email),
+            ("authorization_details", &details),
+        ];
+        for (k, v) in extra {
+            form.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                form.push((k, v));
+            }
+        }
+        self.post("/bc-authorize", Some(creds), &form).await
+    }
+
+    /// Starts a request and returns its auth_req_id, asserting success.
+    pub async fn start(&self, creds: &Creds, email: &str) -> String {
+        let response = self.bc_authorize(creds, email, &[]).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+        response.json["auth_req_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn poll(&self, creds: &Creds, auth_req_id: &str) -> Response {
+        self.post(
+            "/token",
+            Some(creds),
+            &[
+                ("grant_type", "urn:openid:params:grant-type:ciba"),
+                ("auth_req_id", auth_req_id),
+            ],
+        )
+        .await
+    }
+
+    /// Counts rows of auth_requests matching a WHERE clause (database state assertions).
+    pub async fn count_requests(&self, condition: &str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(&format!(
+            "SELECT COUNT(*) FROM auth_requests WHERE {condition}"
+        ))
+        .fetch_one(self.store.pool())
+        .await
+        .unwrap();
+        n
+    }
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub json: Value,
+    pub text: String,
+}
+
+impl Response {
+    /// Asserts an OAuth error response: status, `error` code and `Cache-Control: no-store`.
+    #[track_caller]
+    pub fn assert_error(&self, status: StatusCode, code: &str) {
+        assert_eq!(
+            (self.status, self.json["error"].as_str()),
+            (status, Some(code)),
+            "body: {}",
+            self.text
+        );
+        assert_eq!(self.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+        if status == StatusCode::UNAUTHORIZED {
+            assert!(
+                self.headers.contains_key(header::WWW_AUTHENTICATE),
+                "401 needs WWW-Authenticate"
+            );
+        }
+    }
+
+    pub fn description(&self) -> &str {
+        self.json["error_description"].as_str().unwrap_or_default()
+    }
+}
+
+pub fn action_value() -> Value {
+    serde_json::json!([{
+        "type": "agent_action",
+        "action": "Refund $120.00",
+        "target": "jane@example.com for order #1234",
+        "consequence": "The money leaves the company account; this cannot be undone.",
+        "amount": "120.00",
+        "currency": "USD",
+        "reversible": false
+    }])
+}
+
+pub fn action_details() -> String {
+    action_value().to_string()
+}
+
+/// Decodes a JWT's payload without verifying it (the tests verify signatures separately).
+pub fn claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+pub fn header_of(jwt: &str) -> Value {
+    let header = jwt.split('.').next().unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap()
+}

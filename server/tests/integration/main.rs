@@ -1,0 +1,7 @@
+//! Integration tests of the agent-facing CIBA provider, each run on SQLite and on PostgreSQL.
+mod backchannel;
+mod cli;
+mod common;
+mod discovery;
+mod limits;
+mod token;
