@@ -52,6 +52,6 @@ case "$purpose" in
     fi
     ;;
   bench)
-    apt_install wrk util-linux
+    apt_install wrk util-linux curl python3
     ;;
 esac

@@ -3,5 +3,6 @@ mod backchannel;
 mod cli;
 mod common;
 mod discovery;
+mod jwt_clients;
 mod limits;
 mod token;

@@ -316,3 +316,39 @@ async fn decisions_are_recorded_once_by_the_addressed_approver(db: Db) {
         1
     );
 }
+
+/// Several instances on one PostgreSQL database: a decision recorded by one instance reaches the poll
+/// cache of another through LISTEN/NOTIFY, so the agent polling there gets its tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_on_one_instance_reaches_polls_on_another_postgres() {
+    let h = Harness::new(Db::Postgres).await;
+    let creds = h.poll_client().await;
+    let approver = h.approver(APPROVER, None).await;
+    server::spawn_decision_listener(h.server.ciba.clone(), h.url().to_owned());
+    let other_store = server::store::Store::connect(h.url()).await.unwrap();
+    let other = server::build(&test_config(), other_store, h.clock.clone())
+        .await
+        .unwrap();
+
+    let id = h.start(&creds, APPROVER).await;
+    h.poll(&creds, &id)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "authorization_pending");
+    other
+        .ciba
+        .record_decision(&id, &approver.id, Decision::approve_with_passkey())
+        .await
+        .unwrap();
+    // The notification is asynchronous: allow it up to five seconds, in small steps.
+    for _ in 0..50 {
+        h.clock.advance_secs(5);
+        let r = h.poll(&creds, &id).await;
+        if r.status == StatusCode::OK {
+            assert_eq!(r.json["authorization_details"], action_value());
+            return;
+        }
+        r.assert_error(StatusCode::BAD_REQUEST, "authorization_pending");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the decision never reached the other instance");
+}
