@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Load benchmark on loopback: the server pinned to core 0, wrk pinned to core 1, each run bounded in time.
-# Measures a bare axum endpoint (the ceiling), pending polls of /token and /bc-authorize on SQLite.
-# Usage: bench/run.sh   (make bench builds first). Env: DURATION (default 10s), CONNECTIONS (default 32).
+# Load benchmark on loopback: servers pinned to core 0, wrk pinned to core 1, every run bounded in time.
+# Measures a bare axum endpoint (the ceiling), pending polls of /token and /bc-authorize on SQLite, in
+# alternating rounds (so drift of the machine hits all three alike) and reports the median of each.
+# Usage: bench/run.sh (make bench builds first). Env: DURATION per run (5s), ROUNDS (3), CONNECTIONS (32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-duration=${DURATION:-10s}
+duration=${DURATION:-5s}
+rounds=${ROUNDS:-3}
 connections=${CONNECTIONS:-32}
 port=3900
 bin=target/release/countersign
@@ -21,49 +23,50 @@ hello=target/release/examples/bench_hello
 
 wait_for() { for _ in $(seq 1 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 
-# wrk prints Requests/sec and, with --latency, the 99% line; keep both.
-measure() {
-  local name=$1; shift
-  local log="$work/$name.log"
-  taskset -c 1 wrk -t1 -c"$connections" -d"$duration" --latency "$@" > "$log"
-  local rps p99 non2xx
-  rps=$(awk '/Requests\/sec/ { print $2 }' "$log")
-  p99=$(awk '$1 == "99%" { print $2 }' "$log")
-  non2xx=$(awk '/Non-2xx/ { print $NF }' "$log")
-  printf '%-26s %12s req/s   p99 %8s   non-2xx %s\n' "$name" "$rps" "$p99" "${non2xx:-0}" | tee -a "$out"
-  echo "$rps" > "$work/$name.rps"
+# One wrk run; appends "rps p99 non2xx" to the endpoint's file.
+run() {
+  local slug=$1; shift
+  taskset -c 1 wrk -t1 -c"$connections" -d"$duration" --latency "$@" > "$work/last.log"
+  awk '/Requests\/sec/ { rps = $2 } $1 == "99%" { p99 = $2 } /Non-2xx/ { bad = $NF }
+       END { print rps, p99, (bad == "" ? 0 : bad) }' "$work/last.log" >> "$work/$slug"
 }
 
-echo "countersign bench: wrk -t1 -c$connections -d$duration, server on core 0, wrk on core 1 ($(nproc) cores)" | tee "$out"
+echo "countersign bench: wrk -t1 -c$connections -d$duration x $rounds rounds, servers on core 0, wrk on core 1" | tee "$out"
 
-taskset -c 0 "$hello" "127.0.0.1:$((port + 1))" & pids+=($!)
-wait_for "http://127.0.0.1:$((port + 1))/hello"
-measure "bare axum hello" "http://127.0.0.1:$((port + 1))/hello"
-kill "${pids[-1]}"
-
-export DATABASE_URL="sqlite://$work/countersign.db"
+export DATABASE_URL="sqlite://$work/countersign.db" RUST_LOG=warn
 # Limits off and interval 0: every poll is answered authorization_pending, the pure pending-poll path.
 export COUNTERSIGN_MAX_PENDING_PER_APPROVER=0 COUNTERSIGN_MAX_REQUESTS_PER_MINUTE=0 COUNTERSIGN_POLL_INTERVAL=0
-export COUNTERSIGN_REQUEST_EXPIRY=1800 RUST_LOG=warn
+export COUNTERSIGN_REQUEST_EXPIRY=1800
 $bin approver add --email bench@example.com --name Bench >/dev/null
 creds=$($bin client create --name bench --delivery poll --json)
 id=$(echo "$creds" | sed -E 's/.*"client_id":"([^"]+)".*/\1/')
 secret=$(echo "$creds" | sed -E 's/.*"client_secret":"([^"]+)".*/\1/')
 export AUTH=$(printf '%s:%s' "$id" "$secret" | base64 -w0)
 
+taskset -c 0 "$hello" "127.0.0.1:$((port + 1))" & pids+=($!)
 taskset -c 0 $bin serve --addr "127.0.0.1:$port" --public-url "http://127.0.0.1:$port" & pids+=($!)
+wait_for "http://127.0.0.1:$((port + 1))/hello"
 wait_for "http://127.0.0.1:$port/.well-known/openid-configuration"
 
 details='[{"type":"agent_action","action":"Refund $1.00","target":"order 1","consequence":"money leaves"}]'
 form="scope=openid&login_hint=bench%40example.com&authorization_details=$(python3 -c 'import sys,urllib.parse;print(urllib.parse.quote(sys.argv[1]))' "$details")"
 auth_req_id=$(curl -sf -u "$id:$secret" -d "$form" "http://127.0.0.1:$port/bc-authorize" | sed -E 's/.*"auth_req_id":"([^"]+)".*/\1/')
+poll_body="grant_type=urn%3Aopenid%3Aparams%3Agrant-type%3Aciba&auth_req_id=$auth_req_id"
 
-BODY="grant_type=urn%3Aopenid%3Aparams%3Agrant-type%3Aciba&auth_req_id=$auth_req_id" \
-  measure "pending poll (/token)" -s bench/post.lua "http://127.0.0.1:$port/token"
-BODY="$form" measure "/bc-authorize" -s bench/post.lua "http://127.0.0.1:$port/bc-authorize"
-
-ceiling=$(cat "$work/bare axum hello.rps")
-for name in "pending poll (/token)" "/bc-authorize"; do
-  awk -v r="$(cat "$work/$name.rps")" -v c="$ceiling" -v n="$name" 'BEGIN { printf "%-26s %5.1f %% of the bare endpoint\n", n, 100 * r / c }' | tee -a "$out"
+for round in $(seq 1 "$rounds"); do
+  run hello "http://127.0.0.1:$((port + 1))/hello"
+  BODY="$poll_body" run poll -s bench/post.lua "http://127.0.0.1:$port/token"
+  BODY="$form" run bc -s bench/post.lua "http://127.0.0.1:$port/bc-authorize"
 done
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+ceiling=$(cut -d' ' -f1 "$work/hello" | median)
+for entry in "hello:bare axum hello" "poll:pending poll (/token)" "bc:/bc-authorize"; do
+  slug=${entry%%:*} name=${entry#*:}
+  rps=$(cut -d' ' -f1 "$work/$slug" | median)
+  p99=$(cut -d' ' -f2 "$work/$slug" | tr '\n' ' ')
+  awk -v n="$name" -v r="$rps" -v c="$ceiling" -v p="$p99" -v all="$(cut -d' ' -f1 "$work/$slug" | tr '\n' ' ')" \
+    'BEGIN { printf "%-24s median %9.0f req/s  %5.1f %% of bare   (runs: %s; p99: %s)\n", n, r, 100 * r / c, all, p }' | tee -a "$out"
+done
+echo "answers: polls are 400 authorization_pending by design; /bc-authorize non-2xx: $(cut -d' ' -f3 "$work/bc" | tr '\n' ' ')" | tee -a "$out"
 echo "results: $out"

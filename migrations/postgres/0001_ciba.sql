@@ -52,10 +52,19 @@ CREATE TABLE auth_requests (
     deny_reason TEXT,
     acr TEXT,
     amr TEXT,
-    redeemed_at BIGINT,
-    access_token_jti TEXT UNIQUE,
-    tokens_revoked_at BIGINT
+    redeemed_at BIGINT
 );
 
 CREATE INDEX auth_requests_pending ON auth_requests (approver_id, client_id, status);
 CREATE INDEX auth_requests_recent ON auth_requests (client_id, created_at);
+
+-- Access tokens issued at redemption, so a replayed auth_req_id can revoke them (RFC 6749 §10.5).
+CREATE TABLE issued_tokens (
+    jti TEXT PRIMARY KEY,
+    auth_req_id TEXT NOT NULL REFERENCES auth_requests (id),
+    issued_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+
+CREATE INDEX issued_tokens_request ON issued_tokens (auth_req_id);

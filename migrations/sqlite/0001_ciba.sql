@@ -52,10 +52,19 @@ CREATE TABLE auth_requests (
     deny_reason TEXT,
     acr TEXT,
     amr TEXT,
-    redeemed_at INTEGER,
-    access_token_jti TEXT UNIQUE,
-    tokens_revoked_at INTEGER
-);
+    redeemed_at INTEGER
+) WITHOUT ROWID;
 
 CREATE INDEX auth_requests_pending ON auth_requests (approver_id, client_id, status);
 CREATE INDEX auth_requests_recent ON auth_requests (client_id, created_at);
+
+-- Access tokens issued at redemption, so a replayed auth_req_id can revoke them (RFC 6749 §10.5).
+CREATE TABLE issued_tokens (
+    jti TEXT PRIMARY KEY,
+    auth_req_id TEXT NOT NULL REFERENCES auth_requests (id),
+    issued_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+
+CREATE INDEX issued_tokens_request ON issued_tokens (auth_req_id);

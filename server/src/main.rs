@@ -13,6 +13,11 @@ use server::{
     store::Store,
 };
 
+/// mimalloc: the request path allocates many small short-lived buffers (HTTP, forms, SQL arguments),
+/// which glibc's allocator serves markedly slower under load (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "countersign",

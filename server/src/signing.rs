@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use crate::{
     clock::Millis,
-    secrets::random_token,
+    secrets::random_id,
     store::{signing_keys::SigningKeyRow, Store, StoreError},
 };
 
@@ -113,7 +113,7 @@ impl KeyRing {
 /// Generates a new ES256 key and makes it the active one; the previous key is retired, not deleted.
 pub async fn rotate(store: &Store, now: Millis) -> Result<String, KeyError> {
     let pair = ES256.generate_key_pair()?;
-    let kid = random_token(16);
+    let kid = random_id();
     let mut private = pair.to_jwk_private_key();
     private.set_key_id(kid.clone());
     let mut public = pair.to_jwk_public_key();

@@ -20,7 +20,7 @@ use url::Url;
 
 use crate::{
     clock::{secs, Millis},
-    secrets::{hash_secret, parse_digest, random_token, secret_matches},
+    secrets::{hash_secret, parse_digest, random_id, random_token, secret_matches},
     store::{clients::ClientRow, Store, StoreError},
 };
 
@@ -271,7 +271,7 @@ pub async fn register(
     let mut scopes = vec!["openid".to_owned()];
     scopes.extend(new.scopes.into_iter().filter(|s| s != "openid"));
     scopes.dedup();
-    let id = random_token(16);
+    let id = random_id();
     store
         .insert_client(&ClientRow {
             id: id.clone(),

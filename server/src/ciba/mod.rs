@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use crate::{
     clock::{Clock, Millis},
+    identity::approvers::ApproverCache,
     signing::{KeyError, KeyRing},
-    store::{Store, StoreError},
+    store::{auth_requests::InsertLimits, insert_queue::InsertQueue, Store, StoreError},
 };
 
 pub mod action;
@@ -106,6 +107,8 @@ pub struct Ciba {
     pub(crate) keys: Arc<KeyRing>,
     pub(crate) clients: ClientDirectory,
     pub(crate) pending: pending::PendingCache,
+    pub(crate) approvers: ApproverCache,
+    pub(crate) inserts: InsertQueue,
 }
 
 impl Ciba {
@@ -124,6 +127,11 @@ impl Ciba {
         for row in store.pending_auth_requests(now).await? {
             pending.insert_row(&row);
         }
+        let limits = InsertLimits {
+            max_pending_per_approver: policy.max_pending_per_approver,
+            max_requests_per_minute: policy.max_requests_per_minute,
+        };
+        let inserts = InsertQueue::start(store.clone(), limits);
         Ok(Ciba {
             store,
             clock,
@@ -132,6 +140,8 @@ impl Ciba {
             keys,
             clients,
             pending,
+            approvers: ApproverCache::default(),
+            inserts,
         })
     }
 

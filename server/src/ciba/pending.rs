@@ -138,8 +138,6 @@ mod tests {
             acr: None,
             amr: None,
             redeemed_at: None,
-            access_token_jti: None,
-            tokens_revoked_at: None,
         }
     }
 

@@ -1,6 +1,10 @@
 //! The token endpoint's CIBA grant (§10.1, §11): answer a poll for `auth_req_id` from `client`.
 use super::{pending::PollCheck, Ciba, CibaError, Client, TokenResponse};
-use crate::{identity::approvers, secrets::random_token, store::auth_requests::AuthRequestRow};
+use crate::{
+    identity::approvers,
+    secrets::random_token,
+    store::auth_requests::{AuthRequestRow, IssuedToken},
+};
 
 impl Ciba {
     /// Checks, in order: the id exists and belongs to this client (`invalid_grant`, leaving the rightful
@@ -68,9 +72,14 @@ impl Ciba {
         // Mint first, then claim the redemption: only the caller whose conditional update wins gets the
         // tokens out, so concurrent polls produce exactly one token response.
         let tokens = self.mint_tokens(&row, &approver, &jti, now)?;
+        let issued = IssuedToken {
+            jti: &jti,
+            issued_at: now,
+            expires_at: now + self.policy.access_token_ttl_secs * 1000,
+        };
         if self
             .store
-            .redeem_auth_request(&row.id, &client.id, &jti, now)
+            .redeem_auth_request(&row.id, &client.id, &issued)
             .await?
         {
             tracing::info!(client_id = %client.id, "tokens issued for an approved request");

@@ -1,9 +1,11 @@
 //! Approvers: who an agent's `login_hint` names, and the optional user code they require (CIBA §7.1).
+use std::{collections::HashMap, sync::RwLock};
+
 use serde::Serialize;
 
 use crate::{
     clock::Millis,
-    secrets::{random_token, sha256},
+    secrets::{random_id, sha256},
     store::{approvers::ApproverRow, Store, StoreError},
 };
 use subtle::ConstantTimeEq;
@@ -138,7 +140,7 @@ pub async fn add(store: &Store, new: NewApprover, now: Millis) -> Result<Approve
             ));
         }
     }
-    let id = random_token(16);
+    let id = random_id();
     let row = ApproverRow {
         user_code_hash: new
             .user_code
@@ -164,6 +166,46 @@ pub async fn by_email(store: &Store, email: &str) -> Result<Option<Approver>, St
 
 pub async fn by_id(store: &Store, id: &str) -> Result<Option<Approver>, StoreError> {
     Ok(store.approver(id).await?.map(Approver::from_row))
+}
+
+/// Approvers recently looked up by email, so a burst of requests for one approver reads the store about
+/// once a second. An entry is trusted for `CACHE_TTL`: a disabled approver stops getting requests within it.
+#[derive(Default)]
+pub struct ApproverCache {
+    entries: RwLock<HashMap<String, (Millis, Approver)>>,
+}
+
+const CACHE_TTL: Millis = 1_000;
+
+impl ApproverCache {
+    pub async fn by_email(
+        &self,
+        store: &Store,
+        email: &str,
+        now: Millis,
+    ) -> Result<Option<Approver>, StoreError> {
+        let email = normalise_email(email);
+        if let Some((at, approver)) = self
+            .entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&email)
+        {
+            if now - at < CACHE_TTL {
+                return Ok(Some(approver.clone()));
+            }
+        }
+        let found = store
+            .approver_by_email(&email)
+            .await?
+            .map(Approver::from_row);
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        match &found {
+            Some(approver) => entries.insert(email, (now, approver.clone())),
+            None => entries.remove(&email),
+        };
+        Ok(found)
+    }
 }
 
 pub async fn list(store: &Store) -> Result<Vec<Approver>, StoreError> {

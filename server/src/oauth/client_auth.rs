@@ -110,10 +110,7 @@ fn basic_credentials(form: &OAuthForm) -> Result<Option<(String, String)>, OAuth
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    let unescape = |s: &str| -> Result<String, OAuthError> {
-        let pairs = OAuthForm::parse(format!("v={s}").as_bytes()).map_err(|_| bad())?;
-        Ok(pairs.get("v").cloned().unwrap_or_default())
-    };
+    let unescape = |s: &str| super::form::decode(s.as_bytes()).map_err(|_| bad());
     Ok(Some((unescape(id)?, unescape(secret)?)))
 }
 

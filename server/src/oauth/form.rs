@@ -58,7 +58,7 @@ impl OAuthForm {
 }
 
 /// One form-urlencoded component: `+` is a space, then percent-decoding, which must yield UTF-8.
-fn decode(raw: &[u8]) -> Result<String, OAuthError> {
+pub fn decode(raw: &[u8]) -> Result<String, OAuthError> {
     let spaced: Vec<u8> = raw
         .iter()
         .map(|b| if *b == b'+' { b' ' } else { *b })

@@ -43,14 +43,11 @@ async fn active_claims(
     let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
         return Ok(None);
     };
-    let request = state
+    let live = state
         .ciba
         .store()
-        .auth_request_by_token(jti)
+        .token_is_live(jti)
         .await
         .map_err(OAuthError::internal)?;
-    match request {
-        Some(r) if r.tokens_revoked_at.is_none() => Ok(Some(claims)),
-        _ => Ok(None),
-    }
+    Ok(live.then_some(claims))
 }

@@ -1,6 +1,8 @@
 //! The `auth_requests` table: backchannel authentication requests and their decisions. Every state change
 //! is a conditional UPDATE on the old state, so concurrent callers cannot both win.
-use sqlx::FromRow;
+use std::collections::HashMap;
+
+use sqlx::{AnyConnection, FromRow};
 
 use super::{Backend, Store, StoreError, StoreResult};
 
@@ -23,13 +25,11 @@ pub struct AuthRequestRow {
     pub acr: Option<String>,
     pub amr: Option<String>,
     pub redeemed_at: Option<i64>,
-    pub access_token_jti: Option<String>,
-    pub tokens_revoked_at: Option<i64>,
 }
 
 const COLUMNS: &str = "id, client_id, approver_id, scope, binding_message, acr_values, authorization_details, \
     notification_token, created_at, expires_at, interval_secs, status, decided_at, deny_reason, acr, amr, \
-    redeemed_at, access_token_jti, tokens_revoked_at";
+    redeemed_at";
 
 /// The abuse limits checked in the same statement that inserts; 0 turns a limit off.
 #[derive(Clone, Copy, Debug)]
@@ -38,11 +38,19 @@ pub struct InsertLimits {
     pub max_requests_per_minute: i64,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InsertOutcome {
     Inserted,
     TooManyPending,
     TooManyPerMinute,
+}
+
+/// An access token as recorded at redemption.
+#[derive(Clone, Debug)]
+pub struct IssuedToken<'a> {
+    pub jti: &'a str,
+    pub issued_at: i64,
+    pub expires_at: i64,
 }
 
 /// What a decision sets on a pending request.
@@ -58,66 +66,46 @@ pub struct DecisionUpdate<'a> {
 const MINUTE_MS: i64 = 60_000;
 
 impl Store {
-    /// Inserts a pending request unless it would exceed a limit. The limit checks and the insert are one
-    /// statement, so a burst of concurrent requests cannot all slip under the limit on SQLite.
-    pub async fn insert_auth_request(
+    /// Inserts pending requests in one transaction, refusing those over a limit. The batch costs a
+    /// fixed number of statements whatever its size: the current counts for the batch's clients, then
+    /// one multi-row INSERT of the accepted rows. Rows are judged in order, each counting the ones
+    /// accepted before it. On SQLite the transaction takes the write lock first (BEGIN IMMEDIATE), so
+    /// the counts cannot go stale before the insert.
+    pub async fn insert_auth_requests(
         &self,
-        row: &AuthRequestRow,
+        rows: &[AuthRequestRow],
         limits: InsertLimits,
-    ) -> StoreResult<InsertOutcome> {
-        let mut sql = String::from(
-            "INSERT INTO auth_requests (id, client_id, approver_id, scope, binding_message, acr_values, \
-             authorization_details, notification_token, created_at, expires_at, interval_secs, status) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending'",
+    ) -> StoreResult<Vec<InsertOutcome>> {
+        assert!(
+            rows.len() <= MAX_ROWS_PER_INSERT,
+            "the insert queue batches at most {MAX_ROWS_PER_INSERT} rows"
         );
-        let limited = limits.max_pending_per_approver > 0 || limits.max_requests_per_minute > 0;
-        if limited {
-            sql.push_str(
-                " WHERE ($12 = 0 OR (SELECT COUNT(*) FROM auth_requests WHERE approver_id = $3 \
-                 AND client_id = $2 AND status = 'pending' AND expires_at > $9) < $12) \
-                 AND ($13 = 0 OR (SELECT COUNT(*) FROM auth_requests WHERE client_id = $2 \
-                 AND created_at > $9 - $14) < $13)",
-            );
+        let Some(first) = rows.first() else {
+            return Ok(Vec::new());
+        };
+        if limits.max_pending_per_approver == 0 && limits.max_requests_per_minute == 0 {
+            // Nothing to check: the single INSERT statement is its own atomic transaction.
+            insert_rows(self.pool().acquire().await?.as_mut(), self.backend(), rows).await?;
+            return Ok(vec![InsertOutcome::Inserted; rows.len()]);
         }
-        let mut query = sqlx::query(&sql)
-            .bind(&row.id)
-            .bind(&row.client_id)
-            .bind(&row.approver_id)
-            .bind(&row.scope)
-            .bind(&row.binding_message)
-            .bind(&row.acr_values)
-            .bind(&row.authorization_details)
-            .bind(&row.notification_token)
-            .bind(row.created_at)
-            .bind(row.expires_at)
-            .bind(row.interval_secs);
-        if limited {
-            query = query
-                .bind(limits.max_pending_per_approver)
-                .bind(limits.max_requests_per_minute)
-                .bind(MINUTE_MS);
+        let mut tx = match self.backend() {
+            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool().begin().await?,
+        };
+        let outcomes = LimitCounts::load(&mut tx, rows, first.created_at)
+            .await?
+            .judge(rows, limits);
+        let accepted: Vec<AuthRequestRow> = rows
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| **o == InsertOutcome::Inserted)
+            .map(|(r, _)| r.clone())
+            .collect();
+        if !accepted.is_empty() {
+            insert_rows(&mut tx, self.backend(), &accepted).await?;
         }
-        let done = query
-            .execute(self.pool())
-            .await
-            .map_err(|e| StoreError::on_unique(e, "auth_req_id"))?;
-        if done.rows_affected() == 1 {
-            return Ok(InsertOutcome::Inserted);
-        }
-        // Refused: find which limit, for a precise error (rare path, so a second query is fine).
-        let (pending,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM auth_requests WHERE approver_id = $1 AND client_id = $2 AND status = 'pending' AND expires_at > $3",
-        )
-        .bind(&row.approver_id)
-        .bind(&row.client_id)
-        .bind(row.created_at)
-        .fetch_one(self.pool())
-        .await?;
-        if limits.max_pending_per_approver > 0 && pending >= limits.max_pending_per_approver {
-            Ok(InsertOutcome::TooManyPending)
-        } else {
-            Ok(InsertOutcome::TooManyPerMinute)
-        }
+        tx.commit().await?;
+        Ok(outcomes)
     }
 
     pub async fn auth_request(&self, id: &str) -> StoreResult<Option<AuthRequestRow>> {
@@ -173,46 +161,177 @@ impl Store {
         Ok(decided)
     }
 
-    /// Marks an approved request redeemed by `client_id`; true for exactly one caller.
+    /// Marks an approved request redeemed by `client_id` and records the access token `jti` issued for
+    /// it, in one transaction; true for exactly one caller.
     pub async fn redeem_auth_request(
         &self,
         id: &str,
         client_id: &str,
-        jti: &str,
-        now: i64,
+        token: &IssuedToken<'_>,
     ) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
-            "UPDATE auth_requests SET status = 'redeemed', redeemed_at = $1, access_token_jti = $2 \
-             WHERE id = $3 AND client_id = $4 AND status = 'approved' AND expires_at > $1",
+            "UPDATE auth_requests SET status = 'redeemed', redeemed_at = $1 \
+             WHERE id = $2 AND client_id = $3 AND status = 'approved' AND expires_at > $1",
         )
-        .bind(now)
-        .bind(jti)
+        .bind(token.issued_at)
         .bind(id)
         .bind(client_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO issued_tokens (jti, auth_req_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token.jti)
+            .bind(id)
+            .bind(token.issued_at)
+            .bind(token.expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::on_unique(e, "jti"))?;
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// Revokes the tokens issued for a redeemed request (RFC 6749 §10.5: a replayed grant revokes them).
+    /// Revokes the tokens issued for a request (RFC 6749 §10.5: a replayed grant revokes them).
     pub async fn revoke_auth_request_tokens(&self, id: &str, now: i64) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE auth_requests SET tokens_revoked_at = $1 WHERE id = $2 AND status = 'redeemed' AND tokens_revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
+        sqlx::query("UPDATE issued_tokens SET revoked_at = $1 WHERE auth_req_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 
-    /// The request whose redemption minted the access token `jti`.
-    pub async fn auth_request_by_token(&self, jti: &str) -> StoreResult<Option<AuthRequestRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM auth_requests WHERE access_token_jti = $1"
-        ))
-        .bind(jti)
-        .fetch_optional(self.pool())
-        .await?)
+    /// Whether the access token `jti` was issued here and not revoked.
+    pub async fn token_is_live(&self, jti: &str) -> StoreResult<bool> {
+        let row: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT revoked_at FROM issued_tokens WHERE jti = $1")
+                .bind(jti)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(matches!(row, Some((None,))))
+    }
+}
+
+/// Rows per INSERT statement: 11 parameters each stays far below both databases' limits, and each of
+/// the (at most this many) statement shapes is prepared once per connection and then cached.
+pub const MAX_ROWS_PER_INSERT: usize = 64;
+
+async fn insert_rows(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    rows: &[AuthRequestRow],
+) -> StoreResult<()> {
+    let mut sql = String::from(
+        "INSERT INTO auth_requests (id, client_id, approver_id, scope, binding_message, acr_values, \
+         authorization_details, notification_token, created_at, expires_at, interval_secs, status) VALUES ",
+    );
+    for i in 0..rows.len() {
+        let n = i * 11;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        // SQLite binds `?` by position; its `$n` names cost a lookup per parameter.
+        let params: Vec<String> = match backend {
+            Backend::Sqlite => vec!["?".to_owned(); 11],
+            Backend::Postgres => (1..=11).map(|p| format!("${}", n + p)).collect(),
+        };
+        sql.push_str(&format!("({}, 'pending')", params.join(", ")));
+    }
+    let mut query = sqlx::query(&sql);
+    for row in rows {
+        query = query
+            .bind(&row.id)
+            .bind(&row.client_id)
+            .bind(&row.approver_id)
+            .bind(&row.scope)
+            .bind(&row.binding_message)
+            .bind(&row.acr_values)
+            .bind(&row.authorization_details)
+            .bind(&row.notification_token)
+            .bind(row.created_at)
+            .bind(row.expires_at)
+            .bind(row.interval_secs);
+    }
+    query
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| StoreError::on_unique(e, "auth_req_id"))?;
+    Ok(())
+}
+
+/// What the limits are judged against: pending requests per (approver, client) and requests made in
+/// the last minute per client, for the clients in a batch.
+struct LimitCounts {
+    pending: HashMap<(String, String), i64>,
+    recent: HashMap<String, i64>,
+}
+
+impl LimitCounts {
+    async fn load(
+        conn: &mut AnyConnection,
+        rows: &[AuthRequestRow],
+        now: i64,
+    ) -> StoreResult<LimitCounts> {
+        let mut clients: Vec<&str> = rows.iter().map(|r| r.client_id.as_str()).collect();
+        clients.sort_unstable();
+        clients.dedup();
+        let list = (2..clients.len() + 2)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let pending_sql = format!(
+            "SELECT approver_id, client_id, COUNT(*) FROM auth_requests \
+             WHERE status = 'pending' AND expires_at > $1 AND client_id IN ({list}) GROUP BY approver_id, client_id"
+        );
+        let recent_sql = format!(
+            "SELECT client_id, COUNT(*) FROM auth_requests WHERE created_at > $1 AND client_id IN ({list}) GROUP BY client_id"
+        );
+        let mut pending_query = sqlx::query_as::<_, (String, String, i64)>(&pending_sql).bind(now);
+        let mut recent_query =
+            sqlx::query_as::<_, (String, i64)>(&recent_sql).bind(now - MINUTE_MS);
+        for client in &clients {
+            pending_query = pending_query.bind(*client);
+            recent_query = recent_query.bind(*client);
+        }
+        let pending = pending_query
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|(a, c, n)| ((a, c), n))
+            .collect();
+        let recent = recent_query
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(LimitCounts { pending, recent })
+    }
+
+    fn judge(mut self, rows: &[AuthRequestRow], limits: InsertLimits) -> Vec<InsertOutcome> {
+        rows.iter()
+            .map(|row| {
+                let pending = self
+                    .pending
+                    .entry((row.approver_id.clone(), row.client_id.clone()))
+                    .or_default();
+                let recent = self.recent.entry(row.client_id.clone()).or_default();
+                if limits.max_pending_per_approver > 0
+                    && *pending >= limits.max_pending_per_approver
+                {
+                    InsertOutcome::TooManyPending
+                } else if limits.max_requests_per_minute > 0
+                    && *recent >= limits.max_requests_per_minute
+                {
+                    InsertOutcome::TooManyPerMinute
+                } else {
+                    *pending += 1;
+                    *recent += 1;
+                    InsertOutcome::Inserted
+                }
+            })
+            .collect()
     }
 }

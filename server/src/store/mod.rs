@@ -7,12 +7,13 @@ use std::{path::Path, str::FromStr, time::Duration};
 use sqlx::{
     any::{AnyConnectOptions, AnyPoolOptions},
     migrate::Migrator,
-    AnyPool, Executor,
+    AnyPool, ConnectOptions, Executor,
 };
 
 pub mod approvers;
 pub mod auth_requests;
 pub mod clients;
+pub mod insert_queue;
 pub mod signing_keys;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -30,6 +31,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {
@@ -68,19 +71,23 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        let options = AnyConnectOptions::from_str(&url)?;
+        // Statements are not logged one by one: at thousands per second that is noise and CPU; slow
+        // ones still are (sqlx warns past a second).
+        let options = AnyConnectOptions::from_str(&url)?.log_statements(log::LevelFilter::Off);
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 Backend::Sqlite => 8,
                 Backend::Postgres => 16,
             })
             .acquire_timeout(Duration::from_secs(10))
+            // A local SQLite file cannot drop a connection; pinging it before each use is wasted work.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the writer; NORMAL syncs at checkpoints, which in
                         // WAL mode still never loses a committed transaction to an application crash.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA mmap_size = 268435456;")
                             .await?;
                     }
                     Ok(())

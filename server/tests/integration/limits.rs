@@ -7,6 +7,7 @@ use crate::{common::*, on_both_databases};
 
 on_both_databases!(
     pending_requests_per_approver_are_limited,
+    a_concurrent_burst_cannot_slip_past_the_limit,
     requests_per_minute_are_limited,
     zero_turns_the_limits_off
 );
@@ -49,6 +50,33 @@ async fn pending_requests_per_approver_are_limited(db: Db) {
         .assert_error(StatusCode::FORBIDDEN, "access_denied");
     h.clock.advance_secs(301);
     h.start(&creds, APPROVER).await;
+}
+
+async fn a_concurrent_burst_cannot_slip_past_the_limit(db: Db) {
+    // Requests arriving together are committed together; the limit still holds exactly.
+    let h = std::sync::Arc::new(Harness::new(db).await);
+    let creds = h.poll_client().await;
+    h.approver(APPROVER, None).await;
+    let burst = (0..40).map(|_| {
+        let (h, creds) = (h.clone(), creds.clone());
+        tokio::spawn(async move { h.bc_authorize(&creds, APPROVER, &[]).await })
+    });
+    let responses: Vec<Response> = futures::future::join_all(burst)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        responses
+            .iter()
+            .filter(|r| r.status == StatusCode::OK)
+            .count(),
+        5
+    );
+    for refused in responses.iter().filter(|r| r.status != StatusCode::OK) {
+        refused.assert_error(StatusCode::FORBIDDEN, "access_denied");
+    }
+    assert_eq!(h.count_requests("status = 'pending'").await, 5);
 }
 
 async fn requests_per_minute_are_limited(db: Db) {
