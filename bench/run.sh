@@ -44,7 +44,7 @@ secret=$(echo "$creds" | sed -E 's/.*"client_secret":"([^"]+)".*/\1/')
 export AUTH=$(printf '%s:%s' "$id" "$secret" | base64 -w0)
 
 taskset -c 0 "$hello" "127.0.0.1:$((port + 1))" & pids+=($!)
-taskset -c 0 $bin serve --addr "127.0.0.1:$port" --public-url "http://127.0.0.1:$port" & pids+=($!)
+taskset -c 0 $bin serve --addr "127.0.0.1:$port" --public-url "http://localhost:$port" & pids+=($!)
 wait_for "http://127.0.0.1:$((port + 1))/hello"
 wait_for "http://127.0.0.1:$port/.well-known/openid-configuration"
 

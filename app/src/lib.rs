@@ -4,13 +4,20 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
 };
 
+pub mod api;
+pub mod components;
+pub mod model;
 pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod service;
 
 /// The HTML document around every page; the server renders it, the browser hydrates `<App/>`.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -37,8 +44,34 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=pages::not_found::NotFound>
                 <Route path=StaticSegment("") view=pages::home::HomePage/>
+                <Route path=StaticSegment("sign-in") view=pages::sign_in::SignInPage/>
+                <Route path=(StaticSegment("enroll"), ParamSegment("token")) view=pages::enroll::EnrollPage/>
+                // Async: the sign-in check finishes before the first byte, so a redirect is a real 302.
+                <Route path=StaticSegment("inbox") view=pages::inbox::InboxPage ssr=SsrMode::Async/>
+                <Route path=StaticSegment("account") view=pages::account::AccountPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
+    }
+}
+
+/// The page's Content-Security-Policy: only this origin's scripts, plus inline scripts that carry this
+/// response's nonce (hydration and streamed resources). The server adds the same policy without a nonce
+/// to responses that are not pages.
+#[cfg(feature = "ssr")]
+fn content_security_policy() {
+    let Some(nonce) = leptos::nonce::use_nonce() else {
+        return;
+    };
+    let Some(response) = use_context::<leptos_axum::ResponseOptions>() else {
+        return;
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'nonce-{nonce}'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+         form-action 'self'; object-src 'none'"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&policy) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
     }
 }
 

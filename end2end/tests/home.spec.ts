@@ -16,7 +16,7 @@ test('the start page explains Countersign and hydrates', async ({ page }, testIn
   await page.waitForLoadState('networkidle');
   expect(errors).toEqual([]);
 
-  await page.screenshot({ path: testInfo.outputPath(`home-${testInfo.project.name}.png`), fullPage: true });
+  await page.screenshot({ path: `screenshots/home-${testInfo.project.name}.png`, fullPage: true });
 });
 
 test('unknown paths get a 404 page', async ({ page }) => {

@@ -58,6 +58,12 @@ pub struct ServeConfig {
         default_value_t = 60
     )]
     pub max_requests_per_minute: i64,
+    /// A browser session ends after this many minutes without activity.
+    #[arg(long, env = "COUNTERSIGN_SESSION_IDLE_MINUTES", default_value_t = 30)]
+    pub session_idle_minutes: i64,
+    /// A browser session ends this many hours after sign-in, active or not.
+    #[arg(long, env = "COUNTERSIGN_SESSION_MAX_HOURS", default_value_t = 12)]
+    pub session_max_hours: i64,
 }
 
 impl ServeConfig {

@@ -15,6 +15,7 @@ pub mod oauth;
 pub mod secrets;
 pub mod signing;
 pub mod store;
+pub mod web;
 
 use ciba::Ciba;
 use clock::Clock;
@@ -34,17 +35,35 @@ pub async fn build(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Server> {
     let endpoints = Endpoints::new(&config.public_url);
+    let passkeys = identity::passkeys::Passkeys::new(&config.public_url).map_err(|e| {
+        anyhow::anyhow!(
+            "COUNTERSIGN_PUBLIC_URL {} cannot be a passkey origin ({e}): use a host name such as localhost, not an IP address",
+            config.public_url
+        )
+    })?;
+    let max_session_ms = config.session_max_hours * 3_600_000;
+    let identity: app::service::SharedIdentity = Arc::new(identity::service::IdentityApp::new(
+        store.clone(),
+        clock.clone(),
+        passkeys,
+        max_session_ms,
+    ));
+    let sessions = identity::sessions::DbSessionStore::new(store.clone());
     let ciba = Arc::new(Ciba::new(store, clock, config.policy(), endpoints.issuer.clone()).await?);
     let state = AppState {
         ciba: ciba.clone(),
         endpoints: Arc::new(endpoints),
         replay: Arc::new(oauth::replay::ReplayCache::default()),
     };
-    let router = oauth::routes(state).merge(ui_routes(config));
+    let router = oauth::routes(state).merge(ui_routes(config, identity, sessions));
     Ok(Server { ciba, router })
 }
 
-fn ui_routes(config: &ServeConfig) -> Router {
+fn ui_routes(
+    config: &ServeConfig,
+    identity: app::service::SharedIdentity,
+    sessions: identity::sessions::DbSessionStore,
+) -> Router {
     let options = LeptosOptions::builder()
         .output_name("countersign")
         .site_root(config.site_root.as_str())
@@ -52,13 +71,31 @@ fn ui_routes(config: &ServeConfig) -> Router {
         .site_addr(config.addr)
         .build();
     let routes = generate_route_list(app::App);
+    let context = move || {
+        leptos::prelude::provide_context(identity.clone());
+        leptos::nonce::provide_nonce();
+    };
+    let session_layer = tower_sessions::SessionManagerLayer::new(sessions)
+        .with_name("countersign_session")
+        .with_secure(config.public_url.scheme() == "https")
+        .with_http_only(true)
+        .with_same_site(tower_sessions::cookie::SameSite::Strict)
+        .with_expiry(tower_sessions::Expiry::OnInactivity(
+            time::Duration::minutes(config.session_idle_minutes),
+        ));
     Router::new()
-        .leptos_routes(&options, routes, {
+        .leptos_routes_with_context(&options, routes, context, {
             let options = options.clone();
             move || app::shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler(app::shell))
         .with_state(options)
+        .layer(session_layer)
+        .layer(axum::middleware::from_fn_with_state(
+            web::Origin::of(&config.public_url),
+            web::same_origin_only,
+        ))
+        .layer(axum::middleware::from_fn(web::security_headers))
 }
 
 /// Serves until Ctrl-C or SIGTERM, with the background upkeep running beside the router.
@@ -67,6 +104,16 @@ pub async fn serve(config: ServeConfig, store: Store) -> anyhow::Result<()> {
     spawn_upkeep(server.ciba.clone());
     if store.backend() == Backend::Postgres {
         spawn_decision_listener(server.ciba.clone(), store.url().to_owned());
+    }
+    if let Some(token) =
+        identity::invitations::first_admin_link(&store, clock::SystemClock.now()).await?
+    {
+        // Printed, not logged: the link is a one-time secret for whoever started the server.
+        println!(
+            "\nNo admin yet. Open this link within 24 hours to enroll the first admin:\n\n  {}{}\n",
+            config.public_url.as_str().trim_end_matches('/'),
+            identity::invitations::enrollment_path(&token)
+        );
     }
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %config.addr, public_url = %config.public_url, "Countersign is serving");

@@ -8,7 +8,10 @@ use server::{
     ciba::{clients, AuthMethod, DeliveryMode},
     clock::{Clock, SystemClock},
     config::{ServeConfig, DEFAULT_DATABASE_URL},
-    identity::approvers::{self, NewApprover, Role},
+    identity::{
+        approvers::{self, NewApprover, Role},
+        invitations,
+    },
     signing,
     store::Store,
 };
@@ -103,6 +106,25 @@ enum ApproverCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a one-time enrollment link (valid 24 hours) for an approver or admin.
+    Invite {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        admin: bool,
+        /// How long the link stays valid, in minutes (at most a day).
+        #[arg(long, default_value_t = 1440, value_parser = clap::value_parser!(i64).range(0..=1440))]
+        valid_minutes: i64,
+        /// The server's public URL, which the link points at.
+        #[arg(
+            long,
+            env = "COUNTERSIGN_PUBLIC_URL",
+            default_value = "http://localhost:3000"
+        )]
+        public_url: url::Url,
+    },
     /// List approvers.
     List {
         #[arg(long)]
@@ -189,6 +211,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     approver.role.as_str()
                 );
             }
+        }
+        Command::Approver(ApproverCommand::Invite {
+            email,
+            name,
+            admin,
+            valid_minutes,
+            public_url,
+        }) => {
+            let email = approvers::normalise_email(&email);
+            approvers::validate_new(&email, name.as_deref().unwrap_or("invitee"))
+                .map_err(anyhow::Error::msg)?;
+            let role = if admin { Role::Admin } else { Role::Approver };
+            let valid_ms = valid_minutes * 60_000;
+            let token =
+                invitations::create(&store, Some(&email), name.as_deref(), role, now, valid_ms)
+                    .await?;
+            println!(
+                "{}{}",
+                public_url.as_str().trim_end_matches('/'),
+                invitations::enrollment_path(&token)
+            );
         }
         Command::Approver(ApproverCommand::List { json }) => {
             let all = approvers::list(&store).await?;

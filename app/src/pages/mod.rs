@@ -1,3 +1,7 @@
 //! One module per page.
+pub mod account;
+pub mod enroll;
 pub mod home;
+pub mod inbox;
 pub mod not_found;
+pub mod sign_in;

@@ -116,20 +116,21 @@ pub struct NewApprover {
     pub user_code: Option<String>,
 }
 
+/// Checks a new approver's (normalised) email and name; the message is fit to show.
+pub fn validate_new(email: &str, name: &str) -> Result<(), String> {
+    if !valid_email(email) {
+        return Err(format!("{email:?} is not an email address"));
+    }
+    if name.trim().is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err("the name must be 1 to 100 printable characters".into());
+    }
+    Ok(())
+}
+
 pub async fn add(store: &Store, new: NewApprover, now: Millis) -> Result<Approver, ApproverError> {
     let email = normalise_email(&new.email);
-    if !valid_email(&email) {
-        return Err(ApproverError::Invalid(format!(
-            "{:?} is not an email address",
-            new.email
-        )));
-    }
     let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApproverError::Invalid(
-            "the name must be 1 to 100 printable characters".into(),
-        ));
-    }
+    validate_new(&email, name).map_err(ApproverError::Invalid)?;
     if let Some(code) = &new.user_code {
         if code.chars().count() < 4
             || code.chars().count() > 64

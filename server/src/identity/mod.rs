@@ -1,2 +1,6 @@
-//! The people behind decisions: approvers and admins. (Passkeys and sessions join them in their own issue.)
+//! The people behind decisions: approvers and admins, their passkeys, invitations and sessions.
 pub mod approvers;
+pub mod invitations;
+pub mod passkeys;
+pub mod service;
+pub mod sessions;

@@ -150,7 +150,7 @@ async fn the_agent_gets_pending_then_tokens(db: Db) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut config = test_config();
-    config.public_url = format!("http://{addr}").parse().unwrap();
+    config.public_url = format!("http://localhost:{}", addr.port()).parse().unwrap();
     config.poll_interval = 1;
     let server = server::build(&config, store.clone(), Arc::new(SystemClock))
         .await

@@ -3,6 +3,7 @@ mod backchannel;
 mod cli;
 mod common;
 mod discovery;
+mod identity;
 mod jwt_clients;
 mod limits;
 mod token;

@@ -1,0 +1,2 @@
+//! Server functions: thin. Each finds the session and the service, calls it, and returns a view.
+pub mod identity;

@@ -1,0 +1,57 @@
+//! (ssr) What the server functions call. The server crate implements this trait and provides it as
+//! Leptos context, so the UI crate never touches the database or WebAuthn verification itself.
+use std::sync::Arc;
+
+use async_trait::async_trait;
+pub use tower_sessions::Session;
+use webauthn_rs_proto::{
+    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse,
+};
+
+use crate::model::{InvitationView, Me, PasskeyView};
+
+/// Errors are messages for the person at the screen; details stay in the server's log.
+pub type UserResult<T> = Result<T, String>;
+
+#[async_trait]
+pub trait IdentityService: Send + Sync + 'static {
+    async fn current_user(&self, session: &Session) -> UserResult<Option<Me>>;
+    async fn invitation(&self, token: &str) -> UserResult<InvitationView>;
+    async fn start_enrollment(
+        &self,
+        session: &Session,
+        token: &str,
+        name: Option<String>,
+        email: Option<String>,
+    ) -> UserResult<CreationChallengeResponse>;
+    async fn finish_enrollment(
+        &self,
+        session: &Session,
+        credential: RegisterPublicKeyCredential,
+        passkey_name: String,
+    ) -> UserResult<Me>;
+    async fn start_sign_in(
+        &self,
+        session: &Session,
+        autofill: bool,
+    ) -> UserResult<RequestChallengeResponse>;
+    async fn finish_sign_in(
+        &self,
+        session: &Session,
+        credential: PublicKeyCredential,
+    ) -> UserResult<Me>;
+    async fn sign_out(&self, session: &Session, everywhere: bool) -> UserResult<()>;
+    async fn passkeys(&self, session: &Session) -> UserResult<Vec<PasskeyView>>;
+    async fn start_add_passkey(&self, session: &Session) -> UserResult<CreationChallengeResponse>;
+    async fn finish_add_passkey(
+        &self,
+        session: &Session,
+        credential: RegisterPublicKeyCredential,
+        name: String,
+    ) -> UserResult<()>;
+    async fn rename_passkey(&self, session: &Session, id: String, name: String) -> UserResult<()>;
+    async fn remove_passkey(&self, session: &Session, id: String) -> UserResult<()>;
+}
+
+pub type SharedIdentity = Arc<dyn IdentityService>;

@@ -1,0 +1,42 @@
+// Shared helpers: the countersign command line on the test server's database, and Chromium's WebAuthn
+// virtual authenticator (CTAP2, internal transport, resident keys, user verification).
+import { execFileSync } from 'node:child_process';
+import type { Page, CDPSession } from '@playwright/test';
+
+export const port = Number(process.env.E2E_PORT ?? 3100);
+const bin = process.env.COUNTERSIGN_BIN ?? '../target/debug/countersign';
+
+export function countersign(...args: string[]): string {
+  return execFileSync(bin, args, {
+    env: { ...process.env, DATABASE_URL: 'sqlite://../target/e2e/countersign.db', RUST_LOG: 'warn',
+      COUNTERSIGN_PUBLIC_URL: `http://localhost:${port}` },
+    encoding: 'utf8',
+  }).trim();
+}
+
+/** A one-time enrollment link for a new approver, as a path on the test server. */
+export function invite(email: string, name: string, ...extra: string[]): string {
+  const link = countersign('approver', 'invite', '--email', email, '--name', name, ...extra);
+  return new URL(link).pathname;
+}
+
+export async function addAuthenticator(page: Page): Promise<{ cdp: CDPSession; id: string }> {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true,
+      isUserVerified: true, automaticPresenceSimulation: true,
+    },
+  });
+  return { cdp, id: authenticatorId };
+}
+
+/** Waits until the page's wasm has hydrated, so buttons have their handlers. */
+export async function hydrated(page: Page) {
+  await page.waitForLoadState('networkidle');
+}
+
+export function unique(prefix: string): string {
+  return `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
+}

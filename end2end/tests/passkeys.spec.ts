@@ -1,0 +1,127 @@
+// Approvers enroll and sign in with passkeys (WebAuthn), in Chromium with a virtual authenticator.
+import { test, expect } from '@playwright/test';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { addAuthenticator, countersign, hydrated, invite, unique } from './helpers';
+
+test('invite, enroll, sign out, sign in, reach the inbox', async ({ page }, testInfo) => {
+  await addAuthenticator(page);
+  const email = unique('alice');
+  const link = invite(email, 'Alice Example');
+
+  await page.goto(link);
+  await expect(page.getByText('Alice Example')).toBeVisible();
+  await expect(page.getByText(email)).toBeVisible();
+  await hydrated(page);
+  await page.screenshot({ path: `screenshots/enroll-${testInfo.project.name}.png`, fullPage: true });
+  await page.getByRole('button', { name: 'Create passkey' }).click();
+  await expect(page).toHaveURL(/\/inbox$/);
+  await expect(page.getByRole('heading', { name: 'Inbox' })).toBeVisible();
+  await expect(page.getByText('Signed in as Alice Example')).toBeVisible();
+
+  // The link is single-use.
+  await page.goto(link);
+  await expect(page.getByRole('alert')).toContainText('already been used');
+
+  await page.goto('/account');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await expect(page).toHaveURL(/\/sign-in$/);
+  await page.goto('/inbox');
+  await expect(page).toHaveURL(/\/sign-in$/);
+
+  await hydrated(page);
+  await page.screenshot({ path: `screenshots/sign-in-${testInfo.project.name}.png`, fullPage: true });
+  await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+  await expect(page).toHaveURL(/\/inbox$/);
+  await expect(page.getByText('Signed in as Alice Example')).toBeVisible();
+});
+
+test('a second passkey can be added, named and removed, but never the last', async ({ page }) => {
+  const first = await addAuthenticator(page);
+  await page.goto(invite(unique('bea'), 'Bea Example'));
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Create passkey' }).click();
+  await expect(page).toHaveURL(/\/inbox$/);
+
+  await page.goto('/account');
+  await hydrated(page);
+  await expect(page.getByRole('button', { name: 'Remove' })).toBeDisabled();
+  // A second device: the first authenticator already holds a passkey for this account.
+  await first.cdp.send('WebAuthn.setUserVerified', { authenticatorId: first.id, isUserVerified: true });
+  await first.cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId: first.id });
+  await addAuthenticator(page);
+  await page.getByLabel('Name for the new passkey').fill('Phone');
+  await page.getByRole('button', { name: 'Add a passkey' }).click();
+  await expect(page.getByRole('listitem')).toHaveCount(2);
+  await expect(page.getByLabel('Passkey name').nth(1)).toHaveValue('Phone');
+
+  await page.getByLabel('Passkey name').nth(0).fill('Laptop');
+  await page.getByRole('button', { name: 'Save name' }).nth(0).click();
+  await page.reload();
+  await hydrated(page);
+  await expect(page.getByLabel('Passkey name').nth(0)).toHaveValue('Laptop');
+
+  await page.getByRole('button', { name: 'Remove' }).nth(0).click();
+  await expect(page.getByRole('listitem')).toHaveCount(1);
+  await expect(page.getByRole('button', { name: 'Remove' })).toBeDisabled();
+});
+
+test('expired and unknown invitations are explained', async ({ page }) => {
+  await page.goto(invite(unique('late'), 'Late Example', '--valid-minutes', '0'));
+  await expect(page.getByRole('alert')).toContainText('expired');
+  await page.goto('/enroll/not-a-real-token');
+  await expect(page.getByRole('alert')).toContainText('not valid');
+});
+
+test('a passkey this server never registered is refused', async ({ page }) => {
+  const { cdp, id } = await addAuthenticator(page);
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  await cdp.send('WebAuthn.addCredential', {
+    authenticatorId: id,
+    credential: {
+      credentialId: randomBytes(16).toString('base64'),
+      isResidentCredential: true,
+      rpId: 'localhost',
+      privateKey: privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64'),
+      userHandle: randomBytes(16).toString('base64'),
+      signCount: 0,
+    },
+  });
+  await page.goto('/sign-in');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+  await expect(page.getByRole('alert')).toContainText('not registered');
+  await expect(page).toHaveURL(/\/sign-in$/);
+});
+
+test('a session cookie is not accepted after sign-out', async ({ page, browser }) => {
+  await addAuthenticator(page);
+  await page.goto(invite(unique('cai'), 'Cai Example'));
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Create passkey' }).click();
+  await expect(page).toHaveURL(/\/inbox$/);
+  const cookies = await page.context().cookies();
+  const session = cookies.find((c) => c.name === 'countersign_session');
+  expect(session?.httpOnly).toBe(true);
+  expect(session?.sameSite).toBe('Strict');
+
+  await page.goto('/account');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await expect(page).toHaveURL(/\/sign-in$/);
+
+  const replay = await browser.newContext();
+  await replay.addCookies(cookies);
+  const stolen = await replay.newPage();
+  await stolen.goto('/inbox');
+  await expect(stolen).toHaveURL(/\/sign-in$/);
+  await replay.close();
+});
+
+test('state-changing requests from another site are refused', async ({ request }) => {
+  const response = await request.post('/api/sign_out', {
+    headers: { Origin: 'https://evil.example', 'Content-Type': 'application/json' },
+    data: { everywhere: true },
+  });
+  expect(response.status()).toBe(403);
+});

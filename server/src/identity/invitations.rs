@@ -1,0 +1,60 @@
+//! One-time enrollment links: valid 24 hours, single use, stored only as a hash of their token.
+use crate::{
+    clock::Millis,
+    identity::approvers::{normalise_email, Role},
+    secrets::{hash_secret, random_token},
+    store::{identity::InvitationRow, Store, StoreError},
+};
+
+pub const INVITATION_TTL_MS: Millis = 24 * 60 * 60 * 1000;
+
+/// The path of an enrollment link, relative to the public URL.
+pub fn enrollment_path(token: &str) -> String {
+    format!("/enroll/{token}")
+}
+
+/// Creates an invitation and returns its token (shown once). `email` None is the first-admin link,
+/// where the person enters who they are.
+pub async fn create(
+    store: &Store,
+    email: Option<&str>,
+    name: Option<&str>,
+    role: Role,
+    now: Millis,
+    valid_ms: Millis,
+) -> Result<String, StoreError> {
+    let token = random_token(32);
+    store
+        .insert_invitation(&InvitationRow {
+            token_hash: hash_secret(&token),
+            email: email.map(normalise_email),
+            name: name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
+            role: role.as_str().to_owned(),
+            created_at: now,
+            expires_at: now + valid_ms.min(INVITATION_TTL_MS),
+            used_at: None,
+            approver_id: None,
+        })
+        .await?;
+    Ok(token)
+}
+
+/// On a first start (no approvers at all), a link that enrolls the first admin.
+pub async fn first_admin_link(store: &Store, now: Millis) -> Result<Option<String>, StoreError> {
+    if store.count_approvers().await? > 0 {
+        return Ok(None);
+    }
+    create(store, None, None, Role::Admin, now, INVITATION_TTL_MS)
+        .await
+        .map(Some)
+}
+
+/// Why an invitation cannot be used, in the words the enrollment page shows.
+pub fn check(row: Option<&InvitationRow>, now: Millis) -> Result<(), String> {
+    match row {
+        None => Err("This invitation link is not valid. Check that you copied all of it, or ask an admin for a new one.".into()),
+        Some(r) if r.used_at.is_some() => Err("This invitation has already been used. Sign in with your passkey instead, or ask an admin for a new link.".into()),
+        Some(r) if r.expires_at <= now => Err("This invitation has expired (links are valid for 24 hours). Ask an admin for a new one.".into()),
+        Some(_) => Ok(()),
+    }
+}

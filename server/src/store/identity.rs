@@ -1,0 +1,290 @@
+//! The identity tables: passkeys, invitations, browser sessions, and the approvers' session epoch.
+use sqlx::FromRow;
+
+use super::{approvers::ApproverRow, Store, StoreError, StoreResult};
+
+#[derive(Clone, Debug, FromRow)]
+pub struct PasskeyRow {
+    pub credential_id: String,
+    pub approver_id: String,
+    pub name: String,
+    pub passkey: String,
+    pub backup_state: i64,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub suspended_at: Option<i64>,
+    pub suspended_reason: Option<String>,
+}
+
+const PASSKEY_COLUMNS: &str =
+    "credential_id, approver_id, name, passkey, backup_state, created_at, last_used_at, suspended_at, suspended_reason";
+
+#[derive(Clone, Debug, FromRow)]
+pub struct InvitationRow {
+    pub token_hash: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub role: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub approver_id: Option<String>,
+}
+
+const INVITATION_COLUMNS: &str =
+    "token_hash, email, name, role, created_at, expires_at, used_at, approver_id";
+
+impl Store {
+    pub async fn insert_passkey(&self, row: &PasskeyRow) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO passkeys ({PASSKEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(&row.credential_id)
+        .bind(&row.approver_id)
+        .bind(&row.name)
+        .bind(&row.passkey)
+        .bind(row.backup_state)
+        .bind(row.created_at)
+        .bind(row.last_used_at)
+        .bind(row.suspended_at)
+        .bind(&row.suspended_reason)
+        .execute(self.pool())
+        .await
+        .map_err(|e| StoreError::on_unique(e, "passkey"))?;
+        Ok(())
+    }
+
+    pub async fn passkey(&self, credential_id: &str) -> StoreResult<Option<PasskeyRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE credential_id = $1"
+        ))
+        .bind(credential_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    pub async fn passkeys_of(&self, approver_id: &str) -> StoreResult<Vec<PasskeyRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE approver_id = $1 ORDER BY created_at, credential_id"
+        ))
+        .bind(approver_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// After a successful assertion: the new counter and backup state live in `passkey`.
+    pub async fn record_passkey_use(
+        &self,
+        credential_id: &str,
+        passkey: &str,
+        backup_state: bool,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE passkeys SET passkey = $1, backup_state = $2, last_used_at = $3 WHERE credential_id = $4")
+            .bind(passkey)
+            .bind(i64::from(backup_state))
+            .bind(now)
+            .bind(credential_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn suspend_passkey(
+        &self,
+        credential_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE passkeys SET suspended_at = $1, suspended_reason = $2 WHERE credential_id = $3 AND suspended_at IS NULL")
+            .bind(now)
+            .bind(reason)
+            .bind(credential_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn rename_passkey(
+        &self,
+        approver_id: &str,
+        credential_id: &str,
+        name: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE passkeys SET name = $1 WHERE credential_id = $2 AND approver_id = $3",
+        )
+        .bind(name)
+        .bind(credential_id)
+        .bind(approver_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes a passkey unless it is the approver's last one; false if nothing was removed.
+    pub async fn remove_passkey(
+        &self,
+        approver_id: &str,
+        credential_id: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM passkeys WHERE credential_id = $1 AND approver_id = $2 \
+             AND (SELECT COUNT(*) FROM passkeys WHERE approver_id = $2) > 1",
+        )
+        .bind(credential_id)
+        .bind(approver_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn insert_invitation(&self, row: &InvitationRow) -> StoreResult<()> {
+        sqlx::query(&format!("INSERT INTO invitations ({INVITATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL)"))
+            .bind(&row.token_hash)
+            .bind(&row.email)
+            .bind(&row.name)
+            .bind(&row.role)
+            .bind(row.created_at)
+            .bind(row.expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn invitation(&self, token_hash: &str) -> StoreResult<Option<InvitationRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Enrolls through an invitation in one transaction: the invitation is used up (once, and only if
+    /// unexpired), the approver is created unless `approver.id` already exists, and the passkey added.
+    pub async fn enroll(
+        &self,
+        token_hash: &str,
+        now: i64,
+        approver: &ApproverRow,
+        create: bool,
+        passkey: &PasskeyRow,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        // The approver first (the invitation refers to it); the whole transaction is dropped, undoing
+        // it, when the invitation turns out to be used or expired.
+        if create {
+            sqlx::query(
+                "INSERT INTO approvers (id, email, name, role, user_code_hash, disabled, created_at) VALUES ($1, $2, $3, $4, NULL, 0, $5)",
+            )
+            .bind(&approver.id)
+            .bind(&approver.email)
+            .bind(&approver.name)
+            .bind(&approver.role)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::on_unique(e, "email"))?;
+        }
+        let used = sqlx::query(
+            "UPDATE invitations SET used_at = $1, approver_id = $2 WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(&approver.id)
+        .bind(token_hash)
+        .execute(&mut *tx)
+        .await?;
+        if used.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(&format!("INSERT INTO passkeys ({PASSKEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL)"))
+            .bind(&passkey.credential_id)
+            .bind(&passkey.approver_id)
+            .bind(&passkey.name)
+            .bind(&passkey.passkey)
+            .bind(passkey.backup_state)
+            .bind(passkey.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::on_unique(e, "passkey"))?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn count_approvers(&self) -> StoreResult<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM approvers")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n)
+    }
+
+    pub async fn session_epoch(&self, approver_id: &str) -> StoreResult<Option<i64>> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT session_epoch FROM approvers WHERE id = $1 AND disabled = 0")
+                .bind(approver_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(e,)| e))
+    }
+
+    /// "Sign out everywhere": every session made before now stops being accepted.
+    pub async fn bump_session_epoch(&self, approver_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE approvers SET session_epoch = session_epoch + 1 WHERE id = $1")
+            .bind(approver_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn save_session(&self, id: &str, data: &str, expires_at: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+        )
+        .bind(id)
+        .bind(data)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Creates a session row only if the id is unused; false on a collision.
+    pub async fn create_session(&self, id: &str, data: &str, expires_at: i64) -> StoreResult<bool> {
+        let done = sqlx::query("INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
+            .bind(id)
+            .bind(data)
+            .bind(expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A live session's data and expiry.
+    pub async fn load_session(&self, id: &str, now: i64) -> StoreResult<Option<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2",
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    pub async fn delete_session(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_expired_sessions(&self, now: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,191 @@
+//! Invitations, enrollment and the session store, on both databases (the browser flows themselves are
+//! in end2end/tests/passkeys.spec.ts).
+use server::{
+    clock::Clock,
+    identity::{approvers::Role, invitations, sessions::DbSessionStore},
+    secrets::{hash_secret, random_id},
+    store::{approvers::ApproverRow, identity::PasskeyRow},
+};
+use tower_sessions::{session::Record, SessionStore};
+
+use crate::{common::*, on_both_databases};
+
+on_both_databases!(
+    an_invitation_enrolls_once_and_only_before_it_expires,
+    the_first_admin_link_exists_only_while_there_are_no_approvers,
+    sessions_are_stored_loaded_and_deleted,
+);
+
+fn new_approver(email: &str) -> ApproverRow {
+    ApproverRow {
+        id: random_id(),
+        email: email.into(),
+        name: "Ann".into(),
+        role: "approver".into(),
+        user_code_hash: None,
+        disabled: 0,
+        created_at: 0,
+    }
+}
+
+fn passkey(approver_id: &str) -> PasskeyRow {
+    PasskeyRow {
+        credential_id: random_id(),
+        approver_id: approver_id.into(),
+        name: "Laptop".into(),
+        passkey: "{}".into(),
+        backup_state: 0,
+        created_at: 0,
+        last_used_at: None,
+        suspended_at: None,
+        suspended_reason: None,
+    }
+}
+
+async fn an_invitation_enrolls_once_and_only_before_it_expires(db: Db) {
+    let h = Harness::new(db).await;
+    let now = h.clock.now();
+    let token = invitations::create(
+        &h.store,
+        Some("Ann@Example.com"),
+        Some("Ann"),
+        Role::Approver,
+        now,
+        invitations::INVITATION_TTL_MS,
+    )
+    .await
+    .unwrap();
+    let row = h
+        .store
+        .invitation(&hash_secret(&token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.email.as_deref(), Some("ann@example.com"));
+    assert_ne!(row.token_hash, token, "only a hash of the token is stored");
+    assert_eq!(row.expires_at - row.created_at, 24 * 3600 * 1000);
+    assert!(invitations::check(Some(&row), now).is_ok());
+    assert!(invitations::check(Some(&row), now + 24 * 3600 * 1000)
+        .unwrap_err()
+        .contains("expired"));
+    assert!(invitations::check(None, now)
+        .unwrap_err()
+        .contains("not valid"));
+
+    let ann = new_approver("ann@example.com");
+    assert!(h
+        .store
+        .enroll(&row.token_hash, now, &ann, true, &passkey(&ann.id))
+        .await
+        .unwrap());
+    assert_eq!(h.store.passkeys_of(&ann.id).await.unwrap().len(), 1);
+    let used = h.store.invitation(&row.token_hash).await.unwrap().unwrap();
+    assert!(invitations::check(Some(&used), now)
+        .unwrap_err()
+        .contains("already been used"));
+    // A second enrollment with the same link changes nothing, not even a half-made approver.
+    let other = new_approver("other@example.com");
+    assert!(!h
+        .store
+        .enroll(&row.token_hash, now, &other, true, &passkey(&other.id))
+        .await
+        .unwrap());
+    assert!(h.store.approver(&other.id).await.unwrap().is_none());
+
+    let late = invitations::create(
+        &h.store,
+        Some("late@example.com"),
+        None,
+        Role::Admin,
+        now,
+        60_000,
+    )
+    .await
+    .unwrap();
+    let late_approver = new_approver("late@example.com");
+    assert!(!h
+        .store
+        .enroll(
+            &hash_secret(&late),
+            now + 60_000,
+            &late_approver,
+            true,
+            &passkey(&late_approver.id)
+        )
+        .await
+        .unwrap());
+    assert!(h.store.approver(&late_approver.id).await.unwrap().is_none());
+
+    // The last passkey cannot be removed.
+    let only = h.store.passkeys_of(&ann.id).await.unwrap().remove(0);
+    assert!(!h
+        .store
+        .remove_passkey(&ann.id, &only.credential_id)
+        .await
+        .unwrap());
+    h.store.insert_passkey(&passkey(&ann.id)).await.unwrap();
+    assert!(h
+        .store
+        .remove_passkey(&ann.id, &only.credential_id)
+        .await
+        .unwrap());
+}
+
+async fn the_first_admin_link_exists_only_while_there_are_no_approvers(db: Db) {
+    let h = Harness::new(db).await;
+    let token = invitations::first_admin_link(&h.store, h.clock.now())
+        .await
+        .unwrap()
+        .expect("a first-admin link");
+    let row = h
+        .store
+        .invitation(&hash_secret(&token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.email, row.role.as_str()), (None, "admin"));
+    h.approver(APPROVER, None).await;
+    assert!(invitations::first_admin_link(&h.store, h.clock.now())
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn sessions_are_stored_loaded_and_deleted(db: Db) {
+    let h = Harness::new(db).await;
+    let sessions = DbSessionStore::new(h.store.clone());
+    let mut record = Record {
+        id: Default::default(),
+        data: [(
+            "signed_in".to_owned(),
+            serde_json::json!({"approver_id": "a"}),
+        )]
+        .into_iter()
+        .collect(),
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::minutes(30),
+    };
+    sessions.create(&mut record).await.unwrap();
+    let loaded = sessions.load(&record.id).await.unwrap().expect("stored");
+    assert_eq!(loaded.data, record.data);
+    record.expiry_date = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    sessions.save(&record).await.unwrap();
+    assert!(
+        sessions.load(&record.id).await.unwrap().is_none(),
+        "an expired session is not loaded"
+    );
+    sessions.delete(&record.id).await.unwrap();
+    let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions")
+        .fetch_one(h.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+
+    // "Sign out everywhere" moves the approver's epoch, which every older session carries.
+    let jane = h.approver(APPROVER, None).await;
+    let before = h.store.session_epoch(&jane.id).await.unwrap();
+    h.store.bump_session_epoch(&jane.id).await.unwrap();
+    assert_eq!(
+        h.store.session_epoch(&jane.id).await.unwrap(),
+        before.map(|e| e + 1)
+    );
+}
