@@ -16,7 +16,7 @@ run: deps-build build
 test: deps-test
 	cargo test --workspace --locked
 	$(MAKE) site-dev
-	cargo build --locked -p server
+	# `cargo test` has built target/debug/countersign (the integration tests run it).
 	cd end2end && COUNTERSIGN_BIN=../target/debug/countersign npm test
 
 ## make bench: the load benchmark (see BENCHMARKS.md)

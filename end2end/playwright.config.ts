@@ -7,7 +7,7 @@ const bin = process.env.COUNTERSIGN_BIN ?? '../target/debug/countersign';
 
 export default defineConfig({
   testDir: './tests',
-  timeout: 30_000,
+  timeout: 60_000,
   fullyParallel: false,
   workers: 1,
   retries: 0,
@@ -36,6 +36,8 @@ export default defineConfig({
       LEPTOS_SITE_ROOT: '../target/site',
       COUNTERSIGN_PUBLIC_URL: `http://localhost:${port}`,
       RUST_LOG: 'warn',
+      // Agents in these tests poll every second instead of every five.
+      COUNTERSIGN_POLL_INTERVAL: '1',
     },
   },
 });

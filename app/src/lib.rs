@@ -49,6 +49,7 @@ pub fn App() -> impl IntoView {
                 // Async: the sign-in check finishes before the first byte, so a redirect is a real 302.
                 <Route path=StaticSegment("inbox") view=pages::inbox::InboxPage ssr=SsrMode::Async/>
                 <Route path=StaticSegment("account") view=pages::account::AccountPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("requests"), ParamSegment("id")) view=pages::request::RequestPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

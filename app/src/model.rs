@@ -29,3 +29,45 @@ pub struct PasskeyView {
     pub synced: bool,
     pub suspended: bool,
 }
+
+/// One line of the inbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestSummary {
+    pub id: String,
+    pub action: String,
+    pub target: String,
+    pub client_name: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// pending, approved, denied, redeemed (approved and collected) or expired.
+    pub status: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxView {
+    pub pending: Vec<RequestSummary>,
+    pub recent: Vec<RequestSummary>,
+    /// The server's clock (Unix ms) when this was read, so countdowns do not depend on the device's.
+    pub now: i64,
+}
+
+/// Everything the request page shows: the action as the agent described it, and its context.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestView {
+    pub id: String,
+    pub client_name: String,
+    pub action: String,
+    pub target: String,
+    pub consequence: String,
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    pub reversible: Option<bool>,
+    pub resource: Option<String>,
+    pub binding_message: Option<String>,
+    pub scope: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub now: i64,
+    pub status: String,
+    pub deny_reason: Option<String>,
+}

@@ -9,7 +9,7 @@ use webauthn_rs_proto::{
     RequestChallengeResponse,
 };
 
-use crate::model::{InvitationView, Me, PasskeyView};
+use crate::model::{InboxView, InvitationView, Me, PasskeyView, RequestView};
 
 /// Errors are messages for the person at the screen; details stay in the server's log.
 pub type UserResult<T> = Result<T, String>;
@@ -55,3 +55,27 @@ pub trait IdentityService: Send + Sync + 'static {
 }
 
 pub type SharedIdentity = Arc<dyn IdentityService>;
+
+/// Reading requests and deciding them. Every decision needs a fresh passkey assertion whose challenge
+/// the server binds to that decision on that request.
+#[async_trait]
+pub trait ApprovalService: Send + Sync + 'static {
+    async fn inbox(&self, session: &Session) -> UserResult<InboxView>;
+    async fn request(&self, session: &Session, id: &str) -> UserResult<RequestView>;
+    async fn start_decision(
+        &self,
+        session: &Session,
+        id: &str,
+        approve: bool,
+    ) -> UserResult<RequestChallengeResponse>;
+    async fn finish_decision(
+        &self,
+        session: &Session,
+        id: &str,
+        approve: bool,
+        reason: Option<String>,
+        credential: PublicKeyCredential,
+    ) -> UserResult<RequestView>;
+}
+
+pub type SharedApprovals = Arc<dyn ApprovalService>;

@@ -40,3 +40,36 @@ export async function hydrated(page: Page) {
 export function unique(prefix: string): string {
   return `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
 }
+
+import { spawn } from 'node:child_process';
+
+export interface AgentRun { code: number | null; stdout: string; stderr: string }
+
+/** Starts the reference agent (`countersign agent request`); resolves when it exits. */
+export function agentRequest(client: { client_id: string; client_secret: string }, email: string,
+  action: string, target: string, consequence: string, ...extra: string[]): Promise<AgentRun> {
+  const child = spawn(bin, ['agent', 'request', '--issuer', `http://localhost:${port}`,
+    '--client-id', client.client_id, '--client-secret', client.client_secret, '--login-hint', email,
+    '--action', action, '--target', target, '--consequence', consequence, ...extra],
+  { env: { ...process.env, RUST_LOG: 'warn' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => { stdout += d; });
+  child.stderr.on('data', (d) => { stderr += d; });
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
+export function newClient(): { client_id: string; client_secret: string } {
+  return JSON.parse(countersign('client', 'create', '--name', 'Refund agent', '--delivery', 'poll', '--json'));
+}
+
+/** Enrolls a fresh approver in this page's browser context and leaves them signed in. */
+export async function enrolledApprover(page: Page, name: string): Promise<string> {
+  await addAuthenticator(page);
+  const email = unique(name.toLowerCase().split(' ')[0]);
+  await page.goto(invite(email, name));
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Create passkey' }).click();
+  await page.waitForURL(/\/inbox$/);
+  return email;
+}

@@ -10,6 +10,7 @@ pub mod agent;
 pub mod ciba;
 pub mod clock;
 pub mod config;
+pub mod events;
 pub mod identity;
 pub mod oauth;
 pub mod secrets;
@@ -42,7 +43,7 @@ pub async fn build(
         )
     })?;
     let max_session_ms = config.session_max_hours * 3_600_000;
-    let identity: app::service::SharedIdentity = Arc::new(identity::service::IdentityApp::new(
+    let identity = Arc::new(identity::service::IdentityApp::new(
         store.clone(),
         clock.clone(),
         passkeys,
@@ -50,18 +51,35 @@ pub async fn build(
     ));
     let sessions = identity::sessions::DbSessionStore::new(store.clone());
     let ciba = Arc::new(Ciba::new(store, clock, config.policy(), endpoints.issuer.clone()).await?);
+    let approvals = Arc::new(identity::approvals::ApprovalApp::new(
+        identity.clone(),
+        ciba.clone(),
+    ));
+    let services = UiServices {
+        identity,
+        approvals,
+        ciba: ciba.clone(),
+    };
     let state = AppState {
         ciba: ciba.clone(),
         endpoints: Arc::new(endpoints),
         replay: Arc::new(oauth::replay::ReplayCache::default()),
     };
-    let router = oauth::routes(state).merge(ui_routes(config, identity, sessions));
+    let router = oauth::routes(state).merge(ui_routes(config, services, sessions));
     Ok(Server { ciba, router })
+}
+
+/// What the pages' server functions and event streams reach.
+#[derive(Clone)]
+struct UiServices {
+    identity: Arc<identity::service::IdentityApp>,
+    approvals: Arc<identity::approvals::ApprovalApp>,
+    ciba: Arc<Ciba>,
 }
 
 fn ui_routes(
     config: &ServeConfig,
-    identity: app::service::SharedIdentity,
+    services: UiServices,
     sessions: identity::sessions::DbSessionStore,
 ) -> Router {
     let options = LeptosOptions::builder()
@@ -71,8 +89,17 @@ fn ui_routes(
         .site_addr(config.addr)
         .build();
     let routes = generate_route_list(app::App);
+    let events = {
+        let services = services.clone();
+        axum::routing::get(move |session: tower_sessions::Session| {
+            events::inbox(services.identity.clone(), services.ciba.clone(), session)
+        })
+    };
     let context = move || {
-        leptos::prelude::provide_context(identity.clone());
+        let identity: app::service::SharedIdentity = services.identity.clone();
+        let approvals: app::service::SharedApprovals = services.approvals.clone();
+        leptos::prelude::provide_context(identity);
+        leptos::prelude::provide_context(approvals);
         leptos::nonce::provide_nonce();
     };
     let session_layer = tower_sessions::SessionManagerLayer::new(sessions)
@@ -90,6 +117,7 @@ fn ui_routes(
         })
         .fallback(leptos_axum::file_and_error_handler(app::shell))
         .with_state(options)
+        .route("/events/inbox", events)
         .layer(session_layer)
         .layer(axum::middleware::from_fn_with_state(
             web::Origin::of(&config.public_url),

@@ -48,6 +48,9 @@ enum Command {
     /// Manage the server's signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Check the decision record.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Act as an agent: the reference CIBA client.
     #[command(subcommand)]
     Agent(AgentCommand),
@@ -136,6 +139,15 @@ enum ApproverCommand {
 enum KeysCommand {
     /// Make a new signing key active; the old one stays published until its tokens expire.
     Rotate,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Re-verify every decision record: hash chain, signatures, requests, passkey challenges.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -252,6 +264,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(KeysCommand::Rotate) => {
             let kid = signing::rotate(&store, now).await?;
             println!("new signing key {kid} is active; the previous key stays published until its tokens expire");
+        }
+        Command::Audit(AuditCommand::Verify { json }) => {
+            let report = server::ciba::audit::verify(&store).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                for finding in &report.findings {
+                    println!(
+                        "record {} ({}): {}",
+                        finding.seq, finding.auth_req_id, finding.problem
+                    );
+                }
+                println!(
+                    "{} decision records, {} problems",
+                    report.records,
+                    report.findings.len()
+                );
+            }
+            if !report.is_clean() {
+                return Ok(ExitCode::from(3));
+            }
         }
         Command::Agent(_) => unreachable!("handled above"),
     }

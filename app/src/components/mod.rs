@@ -1,3 +1,5 @@
 //! Pieces several pages share.
+pub mod countdown;
 pub mod layout;
 pub mod passkey;
+pub mod statement;

@@ -1,9 +1,15 @@
-//! The approver's inbox: requests waiting for their decision.
+//! The approver's inbox: pending requests, newest first, and recent decisions. It updates live: the
+//! server pushes a Server-Sent Event whenever this approver's requests change in the database.
 use leptos::prelude::*;
 
 use crate::{
-    components::layout::{Layout, SignedIn},
-    model::Me,
+    api::{approvals::inbox, identity::message},
+    components::{
+        countdown::Countdown,
+        layout::{Layout, SignedIn},
+        statement::SafeText,
+    },
+    model::{Me, RequestSummary},
 };
 
 #[component]
@@ -13,8 +19,7 @@ pub fn InboxPage() -> impl IntoView {
             <SignedIn>
                 <Greeting/>
                 <section class="card">
-                    <h2>"Waiting for you"</h2>
-                    <p class="muted">"No requests are waiting for your decision."</p>
+                    <InboxList/>
                 </section>
             </SignedIn>
         </Layout>
@@ -25,4 +30,101 @@ pub fn InboxPage() -> impl IntoView {
 fn Greeting() -> impl IntoView {
     let me = expect_context::<Me>();
     view! { <h1>"Inbox"</h1> <p class="muted">"Signed in as " {me.name} " (" {me.email} ")"</p> }
+}
+
+fn status_label(status: &str) -> &'static str {
+    match status {
+        "approved" | "redeemed" => "Approved",
+        "denied" => "Denied",
+        "expired" => "Expired",
+        _ => "Pending",
+    }
+}
+
+#[component]
+fn Line(item: RequestSummary, now: i64, pending: bool) -> impl IntoView {
+    let href = format!("/requests/{}", item.id);
+    view! {
+        <li>
+            <a href=href class="request-line">
+                <span class="headline">
+                    <strong><SafeText text=item.action.clone() limit=60 inline=true/></strong>
+                    " — "
+                    <SafeText text=item.target.clone() limit=60 inline=true/>
+                </span>
+                <span class="meta">
+                    <SafeText text=item.client_name.clone() limit=40 inline=true/>
+                    " · "
+                    {if pending {
+                        view! { <Countdown expires_at=item.expires_at now=now/> " left" }.into_any()
+                    } else {
+                        view! { <span class=format!("badge {}", item.status)>{status_label(&item.status)}</span> }.into_any()
+                    }}
+                </span>
+            </a>
+        </li>
+    }
+}
+
+/// The two lists, kept current by the live event stream.
+#[component]
+pub fn InboxList() -> impl IntoView {
+    let data = Resource::new(|| (), |_| inbox());
+    live_updates(move || data.refetch());
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || {
+                data.get()
+                    .map(|result| match result {
+                        Ok(view) => {
+                            let now = view.now;
+                            view! {
+                                <h2>"Waiting for you"</h2>
+                                {if view.pending.is_empty() {
+                                    view! { <p class="muted">"No requests are waiting for your decision."</p> }.into_any()
+                                } else {
+                                    view! {
+                                        <ul class="requests" aria-label="Pending requests">
+                                            {view.pending.into_iter().map(|item| view! { <Line item now pending=true/> }).collect_view()}
+                                        </ul>
+                                    }
+                                        .into_any()
+                                }}
+                                <h2>"Recent decisions"</h2>
+                                {if view.recent.is_empty() {
+                                    view! { <p class="muted">"Nothing decided yet."</p> }.into_any()
+                                } else {
+                                    view! {
+                                        <ul class="requests" aria-label="Recent decisions">
+                                            {view.recent.into_iter().map(|item| view! { <Line item now pending=false/> }).collect_view()}
+                                        </ul>
+                                    }
+                                        .into_any()
+                                }}
+                            }
+                                .into_any()
+                        }
+                        Err(e) => view! { <p class="error" role="alert">{message(&e)}</p> }.into_any(),
+                    })
+            }}
+        </Suspense>
+    }
+}
+
+/// Calls `changed` whenever the server announces a change to this approver's requests.
+fn live_updates(changed: impl Fn() + 'static) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::{closure::Closure, JsCast};
+        let Ok(source) = web_sys::EventSource::new("/events/inbox") else {
+            return;
+        };
+        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_| changed());
+        source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        on_message.forget();
+        let source = send_wrapper::SendWrapper::new(source);
+        on_cleanup(move || source.close());
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = changed;
 }

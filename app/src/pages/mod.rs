@@ -4,4 +4,5 @@ pub mod enroll;
 pub mod home;
 pub mod inbox;
 pub mod not_found;
+pub mod request;
 pub mod sign_in;

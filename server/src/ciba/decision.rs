@@ -1,8 +1,11 @@
 //! Recording an approver's decision. This is the only way a request becomes approved or denied; the
 //! approval page calls it after verifying a fresh passkey assertion. No HTTP endpoint, flag or
 //! environment variable reaches it otherwise.
-use super::Ciba;
-use crate::store::{auth_requests::DecisionUpdate, StoreError};
+use super::{
+    record::{self, Evidence},
+    Ciba,
+};
+use crate::store::{auth_requests::DecisionUpdate, decisions::DecisionRow, StoreError};
 
 #[derive(Debug, Clone)]
 pub enum Decision {
@@ -42,52 +45,81 @@ pub enum DecisionError {
 }
 
 impl Ciba {
-    /// Records `decision` by `approver_id` on a pending, unexpired request addressed to them. Exactly
-    /// one of several concurrent decisions wins; the others get `AlreadyDecided`.
+    /// Records `decision` by `approver_id` on a pending, unexpired request addressed to them, with the
+    /// passkey assertion that made it, as one transaction: the request's new status and the chained,
+    /// signed decision record. Exactly one of several concurrent decisions wins; the others get
+    /// `AlreadyDecided`.
     pub async fn record_decision(
         &self,
         auth_req_id: &str,
         approver_id: &str,
         decision: Decision,
-    ) -> Result<(), DecisionError> {
+        evidence: &Evidence,
+    ) -> Result<DecisionRow, DecisionError> {
         let now = self.clock.now();
+        let request = self
+            .store
+            .auth_request(auth_req_id)
+            .await?
+            .ok_or(DecisionError::NotFound)?;
+        if request.approver_id != approver_id {
+            return Err(DecisionError::NotYours);
+        }
         let amr_json;
-        let update = match &decision {
+        let (update, approve, reason) = match &decision {
             Decision::Approve { acr, amr } => {
                 amr_json = serde_json::to_string(amr).expect("strings serialise");
-                DecisionUpdate {
+                let update = DecisionUpdate {
                     status: "approved",
                     decided_at: now,
                     deny_reason: None,
                     acr: Some(acr),
                     amr: Some(&amr_json),
-                }
+                };
+                (update, true, None)
             }
-            Decision::Deny { reason } => DecisionUpdate {
-                status: "denied",
-                decided_at: now,
-                deny_reason: reason.as_deref(),
-                acr: None,
-                amr: None,
-            },
+            Decision::Deny { reason } => {
+                let update = DecisionUpdate {
+                    status: "denied",
+                    decided_at: now,
+                    deny_reason: reason.as_deref(),
+                    acr: None,
+                    amr: None,
+                };
+                (update, false, reason.as_deref())
+            }
         };
-        if self
+        let keys = &self.keys;
+        let seal = |prev_hash: &str| {
+            let mut row = record::unsealed(&request, approve, reason, evidence, now, prev_hash);
+            row.record_hash = record::record_hash(&row);
+            row.jws = keys
+                .sign("countersign-decision+jwt", record::jws_claims(&row))
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("signing the decision record: {e}"))
+                })?;
+            Ok(row)
+        };
+        if let Some(row) = self
             .store
-            .decide_auth_request(auth_req_id, approver_id, &update)
+            .append_decision(auth_req_id, approver_id, &update, seal)
             .await?
         {
             self.pending.mark_decided(auth_req_id);
-            tracing::info!(approver_id, decision = update.status, "decision recorded");
-            return Ok(());
+            tracing::info!(
+                approver_id,
+                decision = update.status,
+                seq = row.seq,
+                "decision recorded"
+            );
+            return Ok(row);
         }
         let row = self
             .store
             .auth_request(auth_req_id)
             .await?
             .ok_or(DecisionError::NotFound)?;
-        Err(if row.approver_id != approver_id {
-            DecisionError::NotYours
-        } else if row.status != "pending" {
+        Err(if row.status != "pending" {
             DecisionError::AlreadyDecided
         } else {
             DecisionError::Expired

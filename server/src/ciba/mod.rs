@@ -11,10 +11,12 @@ use crate::{
 };
 
 pub mod action;
+pub mod audit;
 pub mod clients;
 pub mod decision;
 pub mod pending;
 pub mod poll;
+pub mod record;
 pub mod request;
 pub mod tokens;
 

@@ -5,7 +5,7 @@ use url::Url;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
     CreationChallengeResponse, CredentialID, DiscoverableAuthentication, Passkey,
-    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse, Webauthn, WebauthnBuilder, WebauthnError,
 };
 use webauthn_rs_proto::ResidentKeyRequirement;
@@ -100,5 +100,89 @@ impl Passkeys {
             Err(WebauthnError::CredentialPossibleCompromise) => Err(AssertionError::PossibleClone),
             Err(e) => Err(AssertionError::Invalid(e)),
         }
+    }
+}
+
+/// A decision ceremony in progress: the library's state (with the bound challenge put in) and the
+/// library's own random challenge, kept as the nonce the bound challenge was made from.
+pub struct BoundAssertion {
+    pub options: RequestChallengeResponse,
+    pub state: PasskeyAuthentication,
+    pub nonce: Vec<u8>,
+}
+
+impl Passkeys {
+    /// Assertion options for deciding: only the approver's own passkeys, user verification required,
+    /// and a challenge that commits to `approve`, the request `digest` and a fresh random nonce.
+    ///
+    /// webauthn-rs always generates the challenge itself (its maintainers decline caller-chosen ones),
+    /// so its random challenge becomes the nonce and the bound challenge is written into both the
+    /// options and the serialised state. `decision_state_round_trips` guards this against library
+    /// changes (webauthn-rs is pinned to 0.6.2).
+    pub fn start_bound_assertion(
+        &self,
+        passkeys: &[Passkey],
+        approve: bool,
+        digest: &[u8; 32],
+    ) -> Result<BoundAssertion, WebauthnError> {
+        let (mut options, state) = self.webauthn.start_passkey_authentication(passkeys)?;
+        let nonce: Vec<u8> = options.public_key.challenge.to_vec();
+        let challenge = crate::ciba::record::decision_challenge(approve, digest, &nonce);
+        options.public_key.challenge = challenge.to_vec();
+        let state = with_challenge(state, &challenge).map_err(|_| WebauthnError::Configuration)?;
+        Ok(BoundAssertion {
+            options,
+            state,
+            nonce,
+        })
+    }
+
+    /// Verifies a decision assertion; on success returns whether the passkey is backup-eligible
+    /// (synced) and updates its counter.
+    pub fn finish_bound_assertion(
+        &self,
+        response: &PublicKeyCredential,
+        state: &PasskeyAuthentication,
+        passkey: &mut Passkey,
+    ) -> Result<(bool, bool), AssertionError> {
+        match self.webauthn.finish_passkey_authentication(response, state) {
+            Ok(result) => {
+                passkey.update_credential(&result);
+                Ok((result.backup_eligible(), result.backup_state()))
+            }
+            Err(WebauthnError::CredentialPossibleCompromise) => Err(AssertionError::PossibleClone),
+            Err(e) => Err(AssertionError::Invalid(e)),
+        }
+    }
+}
+
+/// Replaces the challenge inside webauthn-rs's authentication state (its serde form, a base64url string
+/// at `ast.challenge`).
+fn with_challenge(
+    state: PasskeyAuthentication,
+    challenge: &[u8],
+) -> Result<PasskeyAuthentication, serde_json::Error> {
+    let mut value = serde_json::to_value(&state)?;
+    value["ast"]["challenge"] = serde_json::Value::String(crate::secrets::base64url(challenge));
+    serde_json::from_value(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decision_state_round_trips() {
+        let passkeys = Passkeys::new(&"http://localhost:3000".parse().unwrap()).unwrap();
+        let (_, state) = passkeys
+            .webauthn
+            .start_passkey_authentication(&[])
+            .expect("an authentication state");
+        let patched = with_challenge(state, &[9u8; 32]).expect("the state keeps its serde shape");
+        let value = serde_json::to_value(&patched).unwrap();
+        assert_eq!(
+            value["ast"]["challenge"],
+            crate::secrets::base64url(&[9u8; 32])
+        );
     }
 }

@@ -58,12 +58,15 @@ pub struct IdentityApp {
 }
 
 /// Logs the detail, returns the sentence for the person.
-fn internal(e: impl std::fmt::Display) -> String {
+pub(crate) fn internal(e: impl std::fmt::Display) -> String {
     tracing::error!(error = %e, "identity service error");
     "Something went wrong on our side. Please try again.".into()
 }
 
-async fn take<T: DeserializeOwned>(session: &Session, key: &str) -> UserResult<Option<T>> {
+pub(crate) async fn take<T: DeserializeOwned>(
+    session: &Session,
+    key: &str,
+) -> UserResult<Option<T>> {
     session.remove::<T>(key).await.map_err(internal)
 }
 
@@ -107,7 +110,7 @@ impl IdentityApp {
     }
 
     /// The signed-in approver, if the session is still valid (epoch and absolute lifetime).
-    async fn signed_in(&self, session: &Session) -> UserResult<Option<Approver>> {
+    pub(crate) async fn signed_in(&self, session: &Session) -> UserResult<Option<Approver>> {
         let Some(user) = session
             .get::<SignedInUser>(SIGNED_IN)
             .await
@@ -130,10 +133,72 @@ impl IdentityApp {
             .map_err(internal)
     }
 
-    async fn require(&self, session: &Session) -> UserResult<Approver> {
+    pub(crate) async fn require(&self, session: &Session) -> UserResult<Approver> {
         self.signed_in(session)
             .await?
             .ok_or_else(|| "Your session has ended. Please sign in again.".to_owned())
+    }
+
+    pub(crate) fn passkeys(&self) -> &Passkeys {
+        &self.passkeys
+    }
+
+    /// The approver's passkeys that may still sign (not suspended).
+    pub(crate) async fn usable_passkeys(&self, approver_id: &str) -> UserResult<Vec<Passkey>> {
+        let rows = self
+            .store
+            .passkeys_of(approver_id)
+            .await
+            .map_err(internal)?;
+        Ok(rows
+            .iter()
+            .filter(|r| r.suspended_at.is_none())
+            .filter_map(|r| serde_json::from_str(&r.passkey).ok())
+            .collect())
+    }
+
+    /// One of the approver's passkeys by credential id, refusing suspended ones.
+    pub(crate) async fn passkey_of(
+        &self,
+        approver_id: &str,
+        credential_id: &str,
+    ) -> UserResult<(Passkey, PasskeyRow)> {
+        let row = self
+            .store
+            .passkey(credential_id)
+            .await
+            .map_err(internal)?
+            .filter(|r| r.approver_id == approver_id)
+            .ok_or("This passkey is not one of yours.")?;
+        if row.suspended_at.is_some() {
+            return Err("This passkey is suspended; use another one.".into());
+        }
+        Ok((serde_json::from_str(&row.passkey).map_err(internal)?, row))
+    }
+
+    pub(crate) async fn record_use(
+        &self,
+        credential_id: &str,
+        passkey: &Passkey,
+        backed_up: bool,
+        now: Millis,
+    ) -> UserResult<()> {
+        let stored = serde_json::to_string(passkey).map_err(internal)?;
+        self.store
+            .record_passkey_use(credential_id, &stored, backed_up, now)
+            .await
+            .map_err(internal)
+    }
+
+    pub(crate) async fn suspend(&self, credential_id: &str, now: Millis) -> UserResult<()> {
+        tracing::warn!(
+            credential_id,
+            "signature counter went backwards; passkey suspended"
+        );
+        self.store
+            .suspend_passkey(credential_id, "signature counter went backwards", now)
+            .await
+            .map_err(internal)
     }
 
     /// A new session id at sign-in (no fixation), bound to the approver's current epoch.

@@ -127,40 +127,6 @@ impl Store {
         .await?)
     }
 
-    /// Records a decision if the request is still pending, unexpired and addressed to `approver_id`.
-    /// On PostgreSQL the same transaction notifies other instances, whose poll caches then reload it.
-    pub async fn decide_auth_request(
-        &self,
-        id: &str,
-        approver_id: &str,
-        update: &DecisionUpdate<'_>,
-    ) -> StoreResult<bool> {
-        let mut tx = self.pool().begin().await?;
-        let done = sqlx::query(
-            "UPDATE auth_requests SET status = $1, decided_at = $2, deny_reason = $3, acr = $4, amr = $5 \
-             WHERE id = $6 AND approver_id = $7 AND status = 'pending' AND expires_at > $2",
-        )
-        .bind(update.status)
-        .bind(update.decided_at)
-        .bind(update.deny_reason)
-        .bind(update.acr)
-        .bind(update.amr)
-        .bind(id)
-        .bind(approver_id)
-        .execute(&mut *tx)
-        .await?;
-        let decided = done.rows_affected() == 1;
-        if decided && self.backend() == Backend::Postgres {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(crate::ciba::pending::DECISION_CHANNEL)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(decided)
-    }
-
     /// Marks an approved request redeemed by `client_id` and records the access token `jti` issued for
     /// it, in one transaction; true for exactly one caller.
     pub async fn redeem_auth_request(
@@ -334,4 +300,56 @@ impl LimitCounts {
             })
             .collect()
     }
+}
+
+impl Store {
+    /// An approver's requests, newest first, with the requesting client's name.
+    pub async fn approver_requests(
+        &self,
+        approver_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<(AuthRequestRow, String)>> {
+        let columns: Vec<String> = COLUMNS
+            .split(',')
+            .map(|c| format!("r.{}", c.trim()))
+            .collect();
+        let rows: Vec<ApproverRequest> = sqlx::query_as(&format!(
+            "SELECT {}, c.name AS client_name FROM auth_requests r JOIN clients c ON c.id = r.client_id \
+             WHERE r.approver_id = $1 ORDER BY r.created_at DESC, r.id DESC LIMIT $2",
+            columns.join(", ")
+        ))
+        .bind(approver_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.request, r.client_name))
+            .collect())
+    }
+
+    /// Changes whenever anything in the approver's inbox would change: a new request, a decision, or a
+    /// pending request running out of time. The live inbox compares it once a second.
+    pub async fn inbox_fingerprint(
+        &self,
+        approver_id: &str,
+        now: i64,
+    ) -> StoreResult<(i64, i64, i64, i64)> {
+        Ok(sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(MAX(created_at), 0), COALESCE(MAX(decided_at), 0), \
+             COALESCE(SUM(CASE WHEN status = 'pending' AND expires_at > $2 THEN 1 ELSE 0 END), 0) \
+             FROM auth_requests WHERE approver_id = $1",
+        )
+        .bind(approver_id)
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?)
+    }
+}
+
+#[derive(FromRow)]
+struct ApproverRequest {
+    #[sqlx(flatten)]
+    request: AuthRequestRow,
+    client_name: String,
 }

@@ -13,6 +13,7 @@ use sqlx::{
 pub mod approvers;
 pub mod auth_requests;
 pub mod clients;
+pub mod decisions;
 pub mod identity;
 pub mod insert_queue;
 pub mod signing_keys;

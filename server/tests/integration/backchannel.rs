@@ -399,11 +399,14 @@ async fn an_id_token_hint_names_the_approver_it_was_issued_for(db: Db) {
     let other = h.poll_client().await;
     let approver = h.approver(APPROVER, None).await;
     let id = h.start(&creds, APPROVER).await;
-    h.server
-        .ciba
-        .record_decision(&id, &approver.id, Decision::approve_with_passkey())
-        .await
-        .unwrap();
+    decide(
+        &h.server.ciba,
+        &id,
+        &approver.id,
+        Decision::approve_with_passkey(),
+    )
+    .await
+    .unwrap();
     let id_token = h.poll(&creds, &id).await.json["id_token"]
         .as_str()
         .unwrap()

@@ -231,9 +231,14 @@ async fn the_agent_gets_pending_then_tokens(db: Db) {
         .unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].binding_message.as_deref(), Some("DEL-42"));
-    ciba.record_decision(&pending[0].id, &jane.id, Decision::approve_with_passkey())
-        .await
-        .unwrap();
+    decide(
+        &ciba,
+        &pending[0].id,
+        &jane.id,
+        Decision::approve_with_passkey(),
+    )
+    .await
+    .unwrap();
 
     let output = tokio::task::spawn_blocking(move || agent.wait_with_output())
         .await

@@ -376,3 +376,43 @@ pub fn header_of(jwt: &str) -> Value {
     )
     .unwrap()
 }
+
+/// Records a decision as the approval page does, with evidence whose clientDataJSON carries the
+/// challenge bound to this decision on this request (no real authenticator signs it here; the browser
+/// tests cover real assertions).
+pub async fn decide(
+    ciba: &server::ciba::Ciba,
+    id: &str,
+    approver_id: &str,
+    decision: server::ciba::Decision,
+) -> Result<server::store::decisions::DecisionRow, server::ciba::DecisionError> {
+    use server::ciba::record::{decision_challenge, request_digest, Evidence};
+    let approve = matches!(decision, server::ciba::Decision::Approve { .. });
+    let nonce = server::secrets::random_bytes::<32>().to_vec();
+    let evidence = match ciba.store().auth_request(id).await.unwrap() {
+        Some(row) => {
+            let challenge = decision_challenge(approve, &request_digest(&row), &nonce);
+            let client_data = serde_json::json!({
+                "type": "webauthn.get",
+                "challenge": server::secrets::base64url(&challenge),
+                "origin": "http://localhost:3000",
+            });
+            Evidence {
+                credential_id: "test-credential".into(),
+                authenticator_data: vec![0; 37],
+                client_data_json: client_data.to_string().into_bytes(),
+                signature: vec![1; 64],
+                nonce,
+            }
+        }
+        None => Evidence {
+            credential_id: "test-credential".into(),
+            authenticator_data: vec![],
+            client_data_json: vec![],
+            signature: vec![],
+            nonce,
+        },
+    };
+    ciba.record_decision(id, approver_id, decision, &evidence)
+        .await
+}

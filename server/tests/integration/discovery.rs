@@ -91,11 +91,14 @@ async fn jwks_publishes_the_signing_key_and_keeps_rotated_keys(db: Db) {
     let creds = h.poll_client().await;
     let approver = h.approver(APPROVER, None).await;
     let id = h.start(&creds, APPROVER).await;
-    h.server
-        .ciba
-        .record_decision(&id, &approver.id, Decision::approve_with_passkey())
-        .await
-        .unwrap();
+    decide(
+        &h.server.ciba,
+        &id,
+        &approver.id,
+        Decision::approve_with_passkey(),
+    )
+    .await
+    .unwrap();
     let tokens = h.poll(&creds, &id).await.json;
     assert_eq!(
         header_of(tokens["id_token"].as_str().unwrap())["kid"],

@@ -39,11 +39,14 @@ async fn pending_requests_per_approver_are_limited(db: Db) {
     let other = h.poll_client().await;
     h.start(&other, APPROVER).await;
     // A decision frees a place; so does expiry.
-    h.server
-        .ciba
-        .record_decision(&ids[0], &jane.id, Decision::Deny { reason: None })
-        .await
-        .unwrap();
+    decide(
+        &h.server.ciba,
+        &ids[0],
+        &jane.id,
+        Decision::Deny { reason: None },
+    )
+    .await
+    .unwrap();
     h.start(&creds, APPROVER).await;
     h.bc_authorize(&creds, APPROVER, &[])
         .await

@@ -2,6 +2,7 @@
 mod backchannel;
 mod cli;
 mod common;
+mod decisions;
 mod discovery;
 mod identity;
 mod jwt_clients;

@@ -84,11 +84,13 @@ async fn an_expired_request_is_expired_token(db: Db) {
     h.poll(&creds, &id)
         .await
         .assert_error(StatusCode::BAD_REQUEST, "expired_token");
-    let late = h
-        .server
-        .ciba
-        .record_decision(&id, &approver.id, Decision::approve_with_passkey())
-        .await;
+    let late = decide(
+        &h.server.ciba,
+        &id,
+        &approver.id,
+        Decision::approve_with_passkey(),
+    )
+    .await;
     assert!(matches!(late, Err(DecisionError::Expired)), "{late:?}");
     // After the poll cache forgets it, the answer comes from the store and is the same.
     h.server.ciba.refresh().await.unwrap();
@@ -106,17 +108,16 @@ async fn a_denied_request_is_access_denied(db: Db) {
     h.poll(&creds, &id)
         .await
         .assert_error(StatusCode::BAD_REQUEST, "authorization_pending");
-    h.server
-        .ciba
-        .record_decision(
-            &id,
-            &approver.id,
-            Decision::Deny {
-                reason: Some("not this order".into()),
-            },
-        )
-        .await
-        .unwrap();
+    decide(
+        &h.server.ciba,
+        &id,
+        &approver.id,
+        Decision::Deny {
+            reason: Some("not this order".into()),
+        },
+    )
+    .await
+    .unwrap();
     h.poll(&creds, &id)
         .await
         .assert_error(StatusCode::FORBIDDEN, "access_denied");
@@ -138,11 +139,14 @@ async fn an_approved_request_yields_tokens_once_and_a_replay_revokes_them(db: Db
     let creds = h.poll_client().await;
     let approver = h.approver(APPROVER, None).await;
     let id = h.start(&creds, APPROVER).await;
-    h.server
-        .ciba
-        .record_decision(&id, &approver.id, Decision::approve_with_passkey())
-        .await
-        .unwrap();
+    decide(
+        &h.server.ciba,
+        &id,
+        &approver.id,
+        Decision::approve_with_passkey(),
+    )
+    .await
+    .unwrap();
     let r = h.poll(&creds, &id).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
@@ -220,11 +224,14 @@ async fn a_hundred_concurrent_polls_yield_exactly_one_token_response(db: Db) {
     let creds = h.poll_client().await;
     let approver = h.approver(APPROVER, None).await;
     let id = h.start(&creds, APPROVER).await;
-    h.server
-        .ciba
-        .record_decision(&id, &approver.id, Decision::approve_with_passkey())
-        .await
-        .unwrap();
+    decide(
+        &h.server.ciba,
+        &id,
+        &approver.id,
+        Decision::approve_with_passkey(),
+    )
+    .await
+    .unwrap();
     let polls = (0..100).map(|_| {
         let (h, creds, id) = (h.clone(), creds.clone(), id.clone());
         tokio::spawn(async move { h.poll(&creds, &id).await })
@@ -291,18 +298,16 @@ async fn decisions_are_recorded_once_by_the_addressed_approver(db: Db) {
     let id = h.start(&creds, APPROVER).await;
     let ciba = &h.server.ciba;
     assert!(matches!(
-        ciba.record_decision(&id, &bob.id, Decision::approve_with_passkey())
-            .await,
+        decide(ciba, &id, &bob.id, Decision::approve_with_passkey()).await,
         Err(DecisionError::NotYours)
     ));
     assert!(matches!(
-        ciba.record_decision("nope", &jane.id, Decision::approve_with_passkey())
-            .await,
+        decide(ciba, "nope", &jane.id, Decision::approve_with_passkey()).await,
         Err(DecisionError::NotFound)
     ));
     let (a, b) = tokio::join!(
-        ciba.record_decision(&id, &jane.id, Decision::approve_with_passkey()),
-        ciba.record_decision(&id, &jane.id, Decision::Deny { reason: None }),
+        decide(ciba, &id, &jane.id, Decision::approve_with_passkey()),
+        decide(ciba, &id, &jane.id, Decision::Deny { reason: None }),
     );
     assert!(
         a.is_ok() != b.is_ok(),
@@ -336,11 +341,14 @@ async fn a_decision_on_one_instance_reaches_polls_on_another_postgres() {
     h.poll(&creds, &id)
         .await
         .assert_error(StatusCode::BAD_REQUEST, "authorization_pending");
-    other
-        .ciba
-        .record_decision(&id, &approver.id, Decision::approve_with_passkey())
-        .await
-        .unwrap();
+    decide(
+        &other.ciba,
+        &id,
+        &approver.id,
+        Decision::approve_with_passkey(),
+    )
+    .await
+    .unwrap();
     // The notification is asynchronous: allow it up to five seconds, in small steps.
     for _ in 0..50 {
         h.clock.advance_secs(5);

@@ -1,0 +1,172 @@
+//! The plain transaction statement, and text from agents shown so that it cannot disguise the action:
+//! always escaped (Leptos renders text, never HTML), invisible and direction-changing characters shown
+//! as visible markers, letters from look-alike alphabets highlighted, long values truncated with
+//! "Show all".
+use leptos::prelude::*;
+
+use crate::model::RequestView;
+
+/// Characters that change how text looks without being visible themselves: zero-width characters,
+/// bidirectional controls, variation selectors, tags and other default-ignorable code points.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}'
+        | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+        | '\u{E0000}'..='\u{E0FFF}')
+        || c.is_control()
+}
+
+/// Cyrillic and Greek letters, which can pass for Latin ones ("раypal" with Cyrillic р and а).
+fn is_lookalike_script(c: char) -> bool {
+    matches!(c, '\u{0370}'..='\u{03FF}' | '\u{0400}'..='\u{052F}')
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Segment {
+    Plain(String),
+    Invisible(char),
+    Lookalike(char),
+}
+
+/// Splits `text` into what is shown as is and what is flagged.
+pub fn segments(text: &str) -> Vec<Segment> {
+    let mixed =
+        text.chars().any(|c| c.is_ascii_alphabetic()) && text.chars().any(is_lookalike_script);
+    let mut out = Vec::new();
+    let mut plain = String::new();
+    for c in text.chars() {
+        let flagged = if is_invisible(c) {
+            Some(Segment::Invisible(c))
+        } else if mixed && is_lookalike_script(c) {
+            Some(Segment::Lookalike(c))
+        } else {
+            None
+        };
+        match flagged {
+            Some(segment) => {
+                if !plain.is_empty() {
+                    out.push(Segment::Plain(std::mem::take(&mut plain)));
+                }
+                out.push(segment);
+            }
+            None => plain.push(c),
+        }
+    }
+    if !plain.is_empty() {
+        out.push(Segment::Plain(plain));
+    }
+    out
+}
+
+fn render(text: &str) -> AnyView {
+    segments(text)
+        .into_iter()
+        .map(|segment| match segment {
+            Segment::Plain(t) => view! { <span>{t}</span> }.into_any(),
+            Segment::Invisible(c) => {
+                let code = format!("U+{:04X}", c as u32);
+                view! { <mark class="invisible-char" title=format!("Invisible character {code}")>{format!("[{code}]")}</mark> }
+                    .into_any()
+            }
+            Segment::Lookalike(c) => {
+                let code = format!("U+{:04X}", c as u32);
+                view! { <mark class="lookalike" title=format!("Letter from another alphabet ({code})")>{c.to_string()}</mark> }
+                    .into_any()
+            }
+        })
+        .collect_view()
+        .into_any()
+}
+
+/// Agent-supplied text, made safe to read; longer than `limit` characters it is cut with "Show all".
+#[component]
+pub fn SafeText(
+    text: String,
+    #[prop(default = 140)] limit: usize,
+    /// Inside a link or list line: no "Show all" button and no warning text, just the marked text.
+    #[prop(optional)]
+    inline: bool,
+) -> impl IntoView {
+    let long = text.chars().count() > limit;
+    let (expanded, set_expanded) = signal(false);
+    let short: String = text.chars().take(limit).collect();
+    let full = StoredValue::new(text);
+    let short = StoredValue::new(short);
+    let warn = segments(&full.read_value())
+        .iter()
+        .any(|s| !matches!(s, Segment::Plain(_)));
+    view! {
+        <span class="safe-text">
+            {move || {
+                if long && !expanded.get() {
+                    view! { {render(&short.read_value())} <span aria-hidden="true">"…"</span> }.into_any()
+                } else {
+                    render(&full.read_value())
+                }
+            }}
+        </span>
+        {(long && !inline).then(|| view! {
+            <button type="button" class="link" on:click=move |_| set_expanded.update(|e| *e = !*e)>
+                {move || if expanded.get() { "Show less" } else { "Show all" }}
+            </button>
+        })}
+        {(warn && !inline).then(|| view! { <span class="warning">" Contains hidden or look-alike characters (marked)."</span> })}
+    }
+}
+
+/// "**Refund $120.00** — **jane@example.com for order #1234**. This cannot be undone: the money leaves."
+#[component]
+pub fn Statement(request: RequestView) -> impl IntoView {
+    let irreversible = request.reversible == Some(false);
+    view! {
+        <p class="statement">
+            <strong class="action"><SafeText text=request.action.clone() limit=120/></strong>
+            " — "
+            <strong class="target"><SafeText text=request.target.clone()/></strong>
+        </p>
+        <p class="consequence">
+            {irreversible.then(|| view! { <strong>"This cannot be undone: "</strong> })}
+            <SafeText text=request.consequence.clone() limit=240/>
+        </p>
+        {request.amount.clone().map(|amount| view! {
+            <p class="amount">"Amount: " <strong>{amount} " " {request.currency.clone().unwrap_or_default()}</strong></p>
+        })}
+        {request.resource.clone().map(|resource| view! {
+            <p class="muted small">"On: " <SafeText text=resource limit=80/></p>
+        })}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invisible_and_lookalike_characters_are_flagged() {
+        assert_eq!(segments("plain"), vec![Segment::Plain("plain".into())]);
+        assert_eq!(
+            segments("a\u{200B}b\u{202E}"),
+            vec![
+                Segment::Plain("a".into()),
+                Segment::Invisible('\u{200B}'),
+                Segment::Plain("b".into()),
+                Segment::Invisible('\u{202E}')
+            ]
+        );
+        // Cyrillic "р" and "а" inside a Latin word.
+        assert_eq!(
+            segments("p\u{0430}y"),
+            vec![
+                Segment::Plain("p".into()),
+                Segment::Lookalike('\u{0430}'),
+                Segment::Plain("y".into())
+            ]
+        );
+        // All-Cyrillic text is not mixed, so not flagged.
+        assert_eq!(
+            segments("\u{0434}\u{0430}"),
+            vec![Segment::Plain("\u{0434}\u{0430}".into())]
+        );
+    }
+}

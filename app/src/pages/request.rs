@@ -1,0 +1,139 @@
+//! One request: the plain transaction statement, its context, a countdown, and Approve / Deny, each
+//! made with a fresh passkey assertion bound to this decision on this request.
+use leptos::{prelude::*, task::spawn_local};
+use leptos_router::hooks::use_params_map;
+
+use crate::{
+    api::{
+        approvals::{finish_decision, request, start_decision},
+        identity::message,
+    },
+    components::{
+        countdown::{time_left, Countdown},
+        layout::{ErrorLine, Layout, SignedIn},
+        passkey,
+        statement::{SafeText, Statement},
+    },
+    model::RequestView,
+    pages::inbox::InboxList,
+};
+
+#[component]
+pub fn RequestPage() -> impl IntoView {
+    view! {
+        <Layout nav=true>
+            <SignedIn>
+                <div class="split">
+                    <aside class="inbox-pane" aria-label="Inbox">
+                        <InboxList/>
+                    </aside>
+                    <RequestPane/>
+                </div>
+            </SignedIn>
+        </Layout>
+    }
+}
+
+#[component]
+fn RequestPane() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let loaded = Resource::new(id, request);
+    view! {
+        <section class="card request">
+            <Suspense fallback=|| view! { <p class="muted">"Loading the request…"</p> }>
+                {move || {
+                    loaded
+                        .get()
+                        .map(|result| match result {
+                            Ok(view) => view! { <Decide request=view/> }.into_any(),
+                            Err(e) => view! { <p class="error" role="alert">{message(&e)}</p> }.into_any(),
+                        })
+                }}
+            </Suspense>
+        </section>
+    }
+}
+
+fn status_text(status: &str) -> &'static str {
+    match status {
+        "approved" | "redeemed" => {
+            "You approved this request. The agent can go ahead with exactly this action."
+        }
+        "denied" => "You denied this request. The agent has been told.",
+        "expired" => "This request has expired. Nothing was approved; the agent must ask again.",
+        _ => "",
+    }
+}
+
+#[component]
+fn Decide(request: RequestView) -> impl IntoView {
+    let (current, set_current) = signal(request.clone());
+    let (error, set_error) = signal(None::<String>);
+    let (busy, set_busy) = signal(false);
+    let (reason, set_reason) = signal(String::new());
+    let left = time_left(request.expires_at, request.now);
+    let pending = move || current.with(|r| r.status == "pending") && left.get() > 0;
+    let decide = move |approve: bool| {
+        set_busy.set(true);
+        set_error.set(None);
+        let id = current.with_untracked(|r| r.id.clone());
+        let reason = (!approve)
+            .then(|| reason.get_untracked())
+            .filter(|r| !r.trim().is_empty());
+        spawn_local(async move {
+            let outcome = async {
+                let options = start_decision(id.clone(), approve)
+                    .await
+                    .map_err(|e| message(&e))?;
+                let credential = passkey::get(options).await?;
+                finish_decision(id, approve, reason, credential)
+                    .await
+                    .map_err(|e| message(&e))
+            }
+            .await;
+            set_busy.set(false);
+            match outcome {
+                Ok(view) => set_current.set(view),
+                Err(e) => set_error.set(Some(e)),
+            }
+        });
+    };
+    let r = request;
+    view! {
+        <h1 class="sr-only">"Request"</h1>
+        <p class="eyebrow">"Approval requested by " <strong><SafeText text=r.client_name.clone() limit=60/></strong></p>
+        <div class="statement-box">
+            <Statement request=r.clone()/>
+        </div>
+        <dl class="facts">
+            {r.binding_message.clone().map(|m| view! {
+                <dt>"Code shown by the agent"</dt>
+                <dd><code class="binding">{m}</code></dd>
+            })}
+            <dt>"Time left"</dt>
+            <dd><Countdown expires_at=r.expires_at now=r.now/></dd>
+            <dt>"Scopes"</dt>
+            <dd>{r.scope.clone()}</dd>
+        </dl>
+        <Show
+            when=pending
+            fallback=move || {
+                let status = move || if current.with(|r| r.status == "pending") { "expired".to_owned() } else { current.with(|r| r.status.clone()) };
+                view! { <p class="outcome" role="status">{move || status_text(&status())}</p> }
+            }
+        >
+            <div class="decide">
+                <button type="button" class="approve" on:click=move |_| decide(true) disabled=busy>
+                    "Approve with passkey"
+                </button>
+                <button type="button" class="deny" on:click=move |_| decide(false) disabled=busy>
+                    "Deny"
+                </button>
+            </div>
+            <label for="deny-reason">"Reason for denying (optional)"</label>
+            <input id="deny-reason" type="text" prop:value=reason on:input=move |ev| set_reason.set(event_target_value(&ev))/>
+        </Show>
+        <ErrorLine message=error/>
+    }
+}

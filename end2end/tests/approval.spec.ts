@@ -1,0 +1,98 @@
+// The approval itself: an agent asks, the approver sees it live, reads the statement, and decides with a
+// passkey; the agent gets tokens carrying exactly that action, or access_denied.
+import { test, expect } from '@playwright/test';
+import { agentRequest, enrolledApprover, hydrated, newClient } from './helpers';
+
+test('an agent asks, the approver approves with a passkey, the agent gets its tokens', async ({ page }, testInfo) => {
+  const email = await enrolledApprover(page, 'Jane Approver');
+  await hydrated(page);
+  await expect(page.getByText('No requests are waiting for your decision.')).toBeVisible();
+  const client = newClient();
+  const agent = agentRequest(client, email, 'Refund $120.00', 'jane@example.com for order #1234',
+    'The money leaves the company account.', '--binding-message', 'ORDER-1234', '--reversible', 'false',
+    '--amount', '120.00', '--currency', 'USD');
+
+  // It appears live, without a reload.
+  const line = page.getByRole('link', { name: /Refund \$120\.00/ });
+  await expect(line).toBeVisible({ timeout: 10_000 });
+  await page.screenshot({ path: `screenshots/inbox-${testInfo.project.name}.png`, fullPage: true });
+  await line.click();
+  await expect(page).toHaveURL(/\/requests\//);
+  const statement = page.locator('.statement-box');
+  await expect(statement).toContainText('Refund $120.00');
+  await expect(statement).toContainText('jane@example.com for order #1234');
+  await expect(statement).toContainText('This cannot be undone: The money leaves the company account.');
+  await expect(page.locator('section.request').getByText('ORDER-1234')).toBeVisible();
+  await expect(page.locator('section.request').getByRole('timer')).toHaveText(/^\d+:\d\d$/);
+  await hydrated(page);
+  const approve = page.getByRole('button', { name: 'Approve with passkey' });
+  const deny = page.getByRole('button', { name: 'Deny' });
+  await expect(approve).toBeInViewport();
+  await expect(deny).toBeInViewport();
+  await expect(statement).toBeInViewport();
+  await page.screenshot({ path: `screenshots/request-${testInfo.project.name}.png` });
+
+  await approve.click();
+  await expect(page.getByRole('status')).toContainText('You approved this request');
+  const run = await agent;
+  expect(run.code).toBe(0);
+  const tokens = JSON.parse(run.stdout);
+  expect(tokens.authorization_details).toEqual([{
+    type: 'agent_action', action: 'Refund $120.00', target: 'jane@example.com for order #1234',
+    consequence: 'The money leaves the company account.', amount: '120.00', currency: 'USD', reversible: false,
+  }]);
+  expect(run.stderr).toContain('authorization_pending');
+});
+
+test('a denial reaches the agent as access_denied', async ({ page }) => {
+  const email = await enrolledApprover(page, 'Dana Denier');
+  const agent = agentRequest(newClient(), email, 'Delete', 'production database "orders"', 'All order history is lost.');
+  await page.getByRole('link', { name: /Delete/ }).click();
+  await hydrated(page);
+  await page.getByLabel('Reason for denying (optional)').fill('Not during business hours');
+  await page.getByRole('button', { name: 'Deny' }).click();
+  await expect(page.getByRole('status')).toContainText('You denied this request');
+  const run = await agent;
+  expect(run.code).toBe(2);
+  expect(JSON.parse(run.stdout).error).toBe('access_denied');
+});
+
+test('hostile characters in the target are shown, and another approver cannot see the request', async ({ page, browser }) => {
+  const email = await enrolledApprover(page, 'Hal Careful');
+  const agent = agentRequest(newClient(), email, 'Transfer', 'acct\u202E4321-evil\u200B pаypal', 'Money moves.',
+    '--requested-expiry', '60');
+  await page.getByRole('link', { name: /Transfer/ }).click();
+  const pane = page.locator('section.request');
+  await expect(pane.locator('mark.invisible-char').first()).toHaveText('[U+202E]');
+  await expect(pane.locator('mark.invisible-char').nth(1)).toHaveText('[U+200B]');
+  await expect(pane.locator('mark.lookalike')).toHaveText('а');
+  await expect(pane.getByText('Contains hidden or look-alike characters')).toBeVisible();
+  const url = page.url();
+
+  const other = await browser.newContext();
+  const otherPage = await other.newPage();
+  await enrolledApprover(otherPage, 'Olga Other');
+  await expect(otherPage.getByRole('link', { name: /Transfer/ })).toHaveCount(0);
+  await otherPage.goto(url);
+  await expect(otherPage.getByRole('alert')).toContainText('There is no such request for you.');
+  await expect(otherPage.getByRole('button', { name: 'Approve with passkey' })).toHaveCount(0);
+  await other.close();
+
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Deny' }).click();
+  await expect(page.getByRole('status')).toContainText('You denied');
+  await agent;
+});
+
+test('a request that expires while its page is open cannot be approved', async ({ page }) => {
+  const email = await enrolledApprover(page, 'Eve Late');
+  const agent = agentRequest(newClient(), email, 'Restart', 'web cluster', 'Sites go down for a minute.',
+    '--requested-expiry', '4');
+  await page.getByRole('link', { name: /Restart/ }).click();
+  await hydrated(page);
+  await expect(page.getByRole('button', { name: 'Approve with passkey' })).toBeVisible();
+  await expect(page.getByRole('status')).toContainText('This request has expired', { timeout: 10_000 });
+  await expect(page.getByRole('button', { name: 'Approve with passkey' })).toHaveCount(0);
+  const run = await agent;
+  expect(JSON.parse(run.stdout).error).toBe('expired_token');
+});

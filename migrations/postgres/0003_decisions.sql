@@ -1,0 +1,27 @@
+-- The decision record: one row per decision, append-only, hash-chained and signed by the server.
+CREATE TABLE decisions (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    auth_req_id TEXT NOT NULL UNIQUE REFERENCES auth_requests (id),
+    request_digest TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('approve', 'deny')),
+    reason TEXT,
+    approver_id TEXT NOT NULL REFERENCES approvers (id),
+    credential_id TEXT NOT NULL,
+    authenticator_data TEXT NOT NULL,
+    client_data_json TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    decided_at BIGINT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    record_hash TEXT NOT NULL,
+    jws TEXT NOT NULL
+);
+
+-- Append-only: the database itself refuses edits and deletions of decision rows.
+CREATE FUNCTION decisions_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'decisions are append-only';
+END;
+$$;
+CREATE TRIGGER decisions_no_change BEFORE UPDATE OR DELETE ON decisions
+FOR EACH ROW EXECUTE FUNCTION decisions_append_only();

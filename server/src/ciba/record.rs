@@ -1,0 +1,141 @@
+//! What makes a decision evidence: the canonical statement of the exact request, its digest, the passkey
+//! challenge that commits to it, and the tamper-evident record (hash chain plus the server's JWS).
+//!
+//! The approver's authenticator signs `clientDataJSON`, whose `challenge` is
+//! SHA-256(tag ‖ decision ‖ request digest ‖ nonce): the signature therefore covers this one decision
+//! on this one request. webauthn-rs always picks its own random challenge, so that random value is used
+//! as the nonce and the bound challenge replaces it (see `identity::decisions`).
+use serde_json::{json, Map, Value};
+
+use crate::{
+    secrets::{base64url, hex, sha256},
+    store::{auth_requests::AuthRequestRow, decisions::DecisionRow},
+};
+
+const CHALLENGE_TAG: &[u8] = b"countersign/decision/v1";
+
+/// RFC 8785 canonical JSON: the same value always gives the same bytes.
+pub fn canonical(value: &Value) -> String {
+    serde_jcs::to_string(value).expect("JSON values canonicalise")
+}
+
+/// The canonical statement of a request: everything the approver's decision covers.
+pub fn request_statement(row: &AuthRequestRow) -> Value {
+    let details: Value = serde_json::from_str(&row.authorization_details).unwrap_or(Value::Null);
+    json!({
+        "auth_req_id": row.id,
+        "client_id": row.client_id,
+        "approver": row.approver_id,
+        "authorization_details": details,
+        "binding_message": row.binding_message,
+        "scope": row.scope,
+        "expires_at": row.expires_at,
+    })
+}
+
+pub fn request_digest(row: &AuthRequestRow) -> [u8; 32] {
+    sha256(canonical(&request_statement(row)).as_bytes())
+}
+
+/// The WebAuthn challenge for deciding `approve` (or deny) on the request with `digest`.
+pub fn decision_challenge(approve: bool, digest: &[u8; 32], nonce: &[u8]) -> [u8; 32] {
+    let mut input = Vec::with_capacity(CHALLENGE_TAG.len() + 1 + 32 + nonce.len());
+    input.extend_from_slice(CHALLENGE_TAG);
+    input.push(u8::from(approve));
+    input.extend_from_slice(digest);
+    input.extend_from_slice(nonce);
+    sha256(&input)
+}
+
+/// The raw assertion a decision was made with, kept so anyone can re-verify it later.
+#[derive(Clone, Debug)]
+pub struct Evidence {
+    pub credential_id: String,
+    pub authenticator_data: Vec<u8>,
+    pub client_data_json: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub nonce: Vec<u8>,
+}
+
+/// The record's content, as hashed and signed: every column but `seq`, `record_hash` and `jws`.
+pub fn record_content(row: &DecisionRow) -> Value {
+    json!({
+        "auth_req_id": row.auth_req_id,
+        "request_digest": row.request_digest,
+        "decision": row.decision,
+        "reason": row.reason,
+        "approver_id": row.approver_id,
+        "credential_id": row.credential_id,
+        "authenticator_data": row.authenticator_data,
+        "client_data_json": row.client_data_json,
+        "signature": row.signature,
+        "nonce": row.nonce,
+        "decided_at": row.decided_at,
+        "prev_hash": row.prev_hash,
+    })
+}
+
+pub fn record_hash(row: &DecisionRow) -> String {
+    hex(&sha256(canonical(&record_content(row)).as_bytes()))
+}
+
+/// A new record, not yet hashed or signed.
+#[allow(clippy::too_many_arguments)]
+pub fn unsealed(
+    request: &AuthRequestRow,
+    approve: bool,
+    reason: Option<&str>,
+    evidence: &Evidence,
+    decided_at: i64,
+    prev_hash: &str,
+) -> DecisionRow {
+    DecisionRow {
+        seq: 0,
+        auth_req_id: request.id.clone(),
+        request_digest: hex(&request_digest(request)),
+        decision: if approve { "approve" } else { "deny" }.into(),
+        reason: reason.map(str::to_owned),
+        approver_id: request.approver_id.clone(),
+        credential_id: evidence.credential_id.clone(),
+        authenticator_data: base64url(&evidence.authenticator_data),
+        client_data_json: base64url(&evidence.client_data_json),
+        signature: base64url(&evidence.signature),
+        nonce: base64url(&evidence.nonce),
+        decided_at,
+        prev_hash: prev_hash.to_owned(),
+        record_hash: String::new(),
+        jws: String::new(),
+    }
+}
+
+/// The JWS payload for a record: its content plus its hash.
+pub fn jws_claims(row: &DecisionRow) -> Map<String, Value> {
+    let Value::Object(mut claims) = record_content(row) else {
+        unreachable!("record content is an object")
+    };
+    claims.insert("record_hash".into(), Value::String(row.record_hash.clone()));
+    claims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_challenge_commits_to_decision_request_and_nonce() {
+        let digest = [7u8; 32];
+        let base = decision_challenge(true, &digest, b"nonce");
+        assert_ne!(base, decision_challenge(false, &digest, b"nonce"));
+        assert_ne!(base, decision_challenge(true, &[8u8; 32], b"nonce"));
+        assert_ne!(base, decision_challenge(true, &digest, b"other"));
+        assert_eq!(base, decision_challenge(true, &digest, b"nonce"));
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        assert_eq!(
+            canonical(&json!({"b": 1, "a": [true, null]})),
+            r#"{"a":[true,null],"b":1}"#
+        );
+    }
+}

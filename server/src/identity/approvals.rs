@@ -1,0 +1,278 @@
+//! The approval service behind the inbox and request pages: listing an approver's requests and
+//! recording their decisions, each made with a fresh passkey assertion bound to that decision.
+use std::sync::Arc;
+
+use app::{
+    model::{InboxView, RequestSummary, RequestView},
+    service::{ApprovalService, Session, UserResult},
+};
+use async_trait::async_trait;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use serde::{Deserialize, Serialize};
+use webauthn_rs::prelude::{PasskeyAuthentication, PublicKeyCredential, RequestChallengeResponse};
+
+use super::{
+    passkeys::AssertionError,
+    service::{internal, take, IdentityApp},
+};
+use crate::{
+    ciba::{
+        action::AgentAction,
+        record::{request_digest, Evidence},
+        Ciba, Decision, DecisionError,
+    },
+    secrets::hex,
+    store::auth_requests::AuthRequestRow,
+};
+
+const DECISION: &str = "decision";
+
+#[derive(Serialize, Deserialize)]
+struct PendingDecision {
+    auth_req_id: String,
+    approve: bool,
+    digest: String,
+    nonce: Vec<u8>,
+    state: PasskeyAuthentication,
+}
+
+pub struct ApprovalApp {
+    identity: Arc<IdentityApp>,
+    ciba: Arc<Ciba>,
+}
+
+impl ApprovalApp {
+    pub fn new(identity: Arc<IdentityApp>, ciba: Arc<Ciba>) -> ApprovalApp {
+        ApprovalApp { identity, ciba }
+    }
+
+    /// The request, if it exists and is addressed to `approver_id`; anyone else learns nothing.
+    async fn own_request(&self, approver_id: &str, id: &str) -> UserResult<AuthRequestRow> {
+        match self.ciba.store().auth_request(id).await.map_err(internal)? {
+            Some(row) if row.approver_id == approver_id => Ok(row),
+            _ => Err("There is no such request for you.".into()),
+        }
+    }
+
+    async fn client_name(&self, client_id: &str) -> String {
+        match self.ciba.clients().get(client_id).await {
+            Ok(Some(client)) => client.name.clone(),
+            _ => "an unknown agent".into(),
+        }
+    }
+
+    fn status(&self, row: &AuthRequestRow, now: i64) -> String {
+        if row.status == "pending" && row.expires_at <= now {
+            "expired".into()
+        } else {
+            row.status.clone()
+        }
+    }
+
+    async fn view(&self, row: &AuthRequestRow) -> UserResult<RequestView> {
+        let now = self.ciba.now();
+        let action = action_of(row)?;
+        Ok(RequestView {
+            id: row.id.clone(),
+            client_name: self.client_name(&row.client_id).await,
+            action: action.action,
+            target: action.target,
+            consequence: action.consequence,
+            amount: action.amount,
+            currency: action.currency,
+            reversible: action.reversible,
+            resource: action.resource,
+            binding_message: row.binding_message.clone(),
+            scope: row.scope.clone(),
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            now,
+            status: self.status(row, now),
+            deny_reason: row.deny_reason.clone(),
+        })
+    }
+}
+
+fn action_of(row: &AuthRequestRow) -> UserResult<AgentAction> {
+    let mut details: Vec<AgentAction> =
+        serde_json::from_str(&row.authorization_details).map_err(internal)?;
+    details
+        .pop()
+        .ok_or_else(|| internal("a request without an action"))
+}
+
+fn decision_error(e: DecisionError) -> String {
+    match e {
+        DecisionError::NotFound | DecisionError::NotYours => {
+            "There is no such request for you.".into()
+        }
+        DecisionError::AlreadyDecided => "This request has already been decided.".into(),
+        DecisionError::Expired => "This request has expired; nothing was approved.".into(),
+        DecisionError::Store(e) => internal(e),
+    }
+}
+
+#[async_trait]
+impl ApprovalService for ApprovalApp {
+    async fn inbox(&self, session: &Session) -> UserResult<InboxView> {
+        let approver = self.identity.require(session).await?;
+        let now = self.ciba.now();
+        let rows = self
+            .ciba
+            .store()
+            .approver_requests(&approver.id, 100)
+            .await
+            .map_err(internal)?;
+        let (mut pending, mut recent) = (Vec::new(), Vec::new());
+        for (row, client_name) in rows {
+            let Ok(action) = action_of(&row) else {
+                continue;
+            };
+            let status = self.status(&row, now);
+            let summary = RequestSummary {
+                id: row.id.clone(),
+                action: action.action,
+                target: action.target,
+                client_name,
+                created_at: row.created_at,
+                expires_at: row.expires_at,
+                status: status.clone(),
+            };
+            if status == "pending" {
+                pending.push(summary)
+            } else if recent.len() < 20 {
+                recent.push(summary)
+            }
+        }
+        Ok(InboxView {
+            pending,
+            recent,
+            now,
+        })
+    }
+
+    async fn request(&self, session: &Session, id: &str) -> UserResult<RequestView> {
+        let approver = self.identity.require(session).await?;
+        let row = self.own_request(&approver.id, id).await?;
+        self.view(&row).await
+    }
+
+    async fn start_decision(
+        &self,
+        session: &Session,
+        id: &str,
+        approve: bool,
+    ) -> UserResult<RequestChallengeResponse> {
+        let approver = self.identity.require(session).await?;
+        let row = self.own_request(&approver.id, id).await?;
+        match self.status(&row, self.ciba.now()).as_str() {
+            "pending" => {}
+            "expired" => return Err("This request has expired; nothing can be approved.".into()),
+            _ => return Err("This request has already been decided.".into()),
+        }
+        let passkeys = self.identity.usable_passkeys(&approver.id).await?;
+        if passkeys.is_empty() {
+            return Err("You have no usable passkey. Add one on your account page.".into());
+        }
+        let digest = request_digest(&row);
+        let bound = self
+            .identity
+            .passkeys()
+            .start_bound_assertion(&passkeys, approve, &digest)
+            .map_err(internal)?;
+        let pending = PendingDecision {
+            auth_req_id: row.id,
+            approve,
+            digest: hex(&digest),
+            nonce: bound.nonce,
+            state: bound.state,
+        };
+        session.insert(DECISION, pending).await.map_err(internal)?;
+        Ok(bound.options)
+    }
+
+    async fn finish_decision(
+        &self,
+        session: &Session,
+        id: &str,
+        approve: bool,
+        reason: Option<String>,
+        credential: PublicKeyCredential,
+    ) -> UserResult<RequestView> {
+        let approver = self.identity.require(session).await?;
+        let pending: PendingDecision = take(session, DECISION)
+            .await?
+            .ok_or("Press the button again to decide.")?;
+        if pending.auth_req_id != id || pending.approve != approve {
+            return Err(
+                "That passkey confirmation was for another decision. Press the button again."
+                    .into(),
+            );
+        }
+        let reason = reason
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty());
+        if reason
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > 500 || r.chars().any(char::is_control))
+        {
+            return Err("Keep the reason to 500 characters of plain text.".into());
+        }
+        let row = self.own_request(&approver.id, id).await?;
+        if hex(&request_digest(&row)) != pending.digest {
+            return Err(
+                "The request changed while you were deciding. Reload it and decide again.".into(),
+            );
+        }
+        let credential_id = URL_SAFE_NO_PAD.encode::<&[u8]>(credential.raw_id.as_ref());
+        let (mut passkey, _) = self
+            .identity
+            .passkey_of(&approver.id, &credential_id)
+            .await?;
+        let now = self.ciba.now();
+        let (synced, backed_up) = match self.identity.passkeys().finish_bound_assertion(
+            &credential,
+            &pending.state,
+            &mut passkey,
+        ) {
+            Ok(flags) => flags,
+            Err(AssertionError::PossibleClone) => {
+                self.identity.suspend(&credential_id, now).await?;
+                return Err("This passkey has been suspended: its signature counter went backwards, which can mean it was copied. Use another passkey.".into());
+            }
+            Err(AssertionError::Invalid(e)) => {
+                tracing::warn!(error = %e, "decision assertion refused");
+                return Err(
+                    "Your passkey could not be verified; nothing was decided. Please try again."
+                        .into(),
+                );
+            }
+        };
+        self.identity
+            .record_use(&credential_id, &passkey, backed_up, now)
+            .await?;
+        let evidence = Evidence {
+            credential_id,
+            authenticator_data: credential.response.authenticator_data.to_vec(),
+            client_data_json: credential.response.client_data_json.to_vec(),
+            signature: credential.response.signature.to_vec(),
+            nonce: pending.nonce,
+        };
+        let decision = if approve {
+            // RFC 8176: a key proven with the person's verification; synced passkeys are software keys.
+            let key = if synced { "swk" } else { "hwk" };
+            Decision::Approve {
+                acr: "phr".into(),
+                amr: vec![key.into(), "user".into()],
+            }
+        } else {
+            Decision::Deny { reason }
+        };
+        self.ciba
+            .record_decision(id, &approver.id, decision, &evidence)
+            .await
+            .map_err(decision_error)?;
+        let row = self.own_request(&approver.id, id).await?;
+        self.view(&row).await
+    }
+}

@@ -1,0 +1,118 @@
+//! The `decisions` table: the append-only, hash-chained record of every decision. A decision is
+//! recorded in the same transaction that changes the request's status, so the token endpoint never
+//! answers from a decision that has no record.
+use sqlx::FromRow;
+
+use super::{auth_requests::DecisionUpdate, Backend, Store, StoreResult};
+
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct DecisionRow {
+    pub seq: i64,
+    pub auth_req_id: String,
+    pub request_digest: String,
+    pub decision: String,
+    pub reason: Option<String>,
+    pub approver_id: String,
+    pub credential_id: String,
+    pub authenticator_data: String,
+    pub client_data_json: String,
+    pub signature: String,
+    pub nonce: String,
+    pub decided_at: i64,
+    pub prev_hash: String,
+    pub record_hash: String,
+    pub jws: String,
+}
+
+const COLUMNS: &str = "seq, auth_req_id, request_digest, decision, reason, approver_id, credential_id, \
+    authenticator_data, client_data_json, signature, nonce, decided_at, prev_hash, record_hash, jws";
+
+/// The previous hash of the first record.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+impl Store {
+    /// Applies `update` to the pending request and appends the decision record that `seal` builds from
+    /// the previous record's hash (returning the new row without `seq`), all in one transaction. The
+    /// chain is serialised: SQLite takes the write lock up front, PostgreSQL an advisory lock.
+    pub async fn append_decision<F>(
+        &self,
+        auth_req_id: &str,
+        approver_id: &str,
+        update: &DecisionUpdate<'_>,
+        seal: F,
+    ) -> StoreResult<Option<DecisionRow>>
+    where
+        F: FnOnce(&str) -> StoreResult<DecisionRow>,
+    {
+        let mut tx = match self.backend() {
+            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => {
+                let mut tx = self.pool().begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(7242001)")
+                    .execute(&mut *tx)
+                    .await?;
+                tx
+            }
+        };
+        let decided = sqlx::query(
+            "UPDATE auth_requests SET status = $1, decided_at = $2, deny_reason = $3, acr = $4, amr = $5 \
+             WHERE id = $6 AND approver_id = $7 AND status = 'pending' AND expires_at > $2",
+        )
+        .bind(update.status)
+        .bind(update.decided_at)
+        .bind(update.deny_reason)
+        .bind(update.acr)
+        .bind(update.amr)
+        .bind(auth_req_id)
+        .bind(approver_id)
+        .execute(&mut *tx)
+        .await?;
+        if decided.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let prev: Option<(String,)> =
+            sqlx::query_as("SELECT record_hash FROM decisions ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let row = seal(prev.as_ref().map_or(GENESIS_HASH, |(h,)| h.as_str()))?;
+        let (seq,): (i64,) = sqlx::query_as(
+            "INSERT INTO decisions (auth_req_id, request_digest, decision, reason, approver_id, credential_id, \
+             authenticator_data, client_data_json, signature, nonce, decided_at, prev_hash, record_hash, jws) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING seq",
+        )
+        .bind(&row.auth_req_id)
+        .bind(&row.request_digest)
+        .bind(&row.decision)
+        .bind(&row.reason)
+        .bind(&row.approver_id)
+        .bind(&row.credential_id)
+        .bind(&row.authenticator_data)
+        .bind(&row.client_data_json)
+        .bind(&row.signature)
+        .bind(&row.nonce)
+        .bind(row.decided_at)
+        .bind(&row.prev_hash)
+        .bind(&row.record_hash)
+        .bind(&row.jws)
+        .fetch_one(&mut *tx)
+        .await?;
+        if self.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::ciba::pending::DECISION_CHANNEL)
+                .bind(auth_req_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(DecisionRow { seq, ..row }))
+    }
+
+    /// Every decision record, oldest first.
+    pub async fn decisions(&self) -> StoreResult<Vec<DecisionRow>> {
+        Ok(
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM decisions ORDER BY seq"))
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+}

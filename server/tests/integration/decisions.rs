@@ -1,0 +1,116 @@
+//! The decision record: one append-only row per decision, hash-chained and signed by the server, and
+//! `countersign audit verify`'s checks that find any tampering.
+use server::ciba::{audit, Decision};
+
+use crate::{common::*, on_both_databases};
+
+on_both_databases!(decisions_form_a_verifiable_chain, tampering_is_detected);
+
+async fn three_decisions(h: &Harness) -> Vec<String> {
+    let creds = h.poll_client().await;
+    let jane = h.approver(APPROVER, None).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let id = h.start(&creds, APPROVER).await;
+        let decision = if i == 1 {
+            Decision::Deny {
+                reason: Some("wrong order".into()),
+            }
+        } else {
+            Decision::approve_with_passkey()
+        };
+        decide(&h.server.ciba, &id, &jane.id, decision)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+async fn decisions_form_a_verifiable_chain(db: Db) {
+    let h = Harness::new(db).await;
+    let ids = three_decisions(&h).await;
+    let rows = h.store.decisions().await.unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].prev_hash, server::store::decisions::GENESIS_HASH);
+    assert_eq!(rows[1].prev_hash, rows[0].record_hash);
+    assert_eq!(rows[2].prev_hash, rows[1].record_hash);
+    assert_eq!(
+        rows.iter()
+            .map(|r| r.auth_req_id.clone())
+            .collect::<Vec<_>>(),
+        ids
+    );
+    assert_eq!(
+        (rows[1].decision.as_str(), rows[1].reason.as_deref()),
+        ("deny", Some("wrong order"))
+    );
+    // The server's JWS carries the record and verifies against its key.
+    let claims = h.server.ciba.keys().verify(&rows[0].jws).unwrap();
+    assert_eq!(claims["record_hash"], rows[0].record_hash.as_str());
+    let report = audit::verify(&h.store).await.unwrap();
+    assert_eq!(report.records, 3);
+    assert!(report.is_clean(), "{:?}", report.findings);
+    // The table refuses edits and deletions.
+    assert!(sqlx::query("UPDATE decisions SET reason = 'edited'")
+        .execute(h.store.pool())
+        .await
+        .is_err());
+    assert!(sqlx::query("DELETE FROM decisions")
+        .execute(h.store.pool())
+        .await
+        .is_err());
+}
+
+async fn tampering_is_detected(db: Db) {
+    let h = Harness::new(db).await;
+    let ids = three_decisions(&h).await;
+    // Someone with database access removes the guard and rewrites a denial as an approval...
+    let drop = match db {
+        Db::Sqlite => "DROP TRIGGER decisions_no_update",
+        Db::Postgres => "DROP TRIGGER decisions_no_change ON decisions",
+    };
+    sqlx::query(drop).execute(h.store.pool()).await.unwrap();
+    sqlx::query("UPDATE decisions SET decision = 'approve', reason = NULL WHERE auth_req_id = $1")
+        .bind(&ids[1])
+        .execute(h.store.pool())
+        .await
+        .unwrap();
+    // ...and widens what the first approval covered.
+    sqlx::query("UPDATE auth_requests SET binding_message = 'changed' WHERE id = $1")
+        .bind(&ids[0])
+        .execute(h.store.pool())
+        .await
+        .unwrap();
+    let report = audit::verify(&h.store).await.unwrap();
+    let problems: Vec<(String, String)> = report
+        .findings
+        .iter()
+        .map(|f| (f.auth_req_id.clone(), f.problem.clone()))
+        .collect();
+    assert!(
+        problems.contains(&(
+            ids[1].clone(),
+            "the record's content does not match its hash".into()
+        )),
+        "{problems:?}"
+    );
+    assert!(
+        problems.contains(&(
+            ids[1].clone(),
+            "the server's signature covers different content".into()
+        )),
+        "{problems:?}"
+    );
+    assert!(
+        problems.contains(&(
+            ids[0].clone(),
+            "the request has changed since it was decided".into()
+        )),
+        "{problems:?}"
+    );
+    assert!(
+        !problems.iter().any(|(id, _)| id == &ids[2]),
+        "the untouched record is fine: {problems:?}"
+    );
+}
