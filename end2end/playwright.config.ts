@@ -1,9 +1,43 @@
 // Browser tests against the real server binary, in Debian's Chromium (Playwright's own browser downloads
-// are not used). Each run starts the server on a fresh SQLite database under ../target/e2e.
+// are not used). Two servers run: one on a fresh SQLite database, one on a fresh PostgreSQL database,
+// so the whole flow is tested on both storage backends.
 import { defineConfig } from '@playwright/test';
 
-const port = Number(process.env.E2E_PORT ?? 3100);
 const bin = process.env.COUNTERSIGN_BIN ?? '../target/debug/countersign';
+const pgAdmin = process.env.COUNTERSIGN_TEST_POSTGRES ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';
+const pgE2e = pgAdmin.replace(/\/[^/]*$/, '/countersign_e2e');
+
+export const backends = {
+  sqlite: { port: 3100, databaseUrl: 'sqlite://../target/e2e/countersign.db' },
+  postgres: { port: 3101, databaseUrl: pgE2e },
+};
+
+function server(backend: keyof typeof backends, prepare: string) {
+  const { port, databaseUrl } = backends[backend];
+  return {
+    command: `${prepare} && exec ${bin} serve`,
+    url: `http://127.0.0.1:${port}/.well-known/openid-configuration`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    env: {
+      DATABASE_URL: databaseUrl,
+      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+      LEPTOS_SITE_ROOT: '../target/site',
+      COUNTERSIGN_PUBLIC_URL: `http://localhost:${port}`,
+      RUST_LOG: 'warn',
+      // Agents in these tests poll every second instead of every five.
+      COUNTERSIGN_POLL_INTERVAL: '1',
+    },
+  };
+}
+
+const chromium = {
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+};
+const phone = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };
+const desktop = { viewport: { width: 1280, height: 800 } };
 
 export default defineConfig({
   testDir: './tests',
@@ -13,31 +47,16 @@ export default defineConfig({
   retries: 0,
   reporter: [['list']],
   outputDir: 'test-results',
-  use: {
-    baseURL: `http://localhost:${port}`,
-    launchOptions: {
-      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    },
-  },
+  use: { launchOptions: chromium },
   projects: [
-    { name: 'phone', use: { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true } },
-    { name: 'desktop', use: { viewport: { width: 1280, height: 800 } } },
+    { name: 'phone', metadata: backends.sqlite, use: { ...phone, baseURL: 'http://localhost:3100' } },
+    { name: 'desktop', metadata: backends.sqlite, use: { ...desktop, baseURL: 'http://localhost:3100' } },
+    // The same flows on PostgreSQL (desktop size; the layout does not depend on the database).
+    { name: 'postgres', metadata: backends.postgres, use: { ...desktop, baseURL: 'http://localhost:3101' } },
   ],
-  webServer: {
-    command: `rm -rf ../target/e2e && mkdir -p ../target/e2e && exec ${bin} serve`,
-    url: `http://127.0.0.1:${port}/.well-known/openid-configuration`,
-    reuseExistingServer: false,
-    timeout: 60_000,
-    env: {
-      DATABASE_URL: 'sqlite://../target/e2e/countersign.db',
-      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
-      LEPTOS_SITE_ROOT: '../target/site',
-      COUNTERSIGN_PUBLIC_URL: `http://localhost:${port}`,
-      RUST_LOG: 'warn',
-      // Agents in these tests poll every second instead of every five.
-      COUNTERSIGN_POLL_INTERVAL: '1',
-    },
-  },
+  webServer: [
+    server('sqlite', 'rm -rf ../target/e2e && mkdir -p ../target/e2e'),
+    server('postgres',
+      `psql "${pgAdmin}" -q -c 'DROP DATABASE IF EXISTS countersign_e2e WITH (FORCE)' -c 'CREATE DATABASE countersign_e2e'`),
+  ],
 });

@@ -43,7 +43,7 @@ fi
 
 case "$purpose" in
   test)
-    apt_install chromium
+    apt_install chromium postgresql-client
     command -v npm >/dev/null || apt_install nodejs npm
     scripts/ensure-postgres.sh
     if [ ! -d end2end/node_modules ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then

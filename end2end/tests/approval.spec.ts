@@ -14,7 +14,7 @@ test('an agent asks, the approver approves with a passkey, the agent gets its to
 
   // It appears live, without a reload.
   const line = page.getByRole('link', { name: /Refund \$120\.00/ });
-  await expect(line).toBeVisible({ timeout: 10_000 });
+  await expect(line, agent.output()).toBeVisible({ timeout: 10_000 });
   await page.screenshot({ path: `screenshots/inbox-${testInfo.project.name}.png`, fullPage: true });
   await line.click();
   await expect(page).toHaveURL(/\/requests\//);

@@ -1,15 +1,21 @@
 // Shared helpers: the countersign command line on the test server's database, and Chromium's WebAuthn
 // virtual authenticator (CTAP2, internal transport, resident keys, user verification).
 import { execFileSync } from 'node:child_process';
+import { test } from '@playwright/test';
 import type { Page, CDPSession } from '@playwright/test';
 
-export const port = Number(process.env.E2E_PORT ?? 3100);
 const bin = process.env.COUNTERSIGN_BIN ?? '../target/debug/countersign';
 
+/** The server the running test's project talks to (see playwright.config.ts). */
+function backend(): { port: number; databaseUrl: string } {
+  return test.info().project.metadata as { port: number; databaseUrl: string };
+}
+
+/** The countersign command line, on the database of the current project's server. */
 export function countersign(...args: string[]): string {
+  const { port, databaseUrl } = backend();
   return execFileSync(bin, args, {
-    env: { ...process.env, DATABASE_URL: 'sqlite://../target/e2e/countersign.db', RUST_LOG: 'warn',
-      COUNTERSIGN_PUBLIC_URL: `http://localhost:${port}` },
+    env: { ...process.env, DATABASE_URL: databaseUrl, RUST_LOG: 'warn', COUNTERSIGN_PUBLIC_URL: `http://localhost:${port}` },
     encoding: 'utf8',
   }).trim();
 }
@@ -47,8 +53,8 @@ export interface AgentRun { code: number | null; stdout: string; stderr: string 
 
 /** Starts the reference agent (`countersign agent request`); resolves when it exits. */
 export function agentRequest(client: { client_id: string; client_secret: string }, email: string,
-  action: string, target: string, consequence: string, ...extra: string[]): Promise<AgentRun> {
-  const child = spawn(bin, ['agent', 'request', '--issuer', `http://localhost:${port}`,
+  action: string, target: string, consequence: string, ...extra: string[]): Promise<AgentRun> & { output: () => string } {
+  const child = spawn(bin, ['agent', 'request', '--issuer', `http://localhost:${backend().port}`,
     '--client-id', client.client_id, '--client-secret', client.client_secret, '--login-hint', email,
     '--action', action, '--target', target, '--consequence', consequence, ...extra],
   { env: { ...process.env, RUST_LOG: 'warn' } });
@@ -56,7 +62,8 @@ export function agentRequest(client: { client_id: string; client_secret: string 
   let stderr = '';
   child.stdout.on('data', (d) => { stdout += d; });
   child.stderr.on('data', (d) => { stderr += d; });
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+  const done = new Promise<AgentRun>((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+  return Object.assign(done, { output: () => `agent stdout: ${stdout}\nagent stderr: ${stderr}` });
 }
 
 export function newClient(): { client_id: string; client_secret: string } {

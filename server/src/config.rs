@@ -64,6 +64,17 @@ pub struct ServeConfig {
     /// A browser session ends this many hours after sign-in, active or not.
     #[arg(long, env = "COUNTERSIGN_SESSION_MAX_HOURS", default_value_t = 12)]
     pub session_max_hours: i64,
+    /// SMTP server for notification e-mails, e.g. smtp://localhost:25 or smtps://user:pass@mail.example
+    /// (unset: no e-mail).
+    #[arg(long, env = "COUNTERSIGN_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// The sender of notification e-mails.
+    #[arg(
+        long,
+        env = "COUNTERSIGN_SMTP_FROM",
+        default_value = "Countersign <countersign@localhost>"
+    )]
+    pub smtp_from: String,
 }
 
 impl ServeConfig {

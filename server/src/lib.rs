@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod identity;
+pub mod notify;
 pub mod oauth;
 pub mod secrets;
 pub mod signing;
@@ -55,6 +56,10 @@ pub async fn build(
         identity.clone(),
         ciba.clone(),
     ));
+    if let Some(url) = &config.smtp_url {
+        let mailer = notify::Mailer::new(url, &config.smtp_from, &config.public_url)?;
+        Arc::new(mailer).spawn(ciba.subscribe());
+    }
     let services = UiServices {
         identity,
         approvals,

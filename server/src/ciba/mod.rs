@@ -111,6 +111,7 @@ pub struct Ciba {
     pub(crate) pending: pending::PendingCache,
     pub(crate) approvers: ApproverCache,
     pub(crate) inserts: InsertQueue,
+    pub(crate) events: tokio::sync::broadcast::Sender<request::RequestCreated>,
 }
 
 impl Ciba {
@@ -144,11 +145,17 @@ impl Ciba {
             pending,
             approvers: ApproverCache::default(),
             inserts,
+            events: tokio::sync::broadcast::channel(1024).0,
         })
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// New requests, as they start waiting (for notifications).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<request::RequestCreated> {
+        self.events.subscribe()
     }
 
     pub fn clients(&self) -> &ClientDirectory {

@@ -40,6 +40,18 @@ pub struct BackchannelParams {
     pub client_notification_token: Option<String>,
 }
 
+/// Announced when a request starts waiting for its approver (for notifications).
+#[derive(Debug, Clone)]
+pub struct RequestCreated {
+    pub auth_req_id: String,
+    pub approver_id: String,
+    pub approver_email: String,
+    pub approver_name: String,
+    pub client_name: String,
+    pub action: String,
+    pub target: String,
+}
+
 /// CIBA §7.3: the successful acknowledgement.
 #[derive(Debug, Serialize)]
 pub struct Acknowledgement {
@@ -164,6 +176,16 @@ impl Ciba {
             }
         }
         self.pending.insert_row(&row);
+        // No subscriber (no notifications configured) is not an error.
+        let _ = self.events.send(RequestCreated {
+            auth_req_id: row.id.clone(),
+            approver_id: approver.id.clone(),
+            approver_email: approver.email.clone(),
+            approver_name: approver.name.clone(),
+            client_name: client.name.clone(),
+            action: action.action.clone(),
+            target: action.target.clone(),
+        });
         tracing::info!(client_id = %client.id, approver_id = %approver.id, "backchannel request pending");
         Ok(Acknowledgement {
             auth_req_id: row.id,

@@ -7,4 +7,5 @@ mod discovery;
 mod identity;
 mod jwt_clients;
 mod limits;
+mod notify;
 mod token;
