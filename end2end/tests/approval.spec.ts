@@ -96,3 +96,21 @@ test('a request that expires while its page is open cannot be approved', async (
   const run = await agent;
   expect(JSON.parse(run.stdout).error).toBe('expired_token');
 });
+
+test('two open tabs decide once', async ({ page }) => {
+  const email = await enrolledApprover(page, 'Tia Tabs');
+  const agent = agentRequest(newClient(), email, 'Rotate', 'API key "billing"', 'Old key stops working.');
+  await page.getByRole('link', { name: /Rotate/ }).click();
+  await hydrated(page);
+  const second = await page.context().newPage();
+  await second.goto(page.url());
+  await hydrated(second);
+
+  await page.getByRole('button', { name: 'Approve with passkey' }).click();
+  await expect(page.getByRole('status')).toContainText('You approved');
+  await second.getByRole('button', { name: 'Deny' }).click();
+  await expect(second.getByRole('alert')).toContainText('already been decided');
+  const run = await agent;
+  expect(run.code).toBe(0);
+  expect(JSON.parse(run.stdout).authorization_details[0].action).toBe('Rotate');
+});

@@ -3,7 +3,13 @@
 use axum::{extract::State, http::header, response::IntoResponse, Json};
 use serde_json::{Map, Value};
 
-use super::{client_auth::authenticate, error::OAuthError, form::OAuthForm, AppState};
+use super::{
+    client_auth::{audience_includes, authenticate},
+    error::OAuthError,
+    form::OAuthForm,
+    replay::Replay,
+    AppState,
+};
 use crate::ciba::{BackchannelParams, Client, RawDetails};
 
 pub async fn bc_authorize(
@@ -62,13 +68,7 @@ fn signed_params(
         .verify_jwt(request, now)
         .map_err(|e| OAuthError::invalid_request(format!("signed request rejected: {e}")))?;
     let reject = |why: &str| OAuthError::invalid_request(format!("signed request rejected: {why}"));
-    let aud_ok = match claims.get("aud") {
-        Some(Value::String(aud)) => aud == &state.endpoints.issuer,
-        Some(Value::Array(auds)) => auds
-            .iter()
-            .any(|a| a.as_str() == Some(state.endpoints.issuer.as_str())),
-        _ => false,
-    };
+    let aud_ok = audience_includes(&claims, &[state.endpoints.issuer.as_str()]);
     if !aud_ok {
         return Err(reject("aud must be this server's issuer"));
     }
@@ -80,20 +80,13 @@ fn signed_params(
             return Err(reject(&format!("the {required} claim is required")));
         }
     }
-    let jti = claims
-        .get("jti")
-        .and_then(Value::as_str)
-        .ok_or_else(|| reject("the jti claim is required"))?;
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .unwrap_or_default()
-        * 1000;
-    if !state
+    match state
         .replay
-        .first_use(&format!("request:{}:{jti}", client.id), exp, now)
+        .accept_once("request", &client.id, &claims, now)
     {
-        return Err(reject("this signed request was already used"));
+        Ok(()) => {}
+        Err(Replay::MissingJti) => return Err(reject("the jti claim is required")),
+        Err(Replay::Repeated) => return Err(reject("this signed request was already used")),
     }
     let text = |name: &str| claim_text(&claims, name);
     Ok(BackchannelParams {

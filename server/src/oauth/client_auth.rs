@@ -6,7 +6,7 @@ use axum::http::header;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use serde_json::Value;
 
-use super::{error::OAuthError, form::OAuthForm, AppState};
+use super::{error::OAuthError, form::OAuthForm, replay::Replay, AppState};
 use crate::ciba::{AuthMethod, Client};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -143,31 +143,29 @@ fn check_assertion_claims(
         state.endpoints.token.as_str(),
         state.endpoints.backchannel.as_str(),
     ];
-    let aud_ok = match claims.get("aud") {
+    let aud_ok = audience_includes(claims, &accepted);
+    if !aud_ok {
+        return Err(reject("aud must be this server's issuer or endpoint"));
+    }
+    match state
+        .replay
+        .accept_once("assertion", &client.id, claims, now)
+    {
+        Ok(()) => {}
+        Err(Replay::MissingJti) => return Err(reject("jti is required")),
+        Err(Replay::Repeated) => return Err(reject("this assertion was already used")),
+    }
+    Ok(())
+}
+
+/// Whether a JWT's `aud` (a string or an array) names one of `accepted`.
+pub fn audience_includes(claims: &serde_json::Map<String, Value>, accepted: &[&str]) -> bool {
+    match claims.get("aud") {
         Some(Value::String(aud)) => accepted.contains(&aud.as_str()),
         Some(Value::Array(auds)) => auds
             .iter()
             .filter_map(Value::as_str)
             .any(|a| accepted.contains(&a)),
         _ => false,
-    };
-    if !aud_ok {
-        return Err(reject("aud must be this server's issuer or endpoint"));
     }
-    let jti = claims
-        .get("jti")
-        .and_then(Value::as_str)
-        .ok_or_else(|| reject("jti is required"))?;
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .unwrap_or_default()
-        * 1000;
-    if !state
-        .replay
-        .first_use(&format!("{}:{jti}", client.id), exp, now)
-    {
-        return Err(reject("this assertion was already used"));
-    }
-    Ok(())
 }
