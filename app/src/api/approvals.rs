@@ -5,20 +5,9 @@ use webauthn_rs_proto::{PublicKeyCredential, RequestChallengeResponse};
 
 use crate::model::{InboxView, RequestView};
 
-#[cfg(feature = "ssr")]
-async fn context(
-) -> Result<(crate::service::SharedApprovals, crate::service::Session), ServerFnError> {
-    let service = use_context::<crate::service::SharedApprovals>()
-        .ok_or_else(|| ServerFnError::new("the approval service is missing"))?;
-    let session = leptos_axum::extract::<crate::service::Session>()
-        .await
-        .map_err(|e| ServerFnError::new(format!("no session: {e}")))?;
-    Ok((service, session))
-}
-
 #[server(input = Json)]
 pub async fn inbox() -> Result<InboxView, ServerFnError> {
-    let (service, session) = context().await?;
+    let (service, session) = super::context::<crate::service::SharedApprovals>().await?;
     service
         .inbox(&session)
         .await
@@ -27,7 +16,7 @@ pub async fn inbox() -> Result<InboxView, ServerFnError> {
 
 #[server(input = Json)]
 pub async fn request(id: String) -> Result<RequestView, ServerFnError> {
-    let (service, session) = context().await?;
+    let (service, session) = super::context::<crate::service::SharedApprovals>().await?;
     service
         .request(&session, &id)
         .await
@@ -39,7 +28,7 @@ pub async fn start_decision(
     id: String,
     approve: bool,
 ) -> Result<RequestChallengeResponse, ServerFnError> {
-    let (service, session) = context().await?;
+    let (service, session) = super::context::<crate::service::SharedApprovals>().await?;
     service
         .start_decision(&session, &id, approve)
         .await
@@ -53,7 +42,7 @@ pub async fn finish_decision(
     reason: Option<String>,
     credential: PublicKeyCredential,
 ) -> Result<RequestView, ServerFnError> {
-    let (service, session) = context().await?;
+    let (service, session) = super::context::<crate::service::SharedApprovals>().await?;
     service
         .finish_decision(&session, &id, approve, reason, credential)
         .await

@@ -8,22 +8,6 @@ use webauthn_rs_proto::{
 
 use crate::model::{InvitationView, Me, PasskeyView};
 
-#[cfg(feature = "ssr")]
-async fn context(
-) -> Result<(crate::service::SharedIdentity, crate::service::Session), ServerFnError> {
-    let service = use_context::<crate::service::SharedIdentity>()
-        .ok_or_else(|| ServerFnError::new("the identity service is missing"))?;
-    let session = leptos_axum::extract::<crate::service::Session>()
-        .await
-        .map_err(|e| ServerFnError::new(format!("no session: {e}")))?;
-    Ok((service, session))
-}
-
-#[cfg(feature = "ssr")]
-fn user_error(message: String) -> ServerFnError {
-    ServerFnError::ServerError(message)
-}
-
 /// The message a failed call carries, without the framework's prefix.
 pub fn message(error: &ServerFnError) -> String {
     match error {
@@ -34,14 +18,20 @@ pub fn message(error: &ServerFnError) -> String {
 
 #[server(input = Json)]
 pub async fn current_user() -> Result<Option<Me>, ServerFnError> {
-    let (service, session) = context().await?;
-    service.current_user(&session).await.map_err(user_error)
+    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
+    service
+        .current_user(&session)
+        .await
+        .map_err(ServerFnError::ServerError)
 }
 
 #[server(input = Json)]
 pub async fn invitation(token: String) -> Result<InvitationView, ServerFnError> {
-    let (service, _) = context().await?;
-    service.invitation(&token).await.map_err(user_error)
+    let (service, _) = super::context::<crate::service::SharedIdentity>().await?;
+    service
+        .invitation(&token)
+        .await
+        .map_err(ServerFnError::ServerError)
 }
 
 #[server(input = Json)]
@@ -50,11 +40,11 @@ pub async fn start_enrollment(
     name: Option<String>,
     email: Option<String>,
 ) -> Result<CreationChallengeResponse, ServerFnError> {
-    let (service, session) = context().await?;
+    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
     service
         .start_enrollment(&session, &token, name, email)
         .await
-        .map_err(user_error)
+        .map_err(ServerFnError::ServerError)
 }
 
 #[server(input = Json)]
@@ -62,53 +52,56 @@ pub async fn finish_enrollment(
     credential: RegisterPublicKeyCredential,
     passkey_name: String,
 ) -> Result<Me, ServerFnError> {
-    let (service, session) = context().await?;
+    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
     service
         .finish_enrollment(&session, credential, passkey_name)
         .await
-        .map_err(user_error)
+        .map_err(ServerFnError::ServerError)
 }
 
 #[server(input = Json)]
 pub async fn start_sign_in(autofill: bool) -> Result<RequestChallengeResponse, ServerFnError> {
-    let (service, session) = context().await?;
+    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
     service
         .start_sign_in(&session, autofill)
         .await
-        .map_err(user_error)
+        .map_err(ServerFnError::ServerError)
 }
 
 #[server(input = Json)]
 pub async fn finish_sign_in(credential: PublicKeyCredential) -> Result<Me, ServerFnError> {
-    let (service, session) = context().await?;
+    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
     service
         .finish_sign_in(&session, credential)
         .await
-        .map_err(user_error)
+        .map_err(ServerFnError::ServerError)
 }
 
 #[server(input = Json)]
 pub async fn sign_out(everywhere: bool) -> Result<(), ServerFnError> {
-    let (service, session) = context().await?;
+    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
     service
         .sign_out(&session, everywhere)
         .await
-        .map_err(user_error)
+        .map_err(ServerFnError::ServerError)
 }
 
 #[server(input = Json)]
 pub async fn passkeys() -> Result<Vec<PasskeyView>, ServerFnError> {
-    let (service, session) = context().await?;
-    service.passkeys(&session).await.map_err(user_error)
+    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
+    service
+        .passkeys(&session)
+        .await
+        .map_err(ServerFnError::ServerError)
 }
 
 #[server(input = Json)]
 pub async fn start_add_passkey() -> Result<CreationChallengeResponse, ServerFnError> {
-    let (service, session) = context().await?;
+    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
     service
         .start_add_passkey(&session)
         .await
-        .map_err(user_error)
+        .map_err(ServerFnError::ServerError)
 }
 
 #[server(input = Json)]
@@ -116,27 +109,27 @@ pub async fn finish_add_passkey(
     credential: RegisterPublicKeyCredential,
     name: String,
 ) -> Result<(), ServerFnError> {
-    let (service, session) = context().await?;
+    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
     service
         .finish_add_passkey(&session, credential, name)
         .await
-        .map_err(user_error)
+        .map_err(ServerFnError::ServerError)
 }
 
 #[server(input = Json)]
 pub async fn rename_passkey(id: String, name: String) -> Result<(), ServerFnError> {
-    let (service, session) = context().await?;
+    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
     service
         .rename_passkey(&session, id, name)
         .await
-        .map_err(user_error)
+        .map_err(ServerFnError::ServerError)
 }
 
 #[server(input = Json)]
 pub async fn remove_passkey(id: String) -> Result<(), ServerFnError> {
-    let (service, session) = context().await?;
+    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
     service
         .remove_passkey(&session, id)
         .await
-        .map_err(user_error)
+        .map_err(ServerFnError::ServerError)
 }

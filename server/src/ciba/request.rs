@@ -7,7 +7,7 @@ use super::{
     Ciba, CibaError, Client, DeliveryMode,
 };
 use crate::{
-    clock::{secs, Millis},
+    clock::Millis,
     identity::approvers::{self, Approver},
     store::auth_requests::{AuthRequestRow, InsertOutcome},
 };
@@ -176,16 +176,18 @@ impl Ciba {
             }
         }
         self.pending.insert_row(&row);
-        // No subscriber (no notifications configured) is not an error.
-        let _ = self.events.send(RequestCreated {
-            auth_req_id: row.id.clone(),
-            approver_id: approver.id.clone(),
-            approver_email: approver.email.clone(),
-            approver_name: approver.name.clone(),
-            client_name: client.name.clone(),
-            action: action.action.clone(),
-            target: action.target.clone(),
-        });
+        // Only built when someone listens (notifications configured): this is the hot path.
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(RequestCreated {
+                auth_req_id: row.id.clone(),
+                approver_id: approver.id.clone(),
+                approver_email: approver.email.clone(),
+                approver_name: approver.name.clone(),
+                client_name: client.name.clone(),
+                action: action.action.clone(),
+                target: action.target.clone(),
+            });
+        }
         tracing::info!(client_id = %client.id, approver_id = %approver.id, "backchannel request pending");
         Ok(Acknowledgement {
             auth_req_id: row.id,
@@ -380,11 +382,6 @@ fn new_auth_req_id(now: Millis) -> String {
         "{now:012x}{}",
         crate::secrets::base64url(&crate::secrets::random_bytes::<32>())
     )
-}
-
-/// The remaining lifetime of a request in whole seconds (never negative).
-pub fn seconds_left(expires_at: Millis, now: Millis) -> i64 {
-    secs(expires_at - now).max(0)
 }
 
 #[cfg(test)]

@@ -237,8 +237,7 @@ impl ApprovalService for ApprovalApp {
         ) {
             Ok(flags) => flags,
             Err(AssertionError::PossibleClone) => {
-                self.identity.suspend(&credential_id, now).await?;
-                return Err("This passkey has been suspended: its signature counter went backwards, which can mean it was copied. Use another passkey.".into());
+                return Err(self.identity.suspend(&credential_id, now).await)
             }
             Err(AssertionError::Invalid(e)) => {
                 tracing::warn!(error = %e, "decision assertion refused");

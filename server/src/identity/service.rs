@@ -190,15 +190,23 @@ impl IdentityApp {
             .map_err(internal)
     }
 
-    pub(crate) async fn suspend(&self, credential_id: &str, now: Millis) -> UserResult<()> {
+    /// Suspends a passkey whose signature counter went backwards (a possible clone) and returns the
+    /// message for the person.
+    pub(crate) async fn suspend(&self, credential_id: &str, now: Millis) -> String {
         tracing::warn!(
             credential_id,
             "signature counter went backwards; passkey suspended"
         );
-        self.store
+        if let Err(e) = self
+            .store
             .suspend_passkey(credential_id, "signature counter went backwards", now)
             .await
-            .map_err(internal)
+        {
+            return internal(e);
+        }
+        "This passkey has been suspended: its signature counter went backwards, which can mean it was copied. \
+         An admin has been told; use another passkey."
+            .into()
     }
 
     /// A new session id at sign-in (no fixation), bound to the approver's current epoch.
@@ -402,19 +410,11 @@ impl IdentityService for IdentityApp {
             .finish_sign_in(&credential, state, &mut passkey)
         {
             Ok(backed_up) => {
-                let stored = serde_json::to_string(&passkey).map_err(internal)?;
-                self.store
-                    .record_passkey_use(&credential_id, &stored, backed_up, now)
-                    .await
-                    .map_err(internal)?;
+                self.record_use(&credential_id, &passkey, backed_up, now)
+                    .await?
             }
             Err(AssertionError::PossibleClone) => {
-                tracing::warn!(approver_id = %row.approver_id, credential_id, "signature counter went backwards; passkey suspended");
-                self.store
-                    .suspend_passkey(&credential_id, "signature counter went backwards", now)
-                    .await
-                    .map_err(internal)?;
-                return Err("This passkey has been suspended: its signature counter went backwards, which can mean it was copied. An admin has been told; use another passkey.".into());
+                return Err(self.suspend(&credential_id, now).await)
             }
             Err(AssertionError::Invalid(e)) => {
                 tracing::warn!(error = %e, "passkey assertion refused");
