@@ -27,6 +27,8 @@ function server(backend: keyof typeof backends, prepare: string) {
       RUST_LOG: 'warn',
       // Agents in these tests poll every second instead of every five.
       COUNTERSIGN_POLL_INTERVAL: '1',
+      // The push tests' receiver listens on loopback (see tests/notifications.spec.ts).
+      COUNTERSIGN_PUSH_SERVICES: '127.0.0.1',
     },
   };
 }

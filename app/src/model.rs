@@ -71,3 +71,24 @@ pub struct RequestView {
     pub status: String,
     pub deny_reason: Option<String>,
 }
+
+/// The browsers that receive the signed-in person's push notifications.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushDevicesView {
+    /// The server's VAPID public key (base64url): the browser's `applicationServerKey`.
+    pub public_key: String,
+    pub devices: Vec<PushDeviceView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushDeviceView {
+    pub id: String,
+    /// Browser and system, from the User-Agent at subscription ("Chrome on Android").
+    pub label: String,
+    pub created_at: i64,
+    pub last_sent_at: Option<i64>,
+    /// Deliveries that failed in a row.
+    pub failures: i64,
+    /// The browser showing the page holds this subscription.
+    pub this_device: bool,
+}

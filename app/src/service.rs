@@ -9,7 +9,7 @@ use webauthn_rs_proto::{
     RequestChallengeResponse,
 };
 
-use crate::model::{InboxView, InvitationView, Me, PasskeyView, RequestView};
+use crate::model::{InboxView, InvitationView, Me, PasskeyView, PushDevicesView, RequestView};
 
 /// Errors are messages for the person at the screen; details stay in the server's log.
 pub type UserResult<T> = Result<T, String>;
@@ -79,3 +79,32 @@ pub trait ApprovalService: Send + Sync + 'static {
 }
 
 pub type SharedApprovals = Arc<dyn ApprovalService>;
+
+/// Push notifications: the browsers a person opted in. `this_endpoint` is the subscription of the
+/// browser asking (if any), so the page can say which entry is "this device".
+#[async_trait]
+pub trait NotificationService: Send + Sync + 'static {
+    async fn push_devices(
+        &self,
+        session: &Session,
+        this_endpoint: Option<String>,
+    ) -> UserResult<PushDevicesView>;
+    /// `subscription`: the browser's `PushSubscription.toJSON()`; `user_agent` names the device.
+    async fn subscribe_push(
+        &self,
+        session: &Session,
+        subscription: String,
+        user_agent: Option<String>,
+    ) -> UserResult<()>;
+    /// Removes a device by id, or (with `endpoint`) the browser asking.
+    async fn unsubscribe_push(
+        &self,
+        session: &Session,
+        id: Option<String>,
+        endpoint: Option<String>,
+    ) -> UserResult<()>;
+    /// Sends a test notification to every device; returns how many accepted it.
+    async fn test_push(&self, session: &Session) -> UserResult<usize>;
+}
+
+pub type SharedNotifications = Arc<dyn NotificationService>;

@@ -75,9 +75,30 @@ pub struct ServeConfig {
         default_value = "Countersign <countersign@localhost>"
     )]
     pub smtp_from: String,
+    /// How push services can reach the operator: the VAPID `sub` claim, a mailto: or https: URL
+    /// (RFC 8292 §2.1). Unset: the public URL when it is https, else mailto:countersign@localhost.
+    #[arg(long, env = "COUNTERSIGN_PUSH_CONTACT")]
+    pub push_contact: Option<String>,
+    /// Hosts of the push services browsers may subscribe with (each with its subdomains), comma
+    /// separated. Endpoints elsewhere are refused; plain http only for loopback hosts.
+    #[arg(
+        long,
+        env = "COUNTERSIGN_PUSH_SERVICES",
+        default_value = crate::notify::push::DEFAULT_PUSH_SERVICES
+    )]
+    pub push_services: String,
 }
 
 impl ServeConfig {
+    /// The VAPID `sub` claim.
+    pub fn push_contact(&self) -> String {
+        match &self.push_contact {
+            Some(contact) => contact.clone(),
+            None if self.public_url.scheme() == "https" => self.public_url.to_string(),
+            None => "mailto:countersign@localhost".into(),
+        }
+    }
+
     pub fn policy(&self) -> Policy {
         Policy {
             default_expiry_secs: self.request_expiry.max(1),

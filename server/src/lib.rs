@@ -51,7 +51,15 @@ pub async fn build(
         max_session_ms,
     ));
     let sessions = identity::sessions::DbSessionStore::new(store.clone());
-    let ciba = Arc::new(Ciba::new(store, clock, config.policy(), endpoints.issuer.clone()).await?);
+    let ciba = Arc::new(
+        Ciba::new(
+            store,
+            clock.clone(),
+            config.policy(),
+            endpoints.issuer.clone(),
+        )
+        .await?,
+    );
     let approvals = Arc::new(identity::approvals::ApprovalApp::new(
         identity.clone(),
         ciba.clone(),
@@ -60,9 +68,22 @@ pub async fn build(
         let mailer = notify::Mailer::new(url, &config.smtp_from, &config.public_url)?;
         Arc::new(mailer).spawn(ciba.subscribe());
     }
+    // The VAPID key is made here at first start, so browsers can subscribe from the first page view.
+    let pusher = Arc::new(
+        notify::Pusher::new(
+            ciba.store().clone(),
+            clock.clone(),
+            config.push_contact(),
+            notify::push::PushServices::parse(&config.push_services),
+        )
+        .await?,
+    );
+    pusher.clone().spawn(ciba.subscribe());
+    let notifications = Arc::new(notify::devices::PushDevices::new(identity.clone(), pusher));
     let services = UiServices {
         identity,
         approvals,
+        notifications,
         ciba: ciba.clone(),
     };
     let state = AppState {
@@ -79,6 +100,7 @@ pub async fn build(
 struct UiServices {
     identity: Arc<identity::service::IdentityApp>,
     approvals: Arc<identity::approvals::ApprovalApp>,
+    notifications: Arc<notify::devices::PushDevices>,
     ciba: Arc<Ciba>,
 }
 
@@ -103,8 +125,10 @@ fn ui_routes(
     let context = move || {
         let identity: app::service::SharedIdentity = services.identity.clone();
         let approvals: app::service::SharedApprovals = services.approvals.clone();
+        let notifications: app::service::SharedNotifications = services.notifications.clone();
         leptos::prelude::provide_context(identity);
         leptos::prelude::provide_context(approvals);
+        leptos::prelude::provide_context(notifications);
         leptos::nonce::provide_nonce();
     };
     let session_layer = tower_sessions::SessionManagerLayer::new(sessions)

@@ -1,6 +1,7 @@
 //! Server functions: thin. Each finds the session and the service, calls it, and returns a view.
 pub mod approvals;
 pub mod identity;
+pub mod notifications;
 
 /// The service `S` (provided as context by the server) and the request's session.
 #[cfg(feature = "ssr")]

@@ -2,4 +2,5 @@
 pub mod countdown;
 pub mod layout;
 pub mod passkey;
+pub mod push;
 pub mod statement;

@@ -1,16 +1,21 @@
-//! The account page: the person's passkeys (add, name, remove; never the last one) and signing out.
+//! The account page: the person's passkeys (add, name, remove; never the last one), the devices that
+//! receive push notifications, and signing out.
 use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
-    api::identity::{
-        finish_add_passkey, message, passkeys, remove_passkey, rename_passkey, sign_out,
-        start_add_passkey,
+    api::{
+        identity::{
+            finish_add_passkey, message, passkeys, remove_passkey, rename_passkey, sign_out,
+            start_add_passkey,
+        },
+        notifications::{push_devices, subscribe_push, test_push, unsubscribe_push},
     },
     components::{
         layout::{ErrorLine, Layout, SignedIn},
         passkey,
+        push::{self, PushState},
     },
-    model::{Me, PasskeyView},
+    model::{Me, PasskeyView, PushDeviceView, PushDevicesView},
 };
 
 #[component]
@@ -101,6 +106,7 @@ fn Account() -> impl IntoView {
             </div>
             <ErrorLine message=error/>
         </section>
+        <Notifications/>
         <section class="card">
             <h2>"Sign out"</h2>
             <div class="row">
@@ -156,4 +162,187 @@ fn PasskeyRow(
             </div>
         </li>
     }
+}
+
+/// Push notifications: this browser's switch, a test message, and every device that receives them.
+#[component]
+fn Notifications() -> impl IntoView {
+    let (error, set_error) = signal(None::<String>);
+    let (status, set_status) = signal(None::<String>);
+    let (busy, set_busy) = signal(false);
+    // Browser-only: the subscription lives in this browser, so the server renders "Checking…" and the
+    // hydrated page looks once it runs (an effect never runs on the server).
+    let (settings, set_settings) = signal(None::<Result<(PushState, PushDevicesView), String>>);
+    let load = move || {
+        spawn_local(async move {
+            let state = push::state().await;
+            let endpoint = match &state {
+                PushState::On { endpoint } => Some(endpoint.clone()),
+                _ => None,
+            };
+            let loaded = push_devices(endpoint)
+                .await
+                .map(|devices| (state, devices))
+                .map_err(|e| message(&e));
+            set_settings.set(Some(loaded));
+        })
+    };
+    Effect::new(move |_| load());
+    let finish = move |outcome: Result<Option<String>, String>| {
+        set_busy.set(false);
+        match outcome {
+            Ok(done) => {
+                set_error.set(None);
+                set_status.set(done);
+                load();
+            }
+            Err(e) => {
+                set_status.set(None);
+                set_error.set(Some(e));
+            }
+        }
+    };
+    let turn_on = move |public_key: String| {
+        set_busy.set(true);
+        spawn_local(async move {
+            let outcome = async {
+                let subscription = push::turn_on(&public_key).await?;
+                subscribe_push(subscription)
+                    .await
+                    .map_err(|e| message(&e))?;
+                Ok(Some("Notifications are on for this device.".to_owned()))
+            }
+            .await;
+            finish(outcome);
+        });
+    };
+    let turn_off = move |_| {
+        set_busy.set(true);
+        spawn_local(async move {
+            let outcome = async {
+                if let Some(endpoint) = push::turn_off().await? {
+                    unsubscribe_push(None, Some(endpoint))
+                        .await
+                        .map_err(|e| message(&e))?;
+                }
+                Ok(Some("Notifications are off for this device.".to_owned()))
+            }
+            .await;
+            finish(outcome);
+        });
+    };
+    let send_test = move |_| {
+        set_busy.set(true);
+        spawn_local(async move {
+            let outcome = test_push()
+                .await
+                .map(|n| {
+                    Some(if n == 1 {
+                        "A test notification was sent to 1 device.".to_owned()
+                    } else {
+                        format!("A test notification was sent to {n} devices.")
+                    })
+                })
+                .map_err(|e| message(&e));
+            finish(outcome);
+        });
+    };
+    let remove = move |id: String| {
+        spawn_local(async move {
+            let outcome = unsubscribe_push(Some(id), None)
+                .await
+                .map(|()| Some("The device no longer receives notifications.".to_owned()))
+                .map_err(|e| message(&e));
+            finish(outcome);
+        });
+    };
+    view! {
+        <section class="card" aria-labelledby="notifications-heading">
+            <h2 id="notifications-heading">"Notifications"</h2>
+            <p class="muted small intro">"New requests for your approval are also announced outside this page: on the devices below, and by e-mail when the server sends e-mail."</p>
+            {move || {
+                    match settings.get() {
+                        None => view! { <p class="muted">"Checking this browser…"</p> }.into_any(),
+                        Some(Err(e)) => view! { <p class="error" role="alert">{e}</p> }.into_any(),
+                        Some(Ok((state, view))) => {
+                            let public_key = view.public_key.clone();
+                            let switch = match state {
+                                PushState::Unsupported => view! {
+                                    <p>"This browser cannot receive push notifications. On an iPhone or iPad, add Countersign to the Home Screen first (Share, then Add to Home Screen) and open it from there."</p>
+                                }.into_any(),
+                                PushState::Blocked => view! {
+                                    <p>"Notifications are blocked for this site. Allow them in the browser's site settings, then reload this page."</p>
+                                }.into_any(),
+                                PushState::Off => view! {
+                                    <p>"This device does not receive notifications."</p>
+                                    <div class="row">
+                                        <button type="button" disabled=busy
+                                            on:click=move |_| turn_on(public_key.clone())>
+                                            "Turn on notifications on this device"
+                                        </button>
+                                    </div>
+                                }.into_any(),
+                                PushState::On { .. } => view! {
+                                    <p>"This device receives notifications."</p>
+                                    <div class="row">
+                                        <button type="button" disabled=busy on:click=send_test>"Send a test notification"</button>
+                                        <button type="button" disabled=busy on:click=turn_off>"Turn off on this device"</button>
+                                    </div>
+                                }.into_any(),
+                            };
+                            view! {
+                                {switch}
+                                <DeviceList devices=view.devices remove/>
+                            }.into_any()
+                        }
+                    }
+                }}
+            <Show when=move || status.get().is_some()>
+                <p class="ok" role="status">{move || status.get()}</p>
+            </Show>
+            <ErrorLine message=error/>
+        </section>
+    }
+}
+
+#[component]
+fn DeviceList(
+    devices: Vec<PushDeviceView>,
+    remove: impl Fn(String) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    if devices.is_empty() {
+        return view! { <p class="muted small">"No device receives notifications yet."</p> }
+            .into_any();
+    }
+    view! {
+        <h3 class="small-heading">"Devices that receive notifications"</h3>
+        <ul class="devices">
+            {devices
+                .into_iter()
+                .map(|device| {
+                    let id = StoredValue::new(device.id.clone());
+                    let label = device.label.clone();
+                    view! {
+                        <li class="device">
+                            <span>
+                                {device.label}
+                                {device.this_device.then_some(" (this device)")}
+                            </span>
+                            {(device.failures > 0).then(|| view! {
+                                <span class="warning small">
+                                    {format!("Last {} deliveries failed", device.failures)}
+                                </span>
+                            })}
+                            <button type="button" class="danger"
+                                aria-label=format!("Stop notifications on {label}")
+                                on:click=move |_| remove(id.get_value())>
+                                "Remove"
+                            </button>
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ul>
+    }
+    .into_any()
 }

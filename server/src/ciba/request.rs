@@ -50,6 +50,8 @@ pub struct RequestCreated {
     pub client_name: String,
     pub action: String,
     pub target: String,
+    /// Unix milliseconds: a notification is worthless after this.
+    pub expires_at: i64,
 }
 
 /// CIBA §7.3: the successful acknowledgement.
@@ -186,6 +188,7 @@ impl Ciba {
                 client_name: client.name.clone(),
                 action: action.action.clone(),
                 target: action.target.clone(),
+                expires_at: row.expires_at,
             });
         }
         tracing::info!(client_id = %client.id, approver_id = %approver.id, "backchannel request pending");

@@ -143,6 +143,14 @@ impl IdentityApp {
         &self.passkeys
     }
 
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
     /// The approver's passkeys that may still sign (not suspended).
     pub(crate) async fn usable_passkeys(&self, approver_id: &str) -> UserResult<Vec<Passkey>> {
         let rows = self

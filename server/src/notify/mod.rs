@@ -1,112 +1,45 @@
-//! Telling approvers that a request is waiting, outside the page: e-mail over SMTP when configured.
-//! The message names the action and links to the request page; it carries no secrets (deciding needs
-//! the approver's passkey, and the link alone grants nothing).
-use std::{sync::Arc, time::Duration};
+//! Telling approvers that a request is waiting, outside the page: Web Push to the browsers they opted
+//! in, and e-mail over SMTP when configured. A notification names the action and links to the request
+//! page; it carries no secrets (deciding needs the approver's passkey, and the link alone grants nothing).
+use std::future::Future;
 
-use lettre::{
-    message::{header::ContentType, Mailbox},
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-};
 use tokio::sync::broadcast;
 
 use crate::ciba::request::RequestCreated;
 
-pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    from: Mailbox,
-    public_url: String,
-}
+pub mod devices;
+pub mod mail;
+pub mod push;
 
-/// Attempts per message; waits double from one second between them.
-const ATTEMPTS: u32 = 4;
+pub use mail::Mailer;
+pub use push::Pusher;
 
-impl Mailer {
-    /// `url`: `smtp://host:port` (plain, for a local relay), `smtp://...?tls=required` or
-    /// `smtps://user:password@host` (see lettre's `from_url`).
-    pub fn new(url: &str, from: &str, public_url: &url::Url) -> anyhow::Result<Mailer> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
-            .timeout(Some(Duration::from_secs(10)))
-            .build();
-        let from: Mailbox = from
-            .parse()
-            .map_err(|e| anyhow::anyhow!("COUNTERSIGN_SMTP_FROM {from:?}: {e}"))?;
-        Ok(Mailer {
-            transport,
-            from,
-            public_url: public_url.as_str().trim_end_matches('/').to_owned(),
-        })
-    }
-
-    /// The message for one new request.
-    pub fn message(&self, event: &RequestCreated) -> anyhow::Result<Message> {
-        let action = one_line(&event.action, 80);
-        let body = format!(
-            "{client} asks for your approval:\n\n    {action} - {target}\n\n\
-             Read the request in full and decide (your passkey is needed):\n{url}/requests/{id}\n\n\
-             If you did not expect this request, deny it.\n",
-            client = one_line(&event.client_name, 60),
-            target = one_line(&event.target, 160),
-            url = self.public_url,
-            id = event.auth_req_id,
-        );
-        let to: Mailbox = format!(
-            "{} <{}>",
-            one_line(&event.approver_name, 60).replace(['<', '>', '"'], ""),
-            event.approver_email
-        )
-        .parse()
-        .or_else(|_| event.approver_email.parse())?;
-        Ok(Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(format!("Approval needed: {action}"))
-            .header(ContentType::TEXT_PLAIN)
-            .body(body)?)
-    }
-
-    async fn deliver(&self, event: &RequestCreated) {
-        let message = match self.message(event) {
-            Ok(m) => m,
-            Err(e) => {
-                return tracing::warn!(error = %e, "notification e-mail could not be composed")
-            }
-        };
-        let mut wait = Duration::from_secs(1);
-        for attempt in 1..=ATTEMPTS {
-            match self.transport.send(message.clone()).await {
-                Ok(_) => {
-                    return tracing::info!(approver_id = %event.approver_id, "notification e-mail sent")
+/// Runs `deliver` in its own task for every request the domain announces.
+pub(crate) fn listen<F, Fut>(
+    mut events: broadcast::Receiver<RequestCreated>,
+    channel: &'static str,
+    deliver: F,
+) where
+    F: Fn(RequestCreated) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    tokio::spawn(deliver(event));
                 }
-                Err(e) if attempt < ATTEMPTS => {
-                    tracing::warn!(error = %e, attempt, "notification e-mail failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(
+                        missed,
+                        channel,
+                        "notification queue overflowed; some notifications were not sent"
+                    );
                 }
-                Err(e) => tracing::error!(error = %e, "notification e-mail failed; giving up"),
+                Err(broadcast::error::RecvError::Closed) => break,
             }
         }
-    }
-
-    /// Sends a message for every request the domain announces, each in its own task.
-    pub fn spawn(self: Arc<Self>, mut events: broadcast::Receiver<RequestCreated>) {
-        tokio::spawn(async move {
-            loop {
-                match events.recv().await {
-                    Ok(event) => {
-                        let mailer = self.clone();
-                        tokio::spawn(async move { mailer.deliver(&event).await });
-                    }
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(
-                            missed,
-                            "notification queue overflowed; some e-mails were not sent"
-                        );
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                }
-            }
-        });
-    }
+    });
 }
 
 /// Agent text for a header or a plain-text line: no line breaks, no invisible characters, bounded.

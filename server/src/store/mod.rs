@@ -16,6 +16,7 @@ pub mod clients;
 pub mod decisions;
 pub mod identity;
 pub mod insert_queue;
+pub mod push;
 pub mod signing_keys;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");

@@ -8,4 +8,5 @@ mod identity;
 mod jwt_clients;
 mod limits;
 mod notify;
+mod push;
 mod token;

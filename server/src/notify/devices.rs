@@ -1,0 +1,241 @@
+//! The account page's notification settings: which browsers of the signed-in person receive Web Push,
+//! opting in and out, and a test message.
+use std::sync::Arc;
+
+use app::{
+    model::{PushDeviceView, PushDevicesView},
+    service::{NotificationService, Session, UserResult},
+};
+use async_trait::async_trait;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use serde::Deserialize;
+
+use super::push::{PushPayload, Pusher};
+use crate::{
+    identity::service::{internal, IdentityApp},
+    secrets::random_id,
+    store::push::PushSubscriptionRow,
+};
+
+/// A person may keep this many browsers subscribed; more is a sign of something wrong.
+const MAX_DEVICES: usize = 20;
+
+pub struct PushDevices {
+    identity: Arc<IdentityApp>,
+    pusher: Arc<Pusher>,
+}
+
+/// The browser's `PushSubscription.toJSON()`.
+#[derive(Deserialize)]
+struct BrowserSubscription {
+    endpoint: String,
+    keys: SubscriptionKeys,
+}
+
+#[derive(Deserialize)]
+struct SubscriptionKeys {
+    p256dh: String,
+    auth: String,
+}
+
+impl PushDevices {
+    pub fn new(identity: Arc<IdentityApp>, pusher: Arc<Pusher>) -> PushDevices {
+        PushDevices { identity, pusher }
+    }
+}
+
+/// The subscription's keys must be what RFC 8291 needs: an uncompressed P-256 point and a 16-byte
+/// authentication secret.
+fn keys_are_well_formed(keys: &SubscriptionKeys) -> bool {
+    let p256dh = URL_SAFE_NO_PAD.decode(keys.p256dh.trim_end_matches('='));
+    let auth = URL_SAFE_NO_PAD.decode(keys.auth.trim_end_matches('='));
+    matches!((p256dh, auth), (Ok(p), Ok(a)) if p.len() == 65 && p[0] == 0x04 && a.len() == 16)
+}
+
+/// "Chrome on Android" from a User-Agent; good enough to tell one's own devices apart.
+pub fn device_label(user_agent: &str) -> String {
+    let browser = [
+        ("Edg/", "Edge"),
+        ("Firefox/", "Firefox"),
+        ("Chrome/", "Chrome"),
+        ("Chromium/", "Chromium"),
+        ("Safari/", "Safari"),
+    ]
+    .iter()
+    .find(|(token, _)| user_agent.contains(token))
+    .map_or("A browser", |(_, name)| name);
+    let system = [
+        ("Android", "Android"),
+        ("iPhone", "iPhone"),
+        ("iPad", "iPad"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(token, _)| user_agent.contains(token))
+    .map(|(_, name)| *name);
+    match system {
+        Some(system) => format!("{browser} on {system}"),
+        None => browser.to_owned(),
+    }
+}
+
+#[async_trait]
+impl NotificationService for PushDevices {
+    async fn push_devices(
+        &self,
+        session: &Session,
+        this_endpoint: Option<String>,
+    ) -> UserResult<PushDevicesView> {
+        let approver = self.identity.require(session).await?;
+        let rows = self
+            .identity
+            .store()
+            .push_subscriptions_of(&approver.id)
+            .await
+            .map_err(internal)?;
+        Ok(PushDevicesView {
+            public_key: self.pusher.public_key().to_owned(),
+            devices: rows
+                .into_iter()
+                .map(|row| PushDeviceView {
+                    this_device: this_endpoint.as_deref() == Some(row.endpoint.as_str()),
+                    id: row.id,
+                    label: row.label,
+                    created_at: row.created_at,
+                    last_sent_at: row.last_sent_at,
+                    failures: row.failures,
+                })
+                .collect(),
+        })
+    }
+
+    async fn subscribe_push(
+        &self,
+        session: &Session,
+        subscription: String,
+        user_agent: Option<String>,
+    ) -> UserResult<()> {
+        let approver = self.identity.require(session).await?;
+        let refused = "This browser's push subscription cannot be used. Try another browser.";
+        let subscription: BrowserSubscription =
+            serde_json::from_str(&subscription).map_err(|_| refused.to_owned())?;
+        if let Err(why) = self.pusher.services().check(&subscription.endpoint) {
+            tracing::warn!(why, "push subscription refused");
+            return Err(refused.into());
+        }
+        if !keys_are_well_formed(&subscription.keys) {
+            return Err(refused.into());
+        }
+        let store = self.identity.store();
+        let existing = store
+            .push_subscriptions_of(&approver.id)
+            .await
+            .map_err(internal)?;
+        let known = existing.iter().any(|s| s.endpoint == subscription.endpoint);
+        if !known && existing.len() >= MAX_DEVICES {
+            return Err(format!(
+                "You already receive notifications on {MAX_DEVICES} devices. Remove one first."
+            ));
+        }
+        let row = PushSubscriptionRow {
+            id: random_id(),
+            approver_id: approver.id.clone(),
+            endpoint: subscription.endpoint,
+            p256dh: subscription.keys.p256dh,
+            auth: subscription.keys.auth,
+            label: device_label(user_agent.as_deref().unwrap_or_default()),
+            created_at: self.identity.now(),
+            last_sent_at: None,
+            failures: 0,
+        };
+        store
+            .upsert_push_subscription(&row)
+            .await
+            .map_err(internal)?;
+        self.pusher.subscribed(&approver.id).await;
+        tracing::info!(approver_id = %approver.id, subscription = %row.id, "push notifications turned on");
+        Ok(())
+    }
+
+    async fn unsubscribe_push(
+        &self,
+        session: &Session,
+        id: Option<String>,
+        endpoint: Option<String>,
+    ) -> UserResult<()> {
+        let approver = self.identity.require(session).await?;
+        let store = self.identity.store();
+        let id = match (id, endpoint) {
+            (Some(id), _) => Some(id),
+            (None, Some(endpoint)) => store
+                .push_subscriptions_of(&approver.id)
+                .await
+                .map_err(internal)?
+                .into_iter()
+                .find(|s| s.endpoint == endpoint)
+                .map(|s| s.id),
+            (None, None) => None,
+        };
+        // Removing what is already gone is not an error: the person's intent holds either way.
+        if let Some(id) = id {
+            store
+                .delete_push_subscription(&approver.id, &id)
+                .await
+                .map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    async fn test_push(&self, session: &Session) -> UserResult<usize> {
+        let approver = self.identity.require(session).await?;
+        let payload = PushPayload {
+            title: "Countersign notifications work".into(),
+            body: "Requests for your approval will appear like this.".into(),
+            url: "/inbox".into(),
+            tag: "test".into(),
+        };
+        let delivered = self
+            .pusher
+            .notify_approver(&approver.id, &payload, 300)
+            .await;
+        if delivered == 0 {
+            return Err("No device accepted the test notification.".into());
+        }
+        Ok(delivered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_labels() {
+        assert_eq!(
+            device_label("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"),
+            "Chrome on Android"
+        );
+        assert_eq!(
+            device_label("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"),
+            "Safari on iPhone"
+        );
+        assert_eq!(device_label(""), "A browser");
+    }
+
+    #[test]
+    fn subscription_keys_must_fit_rfc_8291() {
+        let good = SubscriptionKeys {
+            p256dh: URL_SAFE_NO_PAD.encode([4u8; 65]),
+            auth: URL_SAFE_NO_PAD.encode([1u8; 16]),
+        };
+        assert!(keys_are_well_formed(&good));
+        let short = SubscriptionKeys {
+            p256dh: URL_SAFE_NO_PAD.encode([4u8; 33]),
+            auth: good.auth.clone(),
+        };
+        assert!(!keys_are_well_formed(&short));
+    }
+}

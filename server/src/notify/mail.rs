@@ -1,0 +1,96 @@
+//! Notification e-mail over SMTP (lettre), one message per new request.
+use std::{sync::Arc, time::Duration};
+
+use lettre::{
+    message::{header::ContentType, Mailbox},
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+};
+use tokio::sync::broadcast;
+
+use super::one_line;
+use crate::ciba::request::RequestCreated;
+
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    public_url: String,
+}
+
+/// Attempts per message; waits double from one second between them.
+const ATTEMPTS: u32 = 4;
+
+impl Mailer {
+    /// `url`: `smtp://host:port` (plain, for a local relay), `smtp://...?tls=required` or
+    /// `smtps://user:password@host` (see lettre's `from_url`).
+    pub fn new(url: &str, from: &str, public_url: &url::Url) -> anyhow::Result<Mailer> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
+            .timeout(Some(Duration::from_secs(10)))
+            .build();
+        let from: Mailbox = from
+            .parse()
+            .map_err(|e| anyhow::anyhow!("COUNTERSIGN_SMTP_FROM {from:?}: {e}"))?;
+        Ok(Mailer {
+            transport,
+            from,
+            public_url: public_url.as_str().trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The message for one new request.
+    pub fn message(&self, event: &RequestCreated) -> anyhow::Result<Message> {
+        let action = one_line(&event.action, 80);
+        let body = format!(
+            "{client} asks for your approval:\n\n    {action} - {target}\n\n\
+             Read the request in full and decide (your passkey is needed):\n{url}/requests/{id}\n\n\
+             If you did not expect this request, deny it.\n",
+            client = one_line(&event.client_name, 60),
+            target = one_line(&event.target, 160),
+            url = self.public_url,
+            id = event.auth_req_id,
+        );
+        let to: Mailbox = format!(
+            "{} <{}>",
+            one_line(&event.approver_name, 60).replace(['<', '>', '"'], ""),
+            event.approver_email
+        )
+        .parse()
+        .or_else(|_| event.approver_email.parse())?;
+        Ok(Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(format!("Approval needed: {action}"))
+            .header(ContentType::TEXT_PLAIN)
+            .body(body)?)
+    }
+
+    async fn deliver(&self, event: &RequestCreated) {
+        let message = match self.message(event) {
+            Ok(m) => m,
+            Err(e) => {
+                return tracing::warn!(error = %e, "notification e-mail could not be composed")
+            }
+        };
+        let mut wait = Duration::from_secs(1);
+        for attempt in 1..=ATTEMPTS {
+            match self.transport.send(message.clone()).await {
+                Ok(_) => {
+                    return tracing::info!(approver_id = %event.approver_id, "notification e-mail sent")
+                }
+                Err(e) if attempt < ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, "notification e-mail failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(e) => tracing::error!(error = %e, "notification e-mail failed; giving up"),
+            }
+        }
+    }
+
+    /// Sends a message for every request the domain announces, each in its own task.
+    pub fn spawn(self: Arc<Self>, events: broadcast::Receiver<RequestCreated>) {
+        super::listen(events, "e-mail", move |event| {
+            let mailer = self.clone();
+            async move { mailer.deliver(&event).await }
+        });
+    }
+}

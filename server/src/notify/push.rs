@@ -1,0 +1,391 @@
+//! Web Push: each new request is announced to every browser its approver opted in. The payload is
+//! encrypted for that browser (RFC 8291, aes128gcm) and the request to the push service is signed with
+//! the deployment's VAPID key (RFC 8292), both by the `web-push` crate; this module chooses the
+//! payload, keeps the subscriptions and talks HTTP.
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use serde::Serialize;
+use tokio::sync::broadcast;
+use web_push::{
+    request_builder::build_request, ContentEncoding, PartialVapidSignatureBuilder,
+    SubscriptionInfo, Urgency, VapidSignatureBuilder, WebPushMessageBuilder,
+};
+
+use super::one_line;
+use crate::{
+    ciba::request::RequestCreated,
+    clock::Clock,
+    store::{
+        push::{PushSubscriptionRow, VapidKeyRow},
+        Store,
+    },
+};
+
+/// Push services browsers use today (Chrome, Firefox, Safari, Edge). Subscriptions naming any other
+/// host are refused, so a signed-in user cannot make the server send requests to arbitrary URLs.
+pub const DEFAULT_PUSH_SERVICES: &str =
+    "fcm.googleapis.com,push.services.mozilla.com,push.apple.com,notify.windows.com";
+
+/// Attempts per subscription for retryable failures (429, 5xx, network); waits double from one second.
+const ATTEMPTS: u32 = 3;
+
+/// The hosts the server will deliver to: each entry matches itself and its subdomains. Plain `http`
+/// is accepted only for loopback hosts, so a local test receiver can be named explicitly.
+#[derive(Clone, Debug)]
+pub struct PushServices(Vec<String>);
+
+impl PushServices {
+    pub fn parse(list: &str) -> PushServices {
+        PushServices(
+            list.split(',')
+                .map(|h| h.trim().trim_start_matches('.').to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+        )
+    }
+
+    /// The endpoint as a URL, if it is one the server may deliver to.
+    pub fn check(&self, endpoint: &str) -> Result<url::Url, &'static str> {
+        let url = url::Url::parse(endpoint).map_err(|_| "not a URL")?;
+        let host = url.host_str().ok_or("no host")?.to_ascii_lowercase();
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        match url.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            _ => return Err("not https"),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("credentials in the URL");
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let allowed = self
+            .0
+            .iter()
+            .any(|s| host == s || host.ends_with(&format!(".{s}")));
+        if !allowed {
+            return Err("not a known push service");
+        }
+        Ok(url)
+    }
+}
+
+/// What the service worker receives (and shows): the action in the title, the agent and target in
+/// the body, the request page to open.
+#[derive(Debug, Serialize)]
+pub struct PushPayload {
+    pub title: String,
+    pub body: String,
+    pub url: String,
+    /// One notification per request: a repeat replaces, never stacks.
+    pub tag: String,
+}
+
+impl PushPayload {
+    pub fn for_request(event: &RequestCreated) -> PushPayload {
+        PushPayload {
+            title: format!("Approval needed: {}", one_line(&event.action, 80)),
+            body: format!(
+                "{} asks: {} \u{2014} {}",
+                one_line(&event.client_name, 60),
+                one_line(&event.action, 80),
+                one_line(&event.target, 160)
+            ),
+            url: format!("/requests/{}", event.auth_req_id),
+            tag: format!("request-{}", event.auth_req_id),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("the subscription no longer exists ({0})")]
+    Gone(u16),
+    #[error("the push service refused the message ({0})")]
+    Refused(u16),
+    #[error("the push service is unavailable ({0})")]
+    Unavailable(String),
+    #[error("the message could not be built: {0}")]
+    Build(String),
+}
+
+pub struct Pusher {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    vapid: PartialVapidSignatureBuilder,
+    public_key: String,
+    /// The VAPID `sub` claim: how a push service can reach the operator (RFC 8292 §2.1).
+    contact: String,
+    services: PushServices,
+    http: reqwest::Client,
+    /// Approvers with at least one subscription, re-read at most every `SUBSCRIBERS_TTL`: most requests
+    /// go to approvers without push, and they should cost no database read.
+    subscribers: tokio::sync::Mutex<(Option<std::time::Instant>, HashSet<String>)>,
+}
+
+/// How stale the subscriber list may be; a subscription made on another instance counts after this.
+const SUBSCRIBERS_TTL: Duration = Duration::from_secs(2);
+
+impl Pusher {
+    /// Loads the deployment's VAPID key, making one at first start.
+    pub async fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        contact: String,
+        services: PushServices,
+    ) -> anyhow::Result<Pusher> {
+        let now = clock.now();
+        let key = store.vapid_key(|| new_vapid_key(now)).await?;
+        let vapid = VapidSignatureBuilder::from_base64_no_sub(&key.private_key)
+            .map_err(|e| anyhow::anyhow!("the stored VAPID key is unusable: {e}"))?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Pusher {
+            store,
+            clock,
+            vapid,
+            public_key: key.public_key,
+            contact,
+            services,
+            http,
+            subscribers: Default::default(),
+        })
+    }
+
+    /// Whether `approver_id` may have a subscription (true when unsure).
+    async fn has_subscribers(&self, approver_id: &str) -> bool {
+        let mut cache = self.subscribers.lock().await;
+        let fresh = cache.0.is_some_and(|at| at.elapsed() < SUBSCRIBERS_TTL);
+        if !fresh {
+            match self.store.push_subscribers().await {
+                Ok(ids) => *cache = (Some(std::time::Instant::now()), ids.into_iter().collect()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "push subscribers could not be read");
+                    return true;
+                }
+            }
+        }
+        cache.1.contains(approver_id)
+    }
+
+    /// A subscription made on this instance counts at once.
+    pub async fn subscribed(&self, approver_id: &str) {
+        self.subscribers
+            .lock()
+            .await
+            .1
+            .insert(approver_id.to_owned());
+    }
+
+    /// The browsers' `applicationServerKey`: the uncompressed P-256 point, base64url.
+    pub fn public_key(&self) -> &str {
+        &self.public_key
+    }
+
+    pub fn services(&self) -> &PushServices {
+        &self.services
+    }
+
+    /// Sends `payload` to every browser of `approver_id`; returns how many accepted it.
+    pub async fn notify_approver(
+        &self,
+        approver_id: &str,
+        payload: &PushPayload,
+        ttl_secs: u32,
+    ) -> usize {
+        let subscriptions = match self.store.push_subscriptions_of(approver_id).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "push subscriptions could not be read");
+                return 0;
+            }
+        };
+        let body = match serde_json::to_vec(payload) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "push payload could not be encoded");
+                return 0;
+            }
+        };
+        let sends = subscriptions
+            .iter()
+            .map(|s| self.deliver(s, &body, ttl_secs));
+        futures::future::join_all(sends)
+            .await
+            .into_iter()
+            .filter(|delivered| *delivered)
+            .count()
+    }
+
+    /// One subscription, with retries; the outcome is recorded on the subscription.
+    async fn deliver(&self, subscription: &PushSubscriptionRow, body: &[u8], ttl: u32) -> bool {
+        let mut wait = Duration::from_secs(1);
+        for attempt in 1..=ATTEMPTS {
+            match self.send(subscription, body, ttl).await {
+                Ok(()) => {
+                    let _ = self
+                        .store
+                        .push_delivered(&subscription.id, self.clock.now())
+                        .await;
+                    tracing::info!(subscription = %subscription.id, "push notification delivered");
+                    return true;
+                }
+                Err(PushError::Gone(status)) => {
+                    // The browser unsubscribed or the subscription expired: it can never deliver again.
+                    tracing::info!(subscription = %subscription.id, status, "push subscription gone; forgotten");
+                    let _ = self
+                        .store
+                        .forget_push_endpoint(&subscription.endpoint)
+                        .await;
+                    return false;
+                }
+                Err(e @ PushError::Unavailable(_)) if attempt < ATTEMPTS => {
+                    tracing::warn!(subscription = %subscription.id, error = %e, attempt, "push failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(e) => {
+                    tracing::warn!(subscription = %subscription.id, error = %e, "push failed; giving up");
+                    let _ = self.store.push_failed(&subscription.id).await;
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
+    async fn send(
+        &self,
+        subscription: &PushSubscriptionRow,
+        body: &[u8],
+        ttl: u32,
+    ) -> Result<(), PushError> {
+        // Checked again at sending: the list of push services may have changed since subscribing.
+        let endpoint = self
+            .services
+            .check(&subscription.endpoint)
+            .map_err(|e| PushError::Build(e.into()))?;
+        // RFC 8292 §2: `aud` is the push resource's origin, port included (the crate drops the port).
+        let audience = endpoint.origin().ascii_serialization();
+        let info = SubscriptionInfo::new(
+            &subscription.endpoint,
+            &subscription.p256dh,
+            &subscription.auth,
+        );
+        let mut signature = self.vapid.clone().add_sub_info(&info);
+        signature.add_claim("sub", self.contact.as_str());
+        signature.add_claim("aud", audience);
+        let signature = signature
+            .build()
+            .map_err(|e| PushError::Build(e.to_string()))?;
+        let mut message = WebPushMessageBuilder::new(&info);
+        message.set_payload(ContentEncoding::Aes128Gcm, body);
+        message.set_vapid_signature(signature);
+        message.set_ttl(ttl);
+        message.set_urgency(Urgency::High);
+        let message = message
+            .build()
+            .map_err(|e| PushError::Build(e.to_string()))?;
+        let request = build_request::<Vec<u8>>(message);
+        let mut outgoing = self.http.post(request.uri().to_string());
+        for (name, value) in request.headers() {
+            outgoing = outgoing.header(name.as_str(), value.as_bytes());
+        }
+        let response = outgoing
+            .body(request.into_body())
+            .send()
+            .await
+            .map_err(|e| PushError::Unavailable(e.without_url().to_string()))?;
+        let status = response.status().as_u16();
+        match status {
+            200..=299 => Ok(()),
+            404 | 410 => Err(PushError::Gone(status)),
+            429 | 500..=599 => Err(PushError::Unavailable(format!("HTTP {status}"))),
+            _ => Err(PushError::Refused(status)),
+        }
+    }
+
+    /// Announces every new request to its approver's browsers, each in its own task.
+    pub fn spawn(self: Arc<Self>, events: broadcast::Receiver<RequestCreated>) {
+        super::listen(events, "push", move |event| {
+            let pusher = self.clone();
+            async move {
+                if !pusher.has_subscribers(&event.approver_id).await {
+                    return;
+                }
+                let payload = PushPayload::for_request(&event);
+                let ttl = ((event.expires_at - pusher.clock.now()) / 1000).clamp(0, 86_400);
+                pusher
+                    .notify_approver(&event.approver_id, &payload, ttl as u32)
+                    .await;
+            }
+        });
+    }
+}
+
+/// A fresh P-256 key pair for VAPID: the private scalar and the public point, base64url.
+fn new_vapid_key(now: i64) -> anyhow::Result<VapidKeyRow> {
+    let jwk = josekit::jws::ES256.generate_key_pair()?.to_jwk_key_pair();
+    let field = |name: &str| -> anyhow::Result<Vec<u8>> {
+        let value = jwk
+            .parameter(name)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| anyhow::anyhow!("generated key lacks {name}"))?;
+        Ok(URL_SAFE_NO_PAD.decode(value)?)
+    };
+    let mut point = vec![0x04];
+    point.extend(field("x")?);
+    point.extend(field("y")?);
+    Ok(VapidKeyRow {
+        private_key: URL_SAFE_NO_PAD.encode(field("d")?),
+        public_key: URL_SAFE_NO_PAD.encode(point),
+        created_at: now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_known_push_services_over_https_or_loopback() {
+        let services = PushServices::parse(DEFAULT_PUSH_SERVICES);
+        assert!(services
+            .check("https://fcm.googleapis.com/fcm/send/abc")
+            .is_ok());
+        assert!(services
+            .check("https://updates.push.services.mozilla.com/wpush/v2/x")
+            .is_ok());
+        assert!(services.check("https://web.push.apple.com/x").is_ok());
+        assert!(services.check("http://fcm.googleapis.com/x").is_err());
+        assert!(services
+            .check("https://evil.example/fcm.googleapis.com")
+            .is_err());
+        assert!(services
+            .check("https://fcm.googleapis.com.evil.example/")
+            .is_err());
+        assert!(services.check("https://u:p@fcm.googleapis.com/x").is_err());
+        assert!(services.check("http://169.254.169.254/latest").is_err());
+        let local = PushServices::parse("127.0.0.1");
+        assert!(local.check("http://127.0.0.1:9000/push/1").is_ok());
+        assert!(local.check("http://127.0.0.2:9000/push/1").is_err());
+    }
+
+    #[test]
+    fn generated_vapid_keys_are_usable() {
+        let key = new_vapid_key(0).unwrap();
+        let builder = VapidSignatureBuilder::from_base64_no_sub(&key.private_key).unwrap();
+        assert_eq!(
+            URL_SAFE_NO_PAD.encode(builder.get_public_key()),
+            key.public_key
+        );
+    }
+}
