@@ -70,6 +70,10 @@ pub struct RequestView {
     pub now: i64,
     pub status: String,
     pub deny_reason: Option<String>,
+    /// The approver's policy asks for their user_code before approving (CIBA §7.1 user_code).
+    pub needs_user_code: bool,
+    /// Too many wrong user codes: this request can only be denied.
+    pub user_code_locked: bool,
 }
 
 /// The browsers that receive the signed-in person's push notifications.

@@ -62,11 +62,14 @@ pub type SharedIdentity = Arc<dyn IdentityService>;
 pub trait ApprovalService: Send + Sync + 'static {
     async fn inbox(&self, session: &Session) -> UserResult<InboxView>;
     async fn request(&self, session: &Session, id: &str) -> UserResult<RequestView>;
+    /// `user_code`: needed to approve when the approver's policy asks for it; checked before the
+    /// passkey prompt, and wrong entries are counted per request.
     async fn start_decision(
         &self,
         session: &Session,
         id: &str,
         approve: bool,
+        user_code: Option<String>,
     ) -> UserResult<RequestChallengeResponse>;
     async fn finish_decision(
         &self,

@@ -1,7 +1,7 @@
 // The approval itself: an agent asks, the approver sees it live, reads the statement, and decides with a
 // passkey; the agent gets tokens carrying exactly that action, or access_denied.
 import { test, expect } from '@playwright/test';
-import { agentRequest, enrolledApprover, hydrated, newClient } from './helpers';
+import { addAuthenticator, agentRequest, countersign, enrolledApprover, hydrated, invite, newClient, unique } from './helpers';
 
 test('an agent asks, the approver approves with a passkey, the agent gets its tokens', async ({ page }, testInfo) => {
   const email = await enrolledApprover(page, 'Jane Approver');
@@ -42,6 +42,11 @@ test('an agent asks, the approver approves with a passkey, the agent gets its to
     consequence: 'The money leaves the company account.', amount: '120.00', currency: 'USD', reversible: false,
   }]);
   expect(run.stderr).toContain('authorization_pending');
+  // Every decision on this server re-verifies offline, down to the passkey's own signature.
+  const audit = JSON.parse(countersign('audit', 'verify', '--json'));
+  expect(audit.findings).toEqual([]);
+  expect(audit.records).toBeGreaterThan(0);
+  expect(audit.signatures_verified).toBe(audit.records);
 });
 
 test('a denial reaches the agent as access_denied', async ({ page }) => {
@@ -113,4 +118,65 @@ test('two open tabs decide once', async ({ page }) => {
   const run = await agent;
   expect(run.code).toBe(0);
   expect(JSON.parse(run.stdout).authorization_details[0].action).toBe('Rotate');
+});
+
+/** An approver whose policy asks for a user code (CIBA §7.1), enrolled in this page's browser. */
+async function approverWithUserCode(page: import('@playwright/test').Page, name: string, code: string): Promise<string> {
+  const email = unique(name.toLowerCase().split(' ')[0]);
+  countersign('approver', 'add', '--email', email, '--name', name, '--user-code', code);
+  await addAuthenticator(page);
+  await page.goto(invite(email, name));
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Create passkey' }).click();
+  await page.waitForURL(/\/inbox$/);
+  return email;
+}
+
+test('an approver whose policy needs a user code enters it before the passkey prompt', async ({ page }, testInfo) => {
+  const email = await approverWithUserCode(page, 'Uma Coded', '2468');
+  const agent = agentRequest(newClient(), email, 'Send', 'the Q3 report to press@example.com', 'It becomes public.',
+    '--user-code', '2468');
+  await page.getByRole('link', { name: /Send/ }).click();
+  await hydrated(page);
+  const approve = page.getByRole('button', { name: 'Approve with passkey' });
+  const code = page.getByLabel('Your user code (needed to approve)');
+  await expect(code).toHaveAttribute('type', 'password');
+  await expect(approve).toBeInViewport();
+  await page.screenshot({ path: `screenshots/request-user-code-${testInfo.project.name}.png` });
+  await approve.click();
+  await expect(page.getByRole('alert')).toHaveText('Enter your user code to approve this request.');
+  await code.fill('1111');
+  await approve.click();
+  await expect(page.getByRole('alert')).toHaveText('That user code is not correct. 4 tries left.');
+  await code.fill('2468');
+  await approve.click();
+  await expect(page.getByRole('status')).toContainText('You approved this request');
+  expect((await agent).code).toBe(0);
+});
+
+test('after five wrong user codes a request can only be denied', async ({ page }) => {
+  const email = await approverWithUserCode(page, 'Lou Locked', '8642');
+  const agent = agentRequest(newClient(), email, 'Wire', '$9,000 to an unknown account', 'The money is gone.',
+    '--user-code', '8642');
+  await page.getByRole('link', { name: /Wire/ }).click();
+  await hydrated(page);
+  const approve = page.getByRole('button', { name: 'Approve with passkey' });
+  for (const left of ['4 tries left', '3 tries left', '2 tries left', '1 try left']) {
+    await page.getByLabel('Your user code (needed to approve)').fill('0000');
+    await approve.click();
+    await expect(page.getByRole('alert')).toContainText(left);
+  }
+  await page.getByLabel('Your user code (needed to approve)').fill('0000');
+  await approve.click();
+  await expect(page.getByRole('alert')).toHaveText('Too many wrong user codes were entered for this request. It can only be denied now.');
+  await expect(approve).toBeDisabled();
+  await expect(page.getByLabel('Your user code (needed to approve)')).toHaveCount(0);
+  // The right code no longer helps, even from a fresh page load.
+  await page.reload();
+  await hydrated(page);
+  await expect(page.getByText('Too many wrong user codes were entered. This request can only be denied.')).toBeVisible();
+  await expect(approve).toBeDisabled();
+  await page.getByRole('button', { name: 'Deny' }).click();
+  await expect(page.getByRole('status')).toContainText('You denied this request');
+  expect(JSON.parse((await agent).stdout).error).toBe('access_denied');
 });

@@ -143,10 +143,18 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Re-verify every decision record: hash chain, signatures, requests, passkey challenges.
+    /// Re-verify every decision record: hash chain, server signatures, requests, passkey challenges
+    /// and the passkeys' own signatures.
     Verify {
         #[arg(long)]
         json: bool,
+        /// The server's public URL: the passkeys' site, which every assertion must name.
+        #[arg(
+            long,
+            env = "COUNTERSIGN_PUBLIC_URL",
+            default_value = "http://localhost:3000"
+        )]
+        public_url: url::Url,
     },
 }
 
@@ -265,8 +273,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let kid = signing::rotate(&store, now).await?;
             println!("new signing key {kid} is active; the previous key stays published until its tokens expire");
         }
-        Command::Audit(AuditCommand::Verify { json }) => {
-            let report = server::ciba::audit::verify(&store).await?;
+        Command::Audit(AuditCommand::Verify { json, public_url }) => {
+            let rp = server::ciba::audit::RelyingParty::of(&public_url);
+            let report = server::ciba::audit::verify(&store, &rp).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -277,8 +286,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                 }
                 println!(
-                    "{} decision records, {} problems",
+                    "{} decision records, {} passkey signatures verified ({} older records kept no key), {} problems",
                     report.records,
+                    report.signatures_verified,
+                    report.signatures_unchecked,
                     report.findings.len()
                 );
             }

@@ -27,10 +27,11 @@ pub async fn request(id: String) -> Result<RequestView, ServerFnError> {
 pub async fn start_decision(
     id: String,
     approve: bool,
+    user_code: Option<String>,
 ) -> Result<RequestChallengeResponse, ServerFnError> {
     let (service, session) = super::context::<crate::service::SharedApprovals>().await?;
     service
-        .start_decision(&session, &id, approve)
+        .start_decision(&session, &id, approve, user_code)
         .await
         .map_err(ServerFnError::ServerError)
 }

@@ -72,6 +72,7 @@ fn Decide(request: RequestView) -> impl IntoView {
     let (error, set_error) = signal(None::<String>);
     let (busy, set_busy) = signal(false);
     let (reason, set_reason) = signal(String::new());
+    let (user_code, set_user_code) = signal(String::new());
     let left = time_left(request.expires_at, request.now);
     let pending = move || current.with(|r| r.status == "pending") && left.get() > 0;
     let decide = move |approve: bool| {
@@ -81,9 +82,11 @@ fn Decide(request: RequestView) -> impl IntoView {
         let reason = (!approve)
             .then(|| reason.get_untracked())
             .filter(|r| !r.trim().is_empty());
+        let code = (approve && current.with_untracked(|r| r.needs_user_code))
+            .then(|| user_code.get_untracked());
         spawn_local(async move {
             let outcome = async {
-                let options = start_decision(id.clone(), approve)
+                let options = start_decision(id.clone(), approve, code)
                     .await
                     .map_err(|e| message(&e))?;
                 let credential = passkey::get(options).await?;
@@ -95,7 +98,14 @@ fn Decide(request: RequestView) -> impl IntoView {
             set_busy.set(false);
             match outcome {
                 Ok(view) => set_current.set(view),
-                Err(e) => set_error.set(Some(e)),
+                Err(e) => {
+                    set_error.set(Some(e));
+                    // The request may have moved on (decided elsewhere, expired, user code locked).
+                    let id = current.with_untracked(|r| r.id.clone());
+                    if let Ok(view) = crate::api::approvals::request(id).await {
+                        set_current.set(view);
+                    }
+                }
             }
         });
     };
@@ -123,8 +133,17 @@ fn Decide(request: RequestView) -> impl IntoView {
                 view! { <p class="outcome" role="status">{move || status_text(&status())}</p> }
             }
         >
+            <Show when=move || current.with(|r| r.needs_user_code && !r.user_code_locked)>
+                <label for="user-code">"Your user code (needed to approve)"</label>
+                <input id="user-code" type="password" autocomplete="off" autocapitalize="off" spellcheck="false"
+                    prop:value=user_code on:input=move |ev| set_user_code.set(event_target_value(&ev))/>
+            </Show>
+            <Show when=move || current.with(|r| r.user_code_locked)>
+                <p class="warning">"Too many wrong user codes were entered. This request can only be denied."</p>
+            </Show>
             <div class="decide">
-                <button type="button" class="approve" on:click=move |_| decide(true) disabled=busy>
+                <button type="button" class="approve" on:click=move |_| decide(true)
+                    disabled=move || busy.get() || current.with(|r| r.user_code_locked)>
                     "Approve with passkey"
                 </button>
                 <button type="button" class="deny" on:click=move |_| decide(false) disabled=busy>

@@ -1,16 +1,26 @@
 //! Re-verifying the decision record (`countersign audit verify`): the hash chain, the server's JWS on
-//! each record, that each request is still the one decided on, and that each passkey assertion's
-//! challenge commits to exactly that decision.
+//! each record, that each request is still the one decided on, that each passkey assertion's challenge
+//! commits to exactly that decision, and that the approver's passkey really signed it. The last check
+//! needs no trust in the server: a server (or database) that forged a record, chain and JWS included,
+//! still cannot produce the approver's signature.
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::Serialize;
 use serde_json::Value;
+use webauthn_rs::prelude::{COSEKey, Passkey};
 
 use super::record::{decision_challenge, jws_claims, record_hash, request_digest};
 use crate::{
-    secrets::{base64url, hex},
+    secrets::{base64url, hex, sha256},
     signing::ArchiveVerifier,
-    store::{decisions::GENESIS_HASH, Store, StoreError},
+    store::{
+        decisions::{DecisionRow, GENESIS_HASH},
+        Store, StoreError,
+    },
 };
+
+/// authenticatorData flags (WebAuthn §6.1): user present, user verified.
+const FLAG_UP: u8 = 0x01;
+const FLAG_UV: u8 = 0x04;
 
 #[derive(Debug, Serialize)]
 pub struct Finding {
@@ -22,6 +32,10 @@ pub struct Finding {
 #[derive(Debug, Serialize)]
 pub struct AuditReport {
     pub records: usize,
+    /// Records whose passkey signature was checked against the recorded public key.
+    pub signatures_verified: usize,
+    /// Older records that kept no public key: their signature could not be checked.
+    pub signatures_unchecked: usize,
     pub findings: Vec<Finding>,
 }
 
@@ -31,9 +45,27 @@ impl AuditReport {
     }
 }
 
-pub async fn verify(store: &Store) -> Result<AuditReport, StoreError> {
+/// The site the passkeys belong to, as the assertions must name it.
+pub struct RelyingParty {
+    /// `clientDataJSON.origin`.
+    pub origin: String,
+    /// SHA-256 of the RP id (the public URL's host): the first 32 bytes of authenticatorData.
+    pub id_hash: [u8; 32],
+}
+
+impl RelyingParty {
+    pub fn of(public_url: &url::Url) -> RelyingParty {
+        RelyingParty {
+            origin: public_url.origin().ascii_serialization(),
+            id_hash: sha256(public_url.host_str().unwrap_or_default().as_bytes()),
+        }
+    }
+}
+
+pub async fn verify(store: &Store, rp: &RelyingParty) -> Result<AuditReport, StoreError> {
     let rows = store.decisions().await?;
     let verifier = ArchiveVerifier::load(store).await?;
+    let (mut signatures_verified, mut signatures_unchecked) = (0, 0);
     let mut findings = Vec::new();
     let mut prev = GENESIS_HASH.to_owned();
     for row in &rows {
@@ -61,7 +93,7 @@ pub async fn verify(store: &Store) -> Result<AuditReport, StoreError> {
                 if hex(&digest) != row.request_digest {
                     problem("the request has changed since it was decided");
                 }
-                if !assertion_commits(row, &digest) {
+                if !assertion_commits(row, &digest, &rp.origin) {
                     problem(
                         "the passkey assertion does not commit to this decision on this request",
                     );
@@ -69,17 +101,70 @@ pub async fn verify(store: &Store) -> Result<AuditReport, StoreError> {
             }
             None => problem("the decided request is missing"),
         }
+        match &row.credential_public_key {
+            Some(key) => {
+                match assertion_signed(row, key, &rp.id_hash) {
+                    Ok(()) => signatures_verified += 1,
+                    Err(why) => problem(why),
+                }
+                if let Some(live) = store.passkey(&row.credential_id).await? {
+                    let live_key = serde_json::from_str::<Passkey>(&live.passkey)
+                        .ok()
+                        .and_then(|p| serde_json::to_string(p.get_public_key()).ok());
+                    if live_key.as_deref() != Some(key.as_str()) {
+                        problem("the recorded public key is not the approver's passkey's");
+                    }
+                }
+            }
+            None => signatures_unchecked += 1,
+        }
         prev = row.record_hash.clone();
     }
     Ok(AuditReport {
         records: rows.len(),
+        signatures_verified,
+        signatures_unchecked,
         findings,
     })
 }
 
-/// clientDataJSON (signed by the authenticator) must be a `webauthn.get` whose challenge is the
-/// decision challenge for this record's decision, request digest and nonce.
-fn assertion_commits(row: &crate::store::decisions::DecisionRow, digest: &[u8; 32]) -> bool {
+/// WebAuthn §7.2 steps 15–21, offline: the assertion was made for this site with the person present
+/// and verified, and the passkey's key signed authenticatorData ‖ SHA-256(clientDataJSON).
+fn assertion_signed(
+    row: &DecisionRow,
+    key: &str,
+    rp_id_hash: &[u8; 32],
+) -> Result<(), &'static str> {
+    let key: COSEKey =
+        serde_json::from_str(key).map_err(|_| "the recorded public key is unreadable")?;
+    let decode = |field: &str| URL_SAFE_NO_PAD.decode(field);
+    let (Ok(auth_data), Ok(client_data), Ok(signature)) = (
+        decode(&row.authenticator_data),
+        decode(&row.client_data_json),
+        decode(&row.signature),
+    ) else {
+        return Err("the recorded assertion is not base64url");
+    };
+    if auth_data.len() < 37 {
+        return Err("the recorded authenticatorData is too short");
+    }
+    if auth_data[..32] != rp_id_hash[..] {
+        return Err("the passkey assertion was made for another site (rpIdHash)");
+    }
+    if auth_data[32] & FLAG_UP == 0 || auth_data[32] & FLAG_UV == 0 {
+        return Err("the passkey assertion lacks user presence or user verification");
+    }
+    let mut signed = auth_data;
+    signed.extend_from_slice(&sha256(&client_data));
+    match key.verify_signature(&signature, &signed) {
+        Ok(true) => Ok(()),
+        _ => Err("the passkey signature does not verify"),
+    }
+}
+
+/// clientDataJSON (signed by the authenticator) must be a `webauthn.get` from this site whose challenge
+/// is the decision challenge for this record's decision, request digest and nonce.
+fn assertion_commits(row: &DecisionRow, digest: &[u8; 32], origin: &str) -> bool {
     let (Ok(client_data), Ok(nonce)) = (
         URL_SAFE_NO_PAD.decode(&row.client_data_json),
         URL_SAFE_NO_PAD.decode(&row.nonce),
@@ -96,4 +181,5 @@ fn assertion_commits(row: &crate::store::decisions::DecisionRow, digest: &[u8; 3
     ));
     client_data.get("type").and_then(Value::as_str) == Some("webauthn.get")
         && client_data.get("challenge").and_then(Value::as_str) == Some(expected.as_str())
+        && client_data.get("origin").and_then(Value::as_str) == Some(origin)
 }

@@ -55,11 +55,14 @@ pub struct Evidence {
     pub client_data_json: Vec<u8>,
     pub signature: Vec<u8>,
     pub nonce: Vec<u8>,
+    /// The COSE public key the assertion was verified with (webauthn-rs JSON), kept so an auditor can
+    /// check the signature without trusting the live passkeys table.
+    pub public_key: Option<String>,
 }
 
 /// The record's content, as hashed and signed: every column but `seq`, `record_hash` and `jws`.
 pub fn record_content(row: &DecisionRow) -> Value {
-    json!({
+    let mut content = json!({
         "auth_req_id": row.auth_req_id,
         "request_digest": row.request_digest,
         "decision": row.decision,
@@ -72,7 +75,12 @@ pub fn record_content(row: &DecisionRow) -> Value {
         "nonce": row.nonce,
         "decided_at": row.decided_at,
         "prev_hash": row.prev_hash,
-    })
+    });
+    // Present only when kept, so records made before the column existed hash as they always did.
+    if let Some(key) = &row.credential_public_key {
+        content["credential_public_key"] = Value::String(key.clone());
+    }
+    content
 }
 
 pub fn record_hash(row: &DecisionRow) -> String {
@@ -101,6 +109,7 @@ pub fn unsealed(
         client_data_json: base64url(&evidence.client_data_json),
         signature: base64url(&evidence.signature),
         nonce: base64url(&evidence.nonce),
+        credential_public_key: evidence.public_key.clone(),
         decided_at,
         prev_hash: prev_hash.to_owned(),
         record_hash: String::new(),

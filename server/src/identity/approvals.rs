@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{PasskeyAuthentication, PublicKeyCredential, RequestChallengeResponse};
 
 use super::{
+    approvers::Approver,
     passkeys::AssertionError,
     service::{internal, take, IdentityApp},
 };
@@ -26,6 +27,12 @@ use crate::{
 };
 
 const DECISION: &str = "decision";
+
+/// Wrong user codes allowed per request; after that it can only be denied.
+pub const USER_CODE_ATTEMPTS: i64 = 5;
+
+const USER_CODE_LOCKED: &str =
+    "Too many wrong user codes were entered for this request. It can only be denied now.";
 
 #[derive(Serialize, Deserialize)]
 struct PendingDecision {
@@ -69,9 +76,17 @@ impl ApprovalApp {
         }
     }
 
-    async fn view(&self, row: &AuthRequestRow) -> UserResult<RequestView> {
+    async fn view(&self, row: &AuthRequestRow, approver: &Approver) -> UserResult<RequestView> {
         let now = self.ciba.now();
         let action = action_of(row)?;
+        let user_code_locked = approver.requires_user_code
+            && self
+                .ciba
+                .store()
+                .user_code_failures(&row.id)
+                .await
+                .map_err(internal)?
+                >= USER_CODE_ATTEMPTS;
         Ok(RequestView {
             id: row.id.clone(),
             client_name: self.client_name(&row.client_id).await,
@@ -89,7 +104,42 @@ impl ApprovalApp {
             now,
             status: self.status(row, now),
             deny_reason: row.deny_reason.clone(),
+            needs_user_code: approver.requires_user_code,
+            user_code_locked,
         })
+    }
+
+    /// The approver's user_code, when their policy asks for it before approving. Wrong entries are
+    /// counted on the request (in the database, so every instance and tab shares the count).
+    async fn check_user_code(
+        &self,
+        approver: &Approver,
+        row: &AuthRequestRow,
+        code: Option<&str>,
+    ) -> UserResult<()> {
+        if !approver.requires_user_code {
+            return Ok(());
+        }
+        let store = self.ciba.store();
+        if store.user_code_failures(&row.id).await.map_err(internal)? >= USER_CODE_ATTEMPTS {
+            return Err(USER_CODE_LOCKED.into());
+        }
+        let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
+            return Err("Enter your user code to approve this request.".into());
+        };
+        if approver.user_code_matches(code) {
+            return Ok(());
+        }
+        let failures = store
+            .count_user_code_failure(&row.id)
+            .await
+            .map_err(internal)?;
+        tracing::warn!(auth_req_id = %row.id, approver_id = %approver.id, failures, "wrong user code on the request page");
+        match USER_CODE_ATTEMPTS - failures {
+            left if left <= 0 => Err(USER_CODE_LOCKED.into()),
+            1 => Err("That user code is not correct. 1 try left.".into()),
+            left => Err(format!("That user code is not correct. {left} tries left.")),
+        }
     }
 }
 
@@ -154,7 +204,7 @@ impl ApprovalService for ApprovalApp {
     async fn request(&self, session: &Session, id: &str) -> UserResult<RequestView> {
         let approver = self.identity.require(session).await?;
         let row = self.own_request(&approver.id, id).await?;
-        self.view(&row).await
+        self.view(&row, &approver).await
     }
 
     async fn start_decision(
@@ -162,6 +212,7 @@ impl ApprovalService for ApprovalApp {
         session: &Session,
         id: &str,
         approve: bool,
+        user_code: Option<String>,
     ) -> UserResult<RequestChallengeResponse> {
         let approver = self.identity.require(session).await?;
         let row = self.own_request(&approver.id, id).await?;
@@ -169,6 +220,10 @@ impl ApprovalService for ApprovalApp {
             "pending" => {}
             "expired" => return Err("This request has expired; nothing can be approved.".into()),
             _ => return Err("This request has already been decided.".into()),
+        }
+        if approve {
+            self.check_user_code(&approver, &row, user_code.as_deref())
+                .await?;
         }
         let passkeys = self.identity.usable_passkeys(&approver.id).await?;
         if passkeys.is_empty() {
@@ -256,6 +311,7 @@ impl ApprovalService for ApprovalApp {
             client_data_json: credential.response.client_data_json.to_vec(),
             signature: credential.response.signature.to_vec(),
             nonce: pending.nonce,
+            public_key: serde_json::to_string(passkey.get_public_key()).ok(),
         };
         let decision = if approve {
             // RFC 8176: a key proven with the person's verification; synced passkeys are software keys.
@@ -272,6 +328,6 @@ impl ApprovalService for ApprovalApp {
             .await
             .map_err(decision_error)?;
         let row = self.own_request(&approver.id, id).await?;
-        self.view(&row).await
+        self.view(&row, &approver).await
     }
 }

@@ -345,6 +345,28 @@ impl Store {
         .fetch_one(self.pool())
         .await?)
     }
+
+    /// Wrong user_code entries on the request page for this request.
+    pub async fn user_code_failures(&self, id: &str) -> StoreResult<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT user_code_failures FROM auth_requests WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?
+                .unwrap_or(0),
+        )
+    }
+
+    /// Counts one more wrong user_code entry; returns the new count (atomic across instances).
+    pub async fn count_user_code_failure(&self, id: &str) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "UPDATE auth_requests SET user_code_failures = user_code_failures + 1 WHERE id = $1 \
+             RETURNING user_code_failures",
+        )
+        .bind(id)
+        .fetch_one(self.pool())
+        .await?)
+    }
 }
 
 #[derive(FromRow)]

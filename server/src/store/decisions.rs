@@ -18,6 +18,8 @@ pub struct DecisionRow {
     pub client_data_json: String,
     pub signature: String,
     pub nonce: String,
+    /// The passkey's COSE public key (webauthn-rs JSON); None in records made before it was kept.
+    pub credential_public_key: Option<String>,
     pub decided_at: i64,
     pub prev_hash: String,
     pub record_hash: String,
@@ -25,7 +27,8 @@ pub struct DecisionRow {
 }
 
 const COLUMNS: &str = "seq, auth_req_id, request_digest, decision, reason, approver_id, credential_id, \
-    authenticator_data, client_data_json, signature, nonce, decided_at, prev_hash, record_hash, jws";
+    authenticator_data, client_data_json, signature, nonce, credential_public_key, decided_at, prev_hash, \
+    record_hash, jws";
 
 /// The previous hash of the first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -77,8 +80,9 @@ impl Store {
         let row = seal(prev.as_ref().map_or(GENESIS_HASH, |(h,)| h.as_str()))?;
         let (seq,): (i64,) = sqlx::query_as(
             "INSERT INTO decisions (auth_req_id, request_digest, decision, reason, approver_id, credential_id, \
-             authenticator_data, client_data_json, signature, nonce, decided_at, prev_hash, record_hash, jws) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING seq",
+             authenticator_data, client_data_json, signature, nonce, credential_public_key, decided_at, prev_hash, \
+             record_hash, jws) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             RETURNING seq",
         )
         .bind(&row.auth_req_id)
         .bind(&row.request_digest)
@@ -90,6 +94,7 @@ impl Store {
         .bind(&row.client_data_json)
         .bind(&row.signature)
         .bind(&row.nonce)
+        .bind(&row.credential_public_key)
         .bind(row.decided_at)
         .bind(&row.prev_hash)
         .bind(&row.record_hash)

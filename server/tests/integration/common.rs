@@ -386,32 +386,71 @@ pub async fn decide(
     approver_id: &str,
     decision: server::ciba::Decision,
 ) -> Result<server::store::decisions::DecisionRow, server::ciba::DecisionError> {
+    decide_signed(ciba, id, approver_id, decision, TEST_PASSKEY, TEST_PASSKEY).await
+}
+
+/// The seed of the test passkey's P-256 key.
+pub const TEST_PASSKEY: u8 = 7;
+
+/// A P-256 signing key derived from `seed`, standing in for an authenticator's.
+fn test_key(seed: u8) -> p256::ecdsa::SigningKey {
+    p256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).unwrap()
+}
+
+/// The COSE public key of `test_key(seed)`, as the decision record keeps it.
+pub fn test_public_key(seed: u8) -> String {
+    use webauthn_rs::prelude::{COSEAlgorithm, COSEEC2Key, COSEKey, COSEKeyType, ECDSACurve};
+    let point = test_key(seed).verifying_key().to_encoded_point(false);
+    let key = COSEKey {
+        type_: COSEAlgorithm::ES256,
+        key: COSEKeyType::EC_EC2(COSEEC2Key {
+            curve: ECDSACurve::SECP256R1,
+            x: point.x().unwrap().to_vec(),
+            y: point.y().unwrap().to_vec(),
+        }),
+    };
+    serde_json::to_string(&key).unwrap()
+}
+
+/// Records a decision with an assertion as an authenticator makes it for http://localhost:3000:
+/// clientDataJSON with the bound challenge, authenticatorData for the RP id with UP and UV, and an
+/// ES256 signature by `signer`'s key; the record keeps `recorded`'s public key.
+pub async fn decide_signed(
+    ciba: &server::ciba::Ciba,
+    id: &str,
+    approver_id: &str,
+    decision: server::ciba::Decision,
+    signer: u8,
+    recorded: u8,
+) -> Result<server::store::decisions::DecisionRow, server::ciba::DecisionError> {
+    use p256::ecdsa::signature::Signer;
     use server::ciba::record::{decision_challenge, request_digest, Evidence};
     let approve = matches!(decision, server::ciba::Decision::Approve { .. });
     let nonce = server::secrets::random_bytes::<32>().to_vec();
-    let evidence = match ciba.store().auth_request(id).await.unwrap() {
-        Some(row) => {
-            let challenge = decision_challenge(approve, &request_digest(&row), &nonce);
-            let client_data = serde_json::json!({
-                "type": "webauthn.get",
-                "challenge": server::secrets::base64url(&challenge),
-                "origin": "http://localhost:3000",
-            });
-            Evidence {
-                credential_id: "test-credential".into(),
-                authenticator_data: vec![0; 37],
-                client_data_json: client_data.to_string().into_bytes(),
-                signature: vec![1; 64],
-                nonce,
-            }
-        }
-        None => Evidence {
-            credential_id: "test-credential".into(),
-            authenticator_data: vec![],
-            client_data_json: vec![],
-            signature: vec![],
-            nonce,
-        },
+    let digest = match ciba.store().auth_request(id).await.unwrap() {
+        Some(row) => request_digest(&row),
+        None => [0; 32],
+    };
+    let challenge = decision_challenge(approve, &digest, &nonce);
+    let client_data_json = serde_json::json!({
+        "type": "webauthn.get",
+        "challenge": server::secrets::base64url(&challenge),
+        "origin": "http://localhost:3000",
+    })
+    .to_string()
+    .into_bytes();
+    let mut authenticator_data = server::secrets::sha256(b"localhost").to_vec();
+    authenticator_data.extend_from_slice(&[0x05, 0, 0, 0, 0]);
+    let mut signed = authenticator_data.clone();
+    signed.extend_from_slice(&server::secrets::sha256(&client_data_json));
+    let signature: p256::ecdsa::Signature = test_key(signer).sign(&signed);
+    let evidence = Evidence {
+        credential_id: "test-credential".into(),
+        authenticator_data,
+        client_data_json,
+        signature: signature.to_der().as_bytes().to_vec(),
+        nonce,
+        public_key: Some(test_public_key(recorded)),
     };
     ciba.record_decision(id, approver_id, decision, &evidence)
         .await

@@ -4,7 +4,16 @@ use server::ciba::{audit, Decision};
 
 use crate::{common::*, on_both_databases};
 
-on_both_databases!(decisions_form_a_verifiable_chain, tampering_is_detected);
+on_both_databases!(
+    decisions_form_a_verifiable_chain,
+    tampering_is_detected,
+    a_record_the_passkey_did_not_sign_is_detected
+);
+
+/// The passkeys' site in these tests (see `decide_signed`).
+fn rp() -> audit::RelyingParty {
+    audit::RelyingParty::of(&"http://localhost:3000".parse().unwrap())
+}
 
 async fn three_decisions(h: &Harness) -> Vec<String> {
     let creds = h.poll_client().await;
@@ -48,9 +57,18 @@ async fn decisions_form_a_verifiable_chain(db: Db) {
     // The server's JWS carries the record and verifies against its key.
     let claims = h.server.ciba.keys().verify(&rows[0].jws).unwrap();
     assert_eq!(claims["record_hash"], rows[0].record_hash.as_str());
-    let report = audit::verify(&h.store).await.unwrap();
+    let report = audit::verify(&h.store, &rp()).await.unwrap();
     assert_eq!(report.records, 3);
     assert!(report.is_clean(), "{:?}", report.findings);
+    assert_eq!(
+        (report.signatures_verified, report.signatures_unchecked),
+        (3, 0),
+        "each passkey signature is checked against the recorded key"
+    );
+    assert_eq!(
+        rows[0].credential_public_key.as_deref(),
+        Some(test_public_key(TEST_PASSKEY).as_str())
+    );
     // The table refuses edits and deletions.
     assert!(sqlx::query("UPDATE decisions SET reason = 'edited'")
         .execute(h.store.pool())
@@ -82,7 +100,7 @@ async fn tampering_is_detected(db: Db) {
         .execute(h.store.pool())
         .await
         .unwrap();
-    let report = audit::verify(&h.store).await.unwrap();
+    let report = audit::verify(&h.store, &rp()).await.unwrap();
     let problems: Vec<(String, String)> = report
         .findings
         .iter()
@@ -113,4 +131,49 @@ async fn tampering_is_detected(db: Db) {
         !problems.iter().any(|(id, _)| id == &ids[2]),
         "the untouched record is fine: {problems:?}"
     );
+}
+
+/// A server (or anyone with its signing key and the database) could write a whole record, chain and
+/// JWS included; only the approver's passkey can make the signature. WebAuthn §7.2 steps 20-21.
+async fn a_record_the_passkey_did_not_sign_is_detected(db: Db) {
+    let h = Harness::new(db).await;
+    let creds = h.poll_client().await;
+    let jane = h.approver(APPROVER, None).await;
+    let honest = h.start(&creds, APPROVER).await;
+    decide(
+        &h.server.ciba,
+        &honest,
+        &jane.id,
+        Decision::approve_with_passkey(),
+    )
+    .await
+    .unwrap();
+    let forged = h.start(&creds, APPROVER).await;
+    decide_signed(
+        &h.server.ciba,
+        &forged,
+        &jane.id,
+        Decision::approve_with_passkey(),
+        9,
+        TEST_PASSKEY,
+    )
+    .await
+    .unwrap();
+    let report = audit::verify(&h.store, &rp()).await.unwrap();
+    let problems: Vec<(String, String)> = report
+        .findings
+        .iter()
+        .map(|f| (f.auth_req_id.clone(), f.problem.clone()))
+        .collect();
+    assert_eq!(
+        problems,
+        vec![(forged, "the passkey signature does not verify".to_owned())],
+        "the chain and the server's JWS are intact; only the signature gives it away"
+    );
+    assert_eq!(report.signatures_verified, 1);
+    // Assertions made for another site do not count either.
+    let elsewhere = audit::RelyingParty::of(&"https://countersign.example".parse().unwrap());
+    let report = audit::verify(&h.store, &elsewhere).await.unwrap();
+    assert!(report.findings.iter().any(|f| f.auth_req_id == honest
+        && f.problem == "the passkey assertion was made for another site (rpIdHash)"));
 }
