@@ -20,6 +20,7 @@ use crate::{
     ciba::{
         action::AgentAction,
         record::{request_digest, Evidence},
+        request::{page_ref, page_ref_time},
         Ciba, Decision, DecisionError,
     },
     secrets::hex,
@@ -53,12 +54,19 @@ impl ApprovalApp {
         ApprovalApp { identity, ciba }
     }
 
-    /// The request, if it exists and is addressed to `approver_id`; anyone else learns nothing.
-    async fn own_request(&self, approver_id: &str, id: &str) -> UserResult<AuthRequestRow> {
-        match self.ciba.store().auth_request(id).await.map_err(internal)? {
-            Some(row) if row.approver_id == approver_id => Ok(row),
-            _ => Err("There is no such request for you.".into()),
-        }
+    /// The request a page reference names, if it is addressed to `approver_id`; anyone else learns
+    /// nothing.
+    async fn own_request(&self, approver_id: &str, reference: &str) -> UserResult<AuthRequestRow> {
+        let missing = || "There is no such request for you.".to_owned();
+        let created_at = page_ref_time(reference).ok_or_else(missing)?;
+        self.ciba
+            .store()
+            .approver_requests_at(approver_id, created_at)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .find(|row| page_ref(&row.id) == reference)
+            .ok_or_else(missing)
     }
 
     async fn client_name(&self, client_id: &str) -> String {
@@ -88,7 +96,7 @@ impl ApprovalApp {
                 .map_err(internal)?
                 >= USER_CODE_ATTEMPTS;
         Ok(RequestView {
-            id: row.id.clone(),
+            id: page_ref(&row.id),
             client_name: self.client_name(&row.client_id).await,
             action: action.action,
             target: action.target,
@@ -180,7 +188,7 @@ impl ApprovalService for ApprovalApp {
             };
             let status = self.status(&row, now);
             let summary = RequestSummary {
-                id: row.id.clone(),
+                id: page_ref(&row.id),
                 action: action.action,
                 target: action.target,
                 client_name,
@@ -258,7 +266,7 @@ impl ApprovalService for ApprovalApp {
         let pending: PendingDecision = take(session, DECISION)
             .await?
             .ok_or("Press the button again to decide.")?;
-        if pending.auth_req_id != id || pending.approve != approve {
+        if page_ref(&pending.auth_req_id) != id || pending.approve != approve {
             return Err(
                 "That passkey confirmation was for another decision. Press the button again."
                     .into(),
@@ -324,7 +332,7 @@ impl ApprovalService for ApprovalApp {
             Decision::Deny { reason }
         };
         self.ciba
-            .record_decision(id, &approver.id, decision, &evidence)
+            .record_decision(&row.id, &approver.id, decision, &evidence)
             .await
             .map_err(decision_error)?;
         let row = self.own_request(&approver.id, id).await?;

@@ -8,7 +8,7 @@ use lettre::{
 use tokio::sync::broadcast;
 
 use super::one_line;
-use crate::ciba::request::RequestCreated;
+use crate::ciba::request::{page_ref, RequestCreated};
 
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -46,7 +46,7 @@ impl Mailer {
             client = one_line(&event.client_name, 60),
             target = one_line(&event.target, 160),
             url = self.public_url,
-            id = event.auth_req_id,
+            id = page_ref(&event.auth_req_id),
         );
         let to: Mailbox = format!(
             "{} <{}>",

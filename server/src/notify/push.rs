@@ -14,7 +14,7 @@ use web_push::{
 
 use super::one_line;
 use crate::{
-    ciba::request::RequestCreated,
+    ciba::request::{page_ref, RequestCreated},
     clock::Clock,
     store::{
         push::{PushSubscriptionRow, VapidKeyRow},
@@ -96,8 +96,8 @@ impl PushPayload {
                 one_line(&event.action, 80),
                 one_line(&event.target, 160)
             ),
-            url: format!("/requests/{}", event.auth_req_id),
-            tag: format!("request-{}", event.auth_req_id),
+            url: format!("/requests/{}", page_ref(&event.auth_req_id)),
+            tag: format!("request-{}", page_ref(&event.auth_req_id)),
         }
     }
 }

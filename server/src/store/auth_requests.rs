@@ -328,6 +328,21 @@ impl Store {
             .collect())
     }
 
+    /// The approver's requests made in one millisecond (to resolve a request page reference).
+    pub async fn approver_requests_at(
+        &self,
+        approver_id: &str,
+        created_at: i64,
+    ) -> StoreResult<Vec<AuthRequestRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM auth_requests WHERE approver_id = $1 AND created_at = $2"
+        ))
+        .bind(approver_id)
+        .bind(created_at)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// Changes whenever anything in the approver's inbox would change: a new request, a decision, or a
     /// pending request running out of time. The live inbox compares it once a second.
     pub async fn inbox_fingerprint(

@@ -7,6 +7,8 @@ use tokio::{
     sync::mpsc,
 };
 
+use server::ciba::request::page_ref;
+
 use crate::{common::*, on_both_databases};
 
 on_both_databases!(a_new_request_is_announced_by_email);
@@ -80,8 +82,9 @@ async fn a_new_request_is_announced_by_email(db: Db) {
         "{mail}"
     );
     assert!(
-        mail.contains(&format!("http://localhost:3000/requests/{id}")),
+        mail.contains(&format!("http://localhost:3000/requests/{}", page_ref(&id))),
         "{mail}"
     );
     assert!(!mail.contains(&creds.secret), "no secrets in notifications");
+    assert!(!mail.contains(&id), "nor the auth_req_id the agent redeems");
 }

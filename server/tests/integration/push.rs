@@ -13,6 +13,8 @@ use serde_json::Value;
 use server::{clock::Clock, store::push::PushSubscriptionRow};
 use tokio::sync::{mpsc, Mutex};
 
+use server::ciba::request::page_ref;
+
 use crate::{common::*, on_both_databases};
 
 on_both_databases!(
@@ -225,9 +227,10 @@ async fn a_new_request_is_pushed_encrypted_to_each_browser_of_its_approver(db: D
             payload["body"],
             "Refund agent asks: Refund $120.00 \u{2014} jane@example.com for order #1234"
         );
-        assert_eq!(payload["url"], format!("/requests/{id}"));
+        assert_eq!(payload["url"], format!("/requests/{}", page_ref(&id)));
         let text = String::from_utf8(plain).unwrap();
         assert!(!text.contains(&creds.secret), "no secrets in notifications");
+        assert!(!text.contains(&id), "nor the auth_req_id the agent redeems");
         // Each browser's payload is encrypted for it alone.
         let other = if name == "phone" { &laptop } else { &phone };
         assert!(ece::decrypt(&other.keys, &other.auth, &message.body).is_err());
