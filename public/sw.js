@@ -44,3 +44,20 @@ self.addEventListener('notificationclick', (event) => {
     }),
   );
 });
+
+// The push service replaced this browser's subscription (Firefox does this; so may others): tell the
+// server, proving it is the same browser with the old endpoint, which only the browser and the server
+// know. Without this the old endpoint answers 410 and notifications stop without a word.
+self.addEventListener('pushsubscriptionchange', (event) => {
+  event.waitUntil((async () => {
+    const old = event.oldSubscription;
+    let fresh = event.newSubscription;
+    if (!fresh && old) fresh = await self.registration.pushManager.subscribe(old.options);
+    if (!old || !fresh) return;
+    await fetch('/push/renew', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ old_endpoint: old.endpoint, subscription: fresh.toJSON() }),
+    });
+  })());
+});

@@ -161,6 +161,8 @@ test('after five wrong user codes a request can only be denied', async ({ page }
   await page.getByRole('link', { name: /Wire/ }).click();
   await hydrated(page);
   const approve = page.getByRole('button', { name: 'Approve with passkey' });
+  // The page's own call to the server function, to repeat it by hand below.
+  const call = page.waitForRequest((r) => r.url().includes('start_decision'));
   for (const left of ['4 tries left', '3 tries left', '2 tries left', '1 try left']) {
     await page.getByLabel('Your user code (needed to approve)').fill('0000');
     await approve.click();
@@ -171,7 +173,18 @@ test('after five wrong user codes a request can only be denied', async ({ page }
   await expect(page.getByRole('alert')).toHaveText('Too many wrong user codes were entered for this request. It can only be denied now.');
   await expect(approve).toBeDisabled();
   await expect(page.getByLabel('Your user code (needed to approve)')).toHaveCount(0);
-  // The right code no longer helps, even from a fresh page load.
+  // The right code no longer helps: the server refuses it, whatever the page shows.
+  const reference = new URL(page.url()).pathname.split('/').pop();
+  const endpoint = (await call).url();
+  const refused = await page.evaluate(async ([endpoint, id]) => {
+    const res = await fetch(endpoint, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ id, approve: true, user_code: '8642' }),
+    });
+    return { status: res.status, text: await res.text() };
+  }, [endpoint, reference]);
+  expect(refused.status).toBe(500);
+  expect(refused.text).toContain('Too many wrong user codes were entered for this request.');
   await page.reload();
   await hydrated(page);
   await expect(page.getByText('Too many wrong user codes were entered. This request can only be denied.')).toBeVisible();

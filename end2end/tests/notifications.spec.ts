@@ -181,4 +181,32 @@ test('the service worker shows a pushed request as a notification', async ({ pag
     title: 'Approval needed: Refund $5.00', body: 'Refund agent asks: Refund $5.00 \u2014 order #9', tag: 'request-x',
     data: { url: `${origin}/requests/x` },
   }]);
+
+  // A payload naming another site opens the inbox instead.
+  await cdp.send('ServiceWorker.deliverPushMessage', {
+    origin, registrationId,
+    data: JSON.stringify({ title: 'Elsewhere', body: 'b', url: '//evil.example/phish', tag: 'evil' }),
+  });
+  const rewritten = await page.evaluate(async () => {
+    const registration = await navigator.serviceWorker.ready;
+    for (let i = 0; i < 50; i++) {
+      const [found] = await registration.getNotifications({ tag: 'evil' });
+      if (found) return found.data.url;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return null;
+  });
+  expect(rewritten).toBe(`${origin}/inbox`);
+});
+
+test('a subscription on an unknown push service is refused', async ({ page }) => {
+  const keys = browserKeys();
+  await stubPushManager(page, 'https://push.evil.example/steal', keys.p256dh, keys.auth);
+  await enrolledApprover(page, 'Rita Refused');
+  await page.goto('/account');
+  await hydrated(page);
+  const card = page.locator('section', { has: page.getByRole('heading', { name: 'Notifications' }) });
+  await card.getByRole('button', { name: 'Turn on notifications on this device' }).click();
+  await expect(card.getByRole('alert')).toHaveText("This browser's push subscription cannot be used. Try another browser.");
+  await expect(card.getByText('No device receives notifications yet.')).toBeVisible();
 });

@@ -51,6 +51,7 @@ pub async fn build(
         max_session_ms,
     ));
     let sessions = identity::sessions::DbSessionStore::new(store.clone());
+    identity::passkeys::backfill_key_registry(&store).await?;
     let ciba = Arc::new(
         Ciba::new(
             store,
@@ -122,6 +123,10 @@ fn ui_routes(
             events::inbox(services.identity.clone(), services.ciba.clone(), session)
         })
     };
+    let renew = {
+        let devices = services.notifications.clone();
+        axum::routing::post(move |body| notify::devices::renew_handler(devices.clone(), body))
+    };
     let context = move || {
         let identity: app::service::SharedIdentity = services.identity.clone();
         let approvals: app::service::SharedApprovals = services.approvals.clone();
@@ -147,6 +152,7 @@ fn ui_routes(
         .fallback(leptos_axum::file_and_error_handler(app::shell))
         .with_state(options)
         .route("/events/inbox", events)
+        .route("/push/renew", renew)
         .layer(session_layer)
         .layer(axum::middleware::from_fn_with_state(
             web::Origin::of(&config.public_url),

@@ -182,7 +182,16 @@ fn Notifications() -> impl IntoView {
             };
             let loaded = push_devices(endpoint)
                 .await
-                .map(|devices| (state, devices))
+                .map(|devices| {
+                    // A subscription the server does not list as this person's (someone else's on a
+                    // shared browser, or one it forgot) is not "on" for them: turning on claims it.
+                    let mine = devices.devices.iter().any(|d| d.this_device);
+                    let state = match state {
+                        PushState::On { .. } if !mine => PushState::Off,
+                        other => other,
+                    };
+                    (state, devices)
+                })
                 .map_err(|e| message(&e));
             set_settings.set(Some(loaded));
         })

@@ -1,12 +1,14 @@
 //! Re-verifying the decision record (`countersign audit verify`): the hash chain, the server's JWS on
 //! each record, that each request is still the one decided on, that each passkey assertion's challenge
-//! commits to exactly that decision, and that the approver's passkey really signed it. The last check
-//! needs no trust in the server: a server (or database) that forged a record, chain and JWS included,
-//! still cannot produce the approver's signature.
+//! commits to exactly that decision, and that the approver's passkey really signed it: the signature
+//! verifies with the recorded public key, and that key is the one registered for that approver's
+//! passkey (the append-only key registry). Whoever holds the server's signing key could forge a
+//! record, chain and JWS included, but not the approver's signature; a forger would also have to
+//! rewrite the key registry, which the registry's own append-only guard and any copy of it expose.
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::Serialize;
 use serde_json::Value;
-use webauthn_rs::prelude::{COSEKey, Passkey};
+use webauthn_rs::prelude::COSEKey;
 
 use super::record::{decision_challenge, jws_claims, record_hash, request_digest};
 use crate::{
@@ -66,6 +68,8 @@ pub async fn verify(store: &Store, rp: &RelyingParty) -> Result<AuditReport, Sto
     let rows = store.decisions().await?;
     let verifier = ArchiveVerifier::load(store).await?;
     let (mut signatures_verified, mut signatures_unchecked) = (0, 0);
+    // Once a record keeps its public key every later one must: a missing key is not a way out.
+    let mut keys_kept = false;
     let mut findings = Vec::new();
     let mut prev = GENESIS_HASH.to_owned();
     for row in &rows {
@@ -103,18 +107,23 @@ pub async fn verify(store: &Store, rp: &RelyingParty) -> Result<AuditReport, Sto
         }
         match &row.credential_public_key {
             Some(key) => {
+                keys_kept = true;
                 match assertion_signed(row, key, &rp.id_hash) {
                     Ok(()) => signatures_verified += 1,
                     Err(why) => problem(why),
                 }
-                if let Some(live) = store.passkey(&row.credential_id).await? {
-                    let live_key = serde_json::from_str::<Passkey>(&live.passkey)
-                        .ok()
-                        .and_then(|p| serde_json::to_string(p.get_public_key()).ok());
-                    if live_key.as_deref() != Some(key.as_str()) {
-                        problem("the recorded public key is not the approver's passkey's");
+                match store.registered_key(&row.credential_id).await? {
+                    Some((approver_id, registered)) if approver_id == row.approver_id => {
+                        if registered != *key {
+                            problem("the recorded public key is not the one registered for this passkey");
+                        }
                     }
+                    Some(_) => problem("the passkey that signed belongs to another approver"),
+                    None => problem("the passkey that signed was never registered"),
                 }
+            }
+            None if keys_kept => {
+                problem("the record keeps no passkey public key, unlike earlier ones")
             }
             None => signatures_unchecked += 1,
         }
@@ -149,7 +158,9 @@ fn assertion_signed(
         return Err("the recorded authenticatorData is too short");
     }
     if auth_data[..32] != rp_id_hash[..] {
-        return Err("the passkey assertion was made for another site (rpIdHash)");
+        return Err(
+            "the passkey assertion was made for another site (rpIdHash; is COUNTERSIGN_PUBLIC_URL the server's?)",
+        );
     }
     if auth_data[32] & FLAG_UP == 0 || auth_data[32] & FLAG_UV == 0 {
         return Err("the passkey assertion lacks user presence or user verification");

@@ -56,8 +56,8 @@ pub struct Evidence {
     pub signature: Vec<u8>,
     pub nonce: Vec<u8>,
     /// The COSE public key the assertion was verified with (webauthn-rs JSON), kept so an auditor can
-    /// check the signature without trusting the live passkeys table.
-    pub public_key: Option<String>,
+    /// check the signature offline.
+    pub public_key: String,
 }
 
 /// The record's content, as hashed and signed: every column but `seq`, `record_hash` and `jws`.
@@ -109,7 +109,7 @@ pub fn unsealed(
         client_data_json: base64url(&evidence.client_data_json),
         signature: base64url(&evidence.signature),
         nonce: base64url(&evidence.nonce),
-        credential_public_key: evidence.public_key.clone(),
+        credential_public_key: Some(evidence.public_key.clone()),
         decided_at,
         prev_hash: prev_hash.to_owned(),
         record_hash: String::new(),

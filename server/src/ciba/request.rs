@@ -178,7 +178,8 @@ impl Ciba {
             }
         }
         self.pending.insert_row(&row);
-        // Only built when someone listens (notifications configured): this is the hot path.
+        // The notifiers listen (Web Push always, e-mail when configured); the check keeps a domain
+        // without listeners, such as a test's, from building events nobody reads.
         if self.events.receiver_count() > 0 {
             let _ = self.events.send(RequestCreated {
                 auth_req_id: row.id.clone(),

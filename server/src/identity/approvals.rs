@@ -13,7 +13,7 @@ use webauthn_rs::prelude::{PasskeyAuthentication, PublicKeyCredential, RequestCh
 
 use super::{
     approvers::Approver,
-    passkeys::AssertionError,
+    passkeys::{public_key_json, AssertionError},
     service::{internal, take, IdentityApp},
 };
 use crate::{
@@ -128,22 +128,26 @@ impl ApprovalApp {
         if !approver.requires_user_code {
             return Ok(());
         }
-        let store = self.ciba.store();
-        if store.user_code_failures(&row.id).await.map_err(internal)? >= USER_CODE_ATTEMPTS {
-            return Err(USER_CODE_LOCKED.into());
-        }
         let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
             return Err("Enter your user code to approve this request.".into());
         };
+        let store = self.ciba.store();
+        let Some(attempt) = store
+            .reserve_user_code_attempt(&row.id, USER_CODE_ATTEMPTS)
+            .await
+            .map_err(internal)?
+        else {
+            return Err(USER_CODE_LOCKED.into());
+        };
         if approver.user_code_matches(code) {
+            store
+                .refund_user_code_attempt(&row.id)
+                .await
+                .map_err(internal)?;
             return Ok(());
         }
-        let failures = store
-            .count_user_code_failure(&row.id)
-            .await
-            .map_err(internal)?;
-        tracing::warn!(auth_req_id = %row.id, approver_id = %approver.id, failures, "wrong user code on the request page");
-        match USER_CODE_ATTEMPTS - failures {
+        tracing::warn!(request = %page_ref(&row.id), approver_id = %approver.id, failures = attempt, "wrong user code on the request page");
+        match USER_CODE_ATTEMPTS - attempt {
             left if left <= 0 => Err(USER_CODE_LOCKED.into()),
             1 => Err("That user code is not correct. 1 try left.".into()),
             left => Err(format!("That user code is not correct. {left} tries left.")),
@@ -319,7 +323,7 @@ impl ApprovalService for ApprovalApp {
             client_data_json: credential.response.client_data_json.to_vec(),
             signature: credential.response.signature.to_vec(),
             nonce: pending.nonce,
-            public_key: serde_json::to_string(passkey.get_public_key()).ok(),
+            public_key: public_key_json(&passkey).map_err(internal)?,
         };
         let decision = if approve {
             // RFC 8176: a key proven with the person's verification; synced passkeys are software keys.

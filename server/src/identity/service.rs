@@ -18,7 +18,7 @@ use webauthn_rs::prelude::{
 use super::{
     approvers::{self, normalise_email, Approver, Role},
     invitations,
-    passkeys::{AssertionError, Passkeys},
+    passkeys::{public_key_json, AssertionError, Passkeys},
 };
 use crate::{
     clock::{Clock, Millis},
@@ -356,9 +356,17 @@ impl IdentityService for IdentityApp {
             created_at: now,
         };
         let row = self.passkey_row(&pending.approver_id, label, &passkey)?;
+        let key = public_key_json(&passkey).map_err(internal)?;
         if !self
             .store
-            .enroll(&pending.token_hash, now, &approver, pending.create, &row)
+            .enroll(
+                &pending.token_hash,
+                now,
+                &approver,
+                pending.create,
+                &row,
+                &key,
+            )
             .await
             .map_err(internal)?
         {
@@ -514,12 +522,16 @@ impl IdentityService for IdentityApp {
                 "The passkey could not be registered. Please try again.".to_owned()
             })?;
         let row = self.passkey_row(&approver.id, label, &passkey)?;
-        self.store.insert_passkey(&row).await.map_err(|e| match e {
-            crate::store::StoreError::Conflict(_) => {
-                "This passkey is already registered.".to_owned()
-            }
-            other => internal(other),
-        })
+        let key = public_key_json(&passkey).map_err(internal)?;
+        self.store
+            .insert_passkey(&row, &key)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict(_) => {
+                    "This passkey is already registered.".to_owned()
+                }
+                other => internal(other),
+            })
     }
 
     async fn rename_passkey(&self, session: &Session, id: String, name: String) -> UserResult<()> {

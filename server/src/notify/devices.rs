@@ -1,6 +1,10 @@
 //! The account page's notification settings: which browsers of the signed-in person receive Web Push,
 //! opting in and out, and a test message.
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use app::{
     model::{PushDeviceView, PushDevicesView},
@@ -20,14 +24,19 @@ use crate::{
 /// A person may keep this many browsers subscribed; more is a sign of something wrong.
 const MAX_DEVICES: usize = 20;
 
+/// Test notifications per person at most this often: they go through the push services under the
+/// deployment's one VAPID key, which a flood could get throttled.
+const TEST_COOLDOWN: Duration = Duration::from_secs(10);
+
 pub struct PushDevices {
     identity: Arc<IdentityApp>,
     pusher: Arc<Pusher>,
+    last_tests: Mutex<HashMap<String, Instant>>,
 }
 
 /// The browser's `PushSubscription.toJSON()`.
 #[derive(Deserialize)]
-struct BrowserSubscription {
+pub struct BrowserSubscription {
     endpoint: String,
     keys: SubscriptionKeys,
 }
@@ -40,7 +49,83 @@ struct SubscriptionKeys {
 
 impl PushDevices {
     pub fn new(identity: Arc<IdentityApp>, pusher: Arc<Pusher>) -> PushDevices {
-        PushDevices { identity, pusher }
+        PushDevices {
+            identity,
+            pusher,
+            last_tests: Mutex::default(),
+        }
+    }
+
+    /// A subscription the server may deliver to: a known push service, keys as RFC 8291 needs.
+    fn acceptable(&self, subscription: &BrowserSubscription) -> bool {
+        if let Err(why) = self.pusher.services().check(&subscription.endpoint) {
+            tracing::warn!(why, "push subscription refused");
+            return false;
+        }
+        keys_are_well_formed(&subscription.keys)
+    }
+
+    /// The service worker's report that the push service replaced this browser's subscription
+    /// (`pushsubscriptionchange`). No session is needed: knowing the old endpoint, which only the
+    /// browser and this server hold, proves it is the same browser.
+    pub async fn renew(
+        &self,
+        old_endpoint: &str,
+        fresh: BrowserSubscription,
+    ) -> Result<(), RenewError> {
+        if !self.acceptable(&fresh) {
+            return Err(RenewError::Unacceptable);
+        }
+        match self
+            .identity
+            .store()
+            .renew_push_subscription(
+                old_endpoint,
+                &fresh.endpoint,
+                &fresh.keys.p256dh,
+                &fresh.keys.auth,
+            )
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(RenewError::Unknown),
+            Err(e) => {
+                tracing::error!(error = %e, "push subscription could not be renewed");
+                Err(RenewError::Storage)
+            }
+        }
+    }
+}
+
+pub enum RenewError {
+    /// The new subscription names an unknown push service or malformed keys.
+    Unacceptable,
+    /// No subscription has the old endpoint.
+    Unknown,
+    Storage,
+}
+
+#[derive(Deserialize)]
+pub struct Renewal {
+    old_endpoint: String,
+    subscription: BrowserSubscription,
+}
+
+/// `POST /push/renew` (JSON), from the service worker: 204 when the subscription moved, 404 when the
+/// old endpoint is unknown, 400 when the new one is unacceptable.
+pub async fn renew_handler(
+    devices: Arc<PushDevices>,
+    axum::Json(renewal): axum::Json<Renewal>,
+) -> axum::http::StatusCode {
+    use axum::http::StatusCode;
+    match devices
+        .renew(&renewal.old_endpoint, renewal.subscription)
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT,
+        Err(RenewError::Unknown) => StatusCode::NOT_FOUND,
+        Err(RenewError::Storage) => StatusCode::SERVICE_UNAVAILABLE,
+        Err(RenewError::Unacceptable) => StatusCode::BAD_REQUEST,
     }
 }
 
@@ -122,11 +207,7 @@ impl NotificationService for PushDevices {
         let refused = "This browser's push subscription cannot be used. Try another browser.";
         let subscription: BrowserSubscription =
             serde_json::from_str(&subscription).map_err(|_| refused.to_owned())?;
-        if let Err(why) = self.pusher.services().check(&subscription.endpoint) {
-            tracing::warn!(why, "push subscription refused");
-            return Err(refused.into());
-        }
-        if !keys_are_well_formed(&subscription.keys) {
+        if !self.acceptable(&subscription) {
             return Err(refused.into());
         }
         let store = self.identity.store();
@@ -151,12 +232,12 @@ impl NotificationService for PushDevices {
             last_sent_at: None,
             failures: 0,
         };
-        store
+        let id = store
             .upsert_push_subscription(&row)
             .await
             .map_err(internal)?;
         self.pusher.subscribed(&approver.id).await;
-        tracing::info!(approver_id = %approver.id, subscription = %row.id, "push notifications turned on");
+        tracing::info!(approver_id = %approver.id, subscription = %id, "push notifications turned on");
         Ok(())
     }
 
@@ -191,6 +272,16 @@ impl NotificationService for PushDevices {
 
     async fn test_push(&self, session: &Session) -> UserResult<usize> {
         let approver = self.identity.require(session).await?;
+        {
+            let mut last = self.last_tests.lock().unwrap_or_else(|e| e.into_inner());
+            if last
+                .get(&approver.id)
+                .is_some_and(|at| at.elapsed() < TEST_COOLDOWN)
+            {
+                return Err("A test notification was just sent. Wait a few seconds.".into());
+            }
+            last.insert(approver.id.clone(), Instant::now());
+        }
         let payload = PushPayload {
             title: "Countersign notifications work".into(),
             body: "Requests for your approval will appear like this.".into(),

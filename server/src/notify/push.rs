@@ -56,9 +56,10 @@ impl PushServices {
             None => false,
         };
         match url.scheme() {
-            "https" => {}
+            // Push services answer on the standard port; no other port of theirs is ours to call.
+            "https" if loopback || url.port().is_none() => {}
             "http" if loopback => {}
-            _ => return Err("not https"),
+            _ => return Err("not https on the standard port"),
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err("credentials in the URL");
@@ -295,7 +296,8 @@ impl Pusher {
             .build()
             .map_err(|e| PushError::Build(e.to_string()))?;
         let request = build_request::<Vec<u8>>(message);
-        let mut outgoing = self.http.post(request.uri().to_string());
+        // To the URL as checked above, not as the crate re-parsed it.
+        let mut outgoing = self.http.post(endpoint);
         for (name, value) in request.headers() {
             outgoing = outgoing.header(name.as_str(), value.as_bytes());
         }
@@ -374,6 +376,7 @@ mod tests {
             .is_err());
         assert!(services.check("https://u:p@fcm.googleapis.com/x").is_err());
         assert!(services.check("http://169.254.169.254/latest").is_err());
+        assert!(services.check("https://fcm.googleapis.com:8443/x").is_err());
         let local = PushServices::parse("127.0.0.1");
         assert!(local.check("http://127.0.0.1:9000/push/1").is_ok());
         assert!(local.check("http://127.0.0.2:9000/push/1").is_err());

@@ -372,15 +372,33 @@ impl Store {
         )
     }
 
-    /// Counts one more wrong user_code entry; returns the new count (atomic across instances).
-    pub async fn count_user_code_failure(&self, id: &str) -> StoreResult<i64> {
+    /// Takes one of the `limit` user_code attempts of a request before the code is compared, so
+    /// simultaneous guesses cannot all slip under the limit; None when none is left.
+    pub async fn reserve_user_code_attempt(
+        &self,
+        id: &str,
+        limit: i64,
+    ) -> StoreResult<Option<i64>> {
         Ok(sqlx::query_scalar(
-            "UPDATE auth_requests SET user_code_failures = user_code_failures + 1 WHERE id = $1 \
-             RETURNING user_code_failures",
+            "UPDATE auth_requests SET user_code_failures = user_code_failures + 1 \
+             WHERE id = $1 AND user_code_failures < $2 RETURNING user_code_failures",
         )
         .bind(id)
-        .fetch_one(self.pool())
+        .bind(limit)
+        .fetch_optional(self.pool())
         .await?)
+    }
+
+    /// Gives back the attempt a correct user_code took.
+    pub async fn refund_user_code_attempt(&self, id: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE auth_requests SET user_code_failures = user_code_failures - 1 \
+             WHERE id = $1 AND user_code_failures > 0",
+        )
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 }
 

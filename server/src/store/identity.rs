@@ -35,7 +35,9 @@ const INVITATION_COLUMNS: &str =
     "token_hash, email, name, role, created_at, expires_at, used_at, approver_id";
 
 impl Store {
-    pub async fn insert_passkey(&self, row: &PasskeyRow) -> StoreResult<()> {
+    /// Adds a passkey, and its public key to the append-only key registry, in one transaction.
+    pub async fn insert_passkey(&self, row: &PasskeyRow, public_key: &str) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
         sqlx::query(&format!(
             "INSERT INTO passkeys ({PASSKEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
@@ -48,9 +50,55 @@ impl Store {
         .bind(row.last_used_at)
         .bind(row.suspended_at)
         .bind(&row.suspended_reason)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::on_unique(e, "passkey"))?;
+        register_key(&mut tx, row, public_key).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The registered public key of a passkey, kept even after the passkey was removed:
+    /// `(approver_id, public_key)`.
+    pub async fn registered_key(
+        &self,
+        credential_id: &str,
+    ) -> StoreResult<Option<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT approver_id, public_key FROM passkey_keys WHERE credential_id = $1",
+        )
+        .bind(credential_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Passkeys whose key is not in the registry yet (those added before it existed).
+    pub async fn passkeys_unregistered(&self) -> StoreResult<Vec<PasskeyRow>> {
+        let columns: Vec<String> = PASSKEY_COLUMNS
+            .split(',')
+            .map(|c| format!("p.{}", c.trim()))
+            .collect();
+        Ok(sqlx::query_as(&format!(
+            "SELECT {} FROM passkeys p LEFT JOIN passkey_keys k ON k.credential_id = p.credential_id \
+             WHERE k.credential_id IS NULL",
+            columns.join(", ")
+        ))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Registers the key of a passkey added before the registry existed (idempotent).
+    pub async fn backfill_key(&self, row: &PasskeyRow, public_key: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO passkey_keys (credential_id, approver_id, public_key, registered_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (credential_id) DO NOTHING",
+        )
+        .bind(&row.credential_id)
+        .bind(&row.approver_id)
+        .bind(public_key)
+        .bind(row.created_at)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -170,6 +218,7 @@ impl Store {
         approver: &ApproverRow,
         create: bool,
         passkey: &PasskeyRow,
+        public_key: &str,
     ) -> StoreResult<bool> {
         let mut tx = self.pool().begin().await?;
         // The approver first (the invitation refers to it); the whole transaction is dropped, undoing
@@ -208,6 +257,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::on_unique(e, "passkey"))?;
+        register_key(&mut tx, passkey, public_key).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -287,4 +337,24 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Adds a passkey's public key to the append-only registry, within the transaction adding the passkey.
+async fn register_key(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    row: &PasskeyRow,
+    public_key: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO passkey_keys (credential_id, approver_id, public_key, registered_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&row.credential_id)
+    .bind(&row.approver_id)
+    .bind(public_key)
+    .bind(row.created_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| StoreError::on_unique(e, "passkey"))?;
+    Ok(())
 }

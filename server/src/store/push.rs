@@ -51,14 +51,15 @@ impl Store {
         Ok(sqlx::query_as(select).fetch_one(self.pool()).await?)
     }
 
-    /// Saves a browser's subscription. A browser has one endpoint; subscribing again (after a sign-in
-    /// as someone else on a shared device, or with fresh keys) replaces what was stored for it.
-    pub async fn upsert_push_subscription(&self, row: &PushSubscriptionRow) -> StoreResult<()> {
-        sqlx::query(&format!(
+    /// Saves a browser's subscription and returns its id. A browser has one endpoint; subscribing again
+    /// (after a sign-in as someone else on a shared device, or with fresh keys) replaces what was
+    /// stored for it, keeping its id.
+    pub async fn upsert_push_subscription(&self, row: &PushSubscriptionRow) -> StoreResult<String> {
+        Ok(sqlx::query_scalar(&format!(
             "INSERT INTO push_subscriptions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0) \
              ON CONFLICT (endpoint) DO UPDATE SET approver_id = excluded.approver_id, \
              p256dh = excluded.p256dh, auth = excluded.auth, label = excluded.label, \
-             created_at = excluded.created_at, last_sent_at = NULL, failures = 0"
+             created_at = excluded.created_at, last_sent_at = NULL, failures = 0 RETURNING id"
         ))
         .bind(&row.id)
         .bind(&row.approver_id)
@@ -67,9 +68,30 @@ impl Store {
         .bind(&row.auth)
         .bind(&row.label)
         .bind(row.created_at)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// The push service gave a browser a new subscription: move the old one's record to it (same
+    /// approver, device and id). False when the old endpoint is unknown.
+    pub async fn renew_push_subscription(
+        &self,
+        old_endpoint: &str,
+        endpoint: &str,
+        p256dh: &str,
+        auth: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE push_subscriptions SET endpoint = $2, p256dh = $3, auth = $4, failures = 0 \
+             WHERE endpoint = $1",
+        )
+        .bind(old_endpoint)
+        .bind(endpoint)
+        .bind(p256dh)
+        .bind(auth)
         .execute(self.pool())
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn push_subscriptions_of(

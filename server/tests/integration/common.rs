@@ -240,7 +240,7 @@ impl Harness {
             .await
     }
 
-    async fn send(&self, request: Request<Body>) -> Response {
+    pub async fn send(&self, request: Request<Body>) -> Response {
         let response = self.server.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
@@ -414,7 +414,8 @@ pub fn test_public_key(seed: u8) -> String {
 
 /// Records a decision with an assertion as an authenticator makes it for http://localhost:3000:
 /// clientDataJSON with the bound challenge, authenticatorData for the RP id with UP and UV, and an
-/// ES256 signature by `signer`'s key; the record keeps `recorded`'s public key.
+/// ES256 signature by `signer`'s key; the record keeps `recorded`'s public key. The key registry has
+/// `TEST_PASSKEY`'s key for the credential.
 pub async fn decide_signed(
     ciba: &server::ciba::Ciba,
     id: &str,
@@ -444,13 +445,29 @@ pub async fn decide_signed(
     let mut signed = authenticator_data.clone();
     signed.extend_from_slice(&server::secrets::sha256(&client_data_json));
     let signature: p256::ecdsa::Signature = test_key(signer).sign(&signed);
+    // The approver's passkey, registered once with the test key, as enrollment would.
+    let registered = server::store::identity::PasskeyRow {
+        credential_id: "test-credential".into(),
+        approver_id: approver_id.into(),
+        name: "test".into(),
+        passkey: String::new(),
+        backup_state: 0,
+        created_at: 0,
+        last_used_at: None,
+        suspended_at: None,
+        suspended_reason: None,
+    };
+    ciba.store()
+        .backfill_key(&registered, &test_public_key(TEST_PASSKEY))
+        .await
+        .unwrap();
     let evidence = Evidence {
         credential_id: "test-credential".into(),
         authenticator_data,
         client_data_json,
         signature: signature.to_der().as_bytes().to_vec(),
         nonce,
-        public_key: Some(test_public_key(recorded)),
+        public_key: test_public_key(recorded),
     };
     ciba.record_decision(id, approver_id, decision, &evidence)
         .await

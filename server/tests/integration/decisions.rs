@@ -89,7 +89,8 @@ async fn tampering_is_detected(db: Db) {
         Db::Postgres => "DROP TRIGGER decisions_no_change ON decisions",
     };
     sqlx::query(drop).execute(h.store.pool()).await.unwrap();
-    sqlx::query("UPDATE decisions SET decision = 'approve', reason = NULL WHERE auth_req_id = $1")
+    // (dropping the passkey key too, so its signature cannot be checked)...
+    sqlx::query("UPDATE decisions SET decision = 'approve', reason = NULL, credential_public_key = NULL WHERE auth_req_id = $1")
         .bind(&ids[1])
         .execute(h.store.pool())
         .await
@@ -124,6 +125,13 @@ async fn tampering_is_detected(db: Db) {
         problems.contains(&(
             ids[0].clone(),
             "the request has changed since it was decided".into()
+        )),
+        "{problems:?}"
+    );
+    assert!(
+        problems.contains(&(
+            ids[1].clone(),
+            "the record keeps no passkey public key, unlike earlier ones".into()
         )),
         "{problems:?}"
     );
@@ -171,9 +179,40 @@ async fn a_record_the_passkey_did_not_sign_is_detected(db: Db) {
         "the chain and the server's JWS are intact; only the signature gives it away"
     );
     assert_eq!(report.signatures_verified, 1);
+
+    // A forger who signs with their own key and records it is caught by the key registry.
+    let own_key = h.start(&creds, APPROVER).await;
+    decide_signed(
+        &h.server.ciba,
+        &own_key,
+        &jane.id,
+        Decision::approve_with_passkey(),
+        9,
+        9,
+    )
+    .await
+    .unwrap();
+    let report = audit::verify(&h.store, &rp()).await.unwrap();
+    assert!(
+        report.findings.iter().any(|f| f.auth_req_id == own_key
+            && f.problem == "the recorded public key is not the one registered for this passkey"),
+        "{:?}",
+        report.findings
+    );
+    assert!(report
+        .findings
+        .iter()
+        .all(|f| f.auth_req_id != own_key || !f.problem.contains("signature")));
+    // The registry itself is append-only.
+    assert!(sqlx::query("UPDATE passkey_keys SET public_key = 'x'")
+        .execute(h.store.pool())
+        .await
+        .is_err());
+
     // Assertions made for another site do not count either.
     let elsewhere = audit::RelyingParty::of(&"https://countersign.example".parse().unwrap());
     let report = audit::verify(&h.store, &elsewhere).await.unwrap();
     assert!(report.findings.iter().any(|f| f.auth_req_id == honest
-        && f.problem == "the passkey assertion was made for another site (rpIdHash)"));
+        && f.problem
+            .starts_with("the passkey assertion was made for another site (rpIdHash")));
 }

@@ -75,7 +75,7 @@ async fn an_invitation_enrolls_once_and_only_before_it_expires(db: Db) {
     let ann = new_approver("ann@example.com");
     assert!(h
         .store
-        .enroll(&row.token_hash, now, &ann, true, &passkey(&ann.id))
+        .enroll(&row.token_hash, now, &ann, true, &passkey(&ann.id), "{}")
         .await
         .unwrap());
     assert_eq!(h.store.passkeys_of(&ann.id).await.unwrap().len(), 1);
@@ -87,7 +87,14 @@ async fn an_invitation_enrolls_once_and_only_before_it_expires(db: Db) {
     let other = new_approver("other@example.com");
     assert!(!h
         .store
-        .enroll(&row.token_hash, now, &other, true, &passkey(&other.id))
+        .enroll(
+            &row.token_hash,
+            now,
+            &other,
+            true,
+            &passkey(&other.id),
+            "{}"
+        )
         .await
         .unwrap());
     assert!(h.store.approver(&other.id).await.unwrap().is_none());
@@ -110,7 +117,8 @@ async fn an_invitation_enrolls_once_and_only_before_it_expires(db: Db) {
             now + 60_000,
             &late_approver,
             true,
-            &passkey(&late_approver.id)
+            &passkey(&late_approver.id),
+            "{}"
         )
         .await
         .unwrap());
@@ -123,12 +131,20 @@ async fn an_invitation_enrolls_once_and_only_before_it_expires(db: Db) {
         .remove_passkey(&ann.id, &only.credential_id)
         .await
         .unwrap());
-    h.store.insert_passkey(&passkey(&ann.id)).await.unwrap();
+    h.store
+        .insert_passkey(&passkey(&ann.id), "{}")
+        .await
+        .unwrap();
     assert!(h
         .store
         .remove_passkey(&ann.id, &only.credential_id)
         .await
         .unwrap());
+    // Its key stays in the registry, for auditing the decisions it signed.
+    assert_eq!(
+        h.store.registered_key(&only.credential_id).await.unwrap(),
+        Some((ann.id.clone(), "{}".to_owned()))
+    );
 }
 
 async fn the_first_admin_link_exists_only_while_there_are_no_approvers(db: Db) {

@@ -20,7 +20,8 @@ use crate::{common::*, on_both_databases};
 on_both_databases!(
     a_new_request_is_pushed_encrypted_to_each_browser_of_its_approver,
     gone_subscriptions_are_forgotten_and_failures_counted,
-    the_vapid_key_is_made_once_and_kept
+    the_vapid_key_is_made_once_and_kept,
+    a_subscription_the_push_service_replaced_is_renewed
 );
 
 /// One message as the push service received it.
@@ -307,9 +308,85 @@ async fn the_vapid_key_is_made_once_and_kept(db: Db) {
     let first = key(h.store.clone()).await;
     assert_eq!(first.len(), 1, "made at first start");
     assert_eq!(URL_SAFE_NO_PAD.decode(&first[0].1).unwrap().len(), 65);
-    // A second instance on the same database keeps using it.
-    server::build(&test_config(), h.store.clone(), h.clock.clone())
-        .await
-        .unwrap();
+    // More instances on the same database, two starting at once, keep using it.
+    let config = test_config();
+    let (a, b) = tokio::join!(
+        server::build(&config, h.store.clone(), h.clock.clone()),
+        server::build(&config, h.store.clone(), h.clock.clone())
+    );
+    a.unwrap();
+    b.unwrap();
     assert_eq!(key(h.store.clone()).await, first);
+}
+
+/// `pushsubscriptionchange` (Push API §11.2): the service worker reports the new subscription with
+/// the old endpoint as proof; the device keeps its record and receives the next request.
+async fn a_subscription_the_push_service_replaced_is_renewed(db: Db) {
+    let mut service = push_service().await;
+    let h = Harness::with_config(db, |c| c.push_services = "127.0.0.1".into()).await;
+    let creds = h.poll_client().await;
+    let jane = h.approver(APPROVER, None).await;
+    let old_endpoint = format!("{}/push/old", service.origin);
+    let id = subscribe(&h, &jane.id, &old_endpoint, &browser()).await;
+    let fresh = browser();
+    let renewal = |old: &str, endpoint: &str| {
+        serde_json::json!({
+            "old_endpoint": old,
+            "subscription": {
+                "endpoint": endpoint,
+                "expirationTime": null,
+                "keys": {
+                    "p256dh": URL_SAFE_NO_PAD.encode(&fresh.public),
+                    "auth": URL_SAFE_NO_PAD.encode(fresh.auth),
+                },
+            },
+        })
+        .to_string()
+    };
+    let post = |body: String, origin: Option<&str>| {
+        let mut request =
+            axum::http::Request::post("/push/renew").header("content-type", "application/json");
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        h.send(request.body(axum::body::Body::from(body)).unwrap())
+    };
+    let new_endpoint = format!("{}/push/new", service.origin);
+    let site = Some("http://localhost:3000");
+    let status = |r: Response| r.status.as_u16();
+    assert_eq!(
+        status(post(renewal(&old_endpoint, &new_endpoint), None).await),
+        403,
+        "the same-origin guard applies"
+    );
+    assert_eq!(
+        status(
+            post(
+                renewal("http://127.0.0.1:1/push/unknown", &new_endpoint),
+                site
+            )
+            .await
+        ),
+        404
+    );
+    assert_eq!(
+        status(post(renewal(&old_endpoint, "https://push.evil.example/x"), site).await),
+        400,
+        "the new endpoint must be a known push service too"
+    );
+    assert_eq!(
+        status(post(renewal(&old_endpoint, &new_endpoint), site).await),
+        204
+    );
+    let rows = h.store.push_subscriptions_of(&jane.id).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].id.as_str(), rows[0].endpoint.as_str()),
+        (id.as_str(), new_endpoint.as_str())
+    );
+
+    h.start(&creds, APPROVER).await;
+    let message = next(&mut service).await;
+    assert_eq!(message.subscription, "new");
+    assert!(ece::decrypt(&fresh.keys, &fresh.auth, &message.body).is_ok());
 }
