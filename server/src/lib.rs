@@ -28,6 +28,7 @@ use store::{Backend, Store};
 /// A built server: the domain service and the router that serves it.
 pub struct Server {
     pub ciba: Arc<Ciba>,
+    pub pusher: Arc<notify::Pusher>,
     pub router: Router,
 }
 
@@ -79,8 +80,11 @@ pub async fn build(
         )
         .await?,
     );
-    pusher.clone().spawn(ciba.subscribe());
-    let notifications = Arc::new(notify::devices::PushDevices::new(identity.clone(), pusher));
+    pusher.clone().spawn(ciba.subscribe()).await;
+    let notifications = Arc::new(notify::devices::PushDevices::new(
+        identity.clone(),
+        pusher.clone(),
+    ));
     let services = UiServices {
         identity,
         approvals,
@@ -92,8 +96,14 @@ pub async fn build(
         endpoints: Arc::new(endpoints),
         replay: Arc::new(oauth::replay::ReplayCache::default()),
     };
-    let router = oauth::routes(state).merge(ui_routes(config, services, sessions));
-    Ok(Server { ciba, router })
+    let router = oauth::routes(state)
+        .merge(ui_routes(config, services, sessions))
+        .layer(axum::middleware::from_fn(web::log_slow_requests));
+    Ok(Server {
+        ciba,
+        pusher,
+        router,
+    })
 }
 
 /// What the pages' server functions and event streams reach.

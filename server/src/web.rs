@@ -69,3 +69,19 @@ pub async fn security_headers(request: Request<Body>, next: Next) -> Response {
     );
     response
 }
+
+/// Requests slower than this are logged.
+const SLOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Logs every request that took longer than a second to answer (method, path and status; never the
+/// query or body): agents expect answers in milliseconds, and a slow one should leave a trace.
+pub async fn log_slow_requests(request: Request<Body>, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    if elapsed > SLOW {
+        tracing::warn!(%method, path = uri.path(), status = response.status().as_u16(), elapsed_ms = elapsed.as_millis() as u64, "slow request");
+    }
+    response
+}

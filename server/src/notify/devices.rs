@@ -236,7 +236,7 @@ impl NotificationService for PushDevices {
             .upsert_push_subscription(&row)
             .await
             .map_err(internal)?;
-        self.pusher.subscribed(&approver.id).await;
+        self.pusher.subscribed(&approver.id);
         tracing::info!(approver_id = %approver.id, subscription = %id, "push notifications turned on");
         Ok(())
     }

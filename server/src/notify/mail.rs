@@ -90,7 +90,7 @@ impl Mailer {
     pub fn spawn(self: Arc<Self>, events: broadcast::Receiver<RequestCreated>) {
         super::listen(events, "e-mail", move |event| {
             let mailer = self.clone();
-            async move { mailer.deliver(&event).await }
+            Some(async move { mailer.deliver(&event).await })
         });
     }
 }

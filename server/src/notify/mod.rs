@@ -14,20 +14,23 @@ pub mod push;
 pub use mail::Mailer;
 pub use push::Pusher;
 
-/// Runs `deliver` in its own task for every request the domain announces.
+/// For every request the domain announces, runs what `deliver` returns in its own task (nothing when
+/// it returns None: the request concerns nobody this channel reaches).
 pub(crate) fn listen<F, Fut>(
     mut events: broadcast::Receiver<RequestCreated>,
     channel: &'static str,
     deliver: F,
 ) where
-    F: Fn(RequestCreated) -> Fut + Send + 'static,
+    F: Fn(RequestCreated) -> Option<Fut> + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     tokio::spawn(async move {
         loop {
             match events.recv().await {
                 Ok(event) => {
-                    tokio::spawn(deliver(event));
+                    if let Some(delivery) = deliver(event) {
+                        tokio::spawn(delivery);
+                    }
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(

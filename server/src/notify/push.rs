@@ -2,7 +2,11 @@
 //! encrypted for that browser (RFC 8291, aes128gcm) and the request to the push service is signed with
 //! the deployment's VAPID key (RFC 8292), both by the `web-push` crate; this module chooses the
 //! payload, keeps the subscriptions and talks HTTP.
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::Serialize;
@@ -124,13 +128,14 @@ pub struct Pusher {
     contact: String,
     services: PushServices,
     http: reqwest::Client,
-    /// Approvers with at least one subscription, re-read at most every `SUBSCRIBERS_TTL`: most requests
-    /// go to approvers without push, and they should cost no database read.
-    subscribers: tokio::sync::Mutex<(Option<std::time::Instant>, HashSet<String>)>,
+    /// Approvers with at least one subscription, re-read every `SUBSCRIBERS_REFRESH`: most requests go
+    /// to approvers without push, and on the /bc-authorize path they should cost one set lookup, not a
+    /// database read or a task.
+    subscribers: RwLock<HashSet<String>>,
 }
 
 /// How stale the subscriber list may be; a subscription made on another instance counts after this.
-const SUBSCRIBERS_TTL: Duration = Duration::from_secs(2);
+const SUBSCRIBERS_REFRESH: Duration = Duration::from_secs(2);
 
 impl Pusher {
     /// Loads the deployment's VAPID key, making one at first start.
@@ -157,33 +162,34 @@ impl Pusher {
             contact,
             services,
             http,
-            subscribers: Default::default(),
+            subscribers: RwLock::default(),
         })
     }
 
-    /// Whether `approver_id` may have a subscription (true when unsure).
-    async fn has_subscribers(&self, approver_id: &str) -> bool {
-        let mut cache = self.subscribers.lock().await;
-        let fresh = cache.0.is_some_and(|at| at.elapsed() < SUBSCRIBERS_TTL);
-        if !fresh {
-            match self.store.push_subscribers().await {
-                Ok(ids) => *cache = (Some(std::time::Instant::now()), ids.into_iter().collect()),
-                Err(e) => {
-                    tracing::warn!(error = %e, "push subscribers could not be read");
-                    return true;
-                }
-            }
-        }
-        cache.1.contains(approver_id)
+    /// Whether `approver_id` has a subscription, as of the last refresh.
+    fn has_subscribers(&self, approver_id: &str) -> bool {
+        self.subscribers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(approver_id)
     }
 
     /// A subscription made on this instance counts at once.
-    pub async fn subscribed(&self, approver_id: &str) {
+    pub fn subscribed(&self, approver_id: &str) {
         self.subscribers
-            .lock()
-            .await
-            .1
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
             .insert(approver_id.to_owned());
+    }
+
+    async fn refresh_subscribers(&self) {
+        match self.store.push_subscribers().await {
+            Ok(ids) => {
+                *self.subscribers.write().unwrap_or_else(|e| e.into_inner()) =
+                    ids.into_iter().collect()
+            }
+            Err(e) => tracing::warn!(error = %e, "push subscribers could not be read"),
+        }
     }
 
     /// The browsers' `applicationServerKey`: the uncompressed P-256 point, base64url.
@@ -315,20 +321,30 @@ impl Pusher {
         }
     }
 
-    /// Announces every new request to its approver's browsers, each in its own task.
-    pub fn spawn(self: Arc<Self>, events: broadcast::Receiver<RequestCreated>) {
+    /// Announces every new request to its approver's browsers, each in its own task, and keeps the
+    /// subscriber list fresh.
+    pub async fn spawn(self: Arc<Self>, events: broadcast::Receiver<RequestCreated>) {
+        self.refresh_subscribers().await;
+        let refresher = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SUBSCRIBERS_REFRESH);
+            loop {
+                tick.tick().await;
+                refresher.refresh_subscribers().await;
+            }
+        });
         super::listen(events, "push", move |event| {
+            if !self.has_subscribers(&event.approver_id) {
+                return None;
+            }
             let pusher = self.clone();
-            async move {
-                if !pusher.has_subscribers(&event.approver_id).await {
-                    return;
-                }
+            Some(async move {
                 let payload = PushPayload::for_request(&event);
                 let ttl = ((event.expires_at - pusher.clock.now()) / 1000).clamp(0, 86_400);
                 pusher
                     .notify_approver(&event.approver_id, &payload, ttl as u32)
                     .await;
-            }
+            })
         });
     }
 }

@@ -21,7 +21,8 @@ on_both_databases!(
     a_new_request_is_pushed_encrypted_to_each_browser_of_its_approver,
     gone_subscriptions_are_forgotten_and_failures_counted,
     the_vapid_key_is_made_once_and_kept,
-    a_subscription_the_push_service_replaced_is_renewed
+    a_subscription_the_push_service_replaced_is_renewed,
+    a_subscription_made_on_another_instance_counts_after_a_refresh
 );
 
 /// One message as the push service received it.
@@ -107,6 +108,8 @@ async fn subscribe(h: &Harness, approver_id: &str, endpoint: &str, browser: &Bro
         })
         .await
         .unwrap();
+    // As the account page's subscribing does: this instance counts the subscriber at once.
+    h.server.pusher.subscribed(approver_id);
     id
 }
 
@@ -389,4 +392,32 @@ async fn a_subscription_the_push_service_replaced_is_renewed(db: Db) {
     let message = next(&mut service).await;
     assert_eq!(message.subscription, "new");
     assert!(ece::decrypt(&fresh.keys, &fresh.auth, &message.body).is_ok());
+}
+
+/// Another instance (sharing the database) made the subscription: this one learns of it within its
+/// refresh period (2 s) and pushes from then on.
+async fn a_subscription_made_on_another_instance_counts_after_a_refresh(db: Db) {
+    let mut service = push_service().await;
+    let h = Harness::with_config(db, |c| c.push_services = "127.0.0.1".into()).await;
+    let creds = h.poll_client().await;
+    let jane = h.approver(APPROVER, None).await;
+    let phone = browser();
+    h.store
+        .upsert_push_subscription(&PushSubscriptionRow {
+            id: server::secrets::random_id(),
+            approver_id: jane.id.clone(),
+            endpoint: format!("{}/push/phone", service.origin),
+            p256dh: URL_SAFE_NO_PAD.encode(&phone.public),
+            auth: URL_SAFE_NO_PAD.encode(phone.auth),
+            label: "Firefox on Android".into(),
+            created_at: h.clock.now(),
+            last_sent_at: None,
+            failures: 0,
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    h.start(&creds, APPROVER).await;
+    let message = next(&mut service).await;
+    assert_eq!(message.subscription, "phone");
 }
