@@ -12,19 +12,21 @@ pub struct AgentRequest {
     pub issuer: String,
     #[arg(long)]
     pub client_id: String,
-    #[arg(long, env = "COUNTERSIGN_CLIENT_SECRET")]
+    /// Better passed in the environment, where other users' `ps` cannot see it. Secrets may start
+    /// with "-" (base64url), so the value is never taken for an option.
+    #[arg(long, env = "COUNTERSIGN_CLIENT_SECRET", allow_hyphen_values = true)]
     pub client_secret: String,
     /// The approver's email.
     #[arg(long)]
     pub login_hint: String,
     /// What the agent wants to do, e.g. "Refund $120.00".
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub action: String,
     /// What it acts on, e.g. "jane@example.com for order #1234".
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub target: String,
     /// What follows, e.g. "The money leaves the company account."
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub consequence: String,
     #[arg(long)]
     pub amount: Option<String>,
@@ -35,7 +37,7 @@ pub struct AgentRequest {
     #[arg(long)]
     pub resource: Option<String>,
     /// A short code shown to the approver and by the agent, to match the two.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub binding_message: Option<String>,
     #[arg(long)]
     pub user_code: Option<String>,
@@ -198,5 +200,44 @@ async fn post(
             status: status.as_u16(),
             body,
         })
+    }
+}
+
+#[cfg(test)]
+mod argument_tests {
+    use clap::Parser;
+
+    use super::AgentRequest;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        request: AgentRequest,
+    }
+
+    /// One secret in 64 starts with "-" (base64url): it must never be read as an option.
+    #[test]
+    fn secrets_and_texts_may_start_with_a_dash() {
+        let cli = Cli::try_parse_from([
+            "agent",
+            "--issuer",
+            "http://localhost:3000",
+            "--client-id",
+            "c1",
+            "--client-secret",
+            "-vX_secret",
+            "--login-hint",
+            "jane@example.com",
+            "--action",
+            "-5 replicas",
+            "--target",
+            "the web tier",
+            "--consequence",
+            "-capacity",
+        ])
+        .unwrap();
+        assert_eq!(cli.request.client_secret, "-vX_secret");
+        assert_eq!(cli.request.action, "-5 replicas");
+        assert_eq!(cli.request.consequence, "-capacity");
     }
 }

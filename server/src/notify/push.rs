@@ -128,9 +128,11 @@ pub struct Pusher {
     contact: String,
     services: PushServices,
     http: reqwest::Client,
-    /// Approvers with at least one subscription, re-read every `SUBSCRIBERS_REFRESH`: most requests go
-    /// to approvers without push, and on the /bc-authorize path they should cost one set lookup, not a
-    /// database read or a task.
+    /// Approvers who have (or had) a subscription, topped up from the database every
+    /// `SUBSCRIBERS_REFRESH`: most requests go to approvers without push, and on the /bc-authorize
+    /// path they should cost one set lookup, not a database read or a task. It only grows (a refresh
+    /// that removed entries could race with a subscription made meanwhile); an approver who
+    /// unsubscribed costs one read of their (empty) subscriptions per request.
     subscribers: RwLock<HashSet<String>>,
 }
 
@@ -166,7 +168,7 @@ impl Pusher {
         })
     }
 
-    /// Whether `approver_id` has a subscription, as of the last refresh.
+    /// Whether `approver_id` may have a subscription.
     fn has_subscribers(&self, approver_id: &str) -> bool {
         self.subscribers
             .read()
@@ -184,10 +186,11 @@ impl Pusher {
 
     async fn refresh_subscribers(&self) {
         match self.store.push_subscribers().await {
-            Ok(ids) => {
-                *self.subscribers.write().unwrap_or_else(|e| e.into_inner()) =
-                    ids.into_iter().collect()
-            }
+            Ok(ids) => self
+                .subscribers
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(ids),
             Err(e) => tracing::warn!(error = %e, "push subscribers could not be read"),
         }
     }

@@ -211,19 +211,21 @@ async fn the_agent_gets_pending_then_tokens(db: Db) {
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(agent.stderr.take().unwrap());
-    let saw_pending = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        while stderr.read_line(&mut line).unwrap() > 0 {
-            if line.contains("authorization_pending") {
-                return true;
+    let (saw_pending, said) = tokio::task::spawn_blocking(move || {
+        let mut said = String::new();
+        while stderr.read_line(&mut said).unwrap() > 0 {
+            if said.contains("authorization_pending") {
+                return (true, said);
             }
-            line.clear();
         }
-        false
+        (false, said)
     })
     .await
     .unwrap();
-    assert!(saw_pending, "the agent polled and was told to wait");
+    assert!(
+        saw_pending,
+        "the agent polled and was told to wait; it said: {said}"
+    );
 
     let pending = store
         .pending_auth_requests(SystemClock.now())
