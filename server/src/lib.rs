@@ -68,7 +68,12 @@ pub async fn build(
     ));
     if let Some(url) = &config.smtp_url {
         let mailer = notify::Mailer::new(url, &config.smtp_from, &config.public_url)?;
-        Arc::new(mailer).spawn(ciba.subscribe());
+        notify::run(
+            Arc::new(mailer),
+            ciba.store().clone(),
+            clock.clone(),
+            ciba.subscribe(),
+        );
     }
     // The VAPID key is made here at first start, so browsers can subscribe from the first page view.
     let pusher = Arc::new(
@@ -80,7 +85,7 @@ pub async fn build(
         )
         .await?,
     );
-    pusher.clone().spawn(ciba.subscribe()).await;
+    pusher.clone().start(ciba.subscribe()).await;
     let notifications = Arc::new(notify::devices::PushDevices::new(
         identity.clone(),
         pusher.clone(),

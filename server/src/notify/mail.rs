@@ -5,10 +5,12 @@ use lettre::{
     message::{header::ContentType, Mailbox},
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
-use tokio::sync::broadcast;
 
 use super::one_line;
-use crate::ciba::request::{page_ref, RequestCreated};
+use crate::{
+    ciba::request::{page_ref, RequestCreated},
+    store::outbox::Audience,
+};
 
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -85,12 +87,17 @@ impl Mailer {
             }
         }
     }
+}
 
-    /// Sends a message for every request the domain announces, each in its own task.
-    pub fn spawn(self: Arc<Self>, events: broadcast::Receiver<RequestCreated>) {
-        super::listen(events, "e-mail", move |event| {
-            let mailer = self.clone();
-            Some(async move { mailer.deliver(&event).await })
-        });
+impl super::Channel for Mailer {
+    const NAME: &'static str = "email";
+    const AUDIENCE: Audience = Audience::Everyone;
+
+    fn concerns(&self, _approver_id: &str) -> bool {
+        true
+    }
+
+    async fn announce(self: Arc<Self>, event: RequestCreated) {
+        self.deliver(&event).await
     }
 }

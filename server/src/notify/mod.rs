@@ -1,11 +1,23 @@
 //! Telling approvers that a request is waiting, outside the page: Web Push to the browsers they opted
 //! in, and e-mail over SMTP when configured. A notification names the action and links to the request
 //! page; it carries no secrets (deciding needs the approver's passkey, and the link alone grants nothing).
-use std::future::Future;
+//!
+//! Each channel announces a request as soon as the domain reports it, and every few seconds sweeps for
+//! requests whose announcement was lost (a crash between the request's commit and the send, a full
+//! event queue, an instance that went away). Either way the announcement is first claimed in the
+//! outbox, so it is made once, by one instance, and made again only if its claim ran out unfinished.
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::sync::broadcast;
 
-use crate::ciba::request::RequestCreated;
+use crate::{
+    ciba::{action::AgentAction, request::RequestCreated},
+    clock::Clock,
+    store::{
+        outbox::{Audience, DueNotification},
+        Store,
+    },
+};
 
 pub mod devices;
 pub mod mail;
@@ -14,35 +26,129 @@ pub mod push;
 pub use mail::Mailer;
 pub use push::Pusher;
 
-/// For every request the domain announces, runs what `deliver` returns in its own task (nothing when
-/// it returns None: the request concerns nobody this channel reaches).
-pub(crate) fn listen<F, Fut>(
+/// How long a claim lasts: longer than a delivery with its retries takes.
+const LEASE_MS: i64 = 120_000;
+/// A sweep leaves requests this young to the immediate path.
+const GRACE_MS: i64 = 10_000;
+/// A sweep looks no further back (no request stays pending longer).
+const HORIZON_MS: i64 = 86_400_000;
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// One way of telling approvers.
+pub trait Channel: Send + Sync + 'static {
+    /// Its name in the outbox.
+    const NAME: &'static str;
+    /// Whose requests its sweeps look at.
+    const AUDIENCE: Audience;
+    /// Whether a request to `approver_id` is this channel's to announce; cheap, as it runs on the
+    /// /bc-authorize path.
+    fn concerns(&self, approver_id: &str) -> bool;
+    /// Announces one request, with the channel's own retries; failures are the channel's to log.
+    fn announce(self: Arc<Self>, event: RequestCreated) -> impl Future<Output = ()> + Send;
+}
+
+/// Runs `channel`: the domain's announcements as they come, and the sweeps.
+pub fn run<C: Channel>(
+    channel: Arc<C>,
+    store: Store,
+    clock: Arc<dyn Clock>,
     mut events: broadcast::Receiver<RequestCreated>,
-    channel: &'static str,
-    deliver: F,
-) where
-    F: Fn(RequestCreated) -> Option<Fut> + Send + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
+) {
+    let (sweeper, sweep_store, sweep_clock) = (channel.clone(), store.clone(), clock.clone());
     tokio::spawn(async move {
         loop {
             match events.recv().await {
-                Ok(event) => {
-                    if let Some(delivery) = deliver(event) {
-                        tokio::spawn(delivery);
-                    }
+                Ok(event) if channel.concerns(&event.approver_id) => {
+                    tokio::spawn(deliver(
+                        channel.clone(),
+                        store.clone(),
+                        clock.clone(),
+                        event,
+                    ));
                 }
+                Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(
                         missed,
-                        channel,
-                        "notification queue overflowed; some notifications were not sent"
+                        channel = C::NAME,
+                        "notification events overflowed; the sweep will announce them"
                     );
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             }
         }
     });
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tick.tick().await;
+            sweep(&sweeper, &sweep_store, &sweep_clock).await;
+        }
+    });
+}
+
+/// Claims, announces and marks done one request.
+async fn deliver<C: Channel>(
+    channel: Arc<C>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    event: RequestCreated,
+) {
+    let id = event.auth_req_id.clone();
+    match store
+        .claim_notification(&id, C::NAME, clock.now(), LEASE_MS)
+        .await
+    {
+        Ok(true) => {}
+        // Another instance, or an earlier sweep, has it.
+        Ok(false) => return,
+        // The sweep tries again once the database answers.
+        Err(e) => return tracing::warn!(error = %e, channel = C::NAME, "notification not claimed"),
+    }
+    channel.announce(event).await;
+    if let Err(e) = store.notification_done(&id, C::NAME, clock.now()).await {
+        tracing::warn!(error = %e, channel = C::NAME, "notification not marked done");
+    }
+}
+
+async fn sweep<C: Channel>(channel: &Arc<C>, store: &Store, clock: &Arc<dyn Clock>) {
+    let now = clock.now();
+    let due = match store
+        .notifications_due(C::NAME, C::AUDIENCE, now, now - HORIZON_MS, now - GRACE_MS)
+        .await
+    {
+        Ok(due) => due,
+        Err(e) => return tracing::warn!(error = %e, channel = C::NAME, "notification sweep failed"),
+    };
+    for event in due.into_iter().filter_map(event_of) {
+        tracing::info!(
+            channel = C::NAME,
+            "announcing a request whose announcement was lost"
+        );
+        tokio::spawn(deliver(
+            channel.clone(),
+            store.clone(),
+            clock.clone(),
+            event,
+        ));
+    }
+}
+
+/// The announcement of a request the sweep found.
+fn event_of(due: DueNotification) -> Option<RequestCreated> {
+    let action = serde_json::from_str::<Vec<AgentAction>>(&due.authorization_details)
+        .ok()?
+        .pop()?;
+    Some(RequestCreated {
+        auth_req_id: due.auth_req_id,
+        approver_id: due.approver_id,
+        approver_email: due.approver_email,
+        approver_name: due.approver_name,
+        client_name: due.client_name,
+        action: action.action,
+        target: action.target,
+        expires_at: due.expires_at,
+    })
 }
 
 /// Agent text for a header or a plain-text line: no line breaks, no invisible characters, bounded.

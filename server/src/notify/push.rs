@@ -21,6 +21,7 @@ use crate::{
     ciba::request::{page_ref, RequestCreated},
     clock::Clock,
     store::{
+        outbox::Audience,
         push::{PushSubscriptionRow, VapidKeyRow},
         Store,
     },
@@ -324,9 +325,8 @@ impl Pusher {
         }
     }
 
-    /// Announces every new request to its approver's browsers, each in its own task, and keeps the
-    /// subscriber list fresh.
-    pub async fn spawn(self: Arc<Self>, events: broadcast::Receiver<RequestCreated>) {
+    /// Keeps the subscriber set topped up and announces new requests (see `notify::run`).
+    pub async fn start(self: Arc<Self>, events: broadcast::Receiver<RequestCreated>) {
         self.refresh_subscribers().await;
         let refresher = self.clone();
         tokio::spawn(async move {
@@ -336,19 +336,24 @@ impl Pusher {
                 refresher.refresh_subscribers().await;
             }
         });
-        super::listen(events, "push", move |event| {
-            if !self.has_subscribers(&event.approver_id) {
-                return None;
-            }
-            let pusher = self.clone();
-            Some(async move {
-                let payload = PushPayload::for_request(&event);
-                let ttl = ((event.expires_at - pusher.clock.now()) / 1000).clamp(0, 86_400);
-                pusher
-                    .notify_approver(&event.approver_id, &payload, ttl as u32)
-                    .await;
-            })
-        });
+        let (store, clock) = (self.store.clone(), self.clock.clone());
+        super::run(self, store, clock, events);
+    }
+}
+
+impl super::Channel for Pusher {
+    const NAME: &'static str = "push";
+    const AUDIENCE: Audience = Audience::PushSubscribers;
+
+    fn concerns(&self, approver_id: &str) -> bool {
+        self.has_subscribers(approver_id)
+    }
+
+    async fn announce(self: Arc<Self>, event: RequestCreated) {
+        let payload = PushPayload::for_request(&event);
+        let ttl = ((event.expires_at - self.clock.now()) / 1000).clamp(0, 86_400);
+        self.notify_approver(&event.approver_id, &payload, ttl as u32)
+            .await;
     }
 }
 

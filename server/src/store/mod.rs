@@ -16,6 +16,7 @@ pub mod clients;
 pub mod decisions;
 pub mod identity;
 pub mod insert_queue;
+pub mod outbox;
 pub mod push;
 pub mod signing_keys;
 

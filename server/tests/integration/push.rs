@@ -22,8 +22,122 @@ on_both_databases!(
     gone_subscriptions_are_forgotten_and_failures_counted,
     the_vapid_key_is_made_once_and_kept,
     a_subscription_the_push_service_replaced_is_renewed,
-    a_subscription_made_on_another_instance_counts_after_a_refresh
+    a_subscription_made_on_another_instance_counts_after_a_refresh,
+    a_request_whose_announcement_was_lost_is_pushed_by_the_sweep,
+    two_instances_announce_a_request_once,
+    an_unfinished_claim_is_announced_again_after_its_lease
 );
+
+/// A request made while its approver had no subscription: its announcement never happened (as after
+/// a crash between the request's commit and the send). Then the approver subscribes.
+async fn unannounced_request(h: &Harness, service: &PushService) -> (String, Browser, String) {
+    let creds = h.poll_client().await;
+    let jane = h.approver(APPROVER, None).await;
+    let id = h.start(&creds, APPROVER).await;
+    let phone = browser();
+    subscribe(
+        h,
+        &jane.id,
+        &format!("{}/push/phone", service.origin),
+        &phone,
+    )
+    .await;
+    (id, phone, jane.id)
+}
+
+/// The outbox row of a request's push announcement: (attempts, done).
+async fn outbox_row(h: &Harness, id: &str) -> Option<(i64, bool)> {
+    sqlx::query_as::<_, (i64, Option<i64>)>(
+        "SELECT attempts, done_at FROM notification_outbox WHERE auth_req_id = $1 AND channel = 'push'",
+    )
+    .bind(id)
+    .fetch_optional(h.store.pool())
+    .await
+    .unwrap()
+    .map(|(attempts, done)| (attempts, done.is_some()))
+}
+
+async fn a_request_whose_announcement_was_lost_is_pushed_by_the_sweep(db: Db) {
+    let mut service = push_service().await;
+    let h = Harness::with_config(db, |c| c.push_services = "127.0.0.1".into()).await;
+    let (id, phone, _) = unannounced_request(&h, &service).await;
+    assert_eq!(outbox_row(&h, &id).await, None);
+    // Past the grace the immediate path has, the next sweep (every 5 s) announces it.
+    h.clock.advance_secs(11);
+    let message = next(&mut service).await;
+    let payload: Value =
+        serde_json::from_slice(&ece::decrypt(&phone.keys, &phone.auth, &message.body).unwrap())
+            .unwrap();
+    assert_eq!(payload["url"], format!("/requests/{}", page_ref(&id)));
+    for _ in 0..50 {
+        if outbox_row(&h, &id).await == Some((1, true)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the announcement is recorded as done: {:?}",
+        outbox_row(&h, &id).await
+    );
+}
+
+async fn two_instances_announce_a_request_once(db: Db) {
+    let mut service = push_service().await;
+    let h = Harness::with_config(db, |c| c.push_services = "127.0.0.1".into()).await;
+    let mut config = test_config();
+    config.push_services = "127.0.0.1".into();
+    let other = server::build(&config, h.store.clone(), h.clock.clone())
+        .await
+        .unwrap();
+    let (id, _, jane) = unannounced_request(&h, &service).await;
+    other.pusher.subscribed(&jane);
+    h.clock.advance_secs(11);
+    // Both instances' sweeps find it; the outbox lets one of them announce it.
+    next(&mut service).await;
+    assert!(
+        tokio::time::timeout(Duration::from_secs(6), service.received.recv())
+            .await
+            .is_err(),
+        "announced once, though two instances swept"
+    );
+    assert_eq!(outbox_row(&h, &id).await, Some((1, true)));
+}
+
+async fn an_unfinished_claim_is_announced_again_after_its_lease(db: Db) {
+    let mut service = push_service().await;
+    let h = Harness::with_config(db, |c| c.push_services = "127.0.0.1".into()).await;
+    let (id, _, _) = unannounced_request(&h, &service).await;
+    // An instance claimed it and went away before sending: its lease (2 minutes) protects the claim...
+    sqlx::query(
+        "INSERT INTO notification_outbox (auth_req_id, channel, claimed_until, attempts, done_at) \
+         VALUES ($1, 'push', $2, 1, NULL)",
+    )
+    .bind(&id)
+    .bind(h.clock.now() + 120_000)
+    .execute(h.store.pool())
+    .await
+    .unwrap();
+    h.clock.advance_secs(11);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(6), service.received.recv())
+            .await
+            .is_err(),
+        "not while the claim holds"
+    );
+    // ...and once it has run out, a sweep claims it again and announces it.
+    h.clock.advance_secs(120);
+    next(&mut service).await;
+    for _ in 0..50 {
+        if outbox_row(&h, &id).await == Some((2, true)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "claimed a second time and done: {:?}",
+        outbox_row(&h, &id).await
+    );
+}
 
 /// One message as the push service received it.
 struct Received {
