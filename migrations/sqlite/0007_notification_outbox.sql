@@ -10,3 +10,10 @@ CREATE TABLE notification_outbox (
     done_at INTEGER,
     PRIMARY KEY (auth_req_id, channel)
 );
+
+-- Requests already pending were announced by the code before the outbox: recorded as done, so the
+-- first sweeps do not announce them again.
+INSERT INTO notification_outbox (auth_req_id, channel, claimed_until, attempts, done_at)
+SELECT id, 'push', 0, 1, created_at FROM auth_requests WHERE status = 'pending';
+INSERT INTO notification_outbox (auth_req_id, channel, claimed_until, attempts, done_at)
+SELECT id, 'email', 0, 1, created_at FROM auth_requests WHERE status = 'pending';

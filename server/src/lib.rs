@@ -66,12 +66,15 @@ pub async fn build(
         identity.clone(),
         ciba.clone(),
     ));
+    // How far back the notification sweeps look: no request stays pending longer.
+    let horizon_ms = config.policy().max_expiry_secs * 1000;
     if let Some(url) = &config.smtp_url {
         let mailer = notify::Mailer::new(url, &config.smtp_from, &config.public_url)?;
         notify::run(
             Arc::new(mailer),
             ciba.store().clone(),
             clock.clone(),
+            horizon_ms,
             ciba.subscribe(),
         );
     }
@@ -85,7 +88,7 @@ pub async fn build(
         )
         .await?,
     );
-    pusher.clone().start(ciba.subscribe()).await;
+    pusher.clone().start(horizon_ms, ciba.subscribe()).await;
     let notifications = Arc::new(notify::devices::PushDevices::new(
         identity.clone(),
         pusher.clone(),

@@ -26,12 +26,12 @@ pub mod push;
 pub use mail::Mailer;
 pub use push::Pusher;
 
-/// How long a claim lasts: longer than a delivery with its retries takes.
+/// How long a claim lasts; an announcement is cut off before it runs out, so no other instance can
+/// claim a request that is still being announced.
 const LEASE_MS: i64 = 120_000;
+const ANNOUNCE_WITHIN: Duration = Duration::from_secs(100);
 /// A sweep leaves requests this young to the immediate path.
 const GRACE_MS: i64 = 10_000;
-/// A sweep looks no further back (no request stays pending longer).
-const HORIZON_MS: i64 = 86_400_000;
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// One way of telling approvers.
@@ -47,42 +47,36 @@ pub trait Channel: Send + Sync + 'static {
     fn announce(self: Arc<Self>, event: RequestCreated) -> impl Future<Output = ()> + Send;
 }
 
-/// Runs `channel`: the domain's announcements as they come, and the sweeps.
+/// Runs `channel`: the domain's announcements as they come, and the sweeps, until the domain goes.
+/// `horizon_ms`: the longest a request stays pending (the policy's longest expiry), how far back a
+/// sweep looks.
 pub fn run<C: Channel>(
     channel: Arc<C>,
     store: Store,
     clock: Arc<dyn Clock>,
+    horizon_ms: i64,
     mut events: broadcast::Receiver<RequestCreated>,
 ) {
-    let (sweeper, sweep_store, sweep_clock) = (channel.clone(), store.clone(), clock.clone());
-    tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(event) if channel.concerns(&event.approver_id) => {
-                    tokio::spawn(deliver(
-                        channel.clone(),
-                        store.clone(),
-                        clock.clone(),
-                        event,
-                    ));
-                }
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(
-                        missed,
-                        channel = C::NAME,
-                        "notification events overflowed; the sweep will announce them"
-                    );
-                }
-                Err(broadcast::error::RecvError::Closed) => break,
-            }
-        }
-    });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_EVERY);
         loop {
-            tick.tick().await;
-            sweep(&sweeper, &sweep_store, &sweep_clock).await;
+            tokio::select! {
+                received = events.recv() => match received {
+                    Ok(event) if channel.concerns(&event.approver_id) => {
+                        tokio::spawn(deliver(channel.clone(), store.clone(), clock.clone(), event));
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(
+                            missed,
+                            channel = C::NAME,
+                            "notification events overflowed; the sweep will announce them"
+                        );
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tick.tick() => sweep(&channel, &store, &clock, horizon_ms).await,
+            }
         }
     });
 }
@@ -105,32 +99,66 @@ async fn deliver<C: Channel>(
         // The sweep tries again once the database answers.
         Err(e) => return tracing::warn!(error = %e, channel = C::NAME, "notification not claimed"),
     }
-    channel.announce(event).await;
+    if tokio::time::timeout(ANNOUNCE_WITHIN, channel.announce(event))
+        .await
+        .is_err()
+    {
+        tracing::warn!(channel = C::NAME, "announcement cut off: it took too long");
+    }
     if let Err(e) = store.notification_done(&id, C::NAME, clock.now()).await {
         tracing::warn!(error = %e, channel = C::NAME, "notification not marked done");
     }
 }
 
-async fn sweep<C: Channel>(channel: &Arc<C>, store: &Store, clock: &Arc<dyn Clock>) {
+async fn sweep<C: Channel>(
+    channel: &Arc<C>,
+    store: &Store,
+    clock: &Arc<dyn Clock>,
+    horizon_ms: i64,
+) {
     let now = clock.now();
     let due = match store
-        .notifications_due(C::NAME, C::AUDIENCE, now, now - HORIZON_MS, now - GRACE_MS)
+        .notifications_due(C::NAME, C::AUDIENCE, now, now - horizon_ms, now - GRACE_MS)
         .await
     {
         Ok(due) => due,
         Err(e) => return tracing::warn!(error = %e, channel = C::NAME, "notification sweep failed"),
     };
-    for event in due.into_iter().filter_map(event_of) {
-        tracing::info!(
-            channel = C::NAME,
-            "announcing a request whose announcement was lost"
-        );
-        tokio::spawn(deliver(
-            channel.clone(),
-            store.clone(),
-            clock.clone(),
-            event,
-        ));
+    for due in due {
+        let id = due.auth_req_id.clone();
+        match event_of(due) {
+            Some(event) => {
+                tracing::info!(
+                    channel = C::NAME,
+                    "announcing a request whose announcement was lost"
+                );
+                tokio::spawn(deliver(
+                    channel.clone(),
+                    store.clone(),
+                    clock.clone(),
+                    event,
+                ));
+            }
+            None => {
+                // Nothing sensible to say about it: settled, so it cannot hold up later sweeps.
+                tracing::error!(
+                    channel = C::NAME,
+                    "a request's action is unreadable; not announced"
+                );
+                let settled = async {
+                    if store
+                        .claim_notification(&id, C::NAME, now, LEASE_MS)
+                        .await?
+                    {
+                        store.notification_done(&id, C::NAME, now).await?;
+                    }
+                    Ok::<_, crate::store::StoreError>(())
+                };
+                if let Err(e) = settled.await {
+                    tracing::warn!(error = %e, channel = C::NAME, "notification not settled");
+                }
+            }
+        }
     }
 }
 

@@ -326,7 +326,11 @@ impl Pusher {
     }
 
     /// Keeps the subscriber set topped up and announces new requests (see `notify::run`).
-    pub async fn start(self: Arc<Self>, events: broadcast::Receiver<RequestCreated>) {
+    pub async fn start(
+        self: Arc<Self>,
+        horizon_ms: i64,
+        events: broadcast::Receiver<RequestCreated>,
+    ) {
         self.refresh_subscribers().await;
         let refresher = self.clone();
         tokio::spawn(async move {
@@ -337,7 +341,7 @@ impl Pusher {
             }
         });
         let (store, clock) = (self.store.clone(), self.clock.clone());
-        super::run(self, store, clock, events);
+        super::run(self, store, clock, horizon_ms, events);
     }
 }
 

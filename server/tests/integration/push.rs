@@ -25,7 +25,8 @@ on_both_databases!(
     a_subscription_made_on_another_instance_counts_after_a_refresh,
     a_request_whose_announcement_was_lost_is_pushed_by_the_sweep,
     two_instances_announce_a_request_once,
-    an_unfinished_claim_is_announced_again_after_its_lease
+    an_unfinished_claim_is_announced_again_after_its_lease,
+    an_unreadable_request_is_settled_without_an_announcement
 );
 
 /// A request made while its approver had no subscription: its announcement never happened (as after
@@ -535,4 +536,26 @@ async fn a_subscription_made_on_another_instance_counts_after_a_refresh(db: Db) 
     h.start(&creds, APPROVER).await;
     let message = next(&mut service).await;
     assert_eq!(message.subscription, "phone");
+}
+
+/// A request whose action cannot be read (written by another version, say) must not stay due for ever
+/// and crowd out the ones behind it: the sweep settles it without announcing anything.
+async fn an_unreadable_request_is_settled_without_an_announcement(db: Db) {
+    let mut service = push_service().await;
+    let h = Harness::with_config(db, |c| c.push_services = "127.0.0.1".into()).await;
+    let (id, _, _) = unannounced_request(&h, &service).await;
+    sqlx::query("UPDATE auth_requests SET authorization_details = 'not json' WHERE id = $1")
+        .bind(&id)
+        .execute(h.store.pool())
+        .await
+        .unwrap();
+    h.clock.advance_secs(11);
+    for _ in 0..100 {
+        if outbox_row(&h, &id).await == Some((1, true)) {
+            assert!(service.received.try_recv().is_err(), "nothing was pushed");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("settled: {:?}", outbox_row(&h, &id).await);
 }
