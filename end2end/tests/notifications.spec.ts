@@ -95,7 +95,11 @@ test('an approver turns on notifications and a new request is pushed to the brow
     const endpoint = `${receiver.origin}/push/${testInfo.project.name}`;
     await stubPushManager(page, endpoint, keys.p256dh, keys.auth);
     const email = await enrolledApprover(page, 'Nora Notified');
-    await page.goto('/account');
+    // The inbox points the way once it has seen that this browser could, but does not, get them.
+    const hint = page.getByRole('link', { name: 'turn on notifications on this device' });
+    await expect(hint).toBeVisible();
+    await hint.click();
+    await expect(page).toHaveURL(/\/account#notifications-heading$/);
     await hydrated(page);
     const card = page.locator('section', { has: page.getByRole('heading', { name: 'Notifications' }) });
     await expect(card.getByText('No device receives notifications yet.')).toBeVisible();
@@ -103,6 +107,14 @@ test('an approver turns on notifications and a new request is pushed to the brow
     await expect(card.getByRole('status')).toHaveText('Notifications are on for this device.');
     await expect(card.getByText(/\(this device\)/)).toBeVisible();
     await expect(card.getByRole('button', { name: 'Turn off on this device' })).toBeVisible();
+    // The inbox no longer asks.
+    await page.goto('/inbox');
+    await hydrated(page);
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    await page.waitForTimeout(500);
+    await expect(hint).toHaveCount(0);
+    await page.goto('/account');
+    await hydrated(page);
     // The page subscribed with the server's VAPID key, for visible notifications only.
     expect(await page.evaluate(() => localStorage.getItem('test-push-subscription'))).toBe('true');
     const applicationServerKey = await page.evaluate(() => localStorage.getItem('test-application-server-key'));

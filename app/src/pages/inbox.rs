@@ -7,6 +7,7 @@ use crate::{
     components::{
         countdown::Countdown,
         layout::{Layout, SignedIn},
+        push::{self, PushState},
         statement::SafeText,
     },
     model::{Me, RequestSummary},
@@ -18,6 +19,7 @@ pub fn InboxPage() -> impl IntoView {
         <Layout nav=true>
             <SignedIn>
                 <Greeting/>
+                <NotificationHint/>
                 <section class="card">
                     <InboxList/>
                 </section>
@@ -30,6 +32,27 @@ pub fn InboxPage() -> impl IntoView {
 fn Greeting() -> impl IntoView {
     let me = expect_context::<Me>();
     view! { <h1>"Inbox"</h1> <p class="muted">"Signed in as " {me.name} " (" {me.email} ")"</p> }
+}
+
+/// A pointer to the account page's notification switch, shown once the page has found that this
+/// browser could receive push notifications but does not (never on the server: it cannot know).
+#[component]
+fn NotificationHint() -> impl IntoView {
+    let (show, set_show) = signal(false);
+    Effect::new(move |_| {
+        leptos::task::spawn_local(async move {
+            set_show.set(push::state().await == PushState::Off);
+        })
+    });
+    view! {
+        <Show when=move || show.get()>
+            <p class="hint">
+                "Hear of new requests even when this page is closed: "
+                <a href="/account#notifications-heading">"turn on notifications on this device"</a>
+                "."
+            </p>
+        </Show>
+    }
 }
 
 fn status_label(status: &str) -> &'static str {
