@@ -72,19 +72,16 @@ impl Mailer {
                 return tracing::warn!(error = %e, "notification e-mail could not be composed")
             }
         };
-        let mut wait = Duration::from_secs(1);
-        for attempt in 1..=ATTEMPTS {
-            match self.transport.send(message.clone()).await {
-                Ok(_) => {
-                    return tracing::info!(approver_id = %event.approver_id, "notification e-mail sent")
-                }
-                Err(e) if attempt < ATTEMPTS => {
-                    tracing::warn!(error = %e, attempt, "notification e-mail failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
-                }
-                Err(e) => tracing::error!(error = %e, "notification e-mail failed; giving up"),
-            }
+        let sent = super::with_retries(
+            "email",
+            ATTEMPTS,
+            |_| true,
+            || self.transport.send(message.clone()),
+        )
+        .await;
+        match sent {
+            Ok(_) => tracing::info!(approver_id = %event.approver_id, "notification e-mail sent"),
+            Err(e) => tracing::error!(error = %e, "notification e-mail failed; giving up"),
         }
     }
 }

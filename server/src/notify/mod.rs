@@ -162,6 +162,33 @@ async fn sweep<C: Channel>(
     }
 }
 
+/// Runs `attempt` up to `attempts` times while it fails with an error `retryable` accepts, waiting
+/// one second before the second try and twice as long before each further one; the last outcome.
+async fn with_retries<T, E, Fut>(
+    channel: &'static str,
+    attempts: u32,
+    retryable: impl Fn(&E) -> bool,
+    mut attempt: impl FnMut() -> Fut,
+) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut wait = Duration::from_secs(1);
+    let mut tried = 1;
+    loop {
+        match attempt().await {
+            Err(e) if tried < attempts && retryable(&e) => {
+                tracing::warn!(error = %e, attempt = tried, channel, "notification failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                tried += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// The announcement of a request the sweep found.
 fn event_of(due: DueNotification) -> Option<RequestCreated> {
     let action = serde_json::from_str::<Vec<AgentAction>>(&due.authorization_details)

@@ -238,39 +238,37 @@ impl Pusher {
 
     /// One subscription, with retries; the outcome is recorded on the subscription.
     async fn deliver(&self, subscription: &PushSubscriptionRow, body: &[u8], ttl: u32) -> bool {
-        let mut wait = Duration::from_secs(1);
-        for attempt in 1..=ATTEMPTS {
-            match self.send(subscription, body, ttl).await {
-                Ok(()) => {
-                    let _ = self
-                        .store
-                        .push_delivered(&subscription.id, self.clock.now())
-                        .await;
-                    tracing::info!(subscription = %subscription.id, "push notification delivered");
-                    return true;
-                }
-                Err(PushError::Gone(status)) => {
-                    // The browser unsubscribed or the subscription expired: it can never deliver again.
-                    tracing::info!(subscription = %subscription.id, status, "push subscription gone; forgotten");
-                    let _ = self
-                        .store
-                        .forget_push_endpoint(&subscription.endpoint)
-                        .await;
-                    return false;
-                }
-                Err(e @ PushError::Unavailable(_)) if attempt < ATTEMPTS => {
-                    tracing::warn!(subscription = %subscription.id, error = %e, attempt, "push failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
-                }
-                Err(e) => {
-                    tracing::warn!(subscription = %subscription.id, error = %e, "push failed; giving up");
-                    let _ = self.store.push_failed(&subscription.id).await;
-                    return false;
-                }
+        let sent = super::with_retries(
+            "push",
+            ATTEMPTS,
+            |e| matches!(e, PushError::Unavailable(_)),
+            || self.send(subscription, body, ttl),
+        )
+        .await;
+        match sent {
+            Ok(()) => {
+                let _ = self
+                    .store
+                    .push_delivered(&subscription.id, self.clock.now())
+                    .await;
+                tracing::info!(subscription = %subscription.id, "push notification delivered");
+                true
+            }
+            Err(PushError::Gone(status)) => {
+                // The browser unsubscribed or the subscription expired: it can never deliver again.
+                tracing::info!(subscription = %subscription.id, status, "push subscription gone; forgotten");
+                let _ = self
+                    .store
+                    .forget_push_endpoint(&subscription.endpoint)
+                    .await;
+                false
+            }
+            Err(e) => {
+                tracing::warn!(subscription = %subscription.id, error = %e, "push failed; giving up");
+                let _ = self.store.push_failed(&subscription.id).await;
+                false
             }
         }
-        false
     }
 
     async fn send(
