@@ -17,7 +17,7 @@ pub mod service;
 /// The HTML document around every page; the server renders it, the browser hydrates `<App/>`.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
-    content_security_policy();
+    page_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -58,22 +58,29 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// The page's Content-Security-Policy: only this origin's scripts, plus inline scripts that carry this
-/// response's nonce (hydration and streamed resources). The server adds the same policy without a nonce
-/// to responses that are not pages.
+/// The Content-Security-Policy: only this origin's scripts, and with a nonce also the inline scripts
+/// that carry it (hydration and streamed resources). Pages get it with their response's nonce; the
+/// server gives every other UI response the same policy without one.
 #[cfg(feature = "ssr")]
-fn content_security_policy() {
+pub fn content_security_policy(nonce: Option<&str>) -> String {
+    let inline = nonce.map(|n| format!(" 'nonce-{n}'")).unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{inline}; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; worker-src 'self'; manifest-src 'self'; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+    )
+}
+
+/// Puts the page's policy, with this response's nonce, on the response.
+#[cfg(feature = "ssr")]
+fn page_security_policy() {
     let Some(nonce) = leptos::nonce::use_nonce() else {
         return;
     };
     let Some(response) = use_context::<leptos_axum::ResponseOptions>() else {
         return;
     };
-    let policy = format!(
-        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'nonce-{nonce}'; style-src 'self'; \
-         img-src 'self' data:; connect-src 'self'; worker-src 'self'; manifest-src 'self'; \
-         frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
-    );
+    let policy = content_security_policy(Some(&nonce.to_string()));
     if let Ok(value) = http::HeaderValue::from_str(&policy) {
         response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
     }

@@ -45,15 +45,20 @@ pub async fn same_origin_only(
     next.run(request).await
 }
 
+/// The pages' policy without a nonce, built once.
+static NONCELESS_POLICY: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(|| {
+    HeaderValue::from_str(&app::content_security_policy(None))
+        .expect("the policy is a valid header value")
+});
+
 /// Security headers for pages and assets. Scripts: this origin, WebAssembly compilation, and the inline
 /// hydration scripts, which carry the per-response nonce the app puts into its own CSP header.
 pub async fn security_headers(request: Request<Body>, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(
-        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
-         connect-src 'self'; worker-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
-    ));
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert_with(|| NONCELESS_POLICY.clone());
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -84,4 +89,26 @@ pub async fn log_slow_requests(request: Request<Body>, next: Next) -> Response {
         tracing::warn!(%method, path = uri.path(), status = response.status().as_u16(), elapsed_ms = elapsed.as_millis() as u64, "slow request");
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_and_other_responses_share_one_policy() {
+        let rest = "style-src 'self'; img-src 'self' data:; connect-src 'self'; worker-src 'self'; \
+                    manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; \
+                    object-src 'none'";
+        assert_eq!(
+            NONCELESS_POLICY.to_str().unwrap(),
+            format!("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; {rest}")
+        );
+        assert_eq!(
+            app::content_security_policy(Some("n0nce")),
+            format!(
+                "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'nonce-n0nce'; {rest}"
+            )
+        );
+    }
 }
