@@ -1,7 +1,7 @@
 //! `POST /bc-authorize` (CIBA §7): validation and every error of §13.
 use axum::http::{header, StatusCode};
 use server::{
-    ciba::{AuthMethod, Decision, DeliveryMode},
+    ciba::{AuthMethod, DeliveryMode},
     clock::Clock,
 };
 
@@ -398,15 +398,7 @@ async fn an_id_token_hint_names_the_approver_it_was_issued_for(db: Db) {
     let creds = h.poll_client().await;
     let other = h.poll_client().await;
     let approver = h.approver(APPROVER, None).await;
-    let id = h.start(&creds, APPROVER).await;
-    decide(
-        &h.server.ciba,
-        &id,
-        &approver.id,
-        Decision::approve_with_passkey(),
-    )
-    .await
-    .unwrap();
+    let id = h.approved(&creds, &approver.id).await;
     let id_token = h.poll(&creds, &id).await.json["id_token"]
         .as_str()
         .unwrap()

@@ -285,6 +285,20 @@ impl Harness {
         response.json["auth_req_id"].as_str().unwrap().to_owned()
     }
 
+    /// A request from `creds` to APPROVER (whose id is `approver_id`), approved with the test passkey.
+    pub async fn approved(&self, creds: &Creds, approver_id: &str) -> String {
+        let id = self.start(creds, APPROVER).await;
+        decide(
+            &self.server.ciba,
+            &id,
+            approver_id,
+            server::ciba::Decision::approve_with_passkey(),
+        )
+        .await
+        .unwrap();
+        id
+    }
+
     pub async fn poll(&self, creds: &Creds, auth_req_id: &str) -> Response {
         self.post(
             "/token",

@@ -10,6 +10,14 @@ on_both_databases!(
     a_record_the_passkey_did_not_sign_is_detected
 );
 
+/// Asserts that the audit reported `problem` for the request `id`.
+fn found(problems: &[(String, String)], id: &str, problem: &str) {
+    assert!(
+        problems.contains(&(id.to_owned(), problem.to_owned())),
+        "{id}: {problem}, in {problems:?}"
+    );
+}
+
 /// The passkeys' site in these tests (see `decide_signed`).
 fn rp() -> audit::RelyingParty {
     audit::RelyingParty::of(&"http://localhost:3000".parse().unwrap())
@@ -107,33 +115,25 @@ async fn tampering_is_detected(db: Db) {
         .iter()
         .map(|f| (f.auth_req_id.clone(), f.problem.clone()))
         .collect();
-    assert!(
-        problems.contains(&(
-            ids[1].clone(),
-            "the record's content does not match its hash".into()
-        )),
-        "{problems:?}"
+    found(
+        &problems,
+        &ids[1],
+        "the record's content does not match its hash",
     );
-    assert!(
-        problems.contains(&(
-            ids[1].clone(),
-            "the server's signature covers different content".into()
-        )),
-        "{problems:?}"
+    found(
+        &problems,
+        &ids[1],
+        "the server's signature covers different content",
     );
-    assert!(
-        problems.contains(&(
-            ids[0].clone(),
-            "the request has changed since it was decided".into()
-        )),
-        "{problems:?}"
+    found(
+        &problems,
+        &ids[0],
+        "the request has changed since it was decided",
     );
-    assert!(
-        problems.contains(&(
-            ids[1].clone(),
-            "the record keeps no passkey public key, unlike earlier ones".into()
-        )),
-        "{problems:?}"
+    found(
+        &problems,
+        &ids[1],
+        "the record keeps no passkey public key, unlike earlier ones",
     );
     assert!(
         !problems.iter().any(|(id, _)| id == &ids[2]),
@@ -147,15 +147,7 @@ async fn a_record_the_passkey_did_not_sign_is_detected(db: Db) {
     let h = Harness::new(db).await;
     let creds = h.poll_client().await;
     let jane = h.approver(APPROVER, None).await;
-    let honest = h.start(&creds, APPROVER).await;
-    decide(
-        &h.server.ciba,
-        &honest,
-        &jane.id,
-        Decision::approve_with_passkey(),
-    )
-    .await
-    .unwrap();
+    let honest = h.approved(&creds, &jane.id).await;
     let forged = h.start(&creds, APPROVER).await;
     decide_signed(
         &h.server.ciba,

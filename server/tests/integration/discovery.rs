@@ -1,7 +1,7 @@
 //! Discovery metadata (OpenID Connect Discovery §3, CIBA §4) and the JWKS with key rotation.
 use axum::http::StatusCode;
 use serde_json::Value;
-use server::{ciba::Decision, clock::Clock, signing};
+use server::{clock::Clock, signing};
 
 use crate::{common::*, on_both_databases};
 
@@ -90,15 +90,7 @@ async fn jwks_publishes_the_signing_key_and_keeps_rotated_keys(db: Db) {
     // A token signed before rotation still verifies while it can be valid.
     let creds = h.poll_client().await;
     let approver = h.approver(APPROVER, None).await;
-    let id = h.start(&creds, APPROVER).await;
-    decide(
-        &h.server.ciba,
-        &id,
-        &approver.id,
-        Decision::approve_with_passkey(),
-    )
-    .await
-    .unwrap();
+    let id = h.approved(&creds, &approver.id).await;
     let tokens = h.poll(&creds, &id).await.json;
     assert_eq!(
         header_of(tokens["id_token"].as_str().unwrap())["kid"],

@@ -138,15 +138,7 @@ async fn an_approved_request_yields_tokens_once_and_a_replay_revokes_them(db: Db
     let h = Harness::new(db).await;
     let creds = h.poll_client().await;
     let approver = h.approver(APPROVER, None).await;
-    let id = h.start(&creds, APPROVER).await;
-    decide(
-        &h.server.ciba,
-        &id,
-        &approver.id,
-        Decision::approve_with_passkey(),
-    )
-    .await
-    .unwrap();
+    let id = h.approved(&creds, &approver.id).await;
     let r = h.poll(&creds, &id).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
@@ -223,15 +215,7 @@ async fn a_hundred_concurrent_polls_yield_exactly_one_token_response(db: Db) {
     let h = Arc::new(Harness::new(db).await);
     let creds = h.poll_client().await;
     let approver = h.approver(APPROVER, None).await;
-    let id = h.start(&creds, APPROVER).await;
-    decide(
-        &h.server.ciba,
-        &id,
-        &approver.id,
-        Decision::approve_with_passkey(),
-    )
-    .await
-    .unwrap();
+    let id = h.approved(&creds, &approver.id).await;
     let polls = (0..100).map(|_| {
         let (h, creds, id) = (h.clone(), creds.clone(), id.clone());
         tokio::spawn(async move { h.poll(&creds, &id).await })
