@@ -54,7 +54,8 @@ impl ErrorCode {
         }
     }
 
-    /// CIBA §13: 401 for invalid_client, 403 for access_denied, 400 for the rest (RFC 6749 §5.2).
+    /// The status at the backchannel authentication endpoint (CIBA §13): 401 for invalid_client,
+    /// 403 for access_denied, 400 for the rest (RFC 6749 §5.2).
     fn status(self) -> StatusCode {
         match self {
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
@@ -71,6 +72,8 @@ pub struct OAuthError {
     pub description: Option<Cow<'static, str>>,
     /// The poll interval after `slow_down`, echoed so a client knows what to keep.
     pub interval: Option<i64>,
+    /// Set for token endpoint answers, whose statuses RFC 6749 §5.2 fixes (see [`OAuthError::status`]).
+    at_token_endpoint: bool,
 }
 
 #[derive(Serialize)]
@@ -88,6 +91,25 @@ impl OAuthError {
             code,
             description: Some(description.into()),
             interval: None,
+            at_token_endpoint: false,
+        }
+    }
+
+    /// This error as the token endpoint answers it.
+    pub fn at_token_endpoint(self) -> OAuthError {
+        OAuthError {
+            at_token_endpoint: true,
+            ..self
+        }
+    }
+
+    /// The token endpoint follows RFC 6749 §5.2 (400 for every error but invalid_client's 401), and
+    /// CIBA §11 adds its codes there without new statuses, so a denial polled at /token is a 400;
+    /// only /bc-authorize answers access_denied with 403 (CIBA §13).
+    fn status(&self) -> StatusCode {
+        match self.code {
+            ErrorCode::AccessDenied if self.at_token_endpoint => StatusCode::BAD_REQUEST,
+            code => code.status(),
         }
     }
 
@@ -113,7 +135,7 @@ impl IntoResponse for OAuthError {
             error_description: self.description.as_deref(),
             interval: self.interval,
         };
-        let mut response = (self.code.status(), axum::Json(body)).into_response();
+        let mut response = (self.status(), axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
@@ -145,9 +167,8 @@ impl From<CibaError> for OAuthError {
             CibaError::AuthorizationPending => ErrorCode::AuthorizationPending,
             CibaError::SlowDown(interval) => {
                 return OAuthError {
-                    code: ErrorCode::SlowDown,
-                    description: Some(err.to_string().into()),
                     interval: Some(*interval),
+                    ..OAuthError::new(ErrorCode::SlowDown, err.to_string())
                 }
             }
             CibaError::Store(_) | CibaError::Keys(_) => return OAuthError::internal(err),

@@ -15,14 +15,17 @@ use super::{
 };
 use crate::ciba::DeliveryMode;
 
-pub async fn token(
-    State(state): State<AppState>,
-    mut form: OAuthForm,
-) -> Result<Response, OAuthError> {
+pub async fn token(State(state): State<AppState>, form: OAuthForm) -> Result<Response, OAuthError> {
+    answer(&state, form)
+        .await
+        .map_err(OAuthError::at_token_endpoint)
+}
+
+async fn answer(state: &AppState, mut form: OAuthForm) -> Result<Response, OAuthError> {
     let grant_type = form
         .take("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-    let client = authenticate(&state, &mut form).await?;
+    let client = authenticate(state, &mut form).await?;
     if grant_type != CIBA_GRANT {
         return Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,

@@ -100,7 +100,8 @@ async fn an_expired_request_is_expired_token(db: Db) {
 }
 
 async fn a_denied_request_is_access_denied(db: Db) {
-    // CIBA §11 access_denied (403 per §13's table for the end-user's denial).
+    // CIBA §11 access_denied at the token endpoint: HTTP 400 as for every token error but
+    // invalid_client (RFC 6749 §5.2); the 403 of CIBA §13 belongs to /bc-authorize only.
     let h = Harness::new(db).await;
     let creds = h.poll_client().await;
     let approver = h.approver(APPROVER, None).await;
@@ -120,11 +121,11 @@ async fn a_denied_request_is_access_denied(db: Db) {
     .unwrap();
     h.poll(&creds, &id)
         .await
-        .assert_error(StatusCode::FORBIDDEN, "access_denied");
+        .assert_error(StatusCode::BAD_REQUEST, "access_denied");
     h.clock.advance_secs(1);
     h.poll(&creds, &id)
         .await
-        .assert_error(StatusCode::FORBIDDEN, "access_denied");
+        .assert_error(StatusCode::BAD_REQUEST, "access_denied");
     assert_eq!(
         h.count_requests("status = 'denied' AND deny_reason = 'not this order'")
             .await,
