@@ -1,27 +1,41 @@
 # Countersign's build, as cargo-leptos would do it, without downloading tools from outside the package
 # registries: the wasm bundle (own target dir, so server builds never invalidate it) → wasm-bindgen →
-# wasm-opt → target/site, then the server binary.
+# wasm-opt (Binaryen from npm, see tools/) → scripts/site.mjs (hashed names, precompressed copies) →
+# target/site, then the server binary. `make test` runs the browser suite against exactly what
+# `make run` serves: the release bundle and the release binary.
 SITE        := target/site
 PKG         := $(SITE)/pkg
 WASM_TARGET := target/wasm
 WASM        := wasm32-unknown-unknown
+WASM_OPT    := tools/node_modules/.bin/wasm-opt
+RELEASE_BIN := target/release/countersign
 
-.PHONY: run test build site-release site-dev assets bench deps-build deps-test deps-bench check clean
+.PHONY: run test test-browser build site-release site-dev bench size deps-build deps-test deps-bench check clean
 
 ## make run: install what is missing, build in release mode, serve on http://localhost:3000 (SQLite in ./data/)
 run: deps-build build
-	./target/release/countersign serve
+	./$(RELEASE_BIN) serve
 
-## make test: install what is missing and run every test (unit, integration on SQLite and PostgreSQL, browser)
+## make test: install what is missing and run every test (unit, integration on SQLite and PostgreSQL,
+## then the size budget and the browser suite against the release build)
 test: deps-test
 	cargo test --workspace --locked
-	$(MAKE) site-dev
-	# `cargo test` has built target/debug/countersign (the integration tests run it).
-	cd end2end && COUNTERSIGN_BIN=../target/debug/countersign npm test
+	$(MAKE) build
+	$(MAKE) test-browser
 
-## make bench: the load benchmark (see BENCHMARKS.md)
+## the browser suite and the bundle's size budget, against the release build already made
+test-browser:
+	scripts/size-report.sh --check
+	cd end2end && COUNTERSIGN_BIN=../$(RELEASE_BIN) npm test
+
+## make bench: the load benchmark and the first-visit benchmark (see BENCHMARKS.md)
 bench: deps-bench build
 	bench/run.sh
+	node bench/first-visit.mjs
+
+## make size: the bundle's size report (raw, gzip, brotli)
+size: deps-build site-release
+	scripts/size-report.sh
 
 build: site-release
 	cargo build --locked --release -p server
@@ -35,23 +49,24 @@ deps-bench:
 
 site-release:
 	cargo build --locked -p app --lib --target $(WASM) --features hydrate --profile wasm-release --target-dir $(WASM_TARGET)
+	rm -rf $(SITE)
 	wasm-bindgen --target web --no-typescript --out-dir $(PKG) --out-name countersign \
 		$(WASM_TARGET)/$(WASM)/wasm-release/app.wasm
-	wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+	# The module's own memory starts zeroed and Rust leaves its first KiB unused: both let Binaryen
+	# drop more (see BENCHMARKS.md "Bundle size").
+	$(WASM_OPT) -Oz --converge --zero-filled-memory --low-memory-unused --strip-producers \
+		--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
 		--enable-mutable-globals --enable-reference-types --enable-multivalue \
 		-o $(PKG)/countersign_bg.wasm $(PKG)/countersign_bg.wasm
-	$(MAKE) assets
+	node scripts/site.mjs $(SITE)
 
+## a quicker bundle for working on the UI (debug build, no wasm-opt); the tests never use it
 site-dev:
 	cargo build --locked -p app --lib --target $(WASM) --features hydrate --target-dir $(WASM_TARGET)
+	rm -rf $(SITE)
 	wasm-bindgen --target web --no-typescript --out-dir $(PKG) --out-name countersign \
 		$(WASM_TARGET)/$(WASM)/debug/app.wasm
-	$(MAKE) assets
-
-assets:
-	mkdir -p $(PKG)
-	cat style/*.css > $(PKG)/countersign.css
-	cp -r public/. $(SITE)/
+	node scripts/site.mjs $(SITE)
 
 check:
 	cargo fmt --all --check

@@ -3,7 +3,8 @@
 // so the whole flow is tested on both storage backends.
 import { defineConfig } from '@playwright/test';
 
-const bin = process.env.COUNTERSIGN_BIN ?? '../target/debug/countersign';
+// The release binary and bundle that `make run` serves (built by `make build`).
+const bin = process.env.COUNTERSIGN_BIN ?? '../target/release/countersign';
 const pgAdmin = process.env.COUNTERSIGN_TEST_POSTGRES ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';
 const pgE2e = pgAdmin.replace(/\/[^/]*$/, '/countersign_e2e');
 

@@ -23,8 +23,18 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# Building: a C toolchain and OpenSSL for webauthn-rs/josekit, wasm-opt for the browser bundle.
-apt_install pkg-config libssl-dev build-essential binaryen
+# Building: a C toolchain and OpenSSL for webauthn-rs/josekit; Node.js for the build tools below;
+# Zopfli for the bundle's gzip copies.
+apt_install pkg-config libssl-dev build-essential zopfli
+command -v npm >/dev/null || apt_install nodejs npm
+
+# wasm-opt comes from the npm registry's binaryen, pinned in tools/package.json. Debian bookworm's
+# binaryen (108) must never be used: it rewrites wasm-bindgen's externref table export so that the
+# bundle throws at hydration. The Makefile calls tools/node_modules/.bin/wasm-opt by path, never PATH.
+if [ ! -x tools/node_modules/.bin/wasm-opt ] || [ tools/package-lock.json -nt tools/node_modules/.package-lock.json ]; then
+  say "installing the build tools (binaryen's wasm-opt)"
+  (cd tools && npm ci --no-audit --no-fund)
+fi
 
 command -v cargo >/dev/null || { say "Rust is missing: install it with rustup (https://rustup.rs)"; exit 1; }
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
@@ -41,17 +51,23 @@ if [ "$want" != "$have" ]; then
   cargo install wasm-bindgen-cli --version "$want"
 fi
 
+# Chromium and Playwright, for the browser tests and the first-visit benchmark.
+browser_packages() {
+  apt_install chromium
+  if [ ! -d end2end/node_modules ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
+    say "installing the end-to-end test packages"
+    (cd end2end && npm ci --no-audit --no-fund)
+  fi
+}
+
 case "$purpose" in
   test)
-    apt_install chromium postgresql-client
-    command -v npm >/dev/null || apt_install nodejs npm
+    apt_install postgresql-client
+    browser_packages
     scripts/ensure-postgres.sh
-    if [ ! -d end2end/node_modules ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
-      say "installing the end-to-end test packages"
-      (cd end2end && npm ci --no-audit --no-fund)
-    fi
     ;;
   bench)
     apt_install wrk util-linux curl python3
+    browser_packages
     ;;
 esac

@@ -1,6 +1,6 @@
 // Accessibility: every page an approver uses is checked with axe-core against WCAG 2.1 A and AA
 // (labels, names of buttons and links, contrast, landmarks, headings), at phone and desktop size.
-import { test, expect } from '@playwright/test';
+import { test, expect } from './fixtures';
 import type { Page } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
 import { agentRequest, enrolledApprover, hydrated, invite, newClient, unique } from './helpers';

@@ -1,6 +1,6 @@
 // The approval itself: an agent asks, the approver sees it live, reads the statement, and decides with a
 // passkey; the agent gets tokens carrying exactly that action, or access_denied.
-import { test, expect } from '@playwright/test';
+import { test, expect, refusalBy } from './fixtures';
 import { addAuthenticator, agentRequest, countersign, enrolledApprover, hydrated, invite, newClient, unique } from './helpers';
 
 test('an agent asks, the approver approves with a passkey, the agent gets its tokens', async ({ page }, testInfo) => {
@@ -62,7 +62,7 @@ test('a denial reaches the agent as access_denied', async ({ page }) => {
   expect(JSON.parse(run.stdout).error).toBe('access_denied');
 });
 
-test('hostile characters in the target are shown, and another approver cannot see the request', async ({ page, browser }) => {
+test('hostile characters in the target are shown, and another approver cannot see the request', async ({ page, newContext }) => {
   const email = await enrolledApprover(page, 'Hal Careful');
   const agent = agentRequest(newClient(), email, 'Transfer', 'acct\u202E4321-evil\u200B pаypal', 'Money moves.',
     '--requested-expiry', '60');
@@ -74,7 +74,7 @@ test('hostile characters in the target are shown, and another approver cannot se
   await expect(pane.getByText('Contains hidden or look-alike characters')).toBeVisible();
   const url = page.url();
 
-  const other = await browser.newContext();
+  const other = await newContext();
   const otherPage = await other.newPage();
   await enrolledApprover(otherPage, 'Olga Other');
   await expect(otherPage.getByRole('link', { name: /Transfer/ })).toHaveCount(0);
@@ -102,7 +102,8 @@ test('a request that expires while its page is open cannot be approved', async (
   expect(JSON.parse(run.stdout).error).toBe('expired_token');
 });
 
-test('two open tabs decide once', async ({ page }) => {
+test('two open tabs decide once', async ({ page, allowConsoleError }) => {
+  allowConsoleError(refusalBy('start_decision')); // the second tab's decision
   const email = await enrolledApprover(page, 'Tia Tabs');
   const agent = agentRequest(newClient(), email, 'Rotate', 'API key "billing"', 'Old key stops working.');
   await page.getByRole('link', { name: /Rotate/ }).click();
@@ -132,7 +133,8 @@ async function approverWithUserCode(page: import('@playwright/test').Page, name:
   return email;
 }
 
-test('an approver whose policy needs a user code enters it before the passkey prompt', async ({ page }, testInfo) => {
+test('an approver whose policy needs a user code enters it before the passkey prompt', async ({ page, allowConsoleError }, testInfo) => {
+  allowConsoleError(refusalBy('start_decision')); // the missing and the wrong code
   const email = await approverWithUserCode(page, 'Uma Coded', '2468');
   const agent = agentRequest(newClient(), email, 'Send', 'the Q3 report to press@example.com', 'It becomes public.',
     '--user-code', '2468');
@@ -154,7 +156,8 @@ test('an approver whose policy needs a user code enters it before the passkey pr
   expect((await agent).code).toBe(0);
 });
 
-test('after five wrong user codes a request can only be denied', async ({ page }) => {
+test('after five wrong user codes a request can only be denied', async ({ page, allowConsoleError }) => {
+  allowConsoleError(refusalBy('start_decision')); // the wrong codes, then the right one too late
   const email = await approverWithUserCode(page, 'Lou Locked', '8642');
   const agent = agentRequest(newClient(), email, 'Wire', '$9,000 to an unknown account', 'The money is gone.',
     '--user-code', '8642');

@@ -1,12 +1,10 @@
 // A first start on an empty database prints a one-time link that enrolls the first admin.
-import { test, expect } from '@playwright/test';
+import { test, expect } from './fixtures';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addAuthenticator, hydrated } from './helpers';
-
-const bin = process.env.COUNTERSIGN_BIN ?? '../target/debug/countersign';
+import { addAuthenticator, bin, hydrated } from './helpers';
 
 test('the first-admin link printed at first start enrolls an admin', async ({ page }, testInfo) => {
   test.skip(testInfo.project.name === 'postgres', 'this test starts its own SQLite server');

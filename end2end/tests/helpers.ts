@@ -1,10 +1,11 @@
 // Shared helpers: the countersign command line on the test server's database, and Chromium's WebAuthn
 // virtual authenticator (CTAP2, internal transport, resident keys, user verification).
 import { execFileSync } from 'node:child_process';
-import { test } from '@playwright/test';
+import { test } from './fixtures';
 import type { Page, CDPSession } from '@playwright/test';
 
-const bin = process.env.COUNTERSIGN_BIN ?? '../target/debug/countersign';
+/** The release binary `make run` serves (`make build`); `make test` passes the same path. */
+export const bin = process.env.COUNTERSIGN_BIN ?? '../target/release/countersign';
 
 /** The server the running test's project talks to (see playwright.config.ts). */
 function backend(): { port: number; databaseUrl: string } {
@@ -38,9 +39,9 @@ export async function addAuthenticator(page: Page): Promise<{ cdp: CDPSession; i
   return { cdp, id: authenticatorId };
 }
 
-/** Waits until the page's wasm has hydrated, so buttons have their handlers. */
+/** Waits until the page's wasm has hydrated (the app marks the document), so buttons have their handlers. */
 export async function hydrated(page: Page) {
-  await page.waitForLoadState('networkidle');
+  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
 }
 
 export function unique(prefix: string): string {

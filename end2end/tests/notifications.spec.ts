@@ -2,7 +2,7 @@
 // a new request reaching the browser's push endpoint encrypted for it (RFC 8291) and signed (RFC 8292).
 // Chromium cannot reach a real push service here, so the page's PushManager hands out a subscription
 // whose endpoint is a local receiver holding the browser's keys; everything after that is real.
-import { test, expect } from '@playwright/test';
+import { test, expect, refusalBy } from './fixtures';
 import type { Page } from '@playwright/test';
 import { createECDH, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -211,7 +211,8 @@ test('the service worker shows a pushed request as a notification', async ({ pag
   expect(rewritten).toBe(`${origin}/inbox`);
 });
 
-test('a subscription on an unknown push service is refused', async ({ page }) => {
+test('a subscription on an unknown push service is refused', async ({ page, allowConsoleError }) => {
+  allowConsoleError(refusalBy('subscribe_push'));
   const keys = browserKeys();
   await stubPushManager(page, 'https://push.evil.example/steal', keys.p256dh, keys.auth);
   await enrolledApprover(page, 'Rita Refused');

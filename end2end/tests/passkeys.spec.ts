@@ -1,5 +1,5 @@
 // Approvers enroll and sign in with passkeys (WebAuthn), in Chromium with a virtual authenticator.
-import { test, expect } from '@playwright/test';
+import { test, expect, refusalBy } from './fixtures';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { addAuthenticator, countersign, hydrated, invite, unique } from './helpers';
 
@@ -34,6 +34,35 @@ test('invite, enroll, sign out, sign in, reach the inbox', async ({ page }, test
   await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
   await expect(page).toHaveURL(/\/inbox$/);
   await expect(page.getByText('Signed in as Alice Example')).toBeVisible();
+});
+
+test('signing in brings the person back to the page they asked for, and only on this site', async ({ page }) => {
+  await addAuthenticator(page);
+  await page.goto(invite(unique('ria'), 'Ria Return'));
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Create passkey' }).click();
+  await expect(page).toHaveURL(/\/inbox$/);
+  await page.goto('/account');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await expect(page).toHaveURL(/\/sign-in$/);
+
+  await page.goto('/account');
+  await expect(page).toHaveURL(/\/sign-in\?next=\/account$/);
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.getByRole('heading', { name: 'Account' })).toBeVisible();
+
+  // A way back to another site is ignored: the person lands in their inbox.
+  await page.goto('/account');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await expect(page).toHaveURL(/\/sign-in$/);
+  await page.goto('/sign-in?next=//evil.example/inbox');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+  await expect(page).toHaveURL(/localhost:\d+\/inbox$/);
 });
 
 test('a second passkey can be added, named and removed, but never the last', async ({ page }) => {
@@ -73,7 +102,8 @@ test('expired and unknown invitations are explained', async ({ page }) => {
   await expect(page.getByRole('alert')).toContainText('not valid');
 });
 
-test('a passkey this server never registered is refused', async ({ page }) => {
+test('a passkey this server never registered is refused', async ({ page, allowConsoleError }) => {
+  allowConsoleError(refusalBy('finish_sign_in'));
   const { cdp, id } = await addAuthenticator(page);
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   await cdp.send('WebAuthn.addCredential', {
@@ -94,7 +124,7 @@ test('a passkey this server never registered is refused', async ({ page }) => {
   await expect(page).toHaveURL(/\/sign-in$/);
 });
 
-test('a session cookie is not accepted after sign-out', async ({ page, browser }) => {
+test('a session cookie is not accepted after sign-out', async ({ page, newContext }) => {
   await addAuthenticator(page);
   await page.goto(invite(unique('cai'), 'Cai Example'));
   await hydrated(page);
@@ -110,7 +140,7 @@ test('a session cookie is not accepted after sign-out', async ({ page, browser }
   await page.getByRole('button', { name: 'Sign out', exact: true }).click();
   await expect(page).toHaveURL(/\/sign-in$/);
 
-  const replay = await browser.newContext();
+  const replay = await newContext();
   await replay.addCookies(cookies);
   const stolen = await replay.newPage();
   await stolen.goto('/inbox');

@@ -106,7 +106,10 @@ pub async fn build(
     };
     let router = oauth::routes(state)
         .merge(ui_routes(config, services, sessions))
-        .layer(axum::middleware::from_fn(web::log_slow_requests));
+        .layer(axum::middleware::from_fn(web::log_slow_requests))
+        .layer(tower::util::option_layer(web::strict_transport_security(
+            &config.public_url,
+        )));
     Ok(Server {
         ciba,
         pusher,
@@ -128,11 +131,15 @@ fn ui_routes(
     services: UiServices,
     sessions: identity::sessions::DbSessionStore,
 ) -> Router {
+    let site = web::assets::Site::new(&config.site_root);
+    let hash_file = site.hash_file();
     let options = LeptosOptions::builder()
         .output_name("countersign")
         .site_root(config.site_root.as_str())
         .site_pkg_dir("pkg")
         .site_addr(config.addr)
+        .hash_files(hash_file.is_some())
+        .hash_file(hash_file.unwrap_or_default().into())
         .build();
     let routes = generate_route_list(app::App);
     let events = {
@@ -145,7 +152,9 @@ fn ui_routes(
         let devices = services.notifications.clone();
         axum::routing::post(move |body| notify::devices::renew_handler(devices.clone(), body))
     };
+    let stylesheet = app::StylesheetHref(site.stylesheet_href());
     let context = move || {
+        leptos::prelude::provide_context(stylesheet.clone());
         let identity: app::service::SharedIdentity = services.identity.clone();
         let approvals: app::service::SharedApprovals = services.approvals.clone();
         let notifications: app::service::SharedNotifications = services.notifications.clone();
@@ -162,13 +171,20 @@ fn ui_routes(
         .with_expiry(tower_sessions::Expiry::OnInactivity(
             time::Duration::minutes(config.session_idle_minutes),
         ));
+    let shell = {
+        let options = options.clone();
+        move || app::shell(options.clone())
+    };
+    let not_found = {
+        use axum::handler::HandlerWithoutStateExt;
+        let render = leptos_axum::render_app_to_stream_with_context(context.clone(), shell.clone());
+        tower::util::BoxCloneSyncService::new(render.into_service())
+    };
     Router::new()
-        .leptos_routes_with_context(&options, routes, context, {
-            let options = options.clone();
-            move || app::shell(options.clone())
-        })
-        .fallback(leptos_axum::file_and_error_handler(app::shell))
+        .leptos_routes_with_context(&options, routes, context, shell)
         .with_state(options)
+        .nest_service("/pkg", site.bundle())
+        .merge(site.public_files(not_found))
         .route("/events/inbox", events)
         .route("/push/renew", renew)
         .layer(session_layer)

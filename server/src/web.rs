@@ -8,6 +8,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+pub mod assets;
+
 /// The scheme, host and port that browsers send as `Origin` for this server's own pages.
 #[derive(Clone, Debug)]
 pub struct Origin(String);
@@ -53,9 +55,14 @@ static NONCELESS_POLICY: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock:
 
 /// Security headers for pages and assets. Scripts: this origin, WebAssembly compilation, and the inline
 /// hydration scripts, which carry the per-response nonce the app puts into its own CSP header.
+/// Pages, server-function answers and event streams show a person's data: unless a response says how
+/// it may be cached (the site's files do), it is stored nowhere.
 pub async fn security_headers(request: Request<Body>, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     headers
         .entry(header::CONTENT_SECURITY_POLICY)
         .or_insert_with(|| NONCELESS_POLICY.clone());
@@ -73,6 +80,19 @@ pub async fn security_headers(request: Request<Body>, next: Next) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     response
+}
+
+/// With an https public URL, every answer (pages and the agent API alike) tells browsers to use
+/// nothing else for a year (RFC 6797); over plain http the header would be ignored, so it is left off.
+pub fn strict_transport_security(
+    public_url: &url::Url,
+) -> Option<tower_http::set_header::SetResponseHeaderLayer<HeaderValue>> {
+    (public_url.scheme() == "https").then(|| {
+        tower_http::set_header::SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        )
+    })
 }
 
 /// Requests slower than this are logged.

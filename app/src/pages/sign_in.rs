@@ -1,6 +1,6 @@
 //! Sign in with a passkey: discoverable credentials, so nobody types an email.
 use leptos::{prelude::*, task::spawn_local};
-use leptos_router::hooks::use_navigate;
+use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::{
     api::identity::{finish_sign_in, message, start_sign_in},
@@ -8,6 +8,7 @@ use crate::{
         layout::{ErrorLine, Layout},
         passkey,
     },
+    navigation,
 };
 
 #[component]
@@ -15,6 +16,7 @@ pub fn SignInPage() -> impl IntoView {
     let (error, set_error) = signal(None::<String>);
     let (busy, set_busy) = signal(false);
     let navigate = use_navigate();
+    let query = use_query_map();
     let sign_in = move |_| {
         set_busy.set(true);
         set_error.set(None);
@@ -28,7 +30,13 @@ pub fn SignInPage() -> impl IntoView {
             .await;
             set_busy.set(false);
             match outcome {
-                Ok(_) => navigate("/inbox", Default::default()),
+                Ok(_) => {
+                    let next = query.with_untracked(|q| q.get(navigation::NEXT));
+                    navigate(
+                        navigation::after_sign_in(next.as_deref()),
+                        Default::default(),
+                    )
+                }
                 Err(e) => set_error.set(Some(e)),
             }
         });

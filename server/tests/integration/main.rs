@@ -10,3 +10,4 @@ mod limits;
 mod notify;
 mod push;
 mod token;
+mod web;

@@ -1,0 +1,44 @@
+// A standard OAuth client library (oauth4webapi, from npm) against the real server: discovery, the
+// backchannel request, polling, and the approver's denial, read the way RFC 6749 §5.2 and CIBA §11/§13
+// define them.
+import * as oauth from 'oauth4webapi';
+import { test, expect } from './fixtures';
+import { enrolledApprover, hydrated, newClient } from './helpers';
+
+const insecure = { [oauth.allowInsecureRequests]: true }; // the test server is plain http on loopback
+
+test('oauth4webapi reads pending and denied at /token as HTTP 400, a refused /bc-authorize as 403', async ({ page, baseURL }) => {
+  const email = await enrolledApprover(page, 'Olive Oauth');
+  const creds = newClient();
+  const issuer = new URL(baseURL!);
+  const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, insecure));
+  const client: oauth.Client = { client_id: creds.client_id };
+  const auth = oauth.ClientSecretBasic(creds.client_secret);
+  const ask = (action: string) => oauth.backchannelAuthenticationRequest(as, client, auth, {
+    scope: 'openid',
+    login_hint: email,
+    authorization_details: JSON.stringify([{ type: 'agent_action', action, target: 'repository "legacy"',
+      consequence: 'Its history is gone for good.' }]),
+  }, insecure);
+  const poll = async (id: string) => oauth.processBackchannelAuthenticationGrantResponse(as, client,
+    await oauth.backchannelAuthenticationGrantRequest(as, client, auth, id, insecure));
+
+  const started = await oauth.processBackchannelAuthenticationResponse(as, client, await ask('Delete'));
+  // CIBA §11: authorization_pending, with HTTP 400 as every token error but invalid_client (RFC 6749 §5.2).
+  await expect(poll(started.auth_req_id)).rejects.toMatchObject({ error: 'authorization_pending', status: 400 });
+
+  await page.getByRole('link', { name: /Delete/ }).click();
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Deny' }).click();
+  await expect(page.getByRole('status')).toContainText('You denied this request');
+  // CIBA §11: access_denied after the end-user's denial, still HTTP 400 at the token endpoint.
+  await expect(poll(started.auth_req_id)).rejects.toMatchObject({ error: 'access_denied', status: 400 });
+
+  // CIBA §13: at the backchannel endpoint, access_denied is HTTP 403 (here: the approver already has the
+  // most pending requests from this agent that COUNTERSIGN_MAX_PENDING_PER_APPROVER allows, 5).
+  for (let i = 0; i < 5; i++) {
+    await oauth.processBackchannelAuthenticationResponse(as, client, await ask(`Delete ${i}`));
+  }
+  await expect(oauth.processBackchannelAuthenticationResponse(as, client, await ask('Delete 6')))
+    .rejects.toMatchObject({ error: 'access_denied', status: 403 });
+});
