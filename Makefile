@@ -47,11 +47,17 @@ deps-test:
 deps-bench:
 	scripts/setup.sh bench
 
+# The site is rebuilt only when its inputs changed: wasm-opt takes a minute.
+RELEASE_WASM := $(WASM_TARGET)/$(WASM)/wasm-release/app.wasm
+SITE_INPUTS  := $(wildcard style/*.css) $(shell find public -type f) scripts/site.mjs
+
 site-release:
 	cargo build --locked -p app --lib --target $(WASM) --features hydrate --profile wasm-release --target-dir $(WASM_TARGET)
+	$(MAKE) $(SITE)/hash.txt
+
+$(SITE)/hash.txt: $(RELEASE_WASM) $(SITE_INPUTS)
 	rm -rf $(SITE)
-	wasm-bindgen --target web --no-typescript --out-dir $(PKG) --out-name countersign \
-		$(WASM_TARGET)/$(WASM)/wasm-release/app.wasm
+	wasm-bindgen --target web --no-typescript --out-dir $(PKG) --out-name countersign $(RELEASE_WASM)
 	# The module's own memory starts zeroed and Rust leaves its first KiB unused: both let Binaryen
 	# drop more (see BENCHMARKS.md "Bundle size").
 	$(WASM_OPT) -Oz --converge --zero-filled-memory --low-memory-unused --strip-producers \
@@ -67,6 +73,8 @@ site-dev:
 	wasm-bindgen --target web --no-typescript --out-dir $(PKG) --out-name countersign \
 		$(WASM_TARGET)/$(WASM)/debug/app.wasm
 	node scripts/site.mjs $(SITE)
+	# Dated in the past, so the next release build replaces this debug site.
+	touch -d @0 $(SITE)/hash.txt
 
 check:
 	cargo fmt --all --check

@@ -1,7 +1,8 @@
 // Approvers enroll and sign in with passkeys (WebAuthn), in Chromium with a virtual authenticator.
 import { test, expect, refusalBy } from './fixtures';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { addAuthenticator, countersign, hydrated, invite, unique } from './helpers';
+import type { Page } from '@playwright/test';
+import { addAuthenticator, countersign, enrolledApprover, hydrated, invite, unique } from './helpers';
 
 test('invite, enroll, sign out, sign in, reach the inbox', async ({ page }, testInfo) => {
   await addAuthenticator(page);
@@ -37,16 +38,8 @@ test('invite, enroll, sign out, sign in, reach the inbox', async ({ page }, test
 });
 
 test('signing in brings the person back to the page they asked for, and only on this site', async ({ page }) => {
-  await addAuthenticator(page);
-  await page.goto(invite(unique('ria'), 'Ria Return'));
-  await hydrated(page);
-  await page.getByRole('button', { name: 'Create passkey' }).click();
-  await expect(page).toHaveURL(/\/inbox$/);
-  await page.goto('/account');
-  await hydrated(page);
-  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
-  await expect(page).toHaveURL(/\/sign-in$/);
-
+  await enrolledApprover(page, 'Ria Return');
+  await signOut(page);
   await page.goto('/account');
   await expect(page).toHaveURL(/\/sign-in\?next=\/account$/);
   await hydrated(page);
@@ -55,15 +48,19 @@ test('signing in brings the person back to the page they asked for, and only on 
   await expect(page.getByRole('heading', { name: 'Account' })).toBeVisible();
 
   // A way back to another site is ignored: the person lands in their inbox.
-  await page.goto('/account');
-  await hydrated(page);
-  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
-  await expect(page).toHaveURL(/\/sign-in$/);
+  await signOut(page);
   await page.goto('/sign-in?next=//evil.example/inbox');
   await hydrated(page);
   await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
   await expect(page).toHaveURL(/localhost:\d+\/inbox$/);
 });
+
+async function signOut(page: Page) {
+  await page.goto('/account');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await expect(page).toHaveURL(/\/sign-in$/);
+}
 
 test('a second passkey can be added, named and removed, but never the last', async ({ page }) => {
   const first = await addAuthenticator(page);

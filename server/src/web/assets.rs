@@ -9,7 +9,7 @@ use axum::{
     response::Response,
     Router,
 };
-use tower::{util::BoxCloneSyncService, ServiceBuilder};
+use tower::{util::BoxCloneSyncService, ServiceBuilder, ServiceExt};
 use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer};
 
 /// The built site (see `scripts/site.mjs`).
@@ -19,7 +19,7 @@ pub struct Site {
     hashes: Option<String>,
 }
 
-/// A service that answers every request (for the fallback of [`Site::public_files`]).
+/// A service that answers every request: the 404 page given to [`Site::router`], and what it serves.
 pub type Fallback = BoxCloneSyncService<Request<Body>, Response, Infallible>;
 
 const HASH_FILE: &str = "hash.txt";
@@ -57,48 +57,51 @@ impl Site {
         }
     }
 
-    /// `/pkg`: only hashed names are put there by the build, so they never change.
-    pub fn bundle(&self) -> Router {
-        let files = precompressed(ServeDir::new(self.root.join("pkg")));
-        Router::new().fallback_service(
-            ServiceBuilder::new()
-                .layer(vary_accept_encoding())
-                .layer(SetResponseHeaderLayer::overriding(
-                    header::CACHE_CONTROL,
-                    IMMUTABLE,
-                ))
-                .service(files),
-        )
-    }
-
-    /// Files under stable names (the service worker, manifest, icons): browsers revalidate them
-    /// (`Last-Modified`) so a new release is seen at once. Anything else goes to `not_found`, which
+    /// `/pkg`, where the build puts only hashed names, which never change, and the files under stable
+    /// names (the service worker, manifest, icons), which browsers revalidate (`Last-Modified`) so a
+    /// new release is seen at once. Anything else, a stale hashed name too, goes to `not_found`, which
     /// renders the app's 404 page, stored nowhere.
-    pub fn public_files(&self, not_found: Fallback) -> Router {
+    pub fn router(&self, not_found: Fallback) -> Router {
         let not_found = ServiceBuilder::new()
             .layer(SetResponseHeaderLayer::overriding(
                 header::CACHE_CONTROL,
                 NO_STORE,
             ))
             .service(not_found);
-        let files = precompressed(ServeDir::new(&self.root)).fallback(not_found);
-        Router::new().fallback_service(
-            ServiceBuilder::new()
-                .layer(vary_accept_encoding())
-                .layer(SetResponseHeaderLayer::if_not_present(
-                    header::CACHE_CONTROL,
-                    REVALIDATE,
-                ))
-                .service(files),
-        )
+        Router::new()
+            .nest_service(
+                "/pkg",
+                serve(self.root.join("pkg"), not_found.clone(), IMMUTABLE),
+            )
+            .fallback_service(serve(self.root.clone(), not_found, REVALIDATE))
     }
 }
 
-fn precompressed<F>(dir: ServeDir<F>) -> ServeDir<F> {
-    dir.precompressed_br().precompressed_gzip()
-}
-
-/// Caches must keep the brotli, gzip and plain answers apart.
-fn vary_accept_encoding() -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::overriding(header::VARY, HeaderValue::from_static("accept-encoding"))
+/// The files in `dir`, each from its brotli or gzip copy when the browser takes it (caches must keep
+/// those answers apart: `Vary`), with `cache` as their caching rule.
+fn serve<F>(dir: PathBuf, not_found: F, cache: HeaderValue) -> Fallback
+where
+    F: tower::Service<Request<Body>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    F::Future: Send + 'static,
+{
+    let files = ServeDir::new(dir)
+        .precompressed_br()
+        .precompressed_gzip()
+        .fallback(not_found);
+    let service = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            header::VARY,
+            HeaderValue::from_static("accept-encoding"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            cache,
+        ))
+        .service(files)
+        .map_response(|response| response.map(Body::new));
+    BoxCloneSyncService::new(service)
 }

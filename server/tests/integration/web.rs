@@ -86,8 +86,10 @@ async fn the_bundle_is_served_precompressed_and_immutable(db: Db) {
         );
         assert_eq!(r.headers[header::VARY], "accept-encoding");
     }
+    // A name from another build is a 404 that nobody keeps (it may exist after the next deploy).
     let stale = h.get("/pkg/countersign.ffff.wasm").await;
     assert_eq!(stale.status, StatusCode::NOT_FOUND);
+    assert_eq!(stale.headers[header::CACHE_CONTROL], "no-store");
 
     // A file under a stable name is revalidated, never kept as is.
     let worker = h.get("/sw.js").await;
