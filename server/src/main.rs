@@ -280,10 +280,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 for finding in &report.findings {
-                    println!(
-                        "record {} ({}): {}",
-                        finding.seq, finding.auth_req_id, finding.problem
-                    );
+                    match finding.seq {
+                        Some(seq) => println!(
+                            "record {seq} ({}): {}",
+                            finding.auth_req_id, finding.problem
+                        ),
+                        None => println!("request {}: {}", finding.auth_req_id, finding.problem),
+                    }
                 }
                 println!(
                     "{} decision records, {} passkey signatures verified ({} older records kept no key), {} problems",

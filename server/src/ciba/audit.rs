@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use webauthn_rs::prelude::COSEKey;
 
-use super::record::{decision_challenge, jws_claims, record_hash, request_digest};
+use super::record::{decision_challenge, request_digest, seal_problems};
 use crate::{
     secrets::{base64url, hex, sha256},
     signing::ArchiveVerifier,
@@ -26,7 +26,8 @@ const FLAG_UV: u8 = 0x04;
 
 #[derive(Debug, Serialize)]
 pub struct Finding {
-    pub seq: i64,
+    /// The decision record's sequence number; none for a request or token that lacks its record.
+    pub seq: Option<i64>,
     pub auth_req_id: String,
     pub problem: String,
 }
@@ -75,7 +76,7 @@ pub async fn verify(store: &Store, rp: &RelyingParty) -> Result<AuditReport, Sto
     for row in &rows {
         let mut problem = |text: &str| {
             findings.push(Finding {
-                seq: row.seq,
+                seq: Some(row.seq),
                 auth_req_id: row.auth_req_id.clone(),
                 problem: text.to_owned(),
             })
@@ -83,13 +84,8 @@ pub async fn verify(store: &Store, rp: &RelyingParty) -> Result<AuditReport, Sto
         if row.prev_hash != prev {
             problem("the chain is broken: prev_hash is not the previous record's hash");
         }
-        if record_hash(row) != row.record_hash {
-            problem("the record's content does not match its hash");
-        }
-        match verifier.verify(&row.jws) {
-            Ok(claims) if claims == jws_claims(row) => {}
-            Ok(_) => problem("the server's signature covers different content"),
-            Err(_) => problem("the server's signature does not verify"),
+        for seal in seal_problems(row, |jws| verifier.verify(jws)) {
+            problem(seal);
         }
         match store.auth_request(&row.auth_req_id).await? {
             Some(request) => {
@@ -129,12 +125,52 @@ pub async fn verify(store: &Store, rp: &RelyingParty) -> Result<AuditReport, Sto
         }
         prev = row.record_hash.clone();
     }
+    findings.extend(uncovered(store).await?);
     Ok(AuditReport {
         records: rows.len(),
         signatures_verified,
         signatures_unchecked,
         findings,
     })
+}
+
+/// What the decision records do not cover: a decided request or an issued token with no matching
+/// record (one UPDATE of a status would otherwise pass unseen), and every approval the token
+/// endpoint refused to redeem because it did not verify.
+async fn uncovered(store: &Store) -> Result<Vec<Finding>, StoreError> {
+    let mut findings = Vec::new();
+    let mut finding = |auth_req_id: &str, problem: String| {
+        findings.push(Finding {
+            seq: None,
+            auth_req_id: auth_req_id.to_owned(),
+            problem,
+        })
+    };
+    for row in store.decision_coverage().await? {
+        let (what, expected) = match row.state.as_str() {
+            "token" => ("an access token was issued", "approve"),
+            "denied" => ("the request is marked denied", "deny"),
+            _ => ("the request is marked approved", "approve"),
+        };
+        match row.decision.as_deref() {
+            Some(decision) if decision == expected => {}
+            Some(_) => finding(
+                &row.auth_req_id,
+                format!("{what}, but its decision record says otherwise"),
+            ),
+            None => finding(
+                &row.auth_req_id,
+                format!("{what}, but there is no decision record for it"),
+            ),
+        }
+    }
+    for (auth_req_id, problem) in store.consent_alerts().await? {
+        finding(
+            &auth_req_id,
+            format!("the token endpoint refused an approval that did not verify: {problem}"),
+        );
+    }
+    Ok(findings)
 }
 
 /// WebAuthn §7.2 steps 15–21, offline: the assertion was made for this site with the person present

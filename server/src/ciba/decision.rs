@@ -94,7 +94,7 @@ impl Ciba {
             let mut row = record::unsealed(&request, approve, reason, evidence, now, prev_hash);
             row.record_hash = record::record_hash(&row);
             row.jws = keys
-                .sign("countersign-decision+jwt", record::jws_claims(&row))
+                .sign(record::RECORD_JWS_TYPE, record::jws_claims(&row))
                 .map_err(|e| {
                     StoreError::Unavailable(format!("signing the decision record: {e}"))
                 })?;

@@ -1,5 +1,5 @@
 //! The token endpoint's CIBA grant (§10.1, §11): answer a poll for `auth_req_id` from `client`.
-use super::{pending::PollCheck, Ciba, CibaError, Client, TokenResponse};
+use super::{pending::PollCheck, record, Ciba, CibaError, Client, TokenResponse};
 use crate::{
     identity::approvers,
     secrets::random_token,
@@ -68,10 +68,17 @@ impl Ciba {
         let approver = approvers::by_id(&self.store, &row.approver_id)
             .await?
             .ok_or_else(|| CibaError::InvalidGrant("the approver no longer exists".into()))?;
+        // No token without consent: the status alone proves nothing (one UPDATE sets it), the sealed
+        // decision record of this very request does.
+        let stored = self.store.decision_for(&row.id).await?;
+        let decision = match record::check_approval(&row, stored, |jws| self.keys.verify(jws)) {
+            Ok(decision) => decision,
+            Err(problem) => return Err(self.unverified(&row, problem).await),
+        };
         let jti = random_token(16);
         // Mint first, then claim the redemption: only the caller whose conditional update wins gets the
         // tokens out, so concurrent polls produce exactly one token response.
-        let tokens = self.mint_tokens(&row, &approver, &jti, now)?;
+        let tokens = self.mint_tokens(&row, &approver, &decision.record_hash, &jti, now)?;
         let issued = IssuedToken {
             jti: &jti,
             issued_at: now,
@@ -91,6 +98,25 @@ impl Ciba {
             .await?
             .ok_or_else(unknown_id)?;
         Err(self.replayed(&latest).await)
+    }
+
+    /// An approval that does not verify earns no tokens: the request is flagged (once) and the
+    /// operator alerted, and the agent is told its grant is not valid.
+    async fn unverified(&self, row: &AuthRequestRow, problem: &'static str) -> CibaError {
+        tracing::error!(
+            client_id = %row.client_id,
+            approver_id = %row.approver_id,
+            problem,
+            "ALERT: an approved request failed verification against its decision record; no tokens issued"
+        );
+        if let Err(e) = self
+            .store
+            .alert_consent(&row.id, problem, self.clock.now())
+            .await
+        {
+            return e.into();
+        }
+        CibaError::InvalidGrant("the approval of this request cannot be verified".into())
     }
 
     /// RFC 6749 §4.1.2 and §10.5 applied to auth_req_id: a used grant is refused and its tokens revoked.

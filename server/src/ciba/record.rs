@@ -9,10 +9,18 @@ use serde_json::{json, Map, Value};
 
 use crate::{
     secrets::{base64url, hex, sha256},
+    signing::KeyError,
     store::{auth_requests::AuthRequestRow, decisions::DecisionRow},
 };
 
 const CHALLENGE_TAG: &[u8] = b"countersign/decision/v1";
+
+/// The JWS `typ` of a decision record's server signature.
+pub const RECORD_JWS_TYPE: &str = "countersign-decision+jwt";
+
+/// The claim in access and ID tokens that names the decision record they were minted from (its
+/// `record_hash`), so a resource server can ask for the record and check it.
+pub const DECISION_CLAIM: &str = "countersign_decision";
 
 /// RFC 8785 canonical JSON: the same value always gives the same bytes.
 pub fn canonical(value: &Value) -> String {
@@ -114,6 +122,47 @@ pub fn unsealed(
         prev_hash: prev_hash.to_owned(),
         record_hash: String::new(),
         jws: String::new(),
+    }
+}
+
+/// What the server can check of a record on its own: that its content matches its hash, and that its
+/// JWS (checked by `verify`, which returns the signed claims) covers exactly that content.
+pub fn seal_problems(
+    row: &DecisionRow,
+    verify: impl Fn(&str) -> Result<Map<String, Value>, KeyError>,
+) -> Vec<&'static str> {
+    let mut problems = Vec::new();
+    if record_hash(row) != row.record_hash {
+        problems.push("the record's content does not match its hash");
+    }
+    match verify(&row.jws) {
+        Ok(claims) if claims == jws_claims(row) => {}
+        Ok(_) => problems.push("the server's signature covers different content"),
+        Err(_) => problems.push("the server's signature does not verify"),
+    }
+    problems
+}
+
+/// `record` if it proves that the request, as stored now, was approved; else why not. Tokens are minted
+/// only from a sealed approval, by the request's own approver, of exactly this request.
+pub fn check_approval(
+    request: &AuthRequestRow,
+    record: Option<DecisionRow>,
+    verify: impl Fn(&str) -> Result<Map<String, Value>, KeyError>,
+) -> Result<DecisionRow, &'static str> {
+    let record = record.ok_or("the request is marked approved but has no decision record")?;
+    if record.decision != "approve" {
+        return Err("the decision record is a denial");
+    }
+    if record.approver_id != request.approver_id {
+        return Err("the decision record names another approver");
+    }
+    if record.request_digest != hex(&request_digest(request)) {
+        return Err("the request has changed since it was decided");
+    }
+    match seal_problems(&record, verify).first() {
+        Some(problem) => Err(problem),
+        None => Ok(record),
     }
 }
 

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::{Ciba, CibaError};
+use super::{record::DECISION_CLAIM, Ciba, CibaError};
 use crate::{
     clock::{secs, Millis},
     identity::approvers::Approver,
@@ -26,11 +26,13 @@ pub struct TokenResponse {
 pub const AUTH_REQ_ID_CLAIM: &str = "urn:openid:params:jwt:claim:auth_req_id";
 
 impl Ciba {
-    /// Tokens for `request`, approved by `approver`; `jti` identifies the access token for revocation.
+    /// Tokens for `request`, approved by `approver` in the decision record with hash `decision`; `jti`
+    /// identifies the access token for revocation.
     pub(crate) fn mint_tokens(
         &self,
         request: &AuthRequestRow,
         approver: &Approver,
+        decision: &str,
         jti: &str,
         now: Millis,
     ) -> Result<TokenResponse, CibaError> {
@@ -68,6 +70,7 @@ impl Ciba {
         at.insert("acr".into(), acr.clone());
         at.insert("amr".into(), amr.clone());
         at.insert("authorization_details".into(), details.clone());
+        at.insert(DECISION_CLAIM.into(), json!(decision));
         let access_token = self.keys.sign("at+jwt", at)?;
 
         let mut id = Map::new();
@@ -82,6 +85,7 @@ impl Ciba {
         id.insert("jti".into(), json!(random_token(16)));
         id.insert(AUTH_REQ_ID_CLAIM.into(), json!(request.id));
         id.insert("at_hash".into(), json!(left_half_hash(&access_token)));
+        id.insert(DECISION_CLAIM.into(), json!(decision));
         let scopes: Vec<&str> = request.scope.split(' ').collect();
         if scopes.contains(&"email") {
             id.insert("email".into(), json!(approver.email));

@@ -121,3 +121,67 @@ impl Store {
         )
     }
 }
+
+/// What the audit compares with the decision records: an `id` that ought to have one, its own `state`
+/// (a request's status, or `token` for an issued access token) and the record's decision, if any.
+#[derive(Clone, Debug, FromRow)]
+pub struct CoveredRow {
+    pub auth_req_id: String,
+    pub state: String,
+    pub decision: Option<String>,
+}
+
+impl Store {
+    /// The decision record of one request, if there is one.
+    pub async fn decision_for(&self, auth_req_id: &str) -> StoreResult<Option<DecisionRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM decisions WHERE auth_req_id = $1"
+        ))
+        .bind(auth_req_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Every decided request and every issued token, each with the decision recorded for its request.
+    pub async fn decision_coverage(&self) -> StoreResult<Vec<CoveredRow>> {
+        Ok(sqlx::query_as(
+            "SELECT r.id AS auth_req_id, r.status AS state, d.decision AS decision \
+             FROM auth_requests r LEFT JOIN decisions d ON d.auth_req_id = r.id \
+             WHERE r.status <> 'pending' \
+             UNION ALL \
+             SELECT t.auth_req_id, 'token' AS state, d.decision AS decision \
+             FROM issued_tokens t LEFT JOIN decisions d ON d.auth_req_id = t.auth_req_id \
+             ORDER BY auth_req_id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records, once per request, that its approval failed verification at redemption.
+    pub async fn alert_consent(
+        &self,
+        auth_req_id: &str,
+        problem: &str,
+        found_at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO consent_alerts (auth_req_id, problem, found_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (auth_req_id) DO NOTHING",
+        )
+        .bind(auth_req_id)
+        .bind(problem)
+        .bind(found_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The consent alerts, oldest first: (auth_req_id, problem).
+    pub async fn consent_alerts(&self) -> StoreResult<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT auth_req_id, problem FROM consent_alerts ORDER BY found_at, auth_req_id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+}

@@ -2,6 +2,7 @@
 mod backchannel;
 mod cli;
 mod common;
+mod consent;
 mod decisions;
 mod discovery;
 mod identity;

@@ -1,0 +1,146 @@
+//! No token without consent, attacked from below the API: a status set by one UPDATE, or an approved
+//! request's details edited afterwards, earns no tokens; the request is flagged and the audit names it.
+//! Tokens that are issued name the decision record they come from.
+use axum::http::StatusCode;
+use server::ciba::audit;
+
+use crate::{common::*, on_both_databases};
+
+on_both_databases!(
+    a_status_set_in_the_database_earns_no_tokens,
+    details_edited_after_the_approval_earn_no_tokens,
+    tokens_and_introspection_name_their_decision_record
+);
+
+fn rp() -> audit::RelyingParty {
+    audit::RelyingParty::of(&"http://localhost:3000".parse().unwrap())
+}
+
+async fn issued_tokens(h: &Harness, id: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM issued_tokens WHERE auth_req_id = $1")
+        .bind(id)
+        .fetch_one(h.store.pool())
+        .await
+        .unwrap();
+    n
+}
+
+async fn problems(h: &Harness) -> Vec<(String, String)> {
+    audit::verify(&h.store, &rp())
+        .await
+        .unwrap()
+        .findings
+        .into_iter()
+        .map(|f| (f.auth_req_id, f.problem))
+        .collect()
+}
+
+async fn a_status_set_in_the_database_earns_no_tokens(db: Db) {
+    let h = Harness::new(db).await;
+    let creds = h.poll_client().await;
+    h.approver(APPROVER, None).await;
+    let id = h.start(&creds, APPROVER).await;
+    h.poll(&creds, &id)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "authorization_pending");
+
+    sqlx::query(
+        "UPDATE auth_requests SET status = 'approved', decided_at = created_at WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(h.store.pool())
+    .await
+    .unwrap();
+    // As after a restart, or a NOTIFY on PostgreSQL: the next poll reads the store.
+    h.server.ciba.distrust_poll_cache();
+    for _ in 0..2 {
+        h.clock.advance_secs(6);
+        h.poll(&creds, &id)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    }
+    assert_eq!(issued_tokens(&h, &id).await, 0);
+    assert_eq!(h.count_requests("status = 'redeemed'").await, 0);
+    assert_eq!(
+        h.store.consent_alerts().await.unwrap(),
+        vec![(
+            id.clone(),
+            "the request is marked approved but has no decision record".to_owned()
+        )],
+        "flagged once"
+    );
+    let found = problems(&h).await;
+    for problem in [
+        "the request is marked approved, but there is no decision record for it",
+        "the token endpoint refused an approval that did not verify: the request is marked approved but has no decision record",
+    ] {
+        assert!(
+            found.contains(&(id.clone(), problem.to_owned())),
+            "{problem} in {found:?}"
+        );
+    }
+}
+
+async fn details_edited_after_the_approval_earn_no_tokens(db: Db) {
+    let h = Harness::new(db).await;
+    let creds = h.poll_client().await;
+    let jane = h.approver(APPROVER, None).await;
+    let id = h.approved(&creds, &jane.id).await;
+    sqlx::query(
+        "UPDATE auth_requests SET authorization_details = \
+         replace(authorization_details, '120.00', '12000.00') WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(h.store.pool())
+    .await
+    .unwrap();
+
+    h.poll(&creds, &id)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    assert_eq!(issued_tokens(&h, &id).await, 0);
+    assert_eq!(
+        h.store.consent_alerts().await.unwrap(),
+        vec![(
+            id.clone(),
+            "the request has changed since it was decided".to_owned()
+        )]
+    );
+    let found = problems(&h).await;
+    assert!(found.contains(&(
+        id.clone(),
+        "the request has changed since it was decided".to_owned()
+    )));
+}
+
+async fn tokens_and_introspection_name_their_decision_record(db: Db) {
+    let h = Harness::new(db).await;
+    let creds = h.poll_client().await;
+    let jane = h.approver(APPROVER, None).await;
+    let id = h.approved(&creds, &jane.id).await;
+    let record = h.store.decision_for(&id).await.unwrap().unwrap();
+
+    let tokens = h.poll(&creds, &id).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
+    for token in ["access_token", "id_token"] {
+        assert_eq!(
+            claims(tokens.json[token].as_str().unwrap())["countersign_decision"],
+            record.record_hash.as_str(),
+            "{token}"
+        );
+    }
+    let introspected = h
+        .post(
+            "/introspect",
+            Some(&creds),
+            &[("token", tokens.json["access_token"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(introspected.json["active"], true);
+    assert_eq!(
+        introspected.json["countersign_decision"],
+        record.record_hash.as_str()
+    );
+    assert!(h.store.consent_alerts().await.unwrap().is_empty());
+    assert_eq!(problems(&h).await, vec![]);
+}
