@@ -89,6 +89,49 @@ test('hostile characters in the target are shown, and another approver cannot se
   await agent;
 });
 
+/** The characters of `el`'s text in the order the screen shows them: by line, then left to right. */
+function laidOut(el: import('@playwright/test').Locator): Promise<string> {
+  return el.evaluate((root) => {
+    const seen: { c: string; x: number; y: number }[] = [];
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const text = node.textContent ?? '';
+      for (let i = 0; i < text.length; i++) {
+        if (text[i].trim() === '') continue;
+        const range = document.createRange();
+        range.setStart(node, i);
+        range.setEnd(node, i + 1);
+        const box = range.getBoundingClientRect();
+        seen.push({ c: text[i], x: box.left, y: box.top });
+      }
+    }
+    seen.sort((a, b) => (Math.abs(a.y - b.y) > 4 ? a.y - b.y : a.x - b.x));
+    return seen.map((s) => s.c).join('');
+  });
+}
+
+test('one right-to-left letter cannot reorder the digits an approver checks', async ({ page }, testInfo) => {
+  const email = await enrolledApprover(page, 'Rita Order');
+  const target = 'IBAN DE89 \u05E9 3704 0044 0532 0130 00';
+  const stored = target.replace(/ /g, '');
+  const agent = agentRequest(newClient(), email, 'Transfer EUR 5,000', target, 'The money leaves the account.');
+
+  const line = page.getByRole('link', { name: /Transfer/ });
+  await expect(line, agent.output()).toBeVisible({ timeout: 10_000 });
+  expect(await laidOut(line.locator('.safe-text').filter({ hasText: 'IBAN' }))).toBe(stored);
+
+  await line.click();
+  await hydrated(page);
+  const shown = page.locator('.statement .target .safe-text');
+  expect(await laidOut(shown)).toBe(stored);
+  await expect(shown.locator('mark.rtl-char')).toHaveText('\u05E9');
+  await expect(page.locator('section.request').getByText('Contains right-to-left letters (marked)')).toBeVisible();
+  await page.screenshot({ path: `screenshots/request-rtl-${testInfo.project.name}.png` });
+  await page.getByRole('button', { name: 'Deny' }).click();
+  await expect(page.getByRole('status')).toContainText('You denied');
+  await agent;
+});
+
 test('a request that expires while its page is open cannot be approved', async ({ page }) => {
   const email = await enrolledApprover(page, 'Eve Late');
   const agent = agentRequest(newClient(), email, 'Restart', 'web cluster', 'Sites go down for a minute.',

@@ -1,7 +1,10 @@
 //! The plain transaction statement, and text from agents shown so that it cannot disguise the action:
 //! always escaped (Leptos renders text, never HTML), invisible and direction-changing characters shown
 //! as visible markers, letters from look-alike alphabets highlighted, long values truncated with
-//! "Show all".
+//! "Show all". Every character is laid out left to right in the order it was sent (CSS
+//! `isolate-override`): one right-to-left letter would otherwise let the bidirectional algorithm
+//! reorder the digits around it ("DE89 ש 3704 0044" shown as "0044 3704 ש DE89"), so right-to-left
+//! letters are marked and named in a warning instead.
 use leptos::prelude::*;
 
 use crate::model::RequestView;
@@ -22,11 +25,21 @@ fn is_lookalike_script(c: char) -> bool {
     matches!(c, '\u{0370}'..='\u{03FF}' | '\u{0400}'..='\u{052F}')
 }
 
+/// Letters and digits of right-to-left scripts (bidi classes R and AL, and the Arabic-Indic digits):
+/// Hebrew, Arabic, Syriac, Thaana, N'Ko, Samaritan, Mandaic, their presentation forms, and the
+/// right-to-left blocks of the supplementary planes.
+fn is_right_to_left(c: char) -> bool {
+    matches!(c,
+        '\u{0590}'..='\u{08FF}' | '\u{FB1D}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFE}'
+        | '\u{10800}'..='\u{10FFF}' | '\u{1E800}'..='\u{1EFFF}')
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Segment {
     Plain(String),
     Invisible(char),
     Lookalike(char),
+    RightToLeft(char),
 }
 
 /// Splits `text` into what is shown as is and what is flagged.
@@ -40,6 +53,8 @@ pub fn segments(text: &str) -> Vec<Segment> {
             Some(Segment::Invisible(c))
         } else if mixed && is_lookalike_script(c) {
             Some(Segment::Lookalike(c))
+        } else if is_right_to_left(c) {
+            Some(Segment::RightToLeft(c))
         } else {
             None
         };
@@ -74,6 +89,11 @@ fn render(text: &str) -> AnyView {
                 view! { <mark class="lookalike" title=format!("Letter from another alphabet ({code})")>{c.to_string()}</mark> }
                     .into_any()
             }
+            Segment::RightToLeft(c) => {
+                let code = format!("U+{:04X}", c as u32);
+                view! { <mark class="rtl-char" title=format!("Right-to-left letter ({code}), shown in the order sent")>{c.to_string()}</mark> }
+                    .into_any()
+            }
         })
         .collect_view()
         .into_any()
@@ -93,9 +113,14 @@ pub fn SafeText(
     let short: String = text.chars().take(limit).collect();
     let full = StoredValue::new(text);
     let short = StoredValue::new(short);
-    let warn = segments(&full.read_value())
-        .iter()
-        .any(|s| !matches!(s, Segment::Plain(_)));
+    let (mut warn, mut right_to_left) = (false, false);
+    for segment in segments(&full.read_value()) {
+        match segment {
+            Segment::Plain(_) => {}
+            Segment::RightToLeft(_) => right_to_left = true,
+            Segment::Invisible(_) | Segment::Lookalike(_) => warn = true,
+        }
+    }
     view! {
         <span class="safe-text">
             {move || {
@@ -112,6 +137,9 @@ pub fn SafeText(
             </button>
         })}
         {(warn && !inline).then(|| view! { <span class="warning">" Contains hidden or look-alike characters (marked)."</span> })}
+        {(right_to_left && !inline).then(|| view! {
+            <span class="warning">" Contains right-to-left letters (marked), shown left to right in the order they were sent."</span>
+        })}
     }
 }
 
@@ -161,6 +189,15 @@ mod tests {
                 Segment::Plain("p".into()),
                 Segment::Lookalike('\u{0430}'),
                 Segment::Plain("y".into())
+            ]
+        );
+        // A right-to-left letter is marked where it stands; the digits around it stay plain.
+        assert_eq!(
+            segments("DE89 \u{05E9} 3704"),
+            vec![
+                Segment::Plain("DE89 ".into()),
+                Segment::RightToLeft('\u{05E9}'),
+                Segment::Plain(" 3704".into())
             ]
         );
         // All-Cyrillic text is not mixed, so not flagged.
