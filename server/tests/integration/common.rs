@@ -486,3 +486,19 @@ pub async fn decide_signed(
     ciba.record_decision(id, approver_id, decision, &evidence)
         .await
 }
+
+/// The site the test passkeys belong to, as `audit verify` checks it.
+pub fn test_rp() -> server::ciba::audit::RelyingParty {
+    server::ciba::audit::RelyingParty::of(&"http://localhost:3000".parse().unwrap())
+}
+
+/// What `audit verify` finds, as (auth_req_id, problem) pairs.
+pub async fn audit_problems(store: &Store) -> Vec<(String, String)> {
+    server::ciba::audit::verify(store, &test_rp())
+        .await
+        .unwrap()
+        .findings
+        .into_iter()
+        .map(|f| (f.auth_req_id, f.problem))
+        .collect()
+}

@@ -2,7 +2,6 @@
 //! request's details edited afterwards, earns no tokens; the request is flagged and the audit names it.
 //! Tokens that are issued name the decision record they come from.
 use axum::http::StatusCode;
-use server::ciba::audit;
 
 use crate::{common::*, on_both_databases};
 
@@ -12,10 +11,6 @@ on_both_databases!(
     tokens_and_introspection_name_their_decision_record
 );
 
-fn rp() -> audit::RelyingParty {
-    audit::RelyingParty::of(&"http://localhost:3000".parse().unwrap())
-}
-
 async fn issued_tokens(h: &Harness, id: &str) -> i64 {
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM issued_tokens WHERE auth_req_id = $1")
         .bind(id)
@@ -23,16 +18,6 @@ async fn issued_tokens(h: &Harness, id: &str) -> i64 {
         .await
         .unwrap();
     n
-}
-
-async fn problems(h: &Harness) -> Vec<(String, String)> {
-    audit::verify(&h.store, &rp())
-        .await
-        .unwrap()
-        .findings
-        .into_iter()
-        .map(|f| (f.auth_req_id, f.problem))
-        .collect()
 }
 
 async fn a_status_set_in_the_database_earns_no_tokens(db: Db) {
@@ -69,7 +54,7 @@ async fn a_status_set_in_the_database_earns_no_tokens(db: Db) {
         )],
         "flagged once"
     );
-    let found = problems(&h).await;
+    let found = audit_problems(&h.store).await;
     for problem in [
         "the request is marked approved, but there is no decision record for it",
         "the token endpoint refused an approval that did not verify: the request is marked approved but has no decision record",
@@ -106,7 +91,7 @@ async fn details_edited_after_the_approval_earn_no_tokens(db: Db) {
             "the request has changed since it was decided".to_owned()
         )]
     );
-    let found = problems(&h).await;
+    let found = audit_problems(&h.store).await;
     assert!(found.contains(&(
         id.clone(),
         "the request has changed since it was decided".to_owned()
@@ -142,5 +127,5 @@ async fn tokens_and_introspection_name_their_decision_record(db: Db) {
         record.record_hash.as_str()
     );
     assert!(h.store.consent_alerts().await.unwrap().is_empty());
-    assert_eq!(problems(&h).await, vec![]);
+    assert_eq!(audit_problems(&h.store).await, vec![]);
 }

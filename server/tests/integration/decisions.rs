@@ -18,11 +18,6 @@ fn found(problems: &[(String, String)], id: &str, problem: &str) {
     );
 }
 
-/// The passkeys' site in these tests (see `decide_signed`).
-fn rp() -> audit::RelyingParty {
-    audit::RelyingParty::of(&"http://localhost:3000".parse().unwrap())
-}
-
 async fn three_decisions(h: &Harness) -> Vec<String> {
     let creds = h.poll_client().await;
     let jane = h.approver(APPROVER, None).await;
@@ -65,7 +60,7 @@ async fn decisions_form_a_verifiable_chain(db: Db) {
     // The server's JWS carries the record and verifies against its key.
     let claims = h.server.ciba.keys().verify(&rows[0].jws).unwrap();
     assert_eq!(claims["record_hash"], rows[0].record_hash.as_str());
-    let report = audit::verify(&h.store, &rp()).await.unwrap();
+    let report = audit::verify(&h.store, &test_rp()).await.unwrap();
     assert_eq!(report.records, 3);
     assert!(report.is_clean(), "{:?}", report.findings);
     assert_eq!(
@@ -109,12 +104,7 @@ async fn tampering_is_detected(db: Db) {
         .execute(h.store.pool())
         .await
         .unwrap();
-    let report = audit::verify(&h.store, &rp()).await.unwrap();
-    let problems: Vec<(String, String)> = report
-        .findings
-        .iter()
-        .map(|f| (f.auth_req_id.clone(), f.problem.clone()))
-        .collect();
+    let problems = audit_problems(&h.store).await;
     found(
         &problems,
         &ids[1],
@@ -159,7 +149,7 @@ async fn a_record_the_passkey_did_not_sign_is_detected(db: Db) {
     )
     .await
     .unwrap();
-    let report = audit::verify(&h.store, &rp()).await.unwrap();
+    let report = audit::verify(&h.store, &test_rp()).await.unwrap();
     let problems: Vec<(String, String)> = report
         .findings
         .iter()
@@ -184,7 +174,7 @@ async fn a_record_the_passkey_did_not_sign_is_detected(db: Db) {
     )
     .await
     .unwrap();
-    let report = audit::verify(&h.store, &rp()).await.unwrap();
+    let report = audit::verify(&h.store, &test_rp()).await.unwrap();
     assert!(
         report.findings.iter().any(|f| f.auth_req_id == own_key
             && f.problem == "the recorded public key is not the one registered for this passkey"),
