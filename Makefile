@@ -16,9 +16,10 @@ RELEASE_BIN := target/release/countersign
 run: deps-build build
 	./$(RELEASE_BIN) serve
 
-## make test: install what is missing and run every test (unit, integration on SQLite and PostgreSQL,
-## then the size budget and the browser suite against the release build)
-test: deps-test
+## make test: install what is missing, check formatting and lints, and run every test (unit,
+## integration on SQLite and PostgreSQL, then the size budget and the browser suite against the
+## release build)
+test: deps-test check
 	cargo test --workspace --locked
 	$(MAKE) build
 	$(MAKE) test-browser
