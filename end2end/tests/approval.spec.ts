@@ -132,6 +132,30 @@ test('one right-to-left letter cannot reorder the digits an approver checks', as
   await agent;
 });
 
+test('nothing approved is hidden: runs of spaces are counted, and Approve waits until all is shown', async ({ page }) => {
+  const email = await enrolledApprover(page, 'Pat Padding');
+  const target = `order 1234${' '.repeat(150)}and close account 77`;
+  const agent = agentRequest(newClient(), email, 'Refund $5.00', target, 'The money leaves the account.');
+  const line = page.getByRole('link', { name: /Refund \$5\.00/ });
+  await expect(line, agent.output()).toBeVisible({ timeout: 10_000 });
+  await line.click();
+  await hydrated(page);
+  const approve = page.getByRole('button', { name: 'Approve with passkey' });
+  const shown = page.locator('.statement .target');
+  await expect(shown).not.toContainText('close account');
+  await expect(approve).toBeDisabled();
+  await expect(page.getByText('Part of this request is shortened above.')).toBeVisible();
+
+  await shown.getByRole('button', { name: 'Show all' }).click();
+  await expect(shown.locator('mark.spaces')).toHaveText('[150 spaces]');
+  await expect(shown).toContainText('and close account 77');
+  await expect(approve).toBeEnabled();
+  await approve.click();
+  await expect(page.getByRole('status')).toContainText('You approved');
+  const run = await agent;
+  expect(JSON.parse(run.stdout).authorization_details[0].target).toBe(target);
+});
+
 test('a request that expires while its page is open cannot be approved', async ({ page }) => {
   const email = await enrolledApprover(page, 'Eve Late');
   const agent = agentRequest(newClient(), email, 'Restart', 'web cluster', 'Sites go down for a minute.',

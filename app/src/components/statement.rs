@@ -4,7 +4,8 @@
 //! "Show all". Every character is laid out left to right in the order it was sent (CSS
 //! `isolate-override`): one right-to-left letter would otherwise let the bidirectional algorithm
 //! reorder the digits around it ("DE89 ש 3704 0044" shown as "0044 3704 ש DE89"), so right-to-left
-//! letters are marked and named in a warning instead.
+//! letters are marked and named in a warning instead. Runs of spaces are shown as counted markers,
+//! never collapsed, and while any text on the page is shortened, Approve waits (see [`Shortened`]).
 use leptos::prelude::*;
 
 use crate::model::RequestView;
@@ -40,7 +41,14 @@ pub enum Segment {
     Invisible(char),
     Lookalike(char),
     RightToLeft(char),
+    /// A run of two or more whitespace characters, which a browser would collapse into one.
+    Spaces(usize),
 }
+
+/// How many agent texts on the page are shown shortened. The request page provides it, and Approve
+/// waits until it is zero: the approval covers every character, so every character must be shown.
+#[derive(Clone, Copy, Debug)]
+pub struct Shortened(pub RwSignal<usize>);
 
 /// Splits `text` into what is shown as is and what is flagged.
 pub fn segments(text: &str) -> Vec<Segment> {
@@ -48,9 +56,16 @@ pub fn segments(text: &str) -> Vec<Segment> {
         text.chars().any(|c| c.is_ascii_alphabetic()) && text.chars().any(is_lookalike_script);
     let mut out = Vec::new();
     let mut plain = String::new();
-    for c in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
         let flagged = if is_invisible(c) {
             Some(Segment::Invisible(c))
+        } else if c.is_whitespace() && chars.peek().is_some_and(|next| next.is_whitespace()) {
+            let mut run = 1;
+            while chars.next_if(|next| next.is_whitespace()).is_some() {
+                run += 1;
+            }
+            Some(Segment::Spaces(run))
         } else if mixed && is_lookalike_script(c) {
             Some(Segment::Lookalike(c))
         } else if is_right_to_left(c) {
@@ -89,6 +104,10 @@ fn render(text: &str) -> AnyView {
                 view! { <mark class="lookalike" title=format!("Letter from another alphabet ({code})")>{c.to_string()}</mark> }
                     .into_any()
             }
+            Segment::Spaces(run) => {
+                view! { <mark class="spaces" title=format!("{run} spaces in a row")>{format!("[{run} spaces]")}</mark> }
+                    .into_any()
+            }
             Segment::RightToLeft(c) => {
                 let code = format!("U+{:04X}", c as u32);
                 view! { <mark class="rtl-char" title=format!("Right-to-left letter ({code}), shown in the order sent")>{c.to_string()}</mark> }
@@ -110,6 +129,19 @@ pub fn SafeText(
 ) -> impl IntoView {
     let long = text.chars().count() > limit;
     let (expanded, set_expanded) = signal(false);
+    let shortened = use_context::<Shortened>().filter(|_| long && !inline);
+    if let Some(Shortened(count)) = shortened {
+        count.update(|n| *n += 1);
+    }
+    // Shown in full once, it counts as read, even if folded again.
+    let (read, set_read) = signal(false);
+    let toggle = move |_| {
+        set_expanded.update(|e| *e = !*e);
+        if let (Some(Shortened(count)), false) = (shortened, read.get_untracked()) {
+            set_read.set(true);
+            count.update(|n| *n -= 1);
+        }
+    };
     let short: String = text.chars().take(limit).collect();
     let full = StoredValue::new(text);
     let short = StoredValue::new(short);
@@ -118,7 +150,7 @@ pub fn SafeText(
         match segment {
             Segment::Plain(_) => {}
             Segment::RightToLeft(_) => right_to_left = true,
-            Segment::Invisible(_) | Segment::Lookalike(_) => warn = true,
+            Segment::Invisible(_) | Segment::Lookalike(_) | Segment::Spaces(_) => warn = true,
         }
     }
     view! {
@@ -132,11 +164,11 @@ pub fn SafeText(
             }}
         </span>
         {(long && !inline).then(|| view! {
-            <button type="button" class="link" on:click=move |_| set_expanded.update(|e| *e = !*e)>
+            <button type="button" class="link" on:click=toggle>
                 {move || if expanded.get() { "Show less" } else { "Show all" }}
             </button>
         })}
-        {(warn && !inline).then(|| view! { <span class="warning">" Contains hidden or look-alike characters (marked)."</span> })}
+        {(warn && !inline).then(|| view! { <span class="warning">" Contains hidden or look-alike characters, or runs of spaces (marked)."</span> })}
         {(right_to_left && !inline).then(|| view! {
             <span class="warning">" Contains right-to-left letters (marked), shown left to right in the order they were sent."</span>
         })}
@@ -198,6 +230,15 @@ mod tests {
                 Segment::Plain("DE89 ".into()),
                 Segment::RightToLeft('\u{05E9}'),
                 Segment::Plain(" 3704".into())
+            ]
+        );
+        // Runs of whitespace are counted, not collapsed; single spaces stay plain.
+        assert_eq!(
+            segments("order 1  \t and"),
+            vec![
+                Segment::Plain("order 1".into()),
+                Segment::Spaces(4),
+                Segment::Plain("and".into())
             ]
         );
         // All-Cyrillic text is not mixed, so not flagged.

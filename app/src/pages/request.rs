@@ -12,7 +12,7 @@ use crate::{
         countdown::{time_left, Countdown},
         layout::{ErrorLine, Layout, SignedIn},
         passkey,
-        statement::{SafeText, Statement},
+        statement::{SafeText, Shortened, Statement},
     },
     model::RequestView,
     pages::inbox::InboxList,
@@ -74,6 +74,10 @@ fn Decide(request: RequestView) -> impl IntoView {
     let (reason, set_reason) = signal(String::new());
     let (user_code, set_user_code) = signal(String::new());
     let left = time_left(request.expires_at, request.now);
+    // Counted by every shortened text below as it renders.
+    let shortened = RwSignal::new(0usize);
+    provide_context(Shortened(shortened));
+    let all_shown = move || shortened.get() == 0;
     let pending = move || current.with(|r| r.status == "pending") && left.get() > 0;
     let decide = move |approve: bool| {
         set_busy.set(true);
@@ -141,9 +145,12 @@ fn Decide(request: RequestView) -> impl IntoView {
             <Show when=move || current.with(|r| r.user_code_locked)>
                 <p class="warning">"Too many wrong user codes were entered. This request can only be denied."</p>
             </Show>
+            <Show when=move || !all_shown()>
+                <p class="warning">"Part of this request is shortened above. Show all of it before approving."</p>
+            </Show>
             <div class="decide">
                 <button type="button" class="approve" on:click=move |_| decide(true)
-                    disabled=move || busy.get() || current.with(|r| r.user_code_locked)>
+                    disabled=move || busy.get() || !all_shown() || current.with(|r| r.user_code_locked)>
                     "Approve with passkey"
                 </button>
                 <button type="button" class="deny" on:click=move |_| decide(false) disabled=busy>
