@@ -28,10 +28,19 @@ pub fn sign_in_then(path: &str) -> String {
 
 /// `next` if it is a path on this site, else `None`. Browsers read `//host` and `/\host` as another
 /// site, so only a single `/` followed by something else is accepted; control characters and
-/// whitespace, which browsers strip or mangle before resolving, are refused too.
+/// whitespace, which browsers strip or mangle before resolving, are refused too, and so are dot
+/// segments (plain or percent-encoded), which resolve `/..//host` into `//host`.
 pub fn local_path(next: &str) -> Option<&str> {
     let rest = next.strip_prefix('/')?;
+    let path = rest.split(['?', '#']).next().unwrap_or_default();
+    let dot_segment = path.split(['/', '\\']).any(|segment| {
+        matches!(
+            segment.to_ascii_lowercase().replace("%2e", ".").as_str(),
+            "." | ".."
+        )
+    });
     let refused = rest.starts_with(['/', '\\'])
+        || dot_segment
         || next.len() > 2048
         || next.chars().any(|c| c.is_control() || c.is_whitespace());
     (!refused).then_some(next)
@@ -48,7 +57,14 @@ mod tests {
 
     #[test]
     fn only_paths_on_this_site_are_followed() {
-        for ok in ["/requests/abc", "/account", "/inbox?x=1", "/requests/a%2Fb"] {
+        for ok in [
+            "/requests/abc",
+            "/account",
+            "/inbox?x=1",
+            "/requests/a%2Fb",
+            "/requests/a..b",
+            "/inbox?back=../x",
+        ] {
             assert_eq!(after_sign_in(Some(ok)), ok);
         }
         for refused in [
@@ -59,6 +75,10 @@ mod tests {
             "evil.example",
             "/\t/evil.example",
             "/ /x",
+            "/..//evil.example",
+            "/%2e%2e//evil.example",
+            "/x/..//evil.example",
+            "/x/%2E/y",
             "",
         ] {
             assert_eq!(after_sign_in(Some(refused)), HOME, "{refused:?}");

@@ -78,7 +78,7 @@ impl Ciba {
         let jti = random_token(16);
         // Mint first, then claim the redemption: only the caller whose conditional update wins gets the
         // tokens out, so concurrent polls produce exactly one token response.
-        let tokens = self.mint_tokens(&row, &approver, &decision.record_hash, &jti, now)?;
+        let tokens = self.mint_tokens(&row, &approver, &decision, &jti, now)?;
         let issued = IssuedToken {
             jti: &jti,
             issued_at: now,
@@ -103,18 +103,19 @@ impl Ciba {
     /// An approval that does not verify earns no tokens: the request is flagged (once) and the
     /// operator alerted, and the agent is told its grant is not valid.
     async fn unverified(&self, row: &AuthRequestRow, problem: &'static str) -> CibaError {
-        tracing::error!(
-            client_id = %row.client_id,
-            approver_id = %row.approver_id,
-            problem,
-            "ALERT: an approved request failed verification against its decision record; no tokens issued"
-        );
-        if let Err(e) = self
+        match self
             .store
             .alert_consent(&row.id, problem, self.clock.now())
             .await
         {
-            return e.into();
+            Ok(true) => tracing::error!(
+                client_id = %row.client_id,
+                approver_id = %row.approver_id,
+                problem,
+                "ALERT: an approved request failed verification against its decision record; no tokens issued"
+            ),
+            Ok(false) => {}
+            Err(e) => return e.into(),
         }
         CibaError::InvalidGrant("the approval of this request cannot be verified".into())
     }

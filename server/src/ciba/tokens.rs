@@ -9,7 +9,7 @@ use crate::{
     clock::{secs, Millis},
     identity::approvers::Approver,
     secrets::{base64url, random_token, sha256},
-    store::auth_requests::AuthRequestRow,
+    store::{auth_requests::AuthRequestRow, decisions::DecisionRow},
 };
 
 /// CIBA §10.1.1 / RFC 6749 §5.1, plus RFC 9396 §7's `authorization_details`.
@@ -26,18 +26,20 @@ pub struct TokenResponse {
 pub const AUTH_REQ_ID_CLAIM: &str = "urn:openid:params:jwt:claim:auth_req_id";
 
 impl Ciba {
-    /// Tokens for `request`, approved by `approver` in the decision record with hash `decision`; `jti`
+    /// Tokens for `request`, approved by `approver` in the verified decision record `decision`; `jti`
     /// identifies the access token for revocation.
     pub(crate) fn mint_tokens(
         &self,
         request: &AuthRequestRow,
         approver: &Approver,
-        decision: &str,
+        decision: &DecisionRow,
         jti: &str,
         now: Millis,
     ) -> Result<TokenResponse, CibaError> {
         let iat = secs(now);
-        let auth_time = request.decided_at.map(secs).unwrap_or(iat);
+        // The moment of the passkey assertion, as sealed in the record (the request's own column is
+        // not covered by it).
+        let auth_time = secs(decision.decided_at);
         let details: Value = serde_json::from_str(&request.authorization_details).map_err(|e| {
             CibaError::InvalidGrant(format!("stored authorization_details unreadable: {e}"))
         })?;
@@ -70,7 +72,7 @@ impl Ciba {
         at.insert("acr".into(), acr.clone());
         at.insert("amr".into(), amr.clone());
         at.insert("authorization_details".into(), details.clone());
-        at.insert(DECISION_CLAIM.into(), json!(decision));
+        at.insert(DECISION_CLAIM.into(), json!(decision.record_hash));
         let access_token = self.keys.sign("at+jwt", at)?;
 
         let mut id = Map::new();
@@ -85,7 +87,7 @@ impl Ciba {
         id.insert("jti".into(), json!(random_token(16)));
         id.insert(AUTH_REQ_ID_CLAIM.into(), json!(request.id));
         id.insert("at_hash".into(), json!(left_half_hash(&access_token)));
-        id.insert(DECISION_CLAIM.into(), json!(decision));
+        id.insert(DECISION_CLAIM.into(), json!(decision.record_hash));
         let scopes: Vec<&str> = request.scope.split(' ').collect();
         if scopes.contains(&"email") {
             id.insert("email".into(), json!(approver.email));

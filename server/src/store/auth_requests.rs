@@ -138,7 +138,8 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE auth_requests SET status = 'redeemed', redeemed_at = $1 \
-             WHERE id = $2 AND client_id = $3 AND status = 'approved' AND expires_at > $1",
+             WHERE id = $2 AND client_id = $3 AND status = 'approved' AND expires_at > $1 \
+             AND NOT EXISTS (SELECT 1 FROM issued_tokens WHERE auth_req_id = $2)",
         )
         .bind(token.issued_at)
         .bind(id)

@@ -157,14 +157,15 @@ impl Store {
         .await?)
     }
 
-    /// Records, once per request, that its approval failed verification at redemption.
+    /// Records, once per request, that its approval failed verification at redemption; true the
+    /// first time.
     pub async fn alert_consent(
         &self,
         auth_req_id: &str,
         problem: &str,
         found_at: i64,
-    ) -> StoreResult<()> {
-        sqlx::query(
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
             "INSERT INTO consent_alerts (auth_req_id, problem, found_at) VALUES ($1, $2, $3) \
              ON CONFLICT (auth_req_id) DO NOTHING",
         )
@@ -173,7 +174,7 @@ impl Store {
         .bind(found_at)
         .execute(self.pool())
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// The consent alerts, oldest first: (auth_req_id, problem).

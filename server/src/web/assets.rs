@@ -68,10 +68,16 @@ impl Site {
                 NO_STORE,
             ))
             .service(not_found);
+        // Without the list of hashed names the build was not a hashed one: nothing is forever.
+        let bundle_cache = if self.hashes.is_some() {
+            IMMUTABLE
+        } else {
+            REVALIDATE
+        };
         Router::new()
             .nest_service(
                 "/pkg",
-                serve(self.root.join("pkg"), not_found.clone(), IMMUTABLE),
+                serve(self.root.join("pkg"), not_found.clone(), bundle_cache),
             )
             .fallback_service(serve(self.root.clone(), not_found, REVALIDATE))
     }

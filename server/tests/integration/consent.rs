@@ -8,6 +8,8 @@ use crate::{common::*, on_both_databases};
 on_both_databases!(
     a_status_set_in_the_database_earns_no_tokens,
     details_edited_after_the_approval_earn_no_tokens,
+    another_requests_record_copied_in_earns_no_tokens,
+    a_redeemed_request_set_back_to_approved_earns_no_second_tokens,
     tokens_and_introspection_name_their_decision_record
 );
 
@@ -98,6 +100,77 @@ async fn details_edited_after_the_approval_earn_no_tokens(db: Db) {
     )));
 }
 
+async fn another_requests_record_copied_in_earns_no_tokens(db: Db) {
+    let h = Harness::new(db).await;
+    let creds = h.poll_client().await;
+    let jane = h.approver(APPROVER, None).await;
+    let approved = h.approved(&creds, &jane.id).await;
+    let pending = h.start(&creds, APPROVER).await;
+    // The decision table takes inserts: a forger copies a genuine approval onto another request.
+    sqlx::query(
+        "INSERT INTO decisions (auth_req_id, request_digest, decision, reason, approver_id, \
+         credential_id, authenticator_data, client_data_json, signature, nonce, \
+         credential_public_key, decided_at, prev_hash, record_hash, jws) \
+         SELECT $1, request_digest, decision, reason, approver_id, credential_id, \
+         authenticator_data, client_data_json, signature, nonce, credential_public_key, \
+         decided_at, prev_hash, record_hash, jws FROM decisions WHERE auth_req_id = $2",
+    )
+    .bind(&pending)
+    .bind(&approved)
+    .execute(h.store.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE auth_requests SET status = 'approved', decided_at = created_at WHERE id = $1",
+    )
+    .bind(&pending)
+    .execute(h.store.pool())
+    .await
+    .unwrap();
+    h.server.ciba.distrust_poll_cache();
+    h.poll(&creds, &pending)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    assert_eq!(issued_tokens(&h, &pending).await, 0);
+    assert_eq!(
+        h.store.consent_alerts().await.unwrap(),
+        vec![(
+            pending.clone(),
+            "the request has changed since it was decided".to_owned()
+        )]
+    );
+}
+
+async fn a_redeemed_request_set_back_to_approved_earns_no_second_tokens(db: Db) {
+    let h = Harness::new(db).await;
+    let creds = h.poll_client().await;
+    let jane = h.approver(APPROVER, None).await;
+    let id = h.approved(&creds, &jane.id).await;
+    let first = h.poll(&creds, &id).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+
+    sqlx::query("UPDATE auth_requests SET status = 'approved', redeemed_at = NULL WHERE id = $1")
+        .bind(&id)
+        .execute(h.store.pool())
+        .await
+        .unwrap();
+    h.server.ciba.distrust_poll_cache();
+    h.clock.advance_secs(6);
+    // RFC 6749 §10.5: treated as the replay it is, and the first tokens are revoked.
+    h.poll(&creds, &id)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    assert_eq!(issued_tokens(&h, &id).await, 1);
+    let introspected = h
+        .post(
+            "/introspect",
+            Some(&creds),
+            &[("token", first.json["access_token"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(introspected.json["active"], false);
+}
+
 async fn tokens_and_introspection_name_their_decision_record(db: Db) {
     let h = Harness::new(db).await;
     let creds = h.poll_client().await;
@@ -108,11 +181,14 @@ async fn tokens_and_introspection_name_their_decision_record(db: Db) {
     let tokens = h.poll(&creds, &id).await;
     assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
     for token in ["access_token", "id_token"] {
+        let claims = claims(tokens.json[token].as_str().unwrap());
         assert_eq!(
-            claims(tokens.json[token].as_str().unwrap())["countersign_decision"],
+            claims["countersign_decision"],
             record.record_hash.as_str(),
             "{token}"
         );
+        // auth_time is the sealed moment of the decision, not a column one UPDATE could move.
+        assert_eq!(claims["auth_time"], record.decided_at / 1000, "{token}");
     }
     let introspected = h
         .post(
