@@ -2,6 +2,7 @@
 // brotli and gzip, cached for a year; pages that show a person's data stored nowhere; protected pages a
 // real 302 to the sign-in page.
 import { test, expect } from './fixtures';
+import { enrolledApprover } from './helpers';
 import { request as httpRequest } from 'node:http';
 
 /** One GET straight over HTTP, so the bytes counted are the bytes sent (no client decompression). */
@@ -53,8 +54,10 @@ test('files under stable names are revalidated, and unknown files are a 404 page
   expect(worker.status()).toBe(200);
   expect(worker.headers()['cache-control']).toBe('no-cache');
   expect(worker.headers()['last-modified']).toBeTruthy();
+  // A name from another build is a 404 nobody keeps: it may exist after the next deploy.
   const missing = await request.get('/pkg/countersign.0000000000000000.wasm');
   expect(missing.status()).toBe(404);
+  expect(missing.headers()['cache-control']).toBe('no-store');
   const unknown = await request.get('/no/such/file.txt');
   expect(unknown.status()).toBe(404);
   expect(unknown.headers()['cache-control']).toBe('no-store');
@@ -70,4 +73,16 @@ test('a protected page without a session is a 302 to sign-in with the way back',
     expect(one.headers()['location']).toBe('/sign-in?next=/requests/r-1%3Ffrom%3Dpush');
     expect(one.headers()['cache-control']).toBe('no-store');
   }
+});
+
+test('server-function answers about the person are stored nowhere', async ({ page }) => {
+  const answers: { url: string; cacheControl: string | undefined }[] = [];
+  page.on('response', (r) => {
+    if (new URL(r.url()).pathname.startsWith('/api/')) answers.push({ url: r.url(), cacheControl: r.headers()['cache-control'] });
+  });
+  await enrolledApprover(page, 'Nora Nostore');
+  await page.goto('/account');
+  await expect(page.getByRole('heading', { name: 'Account' })).toBeVisible();
+  expect(answers.length).toBeGreaterThan(0);
+  for (const answer of answers) expect(answer.cacheControl, answer.url).toBe('no-store');
 });
