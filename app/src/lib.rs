@@ -14,6 +14,7 @@ pub mod navigation;
 pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod service;
+pub mod text;
 
 /// The HTML document around every page; the server renders it, the browser hydrates `<App/>`.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

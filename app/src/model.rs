@@ -30,6 +30,33 @@ pub struct PasskeyView {
     pub suspended: bool,
 }
 
+/// Where a request stands, as shown to a person. The server works it out (`ciba::AuthRequest::status`);
+/// the pages must say something for every case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestStatus {
+    Pending,
+    Approved,
+    Denied,
+    /// Approved, and the agent has collected its tokens.
+    Redeemed,
+    /// Ran out of time undecided: nothing was approved.
+    Expired,
+}
+
+impl RequestStatus {
+    /// The lowercase name, as serialised (and used as a CSS class).
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestStatus::Pending => "pending",
+            RequestStatus::Approved => "approved",
+            RequestStatus::Denied => "denied",
+            RequestStatus::Redeemed => "redeemed",
+            RequestStatus::Expired => "expired",
+        }
+    }
+}
+
 /// One line of the inbox.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestSummary {
@@ -39,8 +66,7 @@ pub struct RequestSummary {
     pub client_name: String,
     pub created_at: i64,
     pub expires_at: i64,
-    /// pending, approved, denied, redeemed (approved and collected) or expired.
-    pub status: String,
+    pub status: RequestStatus,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +94,7 @@ pub struct RequestView {
     pub created_at: i64,
     pub expires_at: i64,
     pub now: i64,
-    pub status: String,
+    pub status: RequestStatus,
     pub deny_reason: Option<String>,
     /// The approver's policy asks for their user_code before approving (CIBA §7.1 user_code).
     pub needs_user_code: bool,

@@ -10,7 +10,7 @@ use crate::{
         push::{self, PushState},
         statement::SafeText,
     },
-    model::{Me, RequestSummary},
+    model::{Me, RequestStatus, RequestSummary},
 };
 
 #[component]
@@ -55,12 +55,12 @@ fn NotificationHint() -> impl IntoView {
     }
 }
 
-fn status_label(status: &str) -> &'static str {
+fn status_label(status: RequestStatus) -> &'static str {
     match status {
-        "approved" | "redeemed" => "Approved",
-        "denied" => "Denied",
-        "expired" => "Expired",
-        _ => "Pending",
+        RequestStatus::Approved | RequestStatus::Redeemed => "Approved",
+        RequestStatus::Denied => "Denied",
+        RequestStatus::Expired => "Expired",
+        RequestStatus::Pending => "Pending",
     }
 }
 
@@ -81,7 +81,7 @@ fn Line(item: RequestSummary, now: i64, pending: bool) -> impl IntoView {
                     {if pending {
                         view! { <Countdown expires_at=item.expires_at now=now/> " left" }.into_any()
                     } else {
-                        view! { <span class=format!("badge {}", item.status)>{status_label(&item.status)}</span> }.into_any()
+                        view! { <span class=format!("badge {}", item.status.name())>{status_label(item.status)}</span> }.into_any()
                     }}
                 </span>
             </a>

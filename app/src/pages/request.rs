@@ -14,7 +14,7 @@ use crate::{
         passkey,
         statement::{SafeText, Shortened, Statement},
     },
-    model::RequestView,
+    model::{RequestStatus, RequestView},
     pages::inbox::InboxList,
 };
 
@@ -55,14 +55,17 @@ fn RequestPane() -> impl IntoView {
     }
 }
 
-fn status_text(status: &str) -> &'static str {
+/// What the page says once a request can no longer be decided here. A pending request whose time ran
+/// out on this page has expired, whatever the last answer from the server said.
+fn status_text(status: RequestStatus) -> &'static str {
     match status {
-        "approved" | "redeemed" => {
+        RequestStatus::Approved | RequestStatus::Redeemed => {
             "You approved this request. The agent can go ahead with exactly this action."
         }
-        "denied" => "You denied this request. The agent has been told.",
-        "expired" => "This request has expired. Nothing was approved; the agent must ask again.",
-        _ => "",
+        RequestStatus::Denied => "You denied this request. The agent has been told.",
+        RequestStatus::Expired | RequestStatus::Pending => {
+            "This request has expired. Nothing was approved; the agent must ask again."
+        }
     }
 }
 
@@ -78,7 +81,7 @@ fn Decide(request: RequestView) -> impl IntoView {
     let shortened = RwSignal::new(0usize);
     provide_context(Shortened(shortened));
     let all_shown = move || shortened.get() == 0;
-    let pending = move || current.with(|r| r.status == "pending") && left.get() > 0;
+    let pending = move || current.with(|r| r.status == RequestStatus::Pending) && left.get() > 0;
     let decide = move |approve: bool| {
         set_busy.set(true);
         set_error.set(None);
@@ -133,8 +136,7 @@ fn Decide(request: RequestView) -> impl IntoView {
         <Show
             when=pending
             fallback=move || {
-                let status = move || if current.with(|r| r.status == "pending") { "expired".to_owned() } else { current.with(|r| r.status.clone()) };
-                view! { <p class="outcome" role="status">{move || status_text(&status())}</p> }
+                view! { <p class="outcome" role="status">{move || status_text(current.with(|r| r.status))}</p> }
             }
         >
             <Show when=move || current.with(|r| r.needs_user_code && !r.user_code_locked)>

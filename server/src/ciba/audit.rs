@@ -15,7 +15,7 @@ use crate::{
     secrets::{base64url, hex, sha256},
     signing::ArchiveVerifier,
     store::{
-        decisions::{DecisionRow, GENESIS_HASH},
+        decisions::{Covered, DecisionRow, GENESIS_HASH},
         Store, StoreError,
     },
 };
@@ -87,8 +87,10 @@ pub async fn verify(store: &Store, rp: &RelyingParty) -> Result<AuditReport, Sto
         for seal in seal_problems(row, |jws| verifier.verify(jws)) {
             problem(seal);
         }
-        match store.auth_request(&row.auth_req_id).await? {
-            Some(request) => {
+        match store.auth_request(&row.auth_req_id).await {
+            Err(StoreError::Corrupt(_)) => problem("the decided request cannot be read"),
+            Err(e) => return Err(e),
+            Ok(Some(request)) => {
                 let digest = request_digest(&request);
                 if hex(&digest) != row.request_digest {
                     problem("the request has changed since it was decided");
@@ -99,7 +101,7 @@ pub async fn verify(store: &Store, rp: &RelyingParty) -> Result<AuditReport, Sto
                     );
                 }
             }
-            None => problem("the decided request is missing"),
+            Ok(None) => problem("the decided request is missing"),
         }
         match &row.credential_public_key {
             Some(key) => {
@@ -147,10 +149,10 @@ async fn uncovered(store: &Store) -> Result<Vec<Finding>, StoreError> {
         })
     };
     for row in store.decision_coverage().await? {
-        let (what, expected) = match row.state.as_str() {
-            "token" => ("an access token was issued", "approve"),
-            "denied" => ("the request is marked denied", "deny"),
-            _ => ("the request is marked approved", "approve"),
+        let (what, expected) = match row.covered() {
+            Covered::Token => ("an access token was issued", "approve"),
+            Covered::Denial => ("the request is marked denied", "deny"),
+            Covered::Approval => ("the request is marked approved", "approve"),
         };
         match row.decision.as_deref() {
             Some(decision) if decision == expected => {}

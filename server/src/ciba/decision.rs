@@ -5,7 +5,7 @@ use super::{
     record::{self, Evidence},
     Ciba,
 };
-use crate::store::{auth_requests::DecisionUpdate, decisions::DecisionRow, StoreError};
+use crate::store::{decisions::DecisionRow, StoreError};
 
 #[derive(Debug, Clone)]
 pub enum Decision {
@@ -20,13 +20,19 @@ pub enum Decision {
 }
 
 impl Decision {
-    /// An approval made with a passkey and user verification: phishing-resistant (`phr`), proven by a
-    /// hardware-bound key (`hwk`) and the user's verification (`user`).
-    pub fn approve_with_passkey() -> Decision {
+    /// An approval made with a passkey and user verification: phishing-resistant (`phr`), proven by the
+    /// person's verification (`user`) and a key that is hardware-bound (`hwk`) or, when the passkey
+    /// is synced by its provider, a software key (`swk`) (RFC 8176).
+    pub fn approve_with_passkey(synced: bool) -> Decision {
+        let key = if synced { "swk" } else { "hwk" };
         Decision::Approve {
             acr: "phr".into(),
-            amr: vec!["hwk".into(), "user".into()],
+            amr: vec![key.into(), "user".into()],
         }
+    }
+
+    pub fn is_approval(&self) -> bool {
+        matches!(self, Decision::Approve { .. })
     }
 }
 
@@ -62,32 +68,10 @@ impl Ciba {
             .auth_request(auth_req_id)
             .await?
             .ok_or(DecisionError::NotFound)?;
-        if request.approver_id != approver_id {
-            return Err(DecisionError::NotYours);
-        }
-        let amr_json;
-        let (update, approve, reason) = match &decision {
-            Decision::Approve { acr, amr } => {
-                amr_json = serde_json::to_string(amr).expect("strings serialise");
-                let update = DecisionUpdate {
-                    status: "approved",
-                    decided_at: now,
-                    deny_reason: None,
-                    acr: Some(acr),
-                    amr: Some(&amr_json),
-                };
-                (update, true, None)
-            }
-            Decision::Deny { reason } => {
-                let update = DecisionUpdate {
-                    status: "denied",
-                    decided_at: now,
-                    deny_reason: reason.as_deref(),
-                    acr: None,
-                    amr: None,
-                };
-                (update, false, reason.as_deref())
-            }
+        let state = request.decide(approver_id, &decision, now)?;
+        let (approve, reason) = match &decision {
+            Decision::Approve { .. } => (true, None),
+            Decision::Deny { reason } => (false, reason.as_deref()),
         };
         let keys = &self.keys;
         let seal = |prev_hash: &str| {
@@ -102,27 +86,24 @@ impl Ciba {
         };
         if let Some(row) = self
             .store
-            .append_decision(auth_req_id, approver_id, &update, seal)
+            .append_decision(auth_req_id, approver_id, &state, seal)
             .await?
         {
             self.pending.mark_decided(auth_req_id);
-            tracing::info!(
-                approver_id,
-                decision = update.status,
-                seq = row.seq,
-                "decision recorded"
-            );
+            tracing::info!(approver_id, approve, seq = row.seq, "decision recorded");
             return Ok(row);
         }
-        let row = self
+        // Lost a race: the request as it is now says why.
+        let latest = self
             .store
             .auth_request(auth_req_id)
             .await?
             .ok_or(DecisionError::NotFound)?;
-        Err(if row.status != "pending" {
-            DecisionError::AlreadyDecided
-        } else {
-            DecisionError::Expired
-        })
+        Err(
+            match latest.decide(approver_id, &decision, self.clock.now()) {
+                Err(e) => e,
+                Ok(_) => DecisionError::AlreadyDecided,
+            },
+        )
     }
 }

@@ -12,6 +12,7 @@ use crate::{
 
 pub mod action;
 pub mod audit;
+pub mod auth_request;
 pub mod clients;
 pub mod decision;
 pub mod pending;
@@ -20,6 +21,7 @@ pub mod record;
 pub mod request;
 pub mod tokens;
 
+pub use auth_request::{AuthRequest, RequestStatus};
 pub use clients::{AuthMethod, Client, ClientDirectory, DeliveryMode};
 pub use decision::{Decision, DecisionError};
 pub use request::{BackchannelParams, RawDetails};
@@ -127,8 +129,8 @@ impl Ciba {
         let clients = ClientDirectory::new(store.clone());
         clients.refresh(now).await?;
         let pending = pending::PendingCache::default();
-        for row in store.pending_auth_requests(now).await? {
-            pending.insert_row(&row);
+        for request in store.pending_auth_requests(now).await? {
+            pending.insert(&request);
         }
         let limits = InsertLimits {
             max_pending_per_approver: policy.max_pending_per_approver,

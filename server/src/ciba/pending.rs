@@ -5,7 +5,8 @@
 //! `slow_down` bookkeeping is deliberately not durable: losing it on restart only forgives one fast poll.
 use std::{collections::HashMap, sync::Mutex};
 
-use crate::{clock::Millis, store::auth_requests::AuthRequestRow};
+use super::auth_request::{AuthRequest, State};
+use crate::clock::Millis;
 
 pub const DECISION_CHANNEL: &str = "countersign_decisions";
 
@@ -44,7 +45,7 @@ impl PendingCache {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn insert_row(&self, row: &AuthRequestRow) {
+    pub fn insert(&self, row: &AuthRequest) {
         let mut entries = self.lock();
         let entry = entries.entry(row.id.clone()).or_insert_with(|| Entry {
             client_id: row.client_id.clone(),
@@ -53,7 +54,7 @@ impl PendingCache {
             last_poll: None,
             decided: true,
         });
-        entry.decided = row.status != "pending";
+        entry.decided = row.state != State::Pending;
     }
 
     /// Classifies a poll by `client_id` at `now`, in the order CIBA §11 and the issue prescribe:
@@ -119,25 +120,15 @@ impl PendingCache {
 mod tests {
     use super::*;
 
-    fn row(status: &str) -> AuthRequestRow {
-        AuthRequestRow {
+    /// Client `agent`'s pending request `req`, polled every 5 s until 60 s.
+    fn row() -> AuthRequest {
+        AuthRequest {
             id: "req".into(),
             client_id: "agent".into(),
-            approver_id: "jane".into(),
-            scope: "openid".into(),
-            binding_message: None,
-            acr_values: None,
-            authorization_details: "[]".into(),
-            notification_token: None,
             created_at: 0,
             expires_at: 60_000,
             interval_secs: 5,
-            status: status.into(),
-            decided_at: None,
-            deny_reason: None,
-            acr: None,
-            amr: None,
-            redeemed_at: None,
+            ..crate::ciba::auth_request::sample()
         }
     }
 
@@ -145,7 +136,7 @@ mod tests {
     fn polling_faster_than_the_interval_adds_five_seconds_each_time() {
         // CIBA §11 / RFC 8628 §3.5: slow_down, and the interval grows by 5 s.
         let cache = PendingCache::default();
-        cache.insert_row(&row("pending"));
+        cache.insert(&row());
         assert_eq!(cache.check("req", "agent", 1_000), PollCheck::Pending);
         assert_eq!(cache.check("req", "agent", 2_000), PollCheck::SlowDown(10));
         assert_eq!(cache.check("req", "agent", 11_000), PollCheck::SlowDown(15));
@@ -155,7 +146,7 @@ mod tests {
     #[test]
     fn ownership_and_expiry_come_before_the_rate() {
         let cache = PendingCache::default();
-        cache.insert_row(&row("pending"));
+        cache.insert(&row());
         assert_eq!(cache.check("req", "other", 1_000), PollCheck::WrongClient);
         assert_eq!(
             cache.check("req", "agent", 1_000),
@@ -171,7 +162,7 @@ mod tests {
     #[test]
     fn decided_requests_are_answered_from_the_store() {
         let cache = PendingCache::default();
-        cache.insert_row(&row("pending"));
+        cache.insert(&row());
         cache.mark_decided("req");
         assert_eq!(cache.check("req", "agent", 1_000), PollCheck::Decided);
         assert_eq!(

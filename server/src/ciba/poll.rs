@@ -1,10 +1,10 @@
 //! The token endpoint's CIBA grant (§10.1, §11): answer a poll for `auth_req_id` from `client`.
-use super::{pending::PollCheck, record, Ciba, CibaError, Client, TokenResponse};
-use crate::{
-    identity::approvers,
-    secrets::random_token,
-    store::auth_requests::{AuthRequestRow, IssuedToken},
+use super::{
+    auth_request::{AuthRequest, RedeemRefusal},
+    pending::PollCheck,
+    record, Ciba, CibaError, Client, TokenResponse,
 };
+use crate::{identity::approvers, secrets::random_token, store::auth_requests::IssuedToken};
 
 impl Ciba {
     /// Checks, in order: the id exists and belongs to this client (`invalid_grant`, leaving the rightful
@@ -18,12 +18,12 @@ impl Ciba {
         let now = self.clock.now();
         let mut check = self.pending.check(auth_req_id, &client.id, now);
         if check == PollCheck::Unknown {
-            let row = self
+            let request = self
                 .store
                 .auth_request(auth_req_id)
                 .await?
                 .ok_or_else(unknown_id)?;
-            self.pending.insert_row(&row);
+            self.pending.insert(&request);
             check = self.pending.check(auth_req_id, &client.id, now);
         }
         match check {
@@ -40,30 +40,34 @@ impl Ciba {
         client: &Client,
         auth_req_id: &str,
     ) -> Result<TokenResponse, CibaError> {
-        let row = self
+        let request = self
             .store
             .auth_request(auth_req_id)
             .await?
             .ok_or_else(unknown_id)?;
-        match row.status.as_str() {
-            "pending" => {
-                // The cache was told to distrust itself; the store says nothing happened yet.
-                self.pending.mark_pending(auth_req_id);
-                Err(CibaError::AuthorizationPending)
-            }
-            "denied" => Err(CibaError::AccessDenied(
-                "the approver denied the request".into(),
-            )),
-            "approved" => self.redeem(client, row).await,
-            _ => Err(self.replayed(&row).await),
+        match request.redeem(&client.id, self.clock.now()) {
+            Ok(_) => self.redeem(client, request).await,
+            Err(refusal) => Err(self.refused(&request, refusal).await),
         }
     }
 
-    async fn redeem(
-        &self,
-        client: &Client,
-        row: AuthRequestRow,
-    ) -> Result<TokenResponse, CibaError> {
+    async fn refused(&self, request: &AuthRequest, refusal: RedeemRefusal) -> CibaError {
+        match refusal {
+            RedeemRefusal::WrongClient => unknown_id(),
+            RedeemRefusal::Expired => CibaError::ExpiredToken,
+            RedeemRefusal::Pending => {
+                // The cache was told to distrust itself; the store says nothing happened yet.
+                self.pending.mark_pending(&request.id);
+                CibaError::AuthorizationPending
+            }
+            RedeemRefusal::Denied => {
+                CibaError::AccessDenied("the approver denied the request".into())
+            }
+            RedeemRefusal::Replayed => self.replayed(request).await,
+        }
+    }
+
+    async fn redeem(&self, client: &Client, row: AuthRequest) -> Result<TokenResponse, CibaError> {
         let now = self.clock.now();
         let approver = approvers::by_id(&self.store, &row.approver_id)
             .await?
@@ -92,17 +96,22 @@ impl Ciba {
             tracing::info!(client_id = %client.id, "tokens issued for an approved request");
             return Ok(tokens);
         }
+        // Lost a race: the request as it is now says why.
         let latest = self
             .store
             .auth_request(&row.id)
             .await?
             .ok_or_else(unknown_id)?;
-        Err(self.replayed(&latest).await)
+        Err(match latest.redeem(&client.id, self.clock.now()) {
+            Err(refusal) => self.refused(&latest, refusal).await,
+            // Still approved, yet the update found tokens already issued for it.
+            Ok(_) => self.replayed(&latest).await,
+        })
     }
 
     /// An approval that does not verify earns no tokens: the request is flagged (once) and the
     /// operator alerted, and the agent is told its grant is not valid.
-    async fn unverified(&self, row: &AuthRequestRow, problem: &'static str) -> CibaError {
+    async fn unverified(&self, row: &AuthRequest, problem: &'static str) -> CibaError {
         match self
             .store
             .alert_consent(&row.id, problem, self.clock.now())
@@ -121,7 +130,7 @@ impl Ciba {
     }
 
     /// RFC 6749 §4.1.2 and §10.5 applied to auth_req_id: a used grant is refused and its tokens revoked.
-    async fn replayed(&self, row: &AuthRequestRow) -> CibaError {
+    async fn replayed(&self, row: &AuthRequest) -> CibaError {
         if let Err(e) = self
             .store
             .revoke_auth_request_tokens(&row.id, self.clock.now())

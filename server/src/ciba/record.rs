@@ -7,10 +7,11 @@
 //! as the nonce and the bound challenge replaces it (see `identity::decisions`).
 use serde_json::{json, Map, Value};
 
+use super::auth_request::AuthRequest;
 use crate::{
     secrets::{base64url, hex, sha256},
     signing::KeyError,
-    store::{auth_requests::AuthRequestRow, decisions::DecisionRow},
+    store::decisions::DecisionRow,
 };
 
 const CHALLENGE_TAG: &[u8] = b"countersign/decision/v1";
@@ -28,7 +29,7 @@ pub fn canonical(value: &Value) -> String {
 }
 
 /// The canonical statement of a request: everything the approver's decision covers.
-pub fn request_statement(row: &AuthRequestRow) -> Value {
+pub fn request_statement(row: &AuthRequest) -> Value {
     let details: Value = serde_json::from_str(&row.authorization_details).unwrap_or(Value::Null);
     json!({
         "auth_req_id": row.id,
@@ -41,7 +42,7 @@ pub fn request_statement(row: &AuthRequestRow) -> Value {
     })
 }
 
-pub fn request_digest(row: &AuthRequestRow) -> [u8; 32] {
+pub fn request_digest(row: &AuthRequest) -> [u8; 32] {
     sha256(canonical(&request_statement(row)).as_bytes())
 }
 
@@ -98,7 +99,7 @@ pub fn record_hash(row: &DecisionRow) -> String {
 /// A new record, not yet hashed or signed.
 #[allow(clippy::too_many_arguments)]
 pub fn unsealed(
-    request: &AuthRequestRow,
+    request: &AuthRequest,
     approve: bool,
     reason: Option<&str>,
     evidence: &Evidence,
@@ -146,7 +147,7 @@ pub fn seal_problems(
 /// `record` if it proves that the request, as stored now, was approved; else why not. Tokens are minted
 /// only from a sealed approval, by the request's own approver, of exactly this request.
 pub fn check_approval(
-    request: &AuthRequestRow,
+    request: &AuthRequest,
     record: Option<DecisionRow>,
     verify: impl Fn(&str) -> Result<Map<String, Value>, KeyError>,
 ) -> Result<DecisionRow, &'static str> {

@@ -4,12 +4,13 @@ use serde_json::Value;
 
 use super::{
     action::{self, AgentAction},
+    auth_request::AuthRequest,
     Ciba, CibaError, Client, DeliveryMode,
 };
 use crate::{
     clock::Millis,
     identity::approvers::{self, Approver},
-    store::auth_requests::{AuthRequestRow, InsertOutcome},
+    store::auth_requests::InsertOutcome,
 };
 
 /// Longest binding message accepted, in characters: it must fit on a phone screen and on the agent's.
@@ -137,25 +138,19 @@ impl Ciba {
         expires_in: i64,
         now: Millis,
     ) -> Result<Acknowledgement, CibaError> {
-        let row = AuthRequestRow {
-            id: new_auth_req_id(now),
-            client_id: client.id.clone(),
-            approver_id: approver.id.clone(),
+        let row = AuthRequest::new(
+            new_auth_req_id(now),
+            client.id.clone(),
+            approver.id.clone(),
             scope,
             binding_message,
             acr_values,
-            authorization_details: action.to_authorization_details().to_string(),
+            action.clone(),
             notification_token,
-            created_at: now,
-            expires_at: now + expires_in * 1000,
-            interval_secs: self.policy.poll_interval_secs,
-            status: "pending".into(),
-            decided_at: None,
-            deny_reason: None,
-            acr: None,
-            amr: None,
-            redeemed_at: None,
-        };
+            now,
+            now + expires_in * 1000,
+            self.policy.poll_interval_secs,
+        );
         match self.inserts.insert(row.clone()).await? {
             InsertOutcome::Inserted => {}
             InsertOutcome::TooManyPending => {
@@ -177,7 +172,7 @@ impl Ciba {
                 )));
             }
         }
-        self.pending.insert_row(&row);
+        self.pending.insert(&row);
         // The notifiers listen (Web Push always, e-mail when configured); the check keeps a domain
         // without listeners, such as a test's, from building events nobody reads.
         if self.events.receiver_count() > 0 {
@@ -330,22 +325,12 @@ fn validate_binding_message(message: String) -> Result<String, CibaError> {
             "must be at most {MAX_BINDING_MESSAGE} characters"
         )));
     }
-    if message
-        .chars()
-        .any(|c| c.is_control() || is_invisible_format(c))
-    {
+    if message.chars().any(app::text::is_invisible) {
         return Err(invalid(
             "must be printable text without control or invisible formatting characters",
         ));
     }
     Ok(message)
-}
-
-/// Zero-width and bidirectional-override characters (Unicode category Cf) that change how text looks.
-pub fn is_invisible_format(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
 fn validate_acr_values(acr: String) -> Result<String, CibaError> {

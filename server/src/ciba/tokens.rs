@@ -4,12 +4,12 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::{record::DECISION_CLAIM, Ciba, CibaError};
+use super::{auth_request::AuthRequest, record::DECISION_CLAIM, Ciba, CibaError};
 use crate::{
     clock::{secs, Millis},
     identity::approvers::Approver,
     secrets::{base64url, random_token, sha256},
-    store::{auth_requests::AuthRequestRow, decisions::DecisionRow},
+    store::decisions::DecisionRow,
 };
 
 /// CIBA §10.1.1 / RFC 6749 §5.1, plus RFC 9396 §7's `authorization_details`.
@@ -30,7 +30,7 @@ impl Ciba {
     /// identifies the access token for revocation.
     pub(crate) fn mint_tokens(
         &self,
-        request: &AuthRequestRow,
+        request: &AuthRequest,
         approver: &Approver,
         decision: &DecisionRow,
         jti: &str,
@@ -43,19 +43,9 @@ impl Ciba {
         let details: Value = serde_json::from_str(&request.authorization_details).map_err(|e| {
             CibaError::InvalidGrant(format!("stored authorization_details unreadable: {e}"))
         })?;
-        let amr: Value = request
-            .amr
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .ok()
-            .flatten()
-            .unwrap_or(json!([]));
-        let acr = request
-            .acr
-            .clone()
-            .map(Value::String)
-            .unwrap_or(Value::Null);
+        let approval = request.approval();
+        let amr = approval.map_or(json!([]), |a| json!(a.amr));
+        let acr = approval.map_or(Value::Null, |a| json!(a.acr));
         let access_ttl = self.policy.access_token_ttl_secs;
         let audience = access_token_audience(&details, &self.issuer);
 

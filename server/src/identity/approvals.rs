@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use app::{
-    model::{InboxView, RequestSummary, RequestView},
+    model::{InboxView, RequestStatus, RequestSummary, RequestView},
     service::{ApprovalService, Session, UserResult},
 };
 use async_trait::async_trait;
@@ -18,13 +18,12 @@ use super::{
 };
 use crate::{
     ciba::{
-        action::AgentAction,
+        auth_request::State,
         record::{request_digest, Evidence},
         request::{page_ref, page_ref_time},
-        Ciba, Decision, DecisionError,
+        AuthRequest, Ciba, Decision, DecisionError,
     },
     secrets::hex,
-    store::auth_requests::AuthRequestRow,
 };
 
 const DECISION: &str = "decision";
@@ -56,7 +55,7 @@ impl ApprovalApp {
 
     /// The request a page reference names, if it is addressed to `approver_id`; anyone else learns
     /// nothing.
-    async fn own_request(&self, approver_id: &str, reference: &str) -> UserResult<AuthRequestRow> {
+    async fn own_request(&self, approver_id: &str, reference: &str) -> UserResult<AuthRequest> {
         let missing = || "There is no such request for you.".to_owned();
         let created_at = page_ref_time(reference).ok_or_else(missing)?;
         self.ciba
@@ -76,17 +75,9 @@ impl ApprovalApp {
         }
     }
 
-    fn status(&self, row: &AuthRequestRow, now: i64) -> String {
-        if row.status == "pending" && row.expires_at <= now {
-            "expired".into()
-        } else {
-            row.status.clone()
-        }
-    }
-
-    async fn view(&self, row: &AuthRequestRow, approver: &Approver) -> UserResult<RequestView> {
+    async fn view(&self, row: &AuthRequest, approver: &Approver) -> UserResult<RequestView> {
         let now = self.ciba.now();
-        let action = action_of(row)?;
+        let action = row.action.clone();
         let user_code_locked = approver.requires_user_code
             && self
                 .ciba
@@ -110,8 +101,11 @@ impl ApprovalApp {
             created_at: row.created_at,
             expires_at: row.expires_at,
             now,
-            status: self.status(row, now),
-            deny_reason: row.deny_reason.clone(),
+            status: row.status(now),
+            deny_reason: match &row.state {
+                State::Denied { reason, .. } => reason.clone(),
+                _ => None,
+            },
             needs_user_code: approver.requires_user_code,
             user_code_locked,
         })
@@ -122,7 +116,7 @@ impl ApprovalApp {
     async fn check_user_code(
         &self,
         approver: &Approver,
-        row: &AuthRequestRow,
+        row: &AuthRequest,
         code: Option<&str>,
     ) -> UserResult<()> {
         if !approver.requires_user_code {
@@ -155,14 +149,6 @@ impl ApprovalApp {
     }
 }
 
-fn action_of(row: &AuthRequestRow) -> UserResult<AgentAction> {
-    let mut details: Vec<AgentAction> =
-        serde_json::from_str(&row.authorization_details).map_err(internal)?;
-    details
-        .pop()
-        .ok_or_else(|| internal("a request without an action"))
-}
-
 fn decision_error(e: DecisionError) -> String {
     match e {
         DecisionError::NotFound | DecisionError::NotYours => {
@@ -187,20 +173,17 @@ impl ApprovalService for ApprovalApp {
             .map_err(internal)?;
         let (mut pending, mut recent) = (Vec::new(), Vec::new());
         for (row, client_name) in rows {
-            let Ok(action) = action_of(&row) else {
-                continue;
-            };
-            let status = self.status(&row, now);
+            let status = row.status(now);
             let summary = RequestSummary {
                 id: page_ref(&row.id),
-                action: action.action,
-                target: action.target,
+                action: row.action.action,
+                target: row.action.target,
                 client_name,
                 created_at: row.created_at,
                 expires_at: row.expires_at,
-                status: status.clone(),
+                status,
             };
-            if status == "pending" {
+            if status == RequestStatus::Pending {
                 pending.push(summary)
             } else if recent.len() < 20 {
                 recent.push(summary)
@@ -228,10 +211,14 @@ impl ApprovalService for ApprovalApp {
     ) -> UserResult<RequestChallengeResponse> {
         let approver = self.identity.require(session).await?;
         let row = self.own_request(&approver.id, id).await?;
-        match self.status(&row, self.ciba.now()).as_str() {
-            "pending" => {}
-            "expired" => return Err("This request has expired; nothing can be approved.".into()),
-            _ => return Err("This request has already been decided.".into()),
+        match row.status(self.ciba.now()) {
+            RequestStatus::Pending => {}
+            RequestStatus::Expired => {
+                return Err("This request has expired; nothing can be approved.".into())
+            }
+            RequestStatus::Approved | RequestStatus::Denied | RequestStatus::Redeemed => {
+                return Err("This request has already been decided.".into())
+            }
         }
         if approve {
             self.check_user_code(&approver, &row, user_code.as_deref())
@@ -326,12 +313,7 @@ impl ApprovalService for ApprovalApp {
             public_key: public_key_json(&passkey).map_err(internal)?,
         };
         let decision = if approve {
-            // RFC 8176: a key proven with the person's verification; synced passkeys are software keys.
-            let key = if synced { "swk" } else { "hwk" };
-            Decision::Approve {
-                acr: "phr".into(),
-                amr: vec![key.into(), "user".into()],
-            }
+            Decision::approve_with_passkey(synced)
         } else {
             Decision::Deny { reason }
         };

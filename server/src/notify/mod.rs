@@ -211,7 +211,7 @@ fn one_line(text: &str, max: usize) -> String {
     let cleaned: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .filter(|c| !crate::ciba::request::is_invisible_format(*c))
+        .filter(|c| !app::text::is_invisible(*c))
         .collect();
     if cleaned.chars().count() > max {
         format!("{}…", cleaned.chars().take(max).collect::<String>())

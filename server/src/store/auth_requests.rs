@@ -5,7 +5,13 @@ use std::collections::HashMap;
 use sqlx::{AnyConnection, FromRow};
 
 use super::{Backend, Store, StoreError, StoreResult};
+use crate::ciba::{
+    action::parse_authorization_details,
+    auth_request::{Approval, AuthRequest, State},
+};
 
+/// A request as the table holds it. Only this module reads `status`: everything else sees
+/// `ciba::AuthRequest`. Tests and audits read rows to check what the database itself says.
 #[derive(Clone, Debug, FromRow, PartialEq, Eq)]
 pub struct AuthRequestRow {
     pub id: String,
@@ -53,14 +59,122 @@ pub struct IssuedToken<'a> {
     pub expires_at: i64,
 }
 
-/// What a decision sets on a pending request.
-#[derive(Clone, Debug)]
-pub struct DecisionUpdate<'a> {
-    pub status: &'a str,
-    pub decided_at: i64,
-    pub deny_reason: Option<&'a str>,
-    pub acr: Option<&'a str>,
-    pub amr: Option<&'a str>,
+impl AuthRequestRow {
+    /// The domain's view of this row; a row no version of Countersign could have written is refused.
+    pub fn into_request(self) -> StoreResult<AuthRequest> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("auth request {what}"));
+        let action = parse_authorization_details(&self.authorization_details)
+            .map_err(|_| corrupt("with unreadable authorization_details"))?;
+        let approval = || -> StoreResult<Approval> {
+            let amr = match &self.amr {
+                Some(amr) => {
+                    serde_json::from_str(amr).map_err(|_| corrupt("with unreadable amr"))?
+                }
+                None => Vec::new(),
+            };
+            Ok(Approval {
+                decided_at: self
+                    .decided_at
+                    .ok_or_else(|| corrupt("approved without a time"))?,
+                acr: self.acr.clone().unwrap_or_default(),
+                amr,
+            })
+        };
+        let state = match self.status.as_str() {
+            "pending" => State::Pending,
+            "approved" => State::Approved(approval()?),
+            "denied" => State::Denied {
+                decided_at: self
+                    .decided_at
+                    .ok_or_else(|| corrupt("denied without a time"))?,
+                reason: self.deny_reason.clone(),
+            },
+            "redeemed" => State::Redeemed {
+                approval: approval()?,
+                redeemed_at: self
+                    .redeemed_at
+                    .ok_or_else(|| corrupt("redeemed without a time"))?,
+            },
+            _ => return Err(corrupt("with an unknown status")),
+        };
+        Ok(AuthRequest {
+            id: self.id,
+            client_id: self.client_id,
+            approver_id: self.approver_id,
+            scope: self.scope,
+            binding_message: self.binding_message,
+            acr_values: self.acr_values,
+            action,
+            authorization_details: self.authorization_details,
+            notification_token: self.notification_token,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            interval_secs: self.interval_secs,
+            state,
+        })
+    }
+}
+
+fn requests(rows: Vec<AuthRequestRow>) -> StoreResult<Vec<AuthRequest>> {
+    rows.into_iter().map(AuthRequestRow::into_request).collect()
+}
+
+/// The columns a decision sets, from the state it leads to.
+struct DecisionColumns {
+    status: &'static str,
+    decided_at: i64,
+    deny_reason: Option<String>,
+    acr: Option<String>,
+    amr: Option<String>,
+}
+
+impl DecisionColumns {
+    fn of(state: &State) -> DecisionColumns {
+        match state {
+            State::Approved(a) => DecisionColumns {
+                status: "approved",
+                decided_at: a.decided_at,
+                deny_reason: None,
+                acr: Some(a.acr.clone()),
+                amr: Some(serde_json::to_string(&a.amr).expect("strings serialise")),
+            },
+            State::Denied { decided_at, reason } => DecisionColumns {
+                status: "denied",
+                decided_at: *decided_at,
+                deny_reason: reason.clone(),
+                acr: None,
+                amr: None,
+            },
+            State::Pending | State::Redeemed { .. } => {
+                unreachable!("a decision leads to Approved or Denied")
+            }
+        }
+    }
+}
+
+/// What a decision changes: the request, from pending, to `state` (Approved or Denied), in the
+/// transaction that appends its record.
+pub(super) async fn apply_decision(
+    conn: &mut AnyConnection,
+    auth_req_id: &str,
+    approver_id: &str,
+    state: &State,
+) -> StoreResult<bool> {
+    let c = DecisionColumns::of(state);
+    let done = sqlx::query(
+        "UPDATE auth_requests SET status = $1, decided_at = $2, deny_reason = $3, acr = $4, amr = $5 \
+         WHERE id = $6 AND approver_id = $7 AND status = 'pending' AND expires_at > $2",
+    )
+    .bind(c.status)
+    .bind(c.decided_at)
+    .bind(c.deny_reason)
+    .bind(c.acr)
+    .bind(c.amr)
+    .bind(auth_req_id)
+    .bind(approver_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 const MINUTE_MS: i64 = 60_000;
@@ -73,7 +187,7 @@ impl Store {
     /// the counts cannot go stale before the insert.
     pub async fn insert_auth_requests(
         &self,
-        rows: &[AuthRequestRow],
+        rows: &[AuthRequest],
         limits: InsertLimits,
     ) -> StoreResult<Vec<InsertOutcome>> {
         assert!(
@@ -95,7 +209,7 @@ impl Store {
         let outcomes = LimitCounts::load(&mut tx, rows, first.created_at)
             .await?
             .judge(rows, limits);
-        let accepted: Vec<AuthRequestRow> = rows
+        let accepted: Vec<AuthRequest> = rows
             .iter()
             .zip(&outcomes)
             .filter(|(_, o)| **o == InsertOutcome::Inserted)
@@ -108,7 +222,15 @@ impl Store {
         Ok(outcomes)
     }
 
-    pub async fn auth_request(&self, id: &str) -> StoreResult<Option<AuthRequestRow>> {
+    pub async fn auth_request(&self, id: &str) -> StoreResult<Option<AuthRequest>> {
+        self.auth_request_row(id)
+            .await?
+            .map(AuthRequestRow::into_request)
+            .transpose()
+    }
+
+    /// The row as stored, for checks of what the database itself says.
+    pub async fn auth_request_row(&self, id: &str) -> StoreResult<Option<AuthRequestRow>> {
         Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM auth_requests WHERE id = $1"
         ))
@@ -118,13 +240,15 @@ impl Store {
     }
 
     /// Requests still pending and unexpired at `now`, to warm the poll cache at start.
-    pub async fn pending_auth_requests(&self, now: i64) -> StoreResult<Vec<AuthRequestRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM auth_requests WHERE status = 'pending' AND expires_at > $1"
-        ))
-        .bind(now)
-        .fetch_all(self.pool())
-        .await?)
+    pub async fn pending_auth_requests(&self, now: i64) -> StoreResult<Vec<AuthRequest>> {
+        requests(
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM auth_requests WHERE status = 'pending' AND expires_at > $1"
+            ))
+            .bind(now)
+            .fetch_all(self.pool())
+            .await?,
+        )
     }
 
     /// Marks an approved request redeemed by `client_id` and records the access token `jti` issued for
@@ -189,7 +313,7 @@ pub const MAX_ROWS_PER_INSERT: usize = 64;
 async fn insert_rows(
     conn: &mut AnyConnection,
     backend: Backend,
-    rows: &[AuthRequestRow],
+    rows: &[AuthRequest],
 ) -> StoreResult<()> {
     let mut sql = String::from(
         "INSERT INTO auth_requests (id, client_id, approver_id, scope, binding_message, acr_values, \
@@ -239,7 +363,7 @@ struct LimitCounts {
 impl LimitCounts {
     async fn load(
         conn: &mut AnyConnection,
-        rows: &[AuthRequestRow],
+        rows: &[AuthRequest],
         now: i64,
     ) -> StoreResult<LimitCounts> {
         let mut clients: Vec<&str> = rows.iter().map(|r| r.client_id.as_str()).collect();
@@ -277,7 +401,7 @@ impl LimitCounts {
         Ok(LimitCounts { pending, recent })
     }
 
-    fn judge(mut self, rows: &[AuthRequestRow], limits: InsertLimits) -> Vec<InsertOutcome> {
+    fn judge(mut self, rows: &[AuthRequest], limits: InsertLimits) -> Vec<InsertOutcome> {
         rows.iter()
             .map(|row| {
                 let pending = self
@@ -304,12 +428,13 @@ impl LimitCounts {
 }
 
 impl Store {
-    /// An approver's requests, newest first, with the requesting client's name.
+    /// An approver's requests, newest first, with the requesting client's name. A row that cannot be
+    /// read is left out (and logged) so one bad row does not hide the rest of the inbox.
     pub async fn approver_requests(
         &self,
         approver_id: &str,
         limit: i64,
-    ) -> StoreResult<Vec<(AuthRequestRow, String)>> {
+    ) -> StoreResult<Vec<(AuthRequest, String)>> {
         let columns: Vec<String> = COLUMNS
             .split(',')
             .map(|c| format!("r.{}", c.trim()))
@@ -325,7 +450,13 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| (r.request, r.client_name))
+            .filter_map(|r| match r.request.into_request() {
+                Ok(request) => Some((request, r.client_name)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "an unreadable request left out of an inbox");
+                    None
+                }
+            })
             .collect())
     }
 
@@ -334,14 +465,16 @@ impl Store {
         &self,
         approver_id: &str,
         created_at: i64,
-    ) -> StoreResult<Vec<AuthRequestRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM auth_requests WHERE approver_id = $1 AND created_at = $2"
-        ))
-        .bind(approver_id)
-        .bind(created_at)
-        .fetch_all(self.pool())
-        .await?)
+    ) -> StoreResult<Vec<AuthRequest>> {
+        requests(
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM auth_requests WHERE approver_id = $1 AND created_at = $2"
+            ))
+            .bind(approver_id)
+            .bind(created_at)
+            .fetch_all(self.pool())
+            .await?,
+        )
     }
 
     /// Changes whenever anything in the approver's inbox would change: a new request, a decision, or a

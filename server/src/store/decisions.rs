@@ -3,7 +3,8 @@
 //! answers from a decision that has no record.
 use sqlx::FromRow;
 
-use super::{auth_requests::DecisionUpdate, Backend, Store, StoreResult};
+use super::{auth_requests::apply_decision, Backend, Store, StoreResult};
+use crate::ciba::auth_request::State;
 
 #[derive(Clone, Debug, FromRow, PartialEq, Eq)]
 pub struct DecisionRow {
@@ -34,14 +35,14 @@ const COLUMNS: &str = "seq, auth_req_id, request_digest, decision, reason, appro
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 impl Store {
-    /// Applies `update` to the pending request and appends the decision record that `seal` builds from
+    /// Moves the pending request to `state` and appends the decision record that `seal` builds from
     /// the previous record's hash (returning the new row without `seq`), all in one transaction. The
     /// chain is serialised: SQLite takes the write lock up front, PostgreSQL an advisory lock.
     pub async fn append_decision<F>(
         &self,
         auth_req_id: &str,
         approver_id: &str,
-        update: &DecisionUpdate<'_>,
+        state: &State,
         seal: F,
     ) -> StoreResult<Option<DecisionRow>>
     where
@@ -57,20 +58,7 @@ impl Store {
                 tx
             }
         };
-        let decided = sqlx::query(
-            "UPDATE auth_requests SET status = $1, decided_at = $2, deny_reason = $3, acr = $4, amr = $5 \
-             WHERE id = $6 AND approver_id = $7 AND status = 'pending' AND expires_at > $2",
-        )
-        .bind(update.status)
-        .bind(update.decided_at)
-        .bind(update.deny_reason)
-        .bind(update.acr)
-        .bind(update.amr)
-        .bind(auth_req_id)
-        .bind(approver_id)
-        .execute(&mut *tx)
-        .await?;
-        if decided.rows_affected() != 1 {
+        if !apply_decision(&mut tx, auth_req_id, approver_id, state).await? {
             return Ok(None);
         }
         let prev: Option<(String,)> =
@@ -122,13 +110,34 @@ impl Store {
     }
 }
 
-/// What the audit compares with the decision records: an `id` that ought to have one, its own `state`
-/// (a request's status, or `token` for an issued access token) and the record's decision, if any.
+/// What the audit compares with the decision records: an `id` that ought to have one, what makes it
+/// need one, and the record's decision, if any.
 #[derive(Clone, Debug, FromRow)]
 pub struct CoveredRow {
     pub auth_req_id: String,
-    pub state: String,
+    state: String,
     pub decision: Option<String>,
+}
+
+/// Why a request needs a decision record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Covered {
+    /// Marked approved (or redeemed).
+    Approval,
+    /// Marked denied.
+    Denial,
+    /// An access token was issued for it.
+    Token,
+}
+
+impl CoveredRow {
+    pub fn covered(&self) -> Covered {
+        match self.state.as_str() {
+            "token" => Covered::Token,
+            "denied" => Covered::Denial,
+            _ => Covered::Approval,
+        }
+    }
 }
 
 impl Store {

@@ -5,14 +5,15 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    auth_requests::{AuthRequestRow, InsertLimits, InsertOutcome},
+    auth_requests::{InsertLimits, InsertOutcome},
     Store, StoreError, StoreResult,
 };
+use crate::ciba::auth_request::AuthRequest;
 
 /// The most rows one transaction takes; more wait for the next. One INSERT statement carries them all.
 const MAX_BATCH: usize = super::auth_requests::MAX_ROWS_PER_INSERT;
 
-type Job = (AuthRequestRow, oneshot::Sender<StoreResult<InsertOutcome>>);
+type Job = (AuthRequest, oneshot::Sender<StoreResult<InsertOutcome>>);
 
 pub struct InsertQueue {
     jobs: mpsc::Sender<Job>,
@@ -63,7 +64,7 @@ impl InsertQueue {
     }
 
     /// Inserts `row` (within the limits) and returns once its transaction has committed.
-    pub async fn insert(&self, row: AuthRequestRow) -> StoreResult<InsertOutcome> {
+    pub async fn insert(&self, row: AuthRequest) -> StoreResult<InsertOutcome> {
         let (reply, answer) = oneshot::channel();
         let closed = || StoreError::Unavailable("the request writer has stopped".into());
         self.jobs.send((row, reply)).await.map_err(|_| closed())?;

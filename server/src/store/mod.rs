@@ -37,6 +37,8 @@ pub enum StoreError {
     Sqlx(#[from] sqlx::Error),
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    #[error("a stored row cannot be read: {0}")]
+    Corrupt(String),
 }
 
 impl StoreError {

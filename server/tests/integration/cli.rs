@@ -237,7 +237,7 @@ async fn the_agent_gets_pending_then_tokens(db: Db) {
         &ciba,
         &pending[0].id,
         &jane.id,
-        Decision::approve_with_passkey(),
+        Decision::approve_with_passkey(false),
     )
     .await
     .unwrap();

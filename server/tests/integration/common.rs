@@ -292,7 +292,7 @@ impl Harness {
             &self.server.ciba,
             &id,
             approver_id,
-            server::ciba::Decision::approve_with_passkey(),
+            server::ciba::Decision::approve_with_passkey(false),
         )
         .await
         .unwrap();

@@ -29,7 +29,7 @@ async fn three_decisions(h: &Harness) -> Vec<String> {
                 reason: Some("wrong order".into()),
             }
         } else {
-            Decision::approve_with_passkey()
+            Decision::approve_with_passkey(false)
         };
         decide(&h.server.ciba, &id, &jane.id, decision)
             .await
@@ -155,7 +155,7 @@ async fn a_record_the_passkey_did_not_sign_is_detected(db: Db) {
         &h.server.ciba,
         &forged,
         &jane.id,
-        Decision::approve_with_passkey(),
+        Decision::approve_with_passkey(false),
         9,
         TEST_PASSKEY,
     )
@@ -180,7 +180,7 @@ async fn a_record_the_passkey_did_not_sign_is_detected(db: Db) {
         &h.server.ciba,
         &own_key,
         &jane.id,
-        Decision::approve_with_passkey(),
+        Decision::approve_with_passkey(false),
         9,
         9,
     )

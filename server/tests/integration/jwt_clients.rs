@@ -165,7 +165,7 @@ async fn login_hint_tokens_name_the_approver_until_they_expire(db: Db) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let row = h
         .store
-        .auth_request(r.json["auth_req_id"].as_str().unwrap())
+        .auth_request_row(r.json["auth_req_id"].as_str().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -230,7 +230,7 @@ async fn signed_requests_carry_every_parameter(db: Db) {
     assert_eq!(r.json["expires_in"], 120);
     let row = h
         .store
-        .auth_request(r.json["auth_req_id"].as_str().unwrap())
+        .auth_request_row(r.json["auth_req_id"].as_str().unwrap())
         .await
         .unwrap()
         .unwrap();

@@ -88,7 +88,7 @@ async fn an_expired_request_is_expired_token(db: Db) {
         &h.server.ciba,
         &id,
         &approver.id,
-        Decision::approve_with_passkey(),
+        Decision::approve_with_passkey(false),
     )
     .await;
     assert!(matches!(late, Err(DecisionError::Expired)), "{late:?}");
@@ -283,15 +283,21 @@ async fn decisions_are_recorded_once_by_the_addressed_approver(db: Db) {
     let id = h.start(&creds, APPROVER).await;
     let ciba = &h.server.ciba;
     assert!(matches!(
-        decide(ciba, &id, &bob.id, Decision::approve_with_passkey()).await,
+        decide(ciba, &id, &bob.id, Decision::approve_with_passkey(false)).await,
         Err(DecisionError::NotYours)
     ));
     assert!(matches!(
-        decide(ciba, "nope", &jane.id, Decision::approve_with_passkey()).await,
+        decide(
+            ciba,
+            "nope",
+            &jane.id,
+            Decision::approve_with_passkey(false)
+        )
+        .await,
         Err(DecisionError::NotFound)
     ));
     let (a, b) = tokio::join!(
-        decide(ciba, &id, &jane.id, Decision::approve_with_passkey()),
+        decide(ciba, &id, &jane.id, Decision::approve_with_passkey(false)),
         decide(ciba, &id, &jane.id, Decision::Deny { reason: None }),
     );
     assert!(
@@ -330,7 +336,7 @@ async fn a_decision_on_one_instance_reaches_polls_on_another_postgres() {
         &other.ciba,
         &id,
         &approver.id,
-        Decision::approve_with_passkey(),
+        Decision::approve_with_passkey(false),
     )
     .await
     .unwrap();

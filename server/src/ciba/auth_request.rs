@@ -1,0 +1,267 @@
+//! A backchannel authentication request and its state machine (CIBA §7, §11):
+//!
+//! ```text
+//! Pending ──decide──▶ Approved ──redeem──▶ Redeemed
+//!    │  └───decide──▶ Denied
+//!    └── the clock passes expires_at ──▶ Expired (derived, never stored)
+//! ```
+//!
+//! Transitions are functions that return the new state or why not; the store makes each one a
+//! conditional update on the old state, so of two concurrent callers only one wins.
+pub use app::model::RequestStatus;
+
+use super::{action::AgentAction, Decision, DecisionError};
+use crate::clock::Millis;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthRequest {
+    pub id: String,
+    pub client_id: String,
+    pub approver_id: String,
+    pub scope: String,
+    pub binding_message: Option<String>,
+    pub acr_values: Option<String>,
+    /// The one action this request asks approval for.
+    pub action: AgentAction,
+    /// `authorization_details` exactly as stored: the decision's digest and the tokens carry these.
+    pub authorization_details: String,
+    pub notification_token: Option<String>,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub interval_secs: i64,
+    pub state: State,
+}
+
+/// What has happened to a request; expiry is not a state but a fact about the clock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Approved(Approval),
+    Denied {
+        decided_at: Millis,
+        reason: Option<String>,
+    },
+    /// Approved, and its tokens collected by the client.
+    Redeemed {
+        approval: Approval,
+        redeemed_at: Millis,
+    },
+}
+
+/// How an approval was made: the authentication's strength (RFC 8176 `acr` and `amr`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    pub decided_at: Millis,
+    pub acr: String,
+    pub amr: Vec<String>,
+}
+
+/// Why a client's redemption is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedeemRefusal {
+    WrongClient,
+    Expired,
+    Pending,
+    Denied,
+    /// Already redeemed: a replayed grant (RFC 6749 §10.5).
+    Replayed,
+}
+
+impl AuthRequest {
+    /// A new request, waiting for its approver.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: String,
+        client_id: String,
+        approver_id: String,
+        scope: String,
+        binding_message: Option<String>,
+        acr_values: Option<String>,
+        action: AgentAction,
+        notification_token: Option<String>,
+        created_at: Millis,
+        expires_at: Millis,
+        interval_secs: i64,
+    ) -> AuthRequest {
+        AuthRequest {
+            authorization_details: action.to_authorization_details().to_string(),
+            id,
+            client_id,
+            approver_id,
+            scope,
+            binding_message,
+            acr_values,
+            action,
+            notification_token,
+            created_at,
+            expires_at,
+            interval_secs,
+            state: State::Pending,
+        }
+    }
+
+    pub fn is_expired(&self, now: Millis) -> bool {
+        now >= self.expires_at
+    }
+
+    /// The status a person is shown. Only a pending request expires: a decision stands as made.
+    pub fn status(&self, now: Millis) -> RequestStatus {
+        match &self.state {
+            State::Pending if self.is_expired(now) => RequestStatus::Expired,
+            State::Pending => RequestStatus::Pending,
+            State::Approved(_) => RequestStatus::Approved,
+            State::Denied { .. } => RequestStatus::Denied,
+            State::Redeemed { .. } => RequestStatus::Redeemed,
+        }
+    }
+
+    /// The state `decision` by `approver_id` at `now` leads to.
+    pub fn decide(
+        &self,
+        approver_id: &str,
+        decision: &Decision,
+        now: Millis,
+    ) -> Result<State, DecisionError> {
+        if self.approver_id != approver_id {
+            return Err(DecisionError::NotYours);
+        }
+        match self.status(now) {
+            RequestStatus::Pending => {}
+            RequestStatus::Expired => return Err(DecisionError::Expired),
+            _ => return Err(DecisionError::AlreadyDecided),
+        }
+        Ok(match decision {
+            Decision::Approve { acr, amr } => State::Approved(Approval {
+                decided_at: now,
+                acr: acr.clone(),
+                amr: amr.clone(),
+            }),
+            Decision::Deny { reason } => State::Denied {
+                decided_at: now,
+                reason: reason.clone(),
+            },
+        })
+    }
+
+    /// The state redemption by `client_id` at `now` leads to (CIBA §11: ownership, expiry, then the
+    /// decision).
+    pub fn redeem(&self, client_id: &str, now: Millis) -> Result<State, RedeemRefusal> {
+        if self.client_id != client_id {
+            return Err(RedeemRefusal::WrongClient);
+        }
+        if self.is_expired(now) {
+            return Err(RedeemRefusal::Expired);
+        }
+        match &self.state {
+            State::Pending => Err(RedeemRefusal::Pending),
+            State::Denied { .. } => Err(RedeemRefusal::Denied),
+            State::Redeemed { .. } => Err(RedeemRefusal::Replayed),
+            State::Approved(approval) => Ok(State::Redeemed {
+                approval: approval.clone(),
+                redeemed_at: now,
+            }),
+        }
+    }
+
+    /// The approval, if the request was approved (whether or not its tokens were collected).
+    pub fn approval(&self) -> Option<&Approval> {
+        match &self.state {
+            State::Approved(approval) | State::Redeemed { approval, .. } => Some(approval),
+            _ => None,
+        }
+    }
+}
+
+/// A request for unit tests elsewhere in the domain: client `client` asks approver `jane`, made at
+/// 1 s and expiring at 2 s.
+#[cfg(test)]
+pub(crate) fn sample() -> AuthRequest {
+    tests::request()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) fn request() -> AuthRequest {
+        let action = AgentAction {
+            kind: "agent_action".into(),
+            action: "refund".into(),
+            target: "order 1".into(),
+            consequence: "money back".into(),
+            amount: None,
+            currency: None,
+            reversible: None,
+            resource: None,
+        };
+        AuthRequest::new(
+            "id".into(),
+            "client".into(),
+            "jane".into(),
+            "openid".into(),
+            None,
+            None,
+            action,
+            None,
+            1_000,
+            2_000,
+            5,
+        )
+    }
+
+    fn approve() -> Decision {
+        Decision::approve_with_passkey(false)
+    }
+
+    #[test]
+    fn a_pending_request_expires_with_the_clock_and_then_cannot_be_decided() {
+        let r = request();
+        assert_eq!(r.status(1_999), RequestStatus::Pending);
+        assert_eq!(r.status(2_000), RequestStatus::Expired);
+        assert!(matches!(
+            r.decide("jane", &approve(), 2_000),
+            Err(DecisionError::Expired)
+        ));
+    }
+
+    #[test]
+    fn only_the_addressed_approver_decides_and_only_once() {
+        let mut r = request();
+        assert!(matches!(
+            r.decide("bob", &approve(), 1_500),
+            Err(DecisionError::NotYours)
+        ));
+        r.state = r.decide("jane", &approve(), 1_500).unwrap();
+        assert_eq!(r.status(1_600), RequestStatus::Approved);
+        assert!(matches!(
+            r.decide("jane", &Decision::Deny { reason: None }, 1_600),
+            Err(DecisionError::AlreadyDecided)
+        ));
+        // A decision stands after the request's lifetime ends.
+        assert_eq!(r.status(5_000), RequestStatus::Approved);
+    }
+
+    #[test]
+    fn redemption_checks_client_then_expiry_then_the_decision() {
+        let mut r = request();
+        assert_eq!(r.redeem("client", 1_500), Err(RedeemRefusal::Pending));
+        assert_eq!(r.redeem("other", 1_500), Err(RedeemRefusal::WrongClient));
+        r.state = r.decide("jane", &approve(), 1_500).unwrap();
+        assert_eq!(r.redeem("client", 2_000), Err(RedeemRefusal::Expired));
+        r.state = r.redeem("client", 1_600).unwrap();
+        assert_eq!(r.status(1_700), RequestStatus::Redeemed);
+        assert_eq!(r.approval().unwrap().decided_at, 1_500);
+        assert_eq!(r.redeem("client", 1_700), Err(RedeemRefusal::Replayed));
+    }
+
+    #[test]
+    fn a_denial_is_final() {
+        let mut r = request();
+        r.state = r
+            .decide("jane", &Decision::Deny { reason: None }, 1_500)
+            .unwrap();
+        assert_eq!(r.status(1_600), RequestStatus::Denied);
+        assert_eq!(r.redeem("client", 1_600), Err(RedeemRefusal::Denied));
+        assert!(r.approval().is_none());
+    }
+}
