@@ -9,6 +9,7 @@ use leptos_router::{
 
 pub mod api;
 pub mod components;
+pub mod error;
 pub mod model;
 pub mod navigation;
 pub mod pages;
@@ -85,7 +86,7 @@ pub fn content_security_policy(nonce: Option<&str>) -> String {
 /// Puts the page's policy, with this response's nonce, on the response.
 #[cfg(feature = "ssr")]
 fn page_security_policy() {
-    let Some(nonce) = leptos::nonce::use_nonce() else {
+    let Some(nonce) = use_nonce() else {
         return;
     };
     let Some(response) = use_context::<leptos_axum::ResponseOptions>() else {

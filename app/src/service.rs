@@ -9,14 +9,28 @@ use webauthn_rs_proto::{
     RequestChallengeResponse,
 };
 
+pub use crate::error::UiError;
 use crate::model::{InboxView, InvitationView, Me, PasskeyView, PushDevicesView, RequestView};
 
-/// Errors are messages for the person at the screen; details stay in the server's log.
-pub type UserResult<T> = Result<T, String>;
+/// Errors are sentences for the person at the screen with an HTTP status; details stay in the
+/// server's log.
+pub type UserResult<T> = Result<T, UiError>;
+
+/// The signed-in person, resolved once per call (session, its epoch and lifetime, the account) before
+/// any service method that needs one runs. The session rides along for ceremony state.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    pub approver_id: String,
+    pub me: Me,
+    /// Their policy asks for their user_code before approving.
+    pub requires_user_code: bool,
+    pub session: Session,
+}
 
 #[async_trait]
 pub trait IdentityService: Send + Sync + 'static {
-    async fn current_user(&self, session: &Session) -> UserResult<Option<Me>>;
+    /// Who is signed in on this session, if anyone still validly is.
+    async fn signed_in(&self, session: &Session) -> UserResult<Option<SignedIn>>;
     async fn invitation(&self, token: &str) -> UserResult<InvitationView>;
     async fn start_enrollment(
         &self,
@@ -42,16 +56,16 @@ pub trait IdentityService: Send + Sync + 'static {
         credential: PublicKeyCredential,
     ) -> UserResult<Me>;
     async fn sign_out(&self, session: &Session, everywhere: bool) -> UserResult<()>;
-    async fn passkeys(&self, session: &Session) -> UserResult<Vec<PasskeyView>>;
-    async fn start_add_passkey(&self, session: &Session) -> UserResult<CreationChallengeResponse>;
+    async fn passkeys(&self, user: &SignedIn) -> UserResult<Vec<PasskeyView>>;
+    async fn start_add_passkey(&self, user: &SignedIn) -> UserResult<CreationChallengeResponse>;
     async fn finish_add_passkey(
         &self,
-        session: &Session,
+        user: &SignedIn,
         credential: RegisterPublicKeyCredential,
         name: String,
     ) -> UserResult<()>;
-    async fn rename_passkey(&self, session: &Session, id: String, name: String) -> UserResult<()>;
-    async fn remove_passkey(&self, session: &Session, id: String) -> UserResult<()>;
+    async fn rename_passkey(&self, user: &SignedIn, id: String, name: String) -> UserResult<()>;
+    async fn remove_passkey(&self, user: &SignedIn, id: String) -> UserResult<()>;
 }
 
 pub type SharedIdentity = Arc<dyn IdentityService>;
@@ -60,20 +74,20 @@ pub type SharedIdentity = Arc<dyn IdentityService>;
 /// the server binds to that decision on that request.
 #[async_trait]
 pub trait ApprovalService: Send + Sync + 'static {
-    async fn inbox(&self, session: &Session) -> UserResult<InboxView>;
-    async fn request(&self, session: &Session, id: &str) -> UserResult<RequestView>;
+    async fn inbox(&self, user: &SignedIn) -> UserResult<InboxView>;
+    async fn request(&self, user: &SignedIn, id: &str) -> UserResult<RequestView>;
     /// `user_code`: needed to approve when the approver's policy asks for it; checked before the
     /// passkey prompt, and wrong entries are counted per request.
     async fn start_decision(
         &self,
-        session: &Session,
+        user: &SignedIn,
         id: &str,
         approve: bool,
         user_code: Option<String>,
     ) -> UserResult<RequestChallengeResponse>;
     async fn finish_decision(
         &self,
-        session: &Session,
+        user: &SignedIn,
         id: &str,
         approve: bool,
         reason: Option<String>,
@@ -89,25 +103,25 @@ pub type SharedApprovals = Arc<dyn ApprovalService>;
 pub trait NotificationService: Send + Sync + 'static {
     async fn push_devices(
         &self,
-        session: &Session,
+        user: &SignedIn,
         this_endpoint: Option<String>,
     ) -> UserResult<PushDevicesView>;
     /// `subscription`: the browser's `PushSubscription.toJSON()`; `user_agent` names the device.
     async fn subscribe_push(
         &self,
-        session: &Session,
+        user: &SignedIn,
         subscription: String,
         user_agent: Option<String>,
     ) -> UserResult<()>;
     /// Removes a device by id, or (with `endpoint`) the browser asking.
     async fn unsubscribe_push(
         &self,
-        session: &Session,
+        user: &SignedIn,
         id: Option<String>,
         endpoint: Option<String>,
     ) -> UserResult<()>;
     /// Sends a test notification to every device; returns how many accepted it.
-    async fn test_push(&self, session: &Session) -> UserResult<usize>;
+    async fn test_push(&self, user: &SignedIn) -> UserResult<usize>;
 }
 
 pub type SharedNotifications = Arc<dyn NotificationService>;

@@ -31,6 +31,9 @@ test('an agent asks, the approver approves with a passkey, the agent gets its to
   await expect(deny).toBeInViewport();
   await expect(statement).toBeInViewport();
   await page.screenshot({ path: `screenshots/request-${testInfo.project.name}.png` });
+  // Before anyone decides, the agent's poll hears it must wait (CIBA §11); without this wait a fast
+  // approval could land before the agent's first poll.
+  await expect.poll(agent.output, { timeout: 15_000 }).toContain('authorization_pending');
 
   await approve.click();
   await expect(page.getByRole('status')).toContainText('You approved this request');
@@ -170,7 +173,7 @@ test('a request that expires while its page is open cannot be approved', async (
 });
 
 test('two open tabs decide once', async ({ page, allowConsoleError }) => {
-  allowConsoleError(refusalBy('start_decision')); // the second tab's decision
+  allowConsoleError(refusalBy('start_decision', 409)); // the second tab's decision
   const email = await enrolledApprover(page, 'Tia Tabs');
   const agent = agentRequest(newClient(), email, 'Rotate', 'API key "billing"', 'Old key stops working.');
   await page.getByRole('link', { name: /Rotate/ }).click();
@@ -201,7 +204,7 @@ async function approverWithUserCode(page: import('@playwright/test').Page, name:
 }
 
 test('an approver whose policy needs a user code enters it before the passkey prompt', async ({ page, allowConsoleError }, testInfo) => {
-  allowConsoleError(refusalBy('start_decision')); // the missing and the wrong code
+  allowConsoleError(refusalBy('start_decision', 422, 403)); // the missing and the wrong code
   const email = await approverWithUserCode(page, 'Uma Coded', '2468');
   const agent = agentRequest(newClient(), email, 'Send', 'the Q3 report to press@example.com', 'It becomes public.',
     '--user-code', '2468');
@@ -224,7 +227,7 @@ test('an approver whose policy needs a user code enters it before the passkey pr
 });
 
 test('after five wrong user codes a request can only be denied', async ({ page, allowConsoleError }) => {
-  allowConsoleError(refusalBy('start_decision')); // the wrong codes, then the right one too late
+  allowConsoleError(refusalBy('start_decision', 403, 429)); // the wrong codes, then the right one too late
   const email = await approverWithUserCode(page, 'Lou Locked', '8642');
   const agent = agentRequest(newClient(), email, 'Wire', '$9,000 to an unknown account', 'The money is gone.',
     '--user-code', '8642');
@@ -253,7 +256,7 @@ test('after five wrong user codes a request can only be denied', async ({ page, 
     });
     return { status: res.status, text: await res.text() };
   }, [endpoint, reference]);
-  expect(refused.status).toBe(500);
+  expect(refused.status).toBe(429);
   expect(refused.text).toContain('Too many wrong user codes were entered for this request.');
   await page.reload();
   await hydrated(page);
@@ -262,4 +265,38 @@ test('after five wrong user codes a request can only be denied', async ({ page, 
   await page.getByRole('button', { name: 'Deny' }).click();
   await expect(page.getByRole('status')).toContainText('You denied this request');
   expect(JSON.parse((await agent).stdout).error).toBe('access_denied');
+});
+
+test('a refusal answers with its HTTP status, never a 500', async ({ page, playwright, baseURL, allowConsoleError }) => {
+  allowConsoleError(refusalBy('start_decision', 409, 404));
+  const email = await enrolledApprover(page, 'Rhea Refusals');
+  const agent = agentRequest(newClient(), email, 'Delete', 'the staging database', 'All staging data is lost.');
+  await page.getByRole('link', { name: /Delete/ }).click();
+  await hydrated(page);
+  const call = page.waitForRequest((r) => r.url().includes('start_decision'));
+  await page.getByRole('button', { name: 'Deny' }).click();
+  await expect(page.getByRole('status')).toContainText('You denied this request');
+  expect(JSON.parse((await agent).stdout).error).toBe('access_denied');
+  const endpoint = (await call).url();
+  const reference = new URL(page.url()).pathname.split('/').pop();
+  const post = (body: object) => page.evaluate(async ([endpoint, body]) => {
+    const res = await fetch(endpoint as string, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    return { status: res.status, text: await res.text() };
+  }, [endpoint, body] as const);
+
+  const decided = await post({ id: reference, approve: true, user_code: null });
+  expect(decided.status).toBe(409);
+  expect(decided.text).toContain('This request has already been decided.');
+  const missing = await post({ id: 'not-a-request', approve: true, user_code: null });
+  expect(missing.status).toBe(404);
+  expect(missing.text).toContain('There is no such request for you.');
+
+  // Nobody signed in: 401, and the page's sentence says what to do.
+  const stranger = await playwright.request.newContext({ baseURL, extraHTTPHeaders: { origin: new URL(baseURL!).origin } });
+  const signedOut = await stranger.post(endpoint, { data: { id: reference, approve: true, user_code: null } });
+  expect(signedOut.status()).toBe(401);
+  expect(await signedOut.text()).toContain('Your session has ended. Please sign in again.');
+  await stranger.dispose();
 });

@@ -43,9 +43,12 @@ export const test = base.extend<Fixtures>({
   },
 });
 
-/** The console line Chromium writes when server function `name` refuses a call (HTTP 500 for now). */
-export function refusalBy(name: string): RegExp {
-  return new RegExp(`status of 500 .*\\(source: [^)]*/api/${name}\\d*\\)$`);
+/**
+ * The console line Chromium writes when server function `name` refuses a call with one of
+ * `statuses` (a refusal is a 4xx, never a 500).
+ */
+export function refusalBy(name: string, ...statuses: number[]): RegExp {
+  return new RegExp(`status of (${statuses.join('|')}) .*\\(source: [^)]*/api/${name}\\d*\\)$`);
 }
 
 function watch(context: BrowserContext, errors: string[]) {

@@ -212,7 +212,7 @@ test('the service worker shows a pushed request as a notification', async ({ pag
 });
 
 test('a subscription on an unknown push service is refused', async ({ page, allowConsoleError }) => {
-  allowConsoleError(refusalBy('subscribe_push'));
+  allowConsoleError(refusalBy('subscribe_push', 422));
   const keys = browserKeys();
   await stubPushManager(page, 'https://push.evil.example/steal', keys.p256dh, keys.auth);
   await enrolledApprover(page, 'Rita Refused');

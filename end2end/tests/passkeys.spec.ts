@@ -100,7 +100,7 @@ test('expired and unknown invitations are explained', async ({ page }) => {
 });
 
 test('a passkey this server never registered is refused', async ({ page, allowConsoleError }) => {
-  allowConsoleError(refusalBy('finish_sign_in'));
+  allowConsoleError(refusalBy('finish_sign_in', 401));
   const { cdp, id } = await addAuthenticator(page);
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   await cdp.send('WebAuthn.addCredential', {

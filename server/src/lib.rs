@@ -3,21 +3,18 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::Router;
-use leptos::prelude::LeptosOptions;
-use leptos_axum::{generate_route_list, LeptosRoutes};
 
 pub mod agent;
 pub mod ciba;
 pub mod clock;
 pub mod config;
-pub mod events;
 pub mod identity;
 pub mod notify;
 pub mod oauth;
 pub mod secrets;
 pub mod signing;
 pub mod store;
-pub mod web;
+pub mod ui;
 
 use ciba::Ciba;
 use clock::Clock;
@@ -45,7 +42,7 @@ pub async fn build(
         )
     })?;
     let max_session_ms = config.session_max_hours * 3_600_000;
-    let identity = Arc::new(identity::service::IdentityApp::new(
+    let identity = Arc::new(ui::identity::IdentityApp::new(
         store.clone(),
         clock.clone(),
         passkeys,
@@ -62,9 +59,8 @@ pub async fn build(
         )
         .await?,
     );
-    let approvals = Arc::new(identity::approvals::ApprovalApp::new(
-        identity.clone(),
-        ciba.clone(),
+    let approvals = Arc::new(ui::approvals::ApprovalPages::new(
+        ciba::approval::Approvals::new(ciba.clone(), identity.clone()),
     ));
     // How far back the notification sweeps look: no request stays pending longer.
     let horizon_ms = config.policy().max_expiry_secs * 1000;
@@ -89,11 +85,11 @@ pub async fn build(
         .await?,
     );
     pusher.clone().start(horizon_ms, ciba.subscribe()).await;
-    let notifications = Arc::new(notify::devices::PushDevices::new(
+    let notifications = Arc::new(ui::devices::PushDevices::new(
         identity.clone(),
         pusher.clone(),
     ));
-    let services = UiServices {
+    let services = ui::Services {
         identity,
         approvals,
         notifications,
@@ -105,93 +101,16 @@ pub async fn build(
         replay: Arc::new(oauth::replay::ReplayCache::default()),
     };
     let router = oauth::routes(state)
-        .merge(ui_routes(config, services, sessions))
-        .layer(axum::middleware::from_fn(web::log_slow_requests))
-        .layer(tower::util::option_layer(web::strict_transport_security(
-            &config.public_url,
-        )));
+        .merge(ui::routes(config, services, sessions))
+        .layer(axum::middleware::from_fn(ui::security::log_slow_requests))
+        .layer(tower::util::option_layer(
+            ui::security::strict_transport_security(&config.public_url),
+        ));
     Ok(Server {
         ciba,
         pusher,
         router,
     })
-}
-
-/// What the pages' server functions and event streams reach.
-#[derive(Clone)]
-struct UiServices {
-    identity: Arc<identity::service::IdentityApp>,
-    approvals: Arc<identity::approvals::ApprovalApp>,
-    notifications: Arc<notify::devices::PushDevices>,
-    ciba: Arc<Ciba>,
-}
-
-fn ui_routes(
-    config: &ServeConfig,
-    services: UiServices,
-    sessions: identity::sessions::DbSessionStore,
-) -> Router {
-    let site = web::assets::Site::new(&config.site_root);
-    let hash_file = site.hash_file();
-    let options = LeptosOptions::builder()
-        .output_name("countersign")
-        .site_root(config.site_root.as_str())
-        .site_pkg_dir("pkg")
-        .site_addr(config.addr)
-        .hash_files(hash_file.is_some())
-        .hash_file(hash_file.unwrap_or_default().into())
-        .build();
-    let routes = generate_route_list(app::App);
-    let events = {
-        let services = services.clone();
-        axum::routing::get(move |session: tower_sessions::Session| {
-            events::inbox(services.identity.clone(), services.ciba.clone(), session)
-        })
-    };
-    let renew = {
-        let devices = services.notifications.clone();
-        axum::routing::post(move |body| notify::devices::renew_handler(devices.clone(), body))
-    };
-    let stylesheet = app::StylesheetHref(site.stylesheet_href());
-    let context = move || {
-        leptos::prelude::provide_context(stylesheet.clone());
-        let identity: app::service::SharedIdentity = services.identity.clone();
-        let approvals: app::service::SharedApprovals = services.approvals.clone();
-        let notifications: app::service::SharedNotifications = services.notifications.clone();
-        leptos::prelude::provide_context(identity);
-        leptos::prelude::provide_context(approvals);
-        leptos::prelude::provide_context(notifications);
-        leptos::nonce::provide_nonce();
-    };
-    let session_layer = tower_sessions::SessionManagerLayer::new(sessions)
-        .with_name("countersign_session")
-        .with_secure(config.public_url.scheme() == "https")
-        .with_http_only(true)
-        .with_same_site(tower_sessions::cookie::SameSite::Strict)
-        .with_expiry(tower_sessions::Expiry::OnInactivity(
-            time::Duration::minutes(config.session_idle_minutes),
-        ));
-    let shell = {
-        let options = options.clone();
-        move || app::shell(options.clone())
-    };
-    let not_found = {
-        use axum::handler::HandlerWithoutStateExt;
-        let render = leptos_axum::render_app_to_stream_with_context(context.clone(), shell.clone());
-        tower::util::BoxCloneSyncService::new(render.into_service())
-    };
-    Router::new()
-        .leptos_routes_with_context(&options, routes, context, shell)
-        .with_state(options)
-        .merge(site.router(not_found))
-        .route("/events/inbox", events)
-        .route("/push/renew", renew)
-        .layer(session_layer)
-        .layer(axum::middleware::from_fn_with_state(
-            web::Origin::of(&config.public_url),
-            web::same_origin_only,
-        ))
-        .layer(axum::middleware::from_fn(web::security_headers))
 }
 
 /// Serves until Ctrl-C or SIGTERM, with the background upkeep running beside the router.
@@ -220,14 +139,26 @@ pub async fn serve(config: ServeConfig, store: Store) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How often the retention sweep runs (see `store::retention`).
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
 /// Every second: pick up client and key changes from other processes, forget expired poll state.
+/// Every ten minutes, and at start: delete what has ended.
 pub fn spawn_upkeep(ciba: Arc<Ciba>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last_sweep: Option<tokio::time::Instant> = None;
         loop {
             tick.tick().await;
             if let Err(e) = ciba.refresh().await {
                 tracing::warn!(error = %e, "periodic refresh failed; retrying");
+            }
+            if last_sweep.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
+                last_sweep = Some(tokio::time::Instant::now());
+                match ciba.sweep().await {
+                    Ok(swept) => tracing::debug!(?swept, "retention sweep"),
+                    Err(e) => tracing::warn!(error = %e, "retention sweep failed; retrying later"),
+                }
             }
         }
     });

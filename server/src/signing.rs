@@ -180,7 +180,7 @@ impl ArchiveVerifier {
                     verifiers.insert(row.kid, Box::new(v));
                 }
                 Err(e) => {
-                    tracing::warn!(kid = %row.kid, error = %e, "unreadable signing key skipped")
+                    tracing::warn!(kid = %row.kid, error = %e, "unreadable signing key skipped");
                 }
             }
         }

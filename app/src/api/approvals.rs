@@ -3,24 +3,25 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 use webauthn_rs_proto::{PublicKeyCredential, RequestChallengeResponse};
 
-use crate::model::{InboxView, RequestView};
+use crate::{
+    error::UiError,
+    model::{InboxView, RequestView},
+};
 
 #[server(input = Json)]
-pub async fn inbox() -> Result<InboxView, ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedApprovals>().await?;
-    service
-        .inbox(&session)
+pub async fn inbox() -> Result<InboxView, UiError> {
+    super::Call::<crate::service::SharedApprovals>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .signed_in(|service, user| async move { service.inbox(&user).await })
+        .await
 }
 
 #[server(input = Json)]
-pub async fn request(id: String) -> Result<RequestView, ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedApprovals>().await?;
-    service
-        .request(&session, &id)
+pub async fn request(id: String) -> Result<RequestView, UiError> {
+    super::Call::<crate::service::SharedApprovals>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .signed_in(|service, user| async move { service.request(&user, &id).await })
+        .await
 }
 
 #[server(input = Json)]
@@ -28,12 +29,13 @@ pub async fn start_decision(
     id: String,
     approve: bool,
     user_code: Option<String>,
-) -> Result<RequestChallengeResponse, ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedApprovals>().await?;
-    service
-        .start_decision(&session, &id, approve, user_code)
+) -> Result<RequestChallengeResponse, UiError> {
+    super::Call::<crate::service::SharedApprovals>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .signed_in(|service, user| async move {
+            service.start_decision(&user, &id, approve, user_code).await
+        })
+        .await
 }
 
 #[server(input = Json)]
@@ -42,10 +44,13 @@ pub async fn finish_decision(
     approve: bool,
     reason: Option<String>,
     credential: PublicKeyCredential,
-) -> Result<RequestView, ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedApprovals>().await?;
-    service
-        .finish_decision(&session, &id, approve, reason, credential)
+) -> Result<RequestView, UiError> {
+    super::Call::<crate::service::SharedApprovals>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .signed_in(|service, user| async move {
+            service
+                .finish_decision(&user, &id, approve, reason, credential)
+                .await
+        })
+        .await
 }

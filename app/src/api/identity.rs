@@ -6,32 +6,28 @@ use webauthn_rs_proto::{
     RequestChallengeResponse,
 };
 
-use crate::model::{InvitationView, Me, PasskeyView};
+use crate::{
+    error::UiError,
+    model::{InvitationView, Me, PasskeyView},
+};
 
-/// The message a failed call carries, without the framework's prefix.
-pub fn message(error: &ServerFnError) -> String {
-    match error {
-        ServerFnError::ServerError(message) => message.clone(),
-        other => format!("Something went wrong ({other}). Please try again."),
-    }
+#[server(input = Json)]
+pub async fn current_user() -> Result<Option<Me>, UiError> {
+    super::Call::<crate::service::SharedIdentity>::new()
+        .await
+        .run(|service, session| async move {
+            let user = service.signed_in(&session).await?;
+            Ok(user.map(|user| user.me))
+        })
+        .await
 }
 
 #[server(input = Json)]
-pub async fn current_user() -> Result<Option<Me>, ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
-    service
-        .current_user(&session)
+pub async fn invitation(token: String) -> Result<InvitationView, UiError> {
+    super::Call::<crate::service::SharedIdentity>::new()
         .await
-        .map_err(ServerFnError::ServerError)
-}
-
-#[server(input = Json)]
-pub async fn invitation(token: String) -> Result<InvitationView, ServerFnError> {
-    let (service, _) = super::context::<crate::service::SharedIdentity>().await?;
-    service
-        .invitation(&token)
+        .run(|service, _| async move { service.invitation(&token).await })
         .await
-        .map_err(ServerFnError::ServerError)
 }
 
 #[server(input = Json)]
@@ -39,97 +35,97 @@ pub async fn start_enrollment(
     token: String,
     name: Option<String>,
     email: Option<String>,
-) -> Result<CreationChallengeResponse, ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
-    service
-        .start_enrollment(&session, &token, name, email)
+) -> Result<CreationChallengeResponse, UiError> {
+    super::Call::<crate::service::SharedIdentity>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .run(|service, session| async move {
+            service
+                .start_enrollment(&session, &token, name, email)
+                .await
+        })
+        .await
 }
 
 #[server(input = Json)]
 pub async fn finish_enrollment(
     credential: RegisterPublicKeyCredential,
     passkey_name: String,
-) -> Result<Me, ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
-    service
-        .finish_enrollment(&session, credential, passkey_name)
+) -> Result<Me, UiError> {
+    super::Call::<crate::service::SharedIdentity>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .run(|service, session| async move {
+            service
+                .finish_enrollment(&session, credential, passkey_name)
+                .await
+        })
+        .await
 }
 
 #[server(input = Json)]
-pub async fn start_sign_in(autofill: bool) -> Result<RequestChallengeResponse, ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
-    service
-        .start_sign_in(&session, autofill)
+pub async fn start_sign_in(autofill: bool) -> Result<RequestChallengeResponse, UiError> {
+    super::Call::<crate::service::SharedIdentity>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .run(|service, session| async move { service.start_sign_in(&session, autofill).await })
+        .await
 }
 
 #[server(input = Json)]
-pub async fn finish_sign_in(credential: PublicKeyCredential) -> Result<Me, ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
-    service
-        .finish_sign_in(&session, credential)
+pub async fn finish_sign_in(credential: PublicKeyCredential) -> Result<Me, UiError> {
+    super::Call::<crate::service::SharedIdentity>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .run(|service, session| async move { service.finish_sign_in(&session, credential).await })
+        .await
 }
 
 #[server(input = Json)]
-pub async fn sign_out(everywhere: bool) -> Result<(), ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
-    service
-        .sign_out(&session, everywhere)
+pub async fn sign_out(everywhere: bool) -> Result<(), UiError> {
+    super::Call::<crate::service::SharedIdentity>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .run(|service, session| async move { service.sign_out(&session, everywhere).await })
+        .await
 }
 
 #[server(input = Json)]
-pub async fn passkeys() -> Result<Vec<PasskeyView>, ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
-    service
-        .passkeys(&session)
+pub async fn passkeys() -> Result<Vec<PasskeyView>, UiError> {
+    super::Call::<crate::service::SharedIdentity>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .signed_in(|service, user| async move { service.passkeys(&user).await })
+        .await
 }
 
 #[server(input = Json)]
-pub async fn start_add_passkey() -> Result<CreationChallengeResponse, ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
-    service
-        .start_add_passkey(&session)
+pub async fn start_add_passkey() -> Result<CreationChallengeResponse, UiError> {
+    super::Call::<crate::service::SharedIdentity>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .signed_in(|service, user| async move { service.start_add_passkey(&user).await })
+        .await
 }
 
 #[server(input = Json)]
 pub async fn finish_add_passkey(
     credential: RegisterPublicKeyCredential,
     name: String,
-) -> Result<(), ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
-    service
-        .finish_add_passkey(&session, credential, name)
+) -> Result<(), UiError> {
+    super::Call::<crate::service::SharedIdentity>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .signed_in(|service, user| async move {
+            service.finish_add_passkey(&user, credential, name).await
+        })
+        .await
 }
 
 #[server(input = Json)]
-pub async fn rename_passkey(id: String, name: String) -> Result<(), ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
-    service
-        .rename_passkey(&session, id, name)
+pub async fn rename_passkey(id: String, name: String) -> Result<(), UiError> {
+    super::Call::<crate::service::SharedIdentity>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .signed_in(|service, user| async move { service.rename_passkey(&user, id, name).await })
+        .await
 }
 
 #[server(input = Json)]
-pub async fn remove_passkey(id: String) -> Result<(), ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedIdentity>().await?;
-    service
-        .remove_passkey(&session, id)
+pub async fn remove_passkey(id: String) -> Result<(), UiError> {
+    super::Call::<crate::service::SharedIdentity>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .signed_in(|service, user| async move { service.remove_passkey(&user, id).await })
+        .await
 }

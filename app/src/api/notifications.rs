@@ -2,48 +2,46 @@
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
-use crate::model::PushDevicesView;
+use crate::{error::UiError, model::PushDevicesView};
 
 #[server(input = Json)]
-pub async fn push_devices(this_endpoint: Option<String>) -> Result<PushDevicesView, ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedNotifications>().await?;
-    service
-        .push_devices(&session, this_endpoint)
+pub async fn push_devices(this_endpoint: Option<String>) -> Result<PushDevicesView, UiError> {
+    super::Call::<crate::service::SharedNotifications>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .signed_in(|service, user| async move { service.push_devices(&user, this_endpoint).await })
+        .await
 }
 
 #[server(input = Json)]
-pub async fn subscribe_push(subscription: String) -> Result<(), ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedNotifications>().await?;
-    let headers: http::HeaderMap = leptos_axum::extract().await?;
-    let user_agent = headers
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    service
-        .subscribe_push(&session, subscription, user_agent)
+pub async fn subscribe_push(subscription: String) -> Result<(), UiError> {
+    let user_agent = use_context::<http::request::Parts>().and_then(|parts| {
+        let agent = parts.headers.get(http::header::USER_AGENT)?;
+        agent.to_str().ok().map(str::to_owned)
+    });
+    super::Call::<crate::service::SharedNotifications>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .signed_in(|service, user| async move {
+            service
+                .subscribe_push(&user, subscription, user_agent)
+                .await
+        })
+        .await
 }
 
 #[server(input = Json)]
-pub async fn unsubscribe_push(
-    id: Option<String>,
-    endpoint: Option<String>,
-) -> Result<(), ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedNotifications>().await?;
-    service
-        .unsubscribe_push(&session, id, endpoint)
+pub async fn unsubscribe_push(id: Option<String>, endpoint: Option<String>) -> Result<(), UiError> {
+    super::Call::<crate::service::SharedNotifications>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .signed_in(
+            |service, user| async move { service.unsubscribe_push(&user, id, endpoint).await },
+        )
+        .await
 }
 
 #[server(input = Json)]
-pub async fn test_push() -> Result<usize, ServerFnError> {
-    let (service, session) = super::context::<crate::service::SharedNotifications>().await?;
-    service
-        .test_push(&session)
+pub async fn test_push() -> Result<usize, UiError> {
+    super::Call::<crate::service::SharedNotifications>::new()
         .await
-        .map_err(ServerFnError::ServerError)
+        .signed_in(|service, user| async move { service.test_push(&user).await })
+        .await
 }

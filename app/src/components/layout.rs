@@ -2,11 +2,7 @@
 use leptos::prelude::*;
 use leptos_router::{components::Redirect, hooks::use_location};
 
-use crate::{
-    api::identity::{current_user, message},
-    model::Me,
-    navigation,
-};
+use crate::{api::identity::current_user, model::Me, navigation};
 
 #[component]
 pub fn Layout(#[prop(optional)] nav: bool, children: Children) -> impl IntoView {
@@ -56,7 +52,7 @@ pub fn SignedIn(children: ChildrenFn) -> impl IntoView {
                             found();
                             view! { <Redirect path=sign_in()/> }.into_any()
                         }
-                        Err(e) => view! { <p class="error" role="alert">{message(&e)}</p> }.into_any(),
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                     })
             }}
         </Suspense>

@@ -5,7 +5,7 @@ use leptos::{prelude::*, task::spawn_local};
 use crate::{
     api::{
         identity::{
-            finish_add_passkey, message, passkeys, remove_passkey, rename_passkey, sign_out,
+            finish_add_passkey, passkeys, remove_passkey, rename_passkey, sign_out,
             start_add_passkey,
         },
         notifications::{push_devices, subscribe_push, test_push, unsubscribe_push},
@@ -48,11 +48,11 @@ fn Account() -> impl IntoView {
         let name = new_name.get_untracked();
         spawn_local(async move {
             let outcome = async {
-                let options = start_add_passkey().await.map_err(|e| message(&e))?;
+                let options = start_add_passkey().await.map_err(|e| e.to_string())?;
                 let credential = passkey::create(options).await?;
                 finish_add_passkey(credential, name)
                     .await
-                    .map_err(|e| message(&e))
+                    .map_err(|e| e.to_string())
             }
             .await;
             set_busy.set(false);
@@ -69,7 +69,7 @@ fn Account() -> impl IntoView {
                         let _ = window.location().assign("/sign-in");
                     }
                 }
-                Err(e) => set_error.set(Some(message(&e))),
+                Err(e) => set_error.set(Some(e.to_string())),
             }
         });
     };
@@ -94,7 +94,7 @@ fn Account() -> impl IntoView {
                                 }
                                     .into_any()
                             }
-                            Err(e) => view! { <p class="error" role="alert">{message(&e)}</p> }.into_any(),
+                            Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                         })
                 }}
             </Suspense>
@@ -131,8 +131,8 @@ fn PasskeyRow(
             report(
                 rename_passkey(id.get_value(), name)
                     .await
-                    .map_err(|e| message(&e)),
-            )
+                    .map_err(|e| e.to_string()),
+            );
         });
     };
     let remove = move |_| {
@@ -140,8 +140,8 @@ fn PasskeyRow(
             report(
                 remove_passkey(id.get_value())
                     .await
-                    .map_err(|e| message(&e)),
-            )
+                    .map_err(|e| e.to_string()),
+            );
         });
     };
     let input_id = format!("passkey-{}", key.id);
@@ -192,9 +192,9 @@ fn Notifications() -> impl IntoView {
                     };
                     (state, devices)
                 })
-                .map_err(|e| message(&e));
+                .map_err(|e| e.to_string());
             set_settings.set(Some(loaded));
-        })
+        });
     };
     Effect::new(move |_| load());
     let finish = move |outcome: Result<Option<String>, String>| {
@@ -218,7 +218,7 @@ fn Notifications() -> impl IntoView {
                 let subscription = push::turn_on(&public_key).await?;
                 subscribe_push(subscription)
                     .await
-                    .map_err(|e| message(&e))?;
+                    .map_err(|e| e.to_string())?;
                 Ok(Some("Notifications are on for this device.".to_owned()))
             }
             .await;
@@ -232,7 +232,7 @@ fn Notifications() -> impl IntoView {
                 if let Some(endpoint) = push::turn_off().await? {
                     unsubscribe_push(None, Some(endpoint))
                         .await
-                        .map_err(|e| message(&e))?;
+                        .map_err(|e| e.to_string())?;
                 }
                 Ok(Some("Notifications are off for this device.".to_owned()))
             }
@@ -252,7 +252,7 @@ fn Notifications() -> impl IntoView {
                         format!("A test notification was sent to {n} devices.")
                     })
                 })
-                .map_err(|e| message(&e));
+                .map_err(|e| e.to_string());
             finish(outcome);
         });
     };
@@ -261,7 +261,7 @@ fn Notifications() -> impl IntoView {
             let outcome = unsubscribe_push(Some(id), None)
                 .await
                 .map(|()| Some("The device no longer receives notifications.".to_owned()))
-                .map_err(|e| message(&e));
+                .map_err(|e| e.to_string());
             finish(outcome);
         });
     };

@@ -3,7 +3,7 @@ use leptos::{prelude::*, task::spawn_local};
 use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::{
-    api::identity::{finish_enrollment, invitation, message, start_enrollment},
+    api::identity::{finish_enrollment, invitation, start_enrollment},
     components::{
         layout::{ErrorLine, Layout},
         passkey,
@@ -26,7 +26,7 @@ pub fn EnrollPage() -> impl IntoView {
                             .get()
                             .map(|result| match result {
                                 Ok(view) => view! { <EnrollForm token=token() offer=view/> }.into_any(),
-                                Err(e) => view! { <p class="error" role="alert">{message(&e)}</p> }.into_any(),
+                                Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                             })
                     }}
                 </Suspense>
@@ -64,11 +64,11 @@ fn EnrollForm(token: String, offer: InvitationView) -> impl IntoView {
             let outcome = async {
                 let options = start_enrollment(token.get_value(), given_name, given_email)
                     .await
-                    .map_err(|e| message(&e))?;
+                    .map_err(|e| e.to_string())?;
                 let credential = passkey::create(options).await?;
                 finish_enrollment(credential, label)
                     .await
-                    .map_err(|e| message(&e))
+                    .map_err(|e| e.to_string())
             }
             .await;
             set_busy.set(false);

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use crate::{
-    api::{approvals::inbox, identity::message},
+    api::approvals::inbox,
     components::{
         countdown::Countdown,
         layout::{Layout, SignedIn},
@@ -42,7 +42,7 @@ fn NotificationHint() -> impl IntoView {
     Effect::new(move |_| {
         leptos::task::spawn_local(async move {
             set_show.set(push::state().await == PushState::Off);
-        })
+        });
     });
     view! {
         <Show when=move || show.get()>
@@ -127,7 +127,7 @@ pub fn InboxList() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(e) => view! { <p class="error" role="alert">{message(&e)}</p> }.into_any(),
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                     })
             }}
         </Suspense>

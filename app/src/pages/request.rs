@@ -4,10 +4,7 @@ use leptos::{prelude::*, task::spawn_local};
 use leptos_router::hooks::use_params_map;
 
 use crate::{
-    api::{
-        approvals::{finish_decision, request, start_decision},
-        identity::message,
-    },
+    api::approvals::{finish_decision, request, start_decision},
     components::{
         countdown::{time_left, Countdown},
         layout::{ErrorLine, Layout, SignedIn},
@@ -47,7 +44,7 @@ fn RequestPane() -> impl IntoView {
                         .get()
                         .map(|result| match result {
                             Ok(view) => view! { <Decide request=view/> }.into_any(),
-                            Err(e) => view! { <p class="error" role="alert">{message(&e)}</p> }.into_any(),
+                            Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                         })
                 }}
             </Suspense>
@@ -95,11 +92,11 @@ fn Decide(request: RequestView) -> impl IntoView {
             let outcome = async {
                 let options = start_decision(id.clone(), approve, code)
                     .await
-                    .map_err(|e| message(&e))?;
+                    .map_err(|e| e.to_string())?;
                 let credential = passkey::get(options).await?;
                 finish_decision(id, approve, reason, credential)
                     .await
-                    .map_err(|e| message(&e))
+                    .map_err(|e| e.to_string())
             }
             .await;
             set_busy.set(false);

@@ -3,7 +3,7 @@ use leptos::{prelude::*, task::spawn_local};
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::{
-    api::identity::{finish_sign_in, message, start_sign_in},
+    api::identity::{finish_sign_in, start_sign_in},
     components::{
         layout::{ErrorLine, Layout},
         passkey,
@@ -23,9 +23,9 @@ pub fn SignInPage() -> impl IntoView {
         let navigate = navigate.clone();
         spawn_local(async move {
             let outcome = async {
-                let options = start_sign_in(false).await.map_err(|e| message(&e))?;
+                let options = start_sign_in(false).await.map_err(|e| e.to_string())?;
                 let credential = passkey::get(options).await?;
-                finish_sign_in(credential).await.map_err(|e| message(&e))
+                finish_sign_in(credential).await.map_err(|e| e.to_string())
             }
             .await;
             set_busy.set(false);
@@ -35,7 +35,7 @@ pub fn SignInPage() -> impl IntoView {
                     navigate(
                         navigation::after_sign_in(next.as_deref()),
                         Default::default(),
-                    )
+                    );
                 }
                 Err(e) => set_error.set(Some(e)),
             }

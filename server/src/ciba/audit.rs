@@ -79,7 +79,7 @@ pub async fn verify(store: &Store, rp: &RelyingParty) -> Result<AuditReport, Sto
                 seq: Some(row.seq),
                 auth_req_id: row.auth_req_id.clone(),
                 problem: text.to_owned(),
-            })
+            });
         };
         if row.prev_hash != prev {
             problem("the chain is broken: prev_hash is not the previous record's hash");
@@ -121,7 +121,7 @@ pub async fn verify(store: &Store, rp: &RelyingParty) -> Result<AuditReport, Sto
                 }
             }
             None if keys_kept => {
-                problem("the record keeps no passkey public key, unlike earlier ones")
+                problem("the record keeps no passkey public key, unlike earlier ones");
             }
             None => signatures_unchecked += 1,
         }
@@ -146,7 +146,7 @@ async fn uncovered(store: &Store) -> Result<Vec<Finding>, StoreError> {
             seq: None,
             auth_req_id: auth_req_id.to_owned(),
             problem,
-        })
+        });
     };
     for row in store.decision_coverage().await? {
         let (what, expected) = match row.covered() {

@@ -7,10 +7,13 @@ use crate::{
     clock::{Clock, Millis},
     identity::approvers::ApproverCache,
     signing::{KeyError, KeyRing},
-    store::{auth_requests::InsertLimits, insert_queue::InsertQueue, Store, StoreError},
+    store::{
+        auth_requests::InsertLimits, insert_queue::InsertQueue, retention::Swept, Store, StoreError,
+    },
 };
 
 pub mod action;
+pub mod approval;
 pub mod audit;
 pub mod auth_request;
 pub mod clients;
@@ -187,6 +190,12 @@ impl Ciba {
         self.keys.refresh(now).await?;
         self.pending.sweep(now);
         Ok(())
+    }
+
+    /// Retention: deletes expired sessions and the outbox of ended requests (see `store::retention`).
+    /// Evidence is never deleted.
+    pub async fn sweep(&self) -> Result<Swept, CibaError> {
+        Ok(self.store.sweep_expired(self.clock.now()).await?)
     }
 
     /// Forget what the poll cache believes about `auth_req_id`: a decision was made by another instance.

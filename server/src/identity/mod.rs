@@ -1,7 +1,5 @@
 //! The people behind decisions: approvers and admins, their passkeys, invitations and sessions.
-pub mod approvals;
 pub mod approvers;
 pub mod invitations;
 pub mod passkeys;
-pub mod service;
 pub mod sessions;

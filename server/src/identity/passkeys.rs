@@ -14,6 +14,27 @@ pub struct Passkeys {
     webauthn: Webauthn,
 }
 
+/// Why a passkey could not be used for a decision.
+#[derive(Debug, thiserror::Error)]
+pub enum PasskeyError {
+    #[error("this passkey is not one of the approver's")]
+    NotYours,
+    #[error("this passkey is suspended")]
+    Suspended,
+    #[error("the signature counter went backwards, so the passkey is now suspended")]
+    PossibleClone,
+    #[error("the assertion does not verify")]
+    Invalid,
+    #[error("passkeys unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<crate::store::StoreError> for PasskeyError {
+    fn from(e: crate::store::StoreError) -> PasskeyError {
+        PasskeyError::Unavailable(e.to_string())
+    }
+}
+
 /// How an authentication failed.
 #[derive(Debug)]
 pub enum AssertionError {
@@ -113,7 +134,7 @@ pub struct BoundAssertion {
 
 impl Passkeys {
     /// Assertion options for deciding: only the approver's own passkeys, user verification required,
-    /// and a challenge that commits to `approve`, the request `digest` and a fresh random nonce.
+    /// and the challenge `bind(nonce)` (one that commits to the decision) for a fresh random nonce.
     ///
     /// webauthn-rs always generates the challenge itself (its maintainers decline caller-chosen ones),
     /// so its random challenge becomes the nonce and the bound challenge is written into both the
@@ -122,12 +143,11 @@ impl Passkeys {
     pub fn start_bound_assertion(
         &self,
         passkeys: &[Passkey],
-        approve: bool,
-        digest: &[u8; 32],
+        bind: impl FnOnce(&[u8]) -> [u8; 32],
     ) -> Result<BoundAssertion, WebauthnError> {
         let (mut options, state) = self.webauthn.start_passkey_authentication(passkeys)?;
         let nonce: Vec<u8> = options.public_key.challenge.to_vec();
-        let challenge = crate::ciba::record::decision_challenge(approve, digest, &nonce);
+        let challenge = bind(&nonce);
         options.public_key.challenge = challenge.to_vec();
         let state = with_challenge(state, &challenge).map_err(|_| WebauthnError::Configuration)?;
         Ok(BoundAssertion {

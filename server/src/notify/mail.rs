@@ -95,6 +95,6 @@ impl super::Channel for Mailer {
     }
 
     async fn announce(self: Arc<Self>, event: RequestCreated) {
-        self.deliver(&event).await
+        self.deliver(&event).await;
     }
 }

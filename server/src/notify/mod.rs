@@ -19,7 +19,6 @@ use crate::{
     },
 };
 
-pub mod devices;
 pub mod mail;
 pub mod push;
 

@@ -1,4 +1,5 @@
 //! Integration tests of the agent-facing CIBA provider, each run on SQLite and on PostgreSQL.
+mod approvals;
 mod backchannel;
 mod cli;
 mod common;
@@ -10,5 +11,7 @@ mod jwt_clients;
 mod limits;
 mod notify;
 mod push;
+mod retention;
+mod schema;
 mod token;
 mod web;

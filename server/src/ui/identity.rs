@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use app::{
     model::{InvitationView, Me, PasskeyView},
-    service::{IdentityService, Session, UserResult},
+    service::{IdentityService, Session, SignedIn, UiError, UserResult},
 };
 use async_trait::async_trait;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -15,13 +15,13 @@ use webauthn_rs::prelude::{
     PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse,
 };
 
-use super::{
-    approvers::{self, normalise_email, Approver, Role},
-    invitations,
-    passkeys::{public_key_json, AssertionError, Passkeys},
-};
 use crate::{
     clock::{Clock, Millis},
+    identity::{
+        approvers::{self, normalise_email, Approver, Role},
+        invitations,
+        passkeys::{public_key_json, AssertionError, PasskeyError, Passkeys},
+    },
     secrets::{base64url, hash_secret, random_id},
     store::{approvers::ApproverRow, identity::PasskeyRow, Store},
 };
@@ -57,10 +57,10 @@ pub struct IdentityApp {
     max_session_ms: Millis,
 }
 
-/// Logs the detail, returns the sentence for the person.
-pub(crate) fn internal(e: impl std::fmt::Display) -> String {
+/// Logs the detail; the person is told only that something went wrong.
+pub(crate) fn internal(e: impl std::fmt::Display) -> UiError {
     tracing::error!(error = %e, "identity service error");
-    "Something went wrong on our side. Please try again.".into()
+    UiError::Internal
 }
 
 pub(crate) async fn take<T: DeserializeOwned>(
@@ -72,6 +72,29 @@ pub(crate) async fn take<T: DeserializeOwned>(
 
 async fn put<T: Serialize>(session: &Session, key: &str, value: T) -> UserResult<()> {
     session.insert(key, value).await.map_err(internal)
+}
+
+/// What the person is told when a passkey cannot be used.
+pub(crate) fn passkey_refusal(e: PasskeyError) -> UiError {
+    match e {
+        PasskeyError::NotYours => UiError::Forbidden("This passkey is not one of yours.".into()),
+        PasskeyError::Suspended => {
+            UiError::Forbidden("This passkey is suspended; use another one.".into())
+        }
+        PasskeyError::PossibleClone => UiError::Forbidden(
+            "This passkey has been suspended: its signature counter went backwards, which can mean it was copied. \
+             An admin has been told; use another passkey."
+                .into(),
+        ),
+        PasskeyError::Invalid => UiError::Forbidden(
+            "Your passkey could not be verified; nothing was decided. Please try again.".into(),
+        ),
+        PasskeyError::Unavailable(e) => internal(e),
+    }
+}
+
+fn disabled() -> UiError {
+    UiError::Forbidden("This account is disabled.".into())
 }
 
 fn user_uuid(approver_id: &str) -> UserResult<Uuid> {
@@ -89,7 +112,9 @@ fn me(approver: &Approver) -> Me {
 fn passkey_label(name: &str) -> UserResult<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
-        return Err("Give the passkey a name of 1 to 60 characters.".into());
+        return Err(UiError::Invalid(
+            "Give the passkey a name of 1 to 60 characters.".into(),
+        ));
     }
     Ok(name.to_owned())
 }
@@ -110,7 +135,7 @@ impl IdentityApp {
     }
 
     /// The signed-in approver, if the session is still valid (epoch and absolute lifetime).
-    pub(crate) async fn signed_in(&self, session: &Session) -> UserResult<Option<Approver>> {
+    pub(crate) async fn approver_of(&self, session: &Session) -> UserResult<Option<Approver>> {
         let Some(user) = session
             .get::<SignedInUser>(SIGNED_IN)
             .await
@@ -133,12 +158,6 @@ impl IdentityApp {
             .map_err(internal)
     }
 
-    pub(crate) async fn require(&self, session: &Session) -> UserResult<Approver> {
-        self.signed_in(session)
-            .await?
-            .ok_or_else(|| "Your session has ended. Please sign in again.".to_owned())
-    }
-
     pub(crate) fn passkeys(&self) -> &Passkeys {
         &self.passkeys
     }
@@ -152,12 +171,11 @@ impl IdentityApp {
     }
 
     /// The approver's passkeys that may still sign (not suspended).
-    pub(crate) async fn usable_passkeys(&self, approver_id: &str) -> UserResult<Vec<Passkey>> {
-        let rows = self
-            .store
-            .passkeys_of(approver_id)
-            .await
-            .map_err(internal)?;
+    pub(crate) async fn usable_passkeys(
+        &self,
+        approver_id: &str,
+    ) -> Result<Vec<Passkey>, PasskeyError> {
+        let rows = self.store.passkeys_of(approver_id).await?;
         Ok(rows
             .iter()
             .filter(|r| r.suspended_at.is_none())
@@ -170,18 +188,17 @@ impl IdentityApp {
         &self,
         approver_id: &str,
         credential_id: &str,
-    ) -> UserResult<(Passkey, PasskeyRow)> {
+    ) -> Result<Passkey, PasskeyError> {
         let row = self
             .store
             .passkey(credential_id)
-            .await
-            .map_err(internal)?
+            .await?
             .filter(|r| r.approver_id == approver_id)
-            .ok_or("This passkey is not one of yours.")?;
+            .ok_or(PasskeyError::NotYours)?;
         if row.suspended_at.is_some() {
-            return Err("This passkey is suspended; use another one.".into());
+            return Err(PasskeyError::Suspended);
         }
-        Ok((serde_json::from_str(&row.passkey).map_err(internal)?, row))
+        serde_json::from_str(&row.passkey).map_err(|e| PasskeyError::Unavailable(e.to_string()))
     }
 
     pub(crate) async fn record_use(
@@ -190,31 +207,29 @@ impl IdentityApp {
         passkey: &Passkey,
         backed_up: bool,
         now: Millis,
-    ) -> UserResult<()> {
-        let stored = serde_json::to_string(passkey).map_err(internal)?;
-        self.store
+    ) -> Result<(), PasskeyError> {
+        let stored =
+            serde_json::to_string(passkey).map_err(|e| PasskeyError::Unavailable(e.to_string()))?;
+        Ok(self
+            .store
             .record_passkey_use(credential_id, &stored, backed_up, now)
-            .await
-            .map_err(internal)
+            .await?)
     }
 
-    /// Suspends a passkey whose signature counter went backwards (a possible clone) and returns the
-    /// message for the person.
-    pub(crate) async fn suspend(&self, credential_id: &str, now: Millis) -> String {
+    /// Suspends a passkey whose signature counter went backwards (a possible clone).
+    pub(crate) async fn suspend(&self, credential_id: &str, now: Millis) -> PasskeyError {
         tracing::warn!(
             credential_id,
             "signature counter went backwards; passkey suspended"
         );
-        if let Err(e) = self
+        match self
             .store
             .suspend_passkey(credential_id, "signature counter went backwards", now)
             .await
         {
-            return internal(e);
+            Ok(()) => PasskeyError::PossibleClone,
+            Err(e) => e.into(),
         }
-        "This passkey has been suspended: its signature counter went backwards, which can mean it was copied. \
-         An admin has been told; use another passkey."
-            .into()
     }
 
     /// A new session id at sign-in (no fixation), bound to the approver's current epoch.
@@ -224,7 +239,7 @@ impl IdentityApp {
             .session_epoch(&approver.id)
             .await
             .map_err(internal)?
-            .ok_or("This account is disabled.")?;
+            .ok_or_else(disabled)?;
         session.cycle_id().await.map_err(internal)?;
         put(
             session,
@@ -260,8 +275,13 @@ impl IdentityApp {
 
 #[async_trait]
 impl IdentityService for IdentityApp {
-    async fn current_user(&self, session: &Session) -> UserResult<Option<Me>> {
-        Ok(self.signed_in(session).await?.as_ref().map(me))
+    async fn signed_in(&self, session: &Session) -> UserResult<Option<SignedIn>> {
+        Ok(self.approver_of(session).await?.map(|approver| SignedIn {
+            me: me(&approver),
+            requires_user_code: approver.requires_user_code,
+            approver_id: approver.id,
+            session: session.clone(),
+        }))
     }
 
     async fn invitation(&self, token: &str) -> UserResult<InvitationView> {
@@ -270,7 +290,7 @@ impl IdentityService for IdentityApp {
             .invitation(&hash_secret(token))
             .await
             .map_err(internal)?;
-        invitations::check(row.as_ref(), self.clock.now())?;
+        invitations::check(row.as_ref(), self.clock.now()).map_err(UiError::NotFound)?;
         let row = row.expect("checked above");
         Ok(InvitationView {
             email: row.email,
@@ -288,12 +308,12 @@ impl IdentityService for IdentityApp {
     ) -> UserResult<CreationChallengeResponse> {
         let token_hash = hash_secret(token);
         let row = self.store.invitation(&token_hash).await.map_err(internal)?;
-        invitations::check(row.as_ref(), self.clock.now())?;
+        invitations::check(row.as_ref(), self.clock.now()).map_err(UiError::NotFound)?;
         let row = row.expect("checked above");
         let email = match (&row.email, email) {
             (Some(invited), _) => invited.clone(),
             (None, Some(given)) => normalise_email(&given),
-            (None, None) => return Err("Enter your email.".into()),
+            (None, None) => return Err(UiError::Invalid("Enter your email.".into())),
         };
         let existing = approvers::by_email(&self.store, &email)
             .await
@@ -307,7 +327,7 @@ impl IdentityService for IdentityApp {
                     .or(name)
                     .map(|n| n.trim().to_owned())
                     .unwrap_or_default();
-                approvers::validate_new(&email, &name)?;
+                approvers::validate_new(&email, &name).map_err(UiError::Invalid)?;
                 (random_id(), name, true)
             }
         };
@@ -335,15 +355,15 @@ impl IdentityService for IdentityApp {
         passkey_name: String,
     ) -> UserResult<Me> {
         let label = passkey_label(&passkey_name)?;
-        let pending: PendingEnrollment = take(session, ENROLLMENT)
-            .await?
-            .ok_or("Start the enrollment again from your invitation link.")?;
+        let pending: PendingEnrollment = take(session, ENROLLMENT).await?.ok_or_else(|| {
+            UiError::Conflict("Start the enrollment again from your invitation link.".into())
+        })?;
         let passkey = self
             .passkeys
             .finish_registration(&credential, &pending.state)
             .map_err(|e| {
                 tracing::warn!(error = %e, "passkey registration refused");
-                "Your passkey could not be registered. Please try again.".to_owned()
+                UiError::Invalid("Your passkey could not be registered. Please try again.".into())
             })?;
         let now = self.clock.now();
         let approver = ApproverRow {
@@ -370,15 +390,15 @@ impl IdentityService for IdentityApp {
             .await
             .map_err(internal)?
         {
-            return Err(
+            return Err(UiError::Conflict(
                 "This invitation has already been used or has expired. Ask an admin for a new one."
                     .into(),
-            );
+            ));
         }
         let approver = approvers::by_id(&self.store, &pending.approver_id)
             .await
             .map_err(internal)?
-            .ok_or("Enrollment failed.")?;
+            .ok_or_else(|| internal("the enrolled approver is missing"))?;
         tracing::info!(approver_id = %approver.id, "passkey enrolled");
         self.begin_session(session, &approver).await?;
         Ok(me(&approver))
@@ -399,11 +419,13 @@ impl IdentityService for IdentityApp {
         session: &Session,
         credential: PublicKeyCredential,
     ) -> UserResult<Me> {
-        let state: DiscoverableAuthentication = take(session, SIGN_IN)
-            .await?
-            .ok_or("The sign-in took too long or was already used. Please try again.")?;
+        let state: DiscoverableAuthentication = take(session, SIGN_IN).await?.ok_or_else(|| {
+            UiError::Conflict(
+                "The sign-in took too long or was already used. Please try again.".into(),
+            )
+        })?;
         let unknown = || {
-            "This passkey is not registered with Countersign. Use another passkey, or ask an admin for an invitation.".to_owned()
+            UiError::SignedOut("This passkey is not registered with Countersign. Use another passkey, or ask an admin for an invitation.".into())
         };
         let (user, credential_id) = self.passkeys.identify(&credential).map_err(|_| unknown())?;
         let credential_id = base64url(credential_id);
@@ -417,7 +439,7 @@ impl IdentityService for IdentityApp {
             return Err(unknown());
         }
         if row.suspended_at.is_some() {
-            return Err("This passkey is suspended because its signature counter went backwards, which can mean it was copied. An admin has been told; use another passkey.".into());
+            return Err(UiError::Forbidden("This passkey is suspended because its signature counter went backwards, which can mean it was copied. An admin has been told; use another passkey.".into()));
         }
         let mut passkey: Passkey = serde_json::from_str(&row.passkey).map_err(internal)?;
         let now = self.clock.now();
@@ -425,23 +447,25 @@ impl IdentityService for IdentityApp {
             .passkeys
             .finish_sign_in(&credential, state, &mut passkey)
         {
-            Ok(backed_up) => {
-                self.record_use(&credential_id, &passkey, backed_up, now)
-                    .await?
-            }
+            Ok(backed_up) => self
+                .record_use(&credential_id, &passkey, backed_up, now)
+                .await
+                .map_err(passkey_refusal)?,
             Err(AssertionError::PossibleClone) => {
-                return Err(self.suspend(&credential_id, now).await)
+                return Err(passkey_refusal(self.suspend(&credential_id, now).await))
             }
             Err(AssertionError::Invalid(e)) => {
                 tracing::warn!(error = %e, "passkey assertion refused");
-                return Err("Your passkey could not be verified. Please try again.".into());
+                return Err(UiError::SignedOut(
+                    "Your passkey could not be verified. Please try again.".into(),
+                ));
             }
         }
         let approver = approvers::by_id(&self.store, &row.approver_id)
             .await
             .map_err(internal)?
             .filter(|a| !a.disabled)
-            .ok_or("This account is disabled.")?;
+            .ok_or_else(disabled)?;
         self.begin_session(session, &approver).await?;
         tracing::info!(approver_id = %approver.id, "signed in");
         Ok(me(&approver))
@@ -449,7 +473,7 @@ impl IdentityService for IdentityApp {
 
     async fn sign_out(&self, session: &Session, everywhere: bool) -> UserResult<()> {
         if everywhere {
-            if let Some(approver) = self.signed_in(session).await? {
+            if let Some(approver) = self.approver_of(session).await? {
                 self.store
                     .bump_session_epoch(&approver.id)
                     .await
@@ -459,11 +483,10 @@ impl IdentityService for IdentityApp {
         session.flush().await.map_err(internal)
     }
 
-    async fn passkeys(&self, session: &Session) -> UserResult<Vec<PasskeyView>> {
-        let approver = self.require(session).await?;
+    async fn passkeys(&self, user: &SignedIn) -> UserResult<Vec<PasskeyView>> {
         let rows = self
             .store
-            .passkeys_of(&approver.id)
+            .passkeys_of(&user.approver_id)
             .await
             .map_err(internal)?;
         Ok(rows
@@ -479,11 +502,10 @@ impl IdentityService for IdentityApp {
             .collect())
     }
 
-    async fn start_add_passkey(&self, session: &Session) -> UserResult<CreationChallengeResponse> {
-        let approver = self.require(session).await?;
+    async fn start_add_passkey(&self, user: &SignedIn) -> UserResult<CreationChallengeResponse> {
         let existing = self
             .store
-            .passkeys_of(&approver.id)
+            .passkeys_of(&user.approver_id)
             .await
             .map_err(internal)?
             .iter()
@@ -493,70 +515,67 @@ impl IdentityService for IdentityApp {
         let (options, state) = self
             .passkeys
             .start_registration(
-                user_uuid(&approver.id)?,
-                &approver.email,
-                &approver.name,
+                user_uuid(&user.approver_id)?,
+                &user.me.email,
+                &user.me.name,
                 existing,
             )
             .map_err(internal)?;
-        put(session, ADDITION, state).await?;
+        put(&user.session, ADDITION, state).await?;
         Ok(options)
     }
 
     async fn finish_add_passkey(
         &self,
-        session: &Session,
+        user: &SignedIn,
         credential: RegisterPublicKeyCredential,
         name: String,
     ) -> UserResult<()> {
-        let approver = self.require(session).await?;
         let label = passkey_label(&name)?;
-        let state: PasskeyRegistration = take(session, ADDITION)
+        let state: PasskeyRegistration = take(&user.session, ADDITION)
             .await?
-            .ok_or("Start adding the passkey again.")?;
+            .ok_or_else(|| UiError::Conflict("Start adding the passkey again.".into()))?;
         let passkey = self
             .passkeys
             .finish_registration(&credential, &state)
             .map_err(|e| {
                 tracing::warn!(error = %e, "passkey registration refused");
-                "The passkey could not be registered. Please try again.".to_owned()
+                UiError::Invalid("The passkey could not be registered. Please try again.".into())
             })?;
-        let row = self.passkey_row(&approver.id, label, &passkey)?;
+        let row = self.passkey_row(&user.approver_id, label, &passkey)?;
         let key = public_key_json(&passkey).map_err(internal)?;
         self.store
             .insert_passkey(&row, &key)
             .await
             .map_err(|e| match e {
                 crate::store::StoreError::Conflict(_) => {
-                    "This passkey is already registered.".to_owned()
+                    UiError::Conflict("This passkey is already registered.".into())
                 }
                 other => internal(other),
             })
     }
 
-    async fn rename_passkey(&self, session: &Session, id: String, name: String) -> UserResult<()> {
-        let approver = self.require(session).await?;
+    async fn rename_passkey(&self, user: &SignedIn, id: String, name: String) -> UserResult<()> {
         let label = passkey_label(&name)?;
         if !self
             .store
-            .rename_passkey(&approver.id, &id, &label)
+            .rename_passkey(&user.approver_id, &id, &label)
             .await
             .map_err(internal)?
         {
-            return Err("No such passkey.".into());
+            return Err(UiError::NotFound("No such passkey.".into()));
         }
         Ok(())
     }
 
-    async fn remove_passkey(&self, session: &Session, id: String) -> UserResult<()> {
-        let approver = self.require(session).await?;
+    async fn remove_passkey(&self, user: &SignedIn, id: String) -> UserResult<()> {
         if !self
             .store
-            .remove_passkey(&approver.id, &id)
+            .remove_passkey(&user.approver_id, &id)
             .await
             .map_err(internal)?
         {
-            return Err("Your last passkey cannot be removed: you would be locked out. Add another one first.".into());
+            return Err(UiError::Conflict("Your last passkey cannot be removed: you would be locked out. Add another one first.".into()));
         }
         Ok(())
     }

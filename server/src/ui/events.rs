@@ -10,7 +10,7 @@ use axum::{
 use futures::Stream;
 use tower_sessions::Session;
 
-use crate::{ciba::Ciba, identity::service::IdentityApp};
+use crate::{ciba::Ciba, ui::identity::IdentityApp};
 
 pub async fn inbox(
     identity: Arc<IdentityApp>,
@@ -18,7 +18,7 @@ pub async fn inbox(
     session: Session,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, StatusCode> {
     let approver = identity
-        .signed_in(&session)
+        .approver_of(&session)
         .await
         .ok()
         .flatten()

@@ -8,8 +8,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-pub mod assets;
-
 /// The scheme, host and port that browsers send as `Origin` for this server's own pages.
 #[derive(Clone, Debug)]
 pub struct Origin(String);

@@ -8,15 +8,15 @@ use std::{
 
 use app::{
     model::{PushDeviceView, PushDevicesView},
-    service::{NotificationService, Session, UserResult},
+    service::{NotificationService, SignedIn, UiError, UserResult},
 };
 use async_trait::async_trait;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::Deserialize;
 
-use super::push::{PushPayload, Pusher};
+use super::identity::{internal, IdentityApp};
 use crate::{
-    identity::service::{internal, IdentityApp},
+    notify::push::{PushPayload, Pusher},
     secrets::random_id,
     store::push::PushSubscriptionRow,
 };
@@ -171,14 +171,13 @@ pub fn device_label(user_agent: &str) -> String {
 impl NotificationService for PushDevices {
     async fn push_devices(
         &self,
-        session: &Session,
+        user: &SignedIn,
         this_endpoint: Option<String>,
     ) -> UserResult<PushDevicesView> {
-        let approver = self.identity.require(session).await?;
         let rows = self
             .identity
             .store()
-            .push_subscriptions_of(&approver.id)
+            .push_subscriptions_of(&user.approver_id)
             .await
             .map_err(internal)?;
         Ok(PushDevicesView {
@@ -199,31 +198,34 @@ impl NotificationService for PushDevices {
 
     async fn subscribe_push(
         &self,
-        session: &Session,
+        user: &SignedIn,
         subscription: String,
         user_agent: Option<String>,
     ) -> UserResult<()> {
-        let approver = self.identity.require(session).await?;
-        let refused = "This browser's push subscription cannot be used. Try another browser.";
+        let refused = || {
+            UiError::Invalid(
+                "This browser's push subscription cannot be used. Try another browser.".into(),
+            )
+        };
         let subscription: BrowserSubscription =
-            serde_json::from_str(&subscription).map_err(|_| refused.to_owned())?;
+            serde_json::from_str(&subscription).map_err(|_| refused())?;
         if !self.acceptable(&subscription) {
-            return Err(refused.into());
+            return Err(refused());
         }
         let store = self.identity.store();
         let existing = store
-            .push_subscriptions_of(&approver.id)
+            .push_subscriptions_of(&user.approver_id)
             .await
             .map_err(internal)?;
         let known = existing.iter().any(|s| s.endpoint == subscription.endpoint);
         if !known && existing.len() >= MAX_DEVICES {
-            return Err(format!(
+            return Err(UiError::Conflict(format!(
                 "You already receive notifications on {MAX_DEVICES} devices. Remove one first."
-            ));
+            )));
         }
         let row = PushSubscriptionRow {
             id: random_id(),
-            approver_id: approver.id.clone(),
+            approver_id: user.approver_id.clone(),
             endpoint: subscription.endpoint,
             p256dh: subscription.keys.p256dh,
             auth: subscription.keys.auth,
@@ -236,23 +238,22 @@ impl NotificationService for PushDevices {
             .upsert_push_subscription(&row)
             .await
             .map_err(internal)?;
-        self.pusher.subscribed(&approver.id);
-        tracing::info!(approver_id = %approver.id, subscription = %id, "push notifications turned on");
+        self.pusher.subscribed(&user.approver_id);
+        tracing::info!(approver_id = %user.approver_id, subscription = %id, "push notifications turned on");
         Ok(())
     }
 
     async fn unsubscribe_push(
         &self,
-        session: &Session,
+        user: &SignedIn,
         id: Option<String>,
         endpoint: Option<String>,
     ) -> UserResult<()> {
-        let approver = self.identity.require(session).await?;
         let store = self.identity.store();
         let id = match (id, endpoint) {
             (Some(id), _) => Some(id),
             (None, Some(endpoint)) => store
-                .push_subscriptions_of(&approver.id)
+                .push_subscriptions_of(&user.approver_id)
                 .await
                 .map_err(internal)?
                 .into_iter()
@@ -263,24 +264,25 @@ impl NotificationService for PushDevices {
         // Removing what is already gone is not an error: the person's intent holds either way.
         if let Some(id) = id {
             store
-                .delete_push_subscription(&approver.id, &id)
+                .delete_push_subscription(&user.approver_id, &id)
                 .await
                 .map_err(internal)?;
         }
         Ok(())
     }
 
-    async fn test_push(&self, session: &Session) -> UserResult<usize> {
-        let approver = self.identity.require(session).await?;
+    async fn test_push(&self, user: &SignedIn) -> UserResult<usize> {
         {
             let mut last = self.last_tests.lock().unwrap_or_else(|e| e.into_inner());
             if last
-                .get(&approver.id)
+                .get(&user.approver_id)
                 .is_some_and(|at| at.elapsed() < TEST_COOLDOWN)
             {
-                return Err("A test notification was just sent. Wait a few seconds.".into());
+                return Err(UiError::TooMany(
+                    "A test notification was just sent. Wait a few seconds.".into(),
+                ));
             }
-            last.insert(approver.id.clone(), Instant::now());
+            last.insert(user.approver_id.clone(), Instant::now());
         }
         let payload = PushPayload {
             title: "Countersign notifications work".into(),
@@ -290,10 +292,12 @@ impl NotificationService for PushDevices {
         };
         let delivered = self
             .pusher
-            .notify_approver(&approver.id, &payload, 300)
+            .notify_approver(&user.approver_id, &payload, 300)
             .await;
         if delivered == 0 {
-            return Err("No device accepted the test notification.".into());
+            return Err(UiError::Conflict(
+                "No device accepted the test notification.".into(),
+            ));
         }
         Ok(delivered)
     }

@@ -1,0 +1,325 @@
+//! The approval use-case: an approver reads their requests and decides one with a fresh passkey
+//! assertion whose challenge commits to that decision on that request (`record::decision_challenge`).
+//! Passkeys are reached through the narrow [`PasskeyVerifier`]; the browser-facing adapter (`ui`) keeps
+//! the ceremony between its two halves and turns refusals into sentences.
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use webauthn_rs_proto::{PublicKeyCredential, RequestChallengeResponse};
+
+use super::{
+    auth_request::{AuthRequest, RequestStatus},
+    record::{decision_challenge, request_digest, Evidence},
+    request::{page_ref, page_ref_time},
+    Ciba, Decision, DecisionError,
+};
+use crate::{
+    clock::Millis,
+    identity::{approvers, passkeys::PasskeyError},
+    secrets::hex,
+    store::StoreError,
+};
+
+/// Wrong user codes allowed per request; after that it can only be denied.
+pub const USER_CODE_ATTEMPTS: i64 = 5;
+/// Longest deny reason, in characters.
+pub const MAX_REASON: usize = 500;
+/// How many of the newest requests an inbox looks at, and how many decided ones it lists.
+const INBOX_WINDOW: i64 = 100;
+const RECENT_SHOWN: usize = 20;
+
+/// What deciding needs of passkeys.
+#[async_trait]
+pub trait PasskeyVerifier: Send + Sync {
+    /// Assertion options for the approver's usable passkeys whose challenge is `bind(nonce)`, where the
+    /// nonce is fresh randomness; None when the approver has no usable passkey.
+    async fn challenge(
+        &self,
+        approver_id: &str,
+        bind: &(dyn for<'n> Fn(&'n [u8]) -> [u8; 32] + Send + Sync),
+    ) -> Result<Option<Challenge>, PasskeyError>;
+
+    /// Verifies `credential` against the ceremony `state` as one of the approver's own passkeys, and
+    /// records its use.
+    async fn verify(
+        &self,
+        approver_id: &str,
+        state: &str,
+        credential: &PublicKeyCredential,
+    ) -> Result<Verified, PasskeyError>;
+}
+
+/// Assertion options sent to the browser, and what verifying the answer needs.
+pub struct Challenge {
+    pub options: RequestChallengeResponse,
+    pub nonce: Vec<u8>,
+    /// The verifier's ceremony state, opaque to the domain.
+    pub state: String,
+}
+
+/// A verified assertion: the evidence the decision record keeps, and whether the passkey is synced.
+pub struct Verified {
+    pub evidence: Evidence,
+    pub synced: bool,
+}
+
+/// A decision ceremony between its start and its finish; the adapter keeps it (in the session).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingDecision {
+    auth_req_id: String,
+    approve: bool,
+    digest: String,
+    nonce: Vec<u8>,
+    state: String,
+}
+
+/// Why an approver's action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    #[error("no such request for this approver")]
+    NoSuchRequest,
+    #[error("already decided")]
+    AlreadyDecided,
+    #[error("expired")]
+    Expired,
+    #[error("a user code is needed")]
+    UserCodeMissing,
+    #[error("wrong user code; {left} tries left")]
+    UserCodeWrong { left: i64 },
+    #[error("too many wrong user codes")]
+    UserCodeLocked,
+    #[error("no usable passkey")]
+    NoUsablePasskey,
+    #[error("no decision was started")]
+    NotStarted,
+    #[error("the passkey confirmation was for another decision")]
+    OtherDecision,
+    #[error("the request changed while it was being decided")]
+    Changed,
+    #[error("the reason is too long or not plain text")]
+    BadReason,
+    #[error(transparent)]
+    Passkey(#[from] PasskeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<DecisionError> for ApprovalError {
+    fn from(e: DecisionError) -> ApprovalError {
+        match e {
+            DecisionError::NotFound | DecisionError::NotYours => ApprovalError::NoSuchRequest,
+            DecisionError::AlreadyDecided => ApprovalError::AlreadyDecided,
+            DecisionError::Expired => ApprovalError::Expired,
+            DecisionError::Store(e) => ApprovalError::Store(e),
+        }
+    }
+}
+
+/// One request as its approver sees it.
+pub struct Shown {
+    pub request: AuthRequest,
+    pub client_name: String,
+    /// Too many wrong user codes: it can only be denied.
+    pub user_code_locked: bool,
+    pub now: Millis,
+}
+
+/// An approver's inbox: what waits for them, and what they decided lately, newest first.
+pub struct Inbox {
+    pub pending: Vec<(AuthRequest, String)>,
+    pub recent: Vec<(AuthRequest, String)>,
+    pub now: Millis,
+}
+
+pub struct Approvals {
+    ciba: Arc<Ciba>,
+    passkeys: Arc<dyn PasskeyVerifier>,
+}
+
+impl Approvals {
+    pub fn new(ciba: Arc<Ciba>, passkeys: Arc<dyn PasskeyVerifier>) -> Approvals {
+        Approvals { ciba, passkeys }
+    }
+
+    pub async fn inbox(&self, approver_id: &str) -> Result<Inbox, ApprovalError> {
+        let now = self.ciba.now();
+        let rows = self
+            .ciba
+            .store
+            .approver_requests(approver_id, INBOX_WINDOW)
+            .await?;
+        let (pending, decided): (Vec<_>, Vec<_>) = rows
+            .into_iter()
+            .partition(|(r, _)| r.status(now) == RequestStatus::Pending);
+        Ok(Inbox {
+            pending,
+            recent: decided.into_iter().take(RECENT_SHOWN).collect(),
+            now,
+        })
+    }
+
+    /// The request a page reference names, if it is addressed to `approver_id`; anyone else learns
+    /// nothing.
+    async fn own_request(
+        &self,
+        approver_id: &str,
+        reference: &str,
+    ) -> Result<AuthRequest, ApprovalError> {
+        let created_at = page_ref_time(reference).ok_or(ApprovalError::NoSuchRequest)?;
+        self.ciba
+            .store
+            .approver_requests_at(approver_id, created_at)
+            .await?
+            .into_iter()
+            .find(|row| page_ref(&row.id) == reference)
+            .ok_or(ApprovalError::NoSuchRequest)
+    }
+
+    pub async fn request(
+        &self,
+        approver_id: &str,
+        reference: &str,
+    ) -> Result<Shown, ApprovalError> {
+        let request = self.own_request(approver_id, reference).await?;
+        self.shown(request).await
+    }
+
+    async fn shown(&self, request: AuthRequest) -> Result<Shown, ApprovalError> {
+        let client_name = match self.ciba.clients().get(&request.client_id).await {
+            Ok(Some(client)) => client.name.clone(),
+            _ => "an unknown agent".into(),
+        };
+        let user_code_locked =
+            self.ciba.store.user_code_failures(&request.id).await? >= USER_CODE_ATTEMPTS;
+        Ok(Shown {
+            request,
+            client_name,
+            user_code_locked,
+            now: self.ciba.now(),
+        })
+    }
+
+    /// Starts deciding: checks the request can still be decided and, to approve, the approver's user
+    /// code when their policy asks for one; then a passkey challenge bound to this decision on this
+    /// request.
+    pub async fn start(
+        &self,
+        approver_id: &str,
+        reference: &str,
+        approve: bool,
+        user_code: Option<&str>,
+    ) -> Result<(RequestChallengeResponse, PendingDecision), ApprovalError> {
+        let request = self.own_request(approver_id, reference).await?;
+        match request.status(self.ciba.now()) {
+            RequestStatus::Pending => {}
+            RequestStatus::Expired => return Err(ApprovalError::Expired),
+            RequestStatus::Approved | RequestStatus::Denied | RequestStatus::Redeemed => {
+                return Err(ApprovalError::AlreadyDecided)
+            }
+        }
+        if approve {
+            self.check_user_code(approver_id, &request, user_code)
+                .await?;
+        }
+        let digest = request_digest(&request);
+        let bind = move |nonce: &[u8]| decision_challenge(approve, &digest, nonce);
+        let challenge = self
+            .passkeys
+            .challenge(approver_id, &bind)
+            .await?
+            .ok_or(ApprovalError::NoUsablePasskey)?;
+        let pending = PendingDecision {
+            auth_req_id: request.id,
+            approve,
+            digest: hex(&digest),
+            nonce: challenge.nonce,
+            state: challenge.state,
+        };
+        Ok((challenge.options, pending))
+    }
+
+    /// Finishes deciding: the assertion must answer the challenge of this very decision on the request
+    /// as it still is, by one of the approver's passkeys; then the decision is recorded.
+    pub async fn finish(
+        &self,
+        approver_id: &str,
+        reference: &str,
+        approve: bool,
+        reason: Option<String>,
+        pending: Option<PendingDecision>,
+        credential: &PublicKeyCredential,
+    ) -> Result<Shown, ApprovalError> {
+        let pending = pending.ok_or(ApprovalError::NotStarted)?;
+        if page_ref(&pending.auth_req_id) != reference || pending.approve != approve {
+            return Err(ApprovalError::OtherDecision);
+        }
+        let reason = reason
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty());
+        if reason
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > MAX_REASON || r.chars().any(char::is_control))
+        {
+            return Err(ApprovalError::BadReason);
+        }
+        let request = self.own_request(approver_id, reference).await?;
+        if hex(&request_digest(&request)) != pending.digest {
+            return Err(ApprovalError::Changed);
+        }
+        let verified = self
+            .passkeys
+            .verify(approver_id, &pending.state, credential)
+            .await?;
+        let evidence = Evidence {
+            nonce: pending.nonce,
+            ..verified.evidence
+        };
+        let decision = if approve {
+            Decision::approve_with_passkey(verified.synced)
+        } else {
+            Decision::Deny { reason }
+        };
+        self.ciba
+            .record_decision(&request.id, approver_id, decision, &evidence)
+            .await?;
+        let request = self.own_request(approver_id, reference).await?;
+        self.shown(request).await
+    }
+
+    /// The approver's user_code, when their policy asks for it before approving. Wrong entries are
+    /// counted on the request (in the database, so every instance and tab shares the count); an
+    /// attempt is taken before the code is compared, so simultaneous guesses cannot all slip under
+    /// the limit.
+    async fn check_user_code(
+        &self,
+        approver_id: &str,
+        request: &AuthRequest,
+        code: Option<&str>,
+    ) -> Result<(), ApprovalError> {
+        let approver = approvers::by_id(&self.ciba.store, approver_id)
+            .await?
+            .ok_or(ApprovalError::NoSuchRequest)?;
+        if !approver.requires_user_code {
+            return Ok(());
+        }
+        let code = code
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .ok_or(ApprovalError::UserCodeMissing)?;
+        let store = &self.ciba.store;
+        let attempt = store
+            .reserve_user_code_attempt(&request.id, USER_CODE_ATTEMPTS)
+            .await?
+            .ok_or(ApprovalError::UserCodeLocked)?;
+        if approver.user_code_matches(code) {
+            store.refund_user_code_attempt(&request.id).await?;
+            return Ok(());
+        }
+        tracing::warn!(request = %page_ref(&request.id), approver_id, failures = attempt, "wrong user code on the request page");
+        Err(match USER_CODE_ATTEMPTS - attempt {
+            left if left <= 0 => ApprovalError::UserCodeLocked,
+            left => ApprovalError::UserCodeWrong { left },
+        })
+    }
+}

@@ -1,0 +1,253 @@
+//! The inbox and request pages' service: the approval use-case (`ciba::approval`) with its answers as
+//! views and its refusals as sentences with HTTP statuses, and the decision ceremony kept in the
+//! session between its two halves. Also the passkey verifier the use-case decides with.
+use app::{
+    model::{InboxView, RequestSummary, RequestView},
+    service::{ApprovalService, SignedIn, UiError, UserResult},
+};
+use async_trait::async_trait;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use webauthn_rs::prelude::{PasskeyAuthentication, PublicKeyCredential, RequestChallengeResponse};
+
+use super::identity::{internal, passkey_refusal, take, IdentityApp};
+use crate::{
+    ciba::{
+        approval::{
+            ApprovalError, Approvals, Challenge, PasskeyVerifier, PendingDecision, Shown, Verified,
+        },
+        auth_request::{AuthRequest, State},
+        record::Evidence,
+        request::page_ref,
+    },
+    identity::passkeys::{public_key_json, AssertionError, PasskeyError},
+};
+
+/// The session key of a decision ceremony in progress.
+const DECISION: &str = "decision";
+
+pub struct ApprovalPages {
+    approvals: Approvals,
+}
+
+impl ApprovalPages {
+    pub fn new(approvals: Approvals) -> ApprovalPages {
+        ApprovalPages { approvals }
+    }
+}
+
+fn refusal(e: ApprovalError) -> UiError {
+    match e {
+        ApprovalError::NoSuchRequest => {
+            UiError::NotFound("There is no such request for you.".into())
+        }
+        ApprovalError::AlreadyDecided => {
+            UiError::Conflict("This request has already been decided.".into())
+        }
+        ApprovalError::Expired => {
+            UiError::Conflict("This request has expired; nothing was approved.".into())
+        }
+        ApprovalError::UserCodeMissing => {
+            UiError::Invalid("Enter your user code to approve this request.".into())
+        }
+        ApprovalError::UserCodeWrong { left: 1 } => {
+            UiError::Forbidden("That user code is not correct. 1 try left.".into())
+        }
+        ApprovalError::UserCodeWrong { left } => {
+            UiError::Forbidden(format!("That user code is not correct. {left} tries left."))
+        }
+        ApprovalError::UserCodeLocked => UiError::TooMany(
+            "Too many wrong user codes were entered for this request. It can only be denied now."
+                .into(),
+        ),
+        ApprovalError::NoUsablePasskey => {
+            UiError::Forbidden("You have no usable passkey. Add one on your account page.".into())
+        }
+        ApprovalError::NotStarted => UiError::Conflict("Press the button again to decide.".into()),
+        ApprovalError::OtherDecision => UiError::Conflict(
+            "That passkey confirmation was for another decision. Press the button again.".into(),
+        ),
+        ApprovalError::Changed => UiError::Conflict(
+            "The request changed while you were deciding. Reload it and decide again.".into(),
+        ),
+        ApprovalError::BadReason => {
+            UiError::Invalid("Keep the reason to 500 characters of plain text.".into())
+        }
+        ApprovalError::Passkey(e) => passkey_refusal(e),
+        ApprovalError::Store(e) => internal(e),
+    }
+}
+
+fn summary((request, client_name): (AuthRequest, String), now: i64) -> RequestSummary {
+    RequestSummary {
+        id: page_ref(&request.id),
+        status: request.status(now),
+        action: request.action.action,
+        target: request.action.target,
+        client_name,
+        created_at: request.created_at,
+        expires_at: request.expires_at,
+    }
+}
+
+fn view(shown: Shown, user: &SignedIn) -> RequestView {
+    let Shown {
+        request,
+        client_name,
+        user_code_locked,
+        now,
+    } = shown;
+    let action = request.action.clone();
+    RequestView {
+        id: page_ref(&request.id),
+        client_name,
+        action: action.action,
+        target: action.target,
+        consequence: action.consequence,
+        amount: action.amount,
+        currency: action.currency,
+        reversible: action.reversible,
+        resource: action.resource,
+        binding_message: request.binding_message.clone(),
+        scope: request.scope.clone(),
+        created_at: request.created_at,
+        expires_at: request.expires_at,
+        now,
+        status: request.status(now),
+        deny_reason: match &request.state {
+            State::Denied { reason, .. } => reason.clone(),
+            _ => None,
+        },
+        needs_user_code: user.requires_user_code,
+        user_code_locked: user.requires_user_code && user_code_locked,
+    }
+}
+
+#[async_trait]
+impl ApprovalService for ApprovalPages {
+    async fn inbox(&self, user: &SignedIn) -> UserResult<InboxView> {
+        let inbox = self
+            .approvals
+            .inbox(&user.approver_id)
+            .await
+            .map_err(refusal)?;
+        let now = inbox.now;
+        Ok(InboxView {
+            pending: inbox.pending.into_iter().map(|r| summary(r, now)).collect(),
+            recent: inbox.recent.into_iter().map(|r| summary(r, now)).collect(),
+            now,
+        })
+    }
+
+    async fn request(&self, user: &SignedIn, id: &str) -> UserResult<RequestView> {
+        let shown = self
+            .approvals
+            .request(&user.approver_id, id)
+            .await
+            .map_err(refusal)?;
+        Ok(view(shown, user))
+    }
+
+    async fn start_decision(
+        &self,
+        user: &SignedIn,
+        id: &str,
+        approve: bool,
+        user_code: Option<String>,
+    ) -> UserResult<RequestChallengeResponse> {
+        let (options, pending) = self
+            .approvals
+            .start(&user.approver_id, id, approve, user_code.as_deref())
+            .await
+            .map_err(refusal)?;
+        user.session
+            .insert(DECISION, pending)
+            .await
+            .map_err(internal)?;
+        Ok(options)
+    }
+
+    async fn finish_decision(
+        &self,
+        user: &SignedIn,
+        id: &str,
+        approve: bool,
+        reason: Option<String>,
+        credential: PublicKeyCredential,
+    ) -> UserResult<RequestView> {
+        let pending: Option<PendingDecision> = take(&user.session, DECISION).await?;
+        let shown = self
+            .approvals
+            .finish(&user.approver_id, id, approve, reason, pending, &credential)
+            .await
+            .map_err(refusal)?;
+        Ok(view(shown, user))
+    }
+}
+
+/// Deciding with webauthn-rs: the approver's own, unsuspended passkeys, and the raw assertion kept as
+/// evidence.
+#[async_trait]
+impl PasskeyVerifier for IdentityApp {
+    async fn challenge(
+        &self,
+        approver_id: &str,
+        bind: &(dyn for<'n> Fn(&'n [u8]) -> [u8; 32] + Send + Sync),
+    ) -> Result<Option<Challenge>, PasskeyError> {
+        let passkeys = self.usable_passkeys(approver_id).await?;
+        if passkeys.is_empty() {
+            return Ok(None);
+        }
+        let bound = self
+            .passkeys()
+            .start_bound_assertion(&passkeys, |nonce| bind(nonce))
+            .map_err(|e| PasskeyError::Unavailable(e.to_string()))?;
+        Ok(Some(Challenge {
+            options: bound.options,
+            nonce: bound.nonce,
+            state: serde_json::to_string(&bound.state)
+                .map_err(|e| PasskeyError::Unavailable(e.to_string()))?,
+        }))
+    }
+
+    async fn verify(
+        &self,
+        approver_id: &str,
+        state: &str,
+        credential: &PublicKeyCredential,
+    ) -> Result<Verified, PasskeyError> {
+        let state: PasskeyAuthentication =
+            serde_json::from_str(state).map_err(|e| PasskeyError::Unavailable(e.to_string()))?;
+        let credential_id = URL_SAFE_NO_PAD.encode::<&[u8]>(credential.raw_id.as_ref());
+        let mut passkey = self.passkey_of(approver_id, &credential_id).await?;
+        let now = self.now();
+        let (synced, backed_up) =
+            match self
+                .passkeys()
+                .finish_bound_assertion(credential, &state, &mut passkey)
+            {
+                Ok(flags) => flags,
+                Err(AssertionError::PossibleClone) => {
+                    return Err(self.suspend(&credential_id, now).await)
+                }
+                Err(AssertionError::Invalid(e)) => {
+                    tracing::warn!(error = %e, "decision assertion refused");
+                    return Err(PasskeyError::Invalid);
+                }
+            };
+        self.record_use(&credential_id, &passkey, backed_up, now)
+            .await?;
+        let public_key =
+            public_key_json(&passkey).map_err(|e| PasskeyError::Unavailable(e.to_string()))?;
+        Ok(Verified {
+            evidence: Evidence {
+                credential_id,
+                authenticator_data: credential.response.authenticator_data.to_vec(),
+                client_data_json: credential.response.client_data_json.to_vec(),
+                signature: credential.response.signature.to_vec(),
+                nonce: Vec::new(),
+                public_key,
+            },
+            synced,
+        })
+    }
+}
