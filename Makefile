@@ -33,6 +33,7 @@ test-browser:
 bench: deps-bench build
 	bench/run.sh
 	node bench/first-visit.mjs
+	node bench/inbox-latency.mjs
 
 ## make size: the bundle's size report (raw, gzip, brotli)
 size: deps-build site-release

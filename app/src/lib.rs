@@ -102,7 +102,7 @@ fn page_security_policy() {
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    hydrate_body(App);
     components::push::register_worker();
     // Tests and benchmarks wait for this mark: from here on, buttons have their handlers.
     if let Some(root) = web_sys::window()

@@ -27,10 +27,27 @@ pub struct SignedIn {
     pub session: Session,
 }
 
+/// Who is signed in, and signing in and out.
 #[async_trait]
 pub trait IdentityService: Send + Sync + 'static {
     /// Who is signed in on this session, if anyone still validly is.
     async fn signed_in(&self, session: &Session) -> UserResult<Option<SignedIn>>;
+    async fn start_sign_in(
+        &self,
+        session: &Session,
+        autofill: bool,
+    ) -> UserResult<RequestChallengeResponse>;
+    async fn finish_sign_in(
+        &self,
+        session: &Session,
+        credential: PublicKeyCredential,
+    ) -> UserResult<Me>;
+    async fn sign_out(&self, session: &Session, everywhere: bool) -> UserResult<()>;
+}
+
+/// Enrolling with an invitation link: the first passkey, and the account with it.
+#[async_trait]
+pub trait EnrollmentService: Send + Sync + 'static {
     async fn invitation(&self, token: &str) -> UserResult<InvitationView>;
     async fn start_enrollment(
         &self,
@@ -45,17 +62,11 @@ pub trait IdentityService: Send + Sync + 'static {
         credential: RegisterPublicKeyCredential,
         passkey_name: String,
     ) -> UserResult<Me>;
-    async fn start_sign_in(
-        &self,
-        session: &Session,
-        autofill: bool,
-    ) -> UserResult<RequestChallengeResponse>;
-    async fn finish_sign_in(
-        &self,
-        session: &Session,
-        credential: PublicKeyCredential,
-    ) -> UserResult<Me>;
-    async fn sign_out(&self, session: &Session, everywhere: bool) -> UserResult<()>;
+}
+
+/// The signed-in person's passkeys: listing, adding, renaming, removing.
+#[async_trait]
+pub trait PasskeyService: Send + Sync + 'static {
     async fn passkeys(&self, user: &SignedIn) -> UserResult<Vec<PasskeyView>>;
     async fn start_add_passkey(&self, user: &SignedIn) -> UserResult<CreationChallengeResponse>;
     async fn finish_add_passkey(
@@ -69,6 +80,8 @@ pub trait IdentityService: Send + Sync + 'static {
 }
 
 pub type SharedIdentity = Arc<dyn IdentityService>;
+pub type SharedEnrollment = Arc<dyn EnrollmentService>;
+pub type SharedPasskeys = Arc<dyn PasskeyService>;
 
 /// Reading requests and deciding them. Every decision needs a fresh passkey assertion whose challenge
 /// the server binds to that decision on that request.

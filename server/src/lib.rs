@@ -164,21 +164,30 @@ pub fn spawn_upkeep(ciba: Arc<Ciba>) {
     });
 }
 
-/// On PostgreSQL, several instances share the database: decisions recorded by one are announced with
-/// NOTIFY, and every instance's poll cache listens. A lost connection may have lost announcements, so
-/// the cache is then distrusted once.
+/// On PostgreSQL, several instances share the database: decisions and new requests are announced
+/// with NOTIFY, and every instance's poll cache and open inboxes listen. A lost connection may have
+/// lost announcements, so the cache is then distrusted once and every inbox reloads.
 pub fn spawn_decision_listener(ciba: Arc<Ciba>, url: String) {
+    use ciba::pending::{DECISION_CHANNEL, INBOX_CHANNEL};
     tokio::spawn(async move {
         loop {
             match sqlx::postgres::PgListener::connect(&url).await {
                 Ok(mut listener) => {
-                    if let Err(e) = listener.listen(ciba::pending::DECISION_CHANNEL).await {
+                    if let Err(e) = listener.listen_all([DECISION_CHANNEL, INBOX_CHANNEL]).await {
                         tracing::warn!(error = %e, "LISTEN failed");
                     } else {
                         ciba.distrust_poll_cache();
                         loop {
                             match listener.try_recv().await {
-                                Ok(Some(note)) => ciba.decided_elsewhere(note.payload()),
+                                Ok(Some(note)) if note.channel() == DECISION_CHANNEL => {
+                                    let (auth_req_id, approver_id) = note
+                                        .payload()
+                                        .split_once(' ')
+                                        .unwrap_or((note.payload(), ""));
+                                    ciba.decided_elsewhere(auth_req_id);
+                                    ciba.inbox_changed_elsewhere(approver_id);
+                                }
+                                Ok(Some(note)) => ciba.inbox_changed_elsewhere(note.payload()),
                                 Ok(None) => ciba.distrust_poll_cache(),
                                 Err(e) => {
                                     tracing::warn!(error = %e, "decision listener lost its connection");

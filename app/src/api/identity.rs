@@ -24,7 +24,7 @@ pub async fn current_user() -> Result<Option<Me>, UiError> {
 
 #[server(input = Json)]
 pub async fn invitation(token: String) -> Result<InvitationView, UiError> {
-    super::Call::<crate::service::SharedIdentity>::new()
+    super::Call::<crate::service::SharedEnrollment>::new()
         .await
         .run(|service, _| async move { service.invitation(&token).await })
         .await
@@ -36,7 +36,7 @@ pub async fn start_enrollment(
     name: Option<String>,
     email: Option<String>,
 ) -> Result<CreationChallengeResponse, UiError> {
-    super::Call::<crate::service::SharedIdentity>::new()
+    super::Call::<crate::service::SharedEnrollment>::new()
         .await
         .run(|service, session| async move {
             service
@@ -51,7 +51,7 @@ pub async fn finish_enrollment(
     credential: RegisterPublicKeyCredential,
     passkey_name: String,
 ) -> Result<Me, UiError> {
-    super::Call::<crate::service::SharedIdentity>::new()
+    super::Call::<crate::service::SharedEnrollment>::new()
         .await
         .run(|service, session| async move {
             service
@@ -87,7 +87,7 @@ pub async fn sign_out(everywhere: bool) -> Result<(), UiError> {
 
 #[server(input = Json)]
 pub async fn passkeys() -> Result<Vec<PasskeyView>, UiError> {
-    super::Call::<crate::service::SharedIdentity>::new()
+    super::Call::<crate::service::SharedPasskeys>::new()
         .await
         .signed_in(|service, user| async move { service.passkeys(&user).await })
         .await
@@ -95,7 +95,7 @@ pub async fn passkeys() -> Result<Vec<PasskeyView>, UiError> {
 
 #[server(input = Json)]
 pub async fn start_add_passkey() -> Result<CreationChallengeResponse, UiError> {
-    super::Call::<crate::service::SharedIdentity>::new()
+    super::Call::<crate::service::SharedPasskeys>::new()
         .await
         .signed_in(|service, user| async move { service.start_add_passkey(&user).await })
         .await
@@ -106,7 +106,7 @@ pub async fn finish_add_passkey(
     credential: RegisterPublicKeyCredential,
     name: String,
 ) -> Result<(), UiError> {
-    super::Call::<crate::service::SharedIdentity>::new()
+    super::Call::<crate::service::SharedPasskeys>::new()
         .await
         .signed_in(|service, user| async move {
             service.finish_add_passkey(&user, credential, name).await
@@ -116,7 +116,7 @@ pub async fn finish_add_passkey(
 
 #[server(input = Json)]
 pub async fn rename_passkey(id: String, name: String) -> Result<(), UiError> {
-    super::Call::<crate::service::SharedIdentity>::new()
+    super::Call::<crate::service::SharedPasskeys>::new()
         .await
         .signed_in(|service, user| async move { service.rename_passkey(&user, id, name).await })
         .await
@@ -124,7 +124,7 @@ pub async fn rename_passkey(id: String, name: String) -> Result<(), UiError> {
 
 #[server(input = Json)]
 pub async fn remove_passkey(id: String) -> Result<(), UiError> {
-    super::Call::<crate::service::SharedIdentity>::new()
+    super::Call::<crate::service::SharedPasskeys>::new()
         .await
         .signed_in(|service, user| async move { service.remove_passkey(&user, id).await })
         .await

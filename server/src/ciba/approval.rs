@@ -10,8 +10,8 @@ use webauthn_rs_proto::{PublicKeyCredential, RequestChallengeResponse};
 
 use super::{
     auth_request::{AuthRequest, RequestStatus},
+    ids::{page_ref, page_ref_time},
     record::{decision_challenge, request_digest, Evidence},
-    request::{page_ref, page_ref_time},
     Ciba, Decision, DecisionError,
 };
 use crate::{

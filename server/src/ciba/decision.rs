@@ -90,6 +90,10 @@ impl Ciba {
             .await?
         {
             self.pending.mark_decided(auth_req_id);
+            // On PostgreSQL the decision's NOTIFY (in its transaction) tells every instance.
+            if self.store.backend() == crate::store::Backend::Sqlite {
+                self.inbox_changed_elsewhere(approver_id);
+            }
             tracing::info!(approver_id, approve, seq = row.seq, "decision recorded");
             return Ok(row);
         }

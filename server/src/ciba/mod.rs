@@ -16,8 +16,11 @@ pub mod action;
 pub mod approval;
 pub mod audit;
 pub mod auth_request;
+pub mod checks;
 pub mod clients;
 pub mod decision;
+pub mod hints;
+pub mod ids;
 pub mod pending;
 pub mod poll;
 pub mod record;
@@ -117,7 +120,12 @@ pub struct Ciba {
     pub(crate) approvers: ApproverCache,
     pub(crate) inserts: InsertQueue,
     pub(crate) events: tokio::sync::broadcast::Sender<request::RequestCreated>,
+    /// Approvers whose inbox changed (a new request or a decision), or `EVERY_INBOX`.
+    pub(crate) inbox: tokio::sync::broadcast::Sender<String>,
 }
+
+/// Sent on the inbox channel when changes may have been missed: every open inbox should reload.
+pub const EVERY_INBOX: &str = "*";
 
 impl Ciba {
     pub async fn new(
@@ -151,6 +159,7 @@ impl Ciba {
             approvers: ApproverCache::default(),
             inserts,
             events: tokio::sync::broadcast::channel(1024).0,
+            inbox: tokio::sync::broadcast::channel(1024).0,
         })
     }
 
@@ -161,6 +170,38 @@ impl Ciba {
     /// New requests, as they start waiting (for notifications).
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<request::RequestCreated> {
         self.events.subscribe()
+    }
+
+    /// Approvers whose inbox changed, on this instance or (on PostgreSQL) any other; `EVERY_INBOX`
+    /// when some may have been missed.
+    pub fn inbox_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.inbox.subscribe()
+    }
+
+    /// Announces a change in `approver_id`'s inbox. On PostgreSQL the announcement goes through the
+    /// database (NOTIFY), which tells every instance, this one included.
+    pub(crate) async fn inbox_changed(&self, approver_id: &str) {
+        if self.store.backend() == crate::store::Backend::Postgres {
+            if let Err(e) = self.store.notify_inbox(approver_id).await {
+                tracing::warn!(error = %e, "announcing an inbox change failed");
+            }
+        } else {
+            self.inbox_changed_elsewhere(approver_id);
+        }
+    }
+
+    /// When the approver's next pending request runs out of time: their inbox changes then.
+    pub async fn next_expiry(&self, approver_id: &str) -> Result<Option<Millis>, CibaError> {
+        Ok(self
+            .store
+            .next_pending_expiry(approver_id, self.clock.now())
+            .await?)
+    }
+
+    /// A change announced by the database (or, on SQLite, by this instance itself).
+    pub fn inbox_changed_elsewhere(&self, approver_id: &str) {
+        // Nobody listening is not an error: no inbox is open.
+        let _ = self.inbox.send(approver_id.to_owned());
     }
 
     pub fn clients(&self) -> &ClientDirectory {
@@ -203,8 +244,10 @@ impl Ciba {
         self.pending.mark_decided(auth_req_id);
     }
 
-    /// After a lost notification channel nothing cached can be trusted: every poll rechecks the store once.
+    /// After a lost notification channel nothing cached can be trusted: every poll rechecks the store
+    /// once, and every open inbox reloads.
     pub fn distrust_poll_cache(&self) {
         self.pending.mark_all_decided();
+        self.inbox_changed_elsewhere(EVERY_INBOX);
     }
 }

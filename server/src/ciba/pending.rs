@@ -8,7 +8,10 @@ use std::{collections::HashMap, sync::Mutex};
 use super::auth_request::{AuthRequest, State};
 use crate::clock::Millis;
 
+/// PostgreSQL channel of decisions; each payload is `<auth_req_id> <approver_id>`.
 pub const DECISION_CHANNEL: &str = "countersign_decisions";
+/// PostgreSQL channel of new requests; each payload is the approver's id.
+pub const INBOX_CHANNEL: &str = "countersign_inbox";
 
 /// CIBA §11: each `slow_down` adds five seconds to the interval the client must keep.
 const SLOW_DOWN_STEP_MS: Millis = 5_000;

@@ -8,7 +8,7 @@ use lettre::{
 
 use super::one_line;
 use crate::{
-    ciba::request::{page_ref, RequestCreated},
+    ciba::{ids::page_ref, request::RequestCreated},
     store::outbox::Audience,
 };
 

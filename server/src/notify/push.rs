@@ -18,7 +18,7 @@ use web_push::{
 
 use super::one_line;
 use crate::{
-    ciba::request::{page_ref, RequestCreated},
+    ciba::{ids::page_ref, request::RequestCreated},
     clock::Clock,
     store::{
         outbox::Audience,

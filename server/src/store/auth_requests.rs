@@ -477,22 +477,31 @@ impl Store {
         )
     }
 
-    /// Changes whenever anything in the approver's inbox would change: a new request, a decision, or a
-    /// pending request running out of time. The live inbox compares it once a second.
-    pub async fn inbox_fingerprint(
+    /// When the approver's next pending request runs out of time, after `now`: their inbox changes
+    /// then without any event.
+    pub async fn next_pending_expiry(
         &self,
         approver_id: &str,
         now: i64,
-    ) -> StoreResult<(i64, i64, i64, i64)> {
-        Ok(sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(MAX(created_at), 0), COALESCE(MAX(decided_at), 0), \
-             COALESCE(SUM(CASE WHEN status = 'pending' AND expires_at > $2 THEN 1 ELSE 0 END), 0) \
-             FROM auth_requests WHERE approver_id = $1",
+    ) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(expires_at) FROM auth_requests \
+             WHERE approver_id = $1 AND status = 'pending' AND expires_at > $2",
         )
         .bind(approver_id)
         .bind(now)
         .fetch_one(self.pool())
         .await?)
+    }
+
+    /// Tells every instance (PostgreSQL NOTIFY) that the approver's inbox changed.
+    pub async fn notify_inbox(&self, approver_id: &str) -> StoreResult<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(crate::ciba::pending::INBOX_CHANNEL)
+            .bind(approver_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     /// Wrong user_code entries on the request page for this request.

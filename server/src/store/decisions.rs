@@ -92,7 +92,7 @@ impl Store {
         if self.backend() == Backend::Postgres {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(crate::ciba::pending::DECISION_CHANNEL)
-                .bind(auth_req_id)
+                .bind(format!("{auth_req_id} {approver_id}"))
                 .execute(&mut *tx)
                 .await?;
         }

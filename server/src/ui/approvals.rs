@@ -16,8 +16,8 @@ use crate::{
             ApprovalError, Approvals, Challenge, PasskeyVerifier, PendingDecision, Shown, Verified,
         },
         auth_request::{AuthRequest, State},
+        ids::page_ref,
         record::Evidence,
-        request::page_ref,
     },
     identity::passkeys::{public_key_json, AssertionError, PasskeyError},
 };
@@ -198,7 +198,7 @@ impl PasskeyVerifier for IdentityApp {
             return Ok(None);
         }
         let bound = self
-            .passkeys()
+            .webauthn()
             .start_bound_assertion(&passkeys, |nonce| bind(nonce))
             .map_err(|e| PasskeyError::Unavailable(e.to_string()))?;
         Ok(Some(Challenge {
@@ -222,7 +222,7 @@ impl PasskeyVerifier for IdentityApp {
         let now = self.now();
         let (synced, backed_up) =
             match self
-                .passkeys()
+                .webauthn()
                 .finish_bound_assertion(credential, &state, &mut passkey)
             {
                 Ok(flags) => flags,

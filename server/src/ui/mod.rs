@@ -53,9 +53,13 @@ pub fn routes(config: &ServeConfig, services: Services, sessions: DbSessionStore
     let context = move || {
         leptos::prelude::provide_context(stylesheet.clone());
         let identity: app::service::SharedIdentity = services.identity.clone();
+        let enrollment: app::service::SharedEnrollment = services.identity.clone();
+        let passkeys: app::service::SharedPasskeys = services.identity.clone();
         let approvals: app::service::SharedApprovals = services.approvals.clone();
         let notifications: app::service::SharedNotifications = services.notifications.clone();
         leptos::prelude::provide_context(identity);
+        leptos::prelude::provide_context(enrollment);
+        leptos::prelude::provide_context(passkeys);
         leptos::prelude::provide_context(approvals);
         leptos::prelude::provide_context(notifications);
         leptos::nonce::provide_nonce();

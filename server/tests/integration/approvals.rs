@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use server::{
     ciba::{
         approval::{ApprovalError, Approvals, Challenge, PasskeyVerifier, Verified},
+        ids::page_ref,
         record::{decision_challenge, request_digest, Evidence},
-        request::page_ref,
         RequestStatus,
     },
     identity::passkeys::{PasskeyError, Passkeys},

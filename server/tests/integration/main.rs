@@ -7,6 +7,7 @@ mod consent;
 mod decisions;
 mod discovery;
 mod identity;
+mod inbox;
 mod jwt_clients;
 mod limits;
 mod notify;

@@ -7,7 +7,7 @@ use tokio::{
     sync::mpsc,
 };
 
-use server::ciba::request::page_ref;
+use server::ciba::ids::page_ref;
 
 use crate::{common::*, on_both_databases};
 

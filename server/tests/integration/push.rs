@@ -13,7 +13,7 @@ use serde_json::Value;
 use server::{clock::Clock, store::push::PushSubscriptionRow};
 use tokio::sync::{mpsc, Mutex};
 
-use server::ciba::request::page_ref;
+use server::ciba::ids::page_ref;
 
 use crate::{common::*, on_both_databases};
 

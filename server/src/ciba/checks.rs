@@ -1,0 +1,174 @@
+//! The checks `/bc-authorize` applies (CIBA §7.1), one short function per rule. `Ciba::start_request`
+//! lists them in the order they are applied, so the first failing rule names the error (CIBA §13).
+use super::{
+    action::{self, AgentAction},
+    request::RawDetails,
+    CibaError, Client, DeliveryMode, Policy,
+};
+use crate::identity::approvers::Approver;
+
+/// Longest binding message accepted, in characters: it must fit on a phone screen and on the agent's.
+pub const MAX_BINDING_MESSAGE: usize = 100;
+/// CIBA §7.1 advises keeping `client_notification_token` within 1024 characters.
+const MAX_NOTIFICATION_TOKEN: usize = 1024;
+
+/// CIBA §7.1: `scope` is required and must include `openid`; the rest must be allowed for the client.
+pub(super) fn check_scope(client: &Client, scope: Option<&str>) -> Result<String, CibaError> {
+    let scope = scope.ok_or_else(|| {
+        CibaError::InvalidRequest("scope is required and must include openid".into())
+    })?;
+    let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+    if !scopes.contains(&"openid") {
+        return Err(CibaError::InvalidScope("scope must include openid".into()));
+    }
+    if let Some(bad) = scopes.iter().find(|s| !client.may_request_scope(s)) {
+        return Err(CibaError::InvalidScope(format!(
+            "scope {bad:?} is not allowed for this client"
+        )));
+    }
+    // Each scope once, in the order first given.
+    let mut unique: Vec<&str> = Vec::with_capacity(scopes.len());
+    for scope in scopes {
+        if !unique.contains(&scope) {
+            unique.push(scope);
+        }
+    }
+    Ok(unique.join(" "))
+}
+
+/// Shown on both devices so the person can match them: short, printable, no invisible characters that
+/// could make two different messages look alike.
+pub(super) fn check_binding_message(message: String) -> Result<String, CibaError> {
+    let invalid = |why: &str| CibaError::InvalidBindingMessage(format!("binding_message {why}"));
+    if message.trim().is_empty() {
+        return Err(invalid("must not be empty"));
+    }
+    if message.chars().count() > MAX_BINDING_MESSAGE {
+        return Err(invalid(&format!(
+            "must be at most {MAX_BINDING_MESSAGE} characters"
+        )));
+    }
+    if message.chars().any(app::text::is_invisible) {
+        return Err(invalid(
+            "must be printable text without control or invisible formatting characters",
+        ));
+    }
+    Ok(message)
+}
+
+pub(super) fn check_acr_values(acr: String) -> Result<String, CibaError> {
+    if acr.len() > 512 || acr.chars().any(|c| c.is_control()) {
+        return Err(CibaError::InvalidRequest(
+            "acr_values must be space-separated printable values".into(),
+        ));
+    }
+    Ok(acr)
+}
+
+pub(super) fn check_notification_token(
+    client: &Client,
+    token: Option<String>,
+) -> Result<Option<String>, CibaError> {
+    match (client.delivery_mode, token) {
+        (DeliveryMode::Poll, _) => Ok(None),
+        (_, None) => Err(CibaError::InvalidRequest(
+            "client_notification_token is required for ping and push clients (CIBA §7.1)".into(),
+        )),
+        (_, Some(t))
+            if t.len() > MAX_NOTIFICATION_TOKEN
+                || t.chars().any(|c| c.is_control() || c == ' ') =>
+        {
+            Err(CibaError::InvalidRequest(
+                "client_notification_token must be at most 1024 printable characters".into(),
+            ))
+        }
+        (_, Some(t)) => Ok(Some(t)),
+    }
+}
+
+/// RFC 9396 `authorization_details`: required, and exactly one `agent_action` an approver can be shown.
+pub(super) fn check_authorization_details(
+    details: Option<RawDetails>,
+) -> Result<AgentAction, CibaError> {
+    match details {
+        None => Err(CibaError::InvalidRequest(
+            "authorization_details is required: one agent_action naming the action, target and consequence"
+                .into(),
+        )),
+        Some(RawDetails::Text(text)) => action::parse_authorization_details(&text)
+            .map_err(|e| CibaError::InvalidAuthorizationDetails(e.0)),
+        Some(RawDetails::Json(value)) => {
+            action::parse_value(value).map_err(|e| CibaError::InvalidAuthorizationDetails(e.0))
+        }
+    }
+}
+
+/// CIBA §7.1 `requested_expiry`: a positive number of seconds, shortened to the policy's longest.
+pub(super) fn check_requested_expiry(
+    policy: &Policy,
+    requested: Option<&str>,
+) -> Result<i64, CibaError> {
+    let Some(raw) = requested else {
+        return Ok(policy.default_expiry_secs);
+    };
+    let secs: i64 = raw.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+        CibaError::InvalidRequest("requested_expiry must be a positive integer (seconds)".into())
+    })?;
+    Ok(secs.min(policy.max_expiry_secs))
+}
+
+/// CIBA §7.1 `user_code`: required, and correct, when the approver's policy asks for one.
+pub(super) fn check_user_code(approver: &Approver, code: Option<&str>) -> Result<(), CibaError> {
+    if !approver.requires_user_code {
+        return Ok(());
+    }
+    match code {
+        None => Err(CibaError::MissingUserCode),
+        Some(code) if !approver.user_code_matches(code) => Err(CibaError::InvalidUserCode),
+        Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_messages_must_be_short_printable_and_visible() {
+        // CIBA §7.1 binding_message; §13 invalid_binding_message.
+        assert_eq!(check_binding_message("W4SCT".into()).unwrap(), "W4SCT");
+        for bad in [
+            "",
+            "   ",
+            "line\nbreak",
+            "bell\u{7}",
+            "rtl\u{202E}override",
+            "zero\u{200B}width",
+        ] {
+            assert!(
+                matches!(
+                    check_binding_message(bad.into()),
+                    Err(CibaError::InvalidBindingMessage(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(check_binding_message("x".repeat(MAX_BINDING_MESSAGE)).is_ok());
+        assert!(check_binding_message("x".repeat(MAX_BINDING_MESSAGE + 1)).is_err());
+    }
+
+    #[test]
+    fn requested_expiry_is_positive_and_capped() {
+        // CIBA §7.1 requested_expiry.
+        let policy = Policy::default();
+        assert_eq!(check_requested_expiry(&policy, None).unwrap(), 300);
+        assert_eq!(check_requested_expiry(&policy, Some("60")).unwrap(), 60);
+        assert_eq!(
+            check_requested_expiry(&policy, Some("99999")).unwrap(),
+            1800
+        );
+        for bad in ["0", "-5", "soon", "1.5"] {
+            assert!(check_requested_expiry(&policy, Some(bad)).is_err(), "{bad}");
+        }
+    }
+}

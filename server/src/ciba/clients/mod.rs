@@ -1,0 +1,123 @@
+//! Registered agents (OAuth clients): the model here; `jwt` checks what they sign, `registration`
+//! creates them and rotates their secrets, `directory` keeps them in memory so every request
+//! authenticates its client without a database round trip.
+use std::{fmt, str::FromStr};
+
+use josekit::jwk::JwkSet;
+use url::Url;
+
+use crate::{
+    secrets::{parse_digest, secret_matches},
+    store::clients::ClientRow,
+};
+
+mod directory;
+mod jwt;
+mod registration;
+
+pub use directory::ClientDirectory;
+pub use jwt::JwtRejection;
+pub use registration::{register, rotate_secret, ClientCredentials, ClientError, NewClient};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMode {
+    Poll,
+    Ping,
+    Push,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+}
+
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+        }
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($ty::$variant),)+
+                    other => Err(format!("unknown value {other:?}; expected one of: {}", [$($text),+].join(", "))),
+                }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(DeliveryMode { Poll = "poll", Ping = "ping", Push = "push" });
+text_enum!(AuthMethod {
+    ClientSecretBasic = "client_secret_basic",
+    ClientSecretPost = "client_secret_post",
+    PrivateKeyJwt = "private_key_jwt",
+});
+
+/// Scopes a client may be allowed; `openid` is always granted.
+pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email"];
+
+/// The signature algorithms accepted on client-signed JWTs (assertions, signed requests, hint tokens).
+pub const CLIENT_JWT_ALGS: &[&str] = &["ES256", "ES384", "PS256", "RS256", "EdDSA"];
+
+#[derive(Debug)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub delivery_mode: DeliveryMode,
+    pub notify_url: Option<Url>,
+    pub scopes: Vec<String>,
+    pub auth_method: AuthMethod,
+    secret_digest: Option<[u8; 32]>,
+    jwks: Option<JwkSet>,
+    pub disabled: bool,
+}
+
+impl Client {
+    pub(super) fn from_row(row: ClientRow) -> Result<Client, String> {
+        Ok(Client {
+            delivery_mode: row.delivery_mode.parse()?,
+            auth_method: row.auth_method.parse()?,
+            notify_url: row
+                .notify_url
+                .as_deref()
+                .map(Url::parse)
+                .transpose()
+                .map_err(|e| e.to_string())?,
+            scopes: row.scopes.split_whitespace().map(str::to_owned).collect(),
+            secret_digest: row.secret_hash.as_deref().and_then(parse_digest),
+            jwks: row
+                .jwks
+                .as_deref()
+                .map(JwkSet::from_bytes)
+                .transpose()
+                .map_err(|e| e.to_string())?,
+            disabled: row.disabled != 0,
+            id: row.id,
+            name: row.name,
+        })
+    }
+
+    /// Constant-time check of a presented client secret.
+    pub fn secret_matches(&self, secret: &str) -> bool {
+        self.secret_digest
+            .as_ref()
+            .is_some_and(|digest| secret_matches(secret, digest))
+    }
+
+    pub fn may_request_scope(&self, scope: &str) -> bool {
+        scope == "openid" || self.scopes.iter().any(|s| s == scope)
+    }
+}

@@ -1,0 +1,169 @@
+//! Registering a client (`countersign client create`) and rotating its secret.
+use josekit::jwk::JwkSet;
+use url::Url;
+
+use super::{AuthMethod, DeliveryMode, SUPPORTED_SCOPES};
+use crate::{
+    clock::Millis,
+    secrets::{hash_secret, random_id, random_token},
+    store::{clients::ClientRow, Store, StoreError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no client {0:?}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What `client create` needs.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub name: String,
+    pub delivery_mode: DeliveryMode,
+    pub notify_url: Option<String>,
+    pub scopes: Vec<String>,
+    pub auth_method: AuthMethod,
+    pub jwks: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+/// Registers a client. Secret-authenticated clients get a 256-bit secret, returned once and stored
+/// only as its SHA-256 digest.
+pub async fn register(
+    store: &Store,
+    new: NewClient,
+    now: Millis,
+) -> Result<ClientCredentials, ClientError> {
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ClientError::Invalid(
+            "the name must be 1 to 100 printable characters".into(),
+        ));
+    }
+    let notify_url = match (new.delivery_mode, new.notify_url.as_deref()) {
+        (DeliveryMode::Poll, None) => None,
+        (DeliveryMode::Poll, Some(_)) => {
+            return Err(ClientError::Invalid(
+                "--notify-url is only for ping and push clients".into(),
+            ))
+        }
+        (_, None) => {
+            return Err(ClientError::Invalid(
+                "ping and push clients need --notify-url".into(),
+            ))
+        }
+        (_, Some(raw)) => Some(validate_notify_url(raw)?),
+    };
+    for scope in &new.scopes {
+        if !SUPPORTED_SCOPES.contains(&scope.as_str()) {
+            return Err(ClientError::Invalid(format!(
+                "unknown scope {scope:?}; supported: {}",
+                SUPPORTED_SCOPES.join(" ")
+            )));
+        }
+    }
+    let jwks = match (new.auth_method, new.jwks) {
+        (AuthMethod::PrivateKeyJwt, None) => {
+            return Err(ClientError::Invalid(
+                "private_key_jwt clients need --jwks".into(),
+            ))
+        }
+        (_, Some(raw)) => Some(validate_jwks(&raw)?),
+        (_, None) => None,
+    };
+    let secret = (new.auth_method != AuthMethod::PrivateKeyJwt).then(|| random_token(32));
+    // openid first, then each allowed scope once, in the order given.
+    let mut scopes = vec!["openid".to_owned()];
+    for scope in new.scopes {
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    let id = random_id();
+    store
+        .insert_client(&ClientRow {
+            id: id.clone(),
+            name: name.to_owned(),
+            delivery_mode: new.delivery_mode.to_string(),
+            notify_url,
+            scopes: scopes.join(" "),
+            auth_method: new.auth_method.to_string(),
+            secret_hash: secret.as_deref().map(hash_secret),
+            jwks,
+            disabled: 0,
+            created_at: now,
+            updated_at: now,
+        })
+        .await?;
+    Ok(ClientCredentials {
+        client_id: id,
+        client_secret: secret,
+    })
+}
+
+/// Issues a new secret; the old one stops working once the servers' directories refresh (about a second).
+pub async fn rotate_secret(
+    store: &Store,
+    client_id: &str,
+    now: Millis,
+) -> Result<ClientCredentials, ClientError> {
+    let row = store
+        .client(client_id)
+        .await?
+        .ok_or_else(|| ClientError::NotFound(client_id.into()))?;
+    if row.auth_method == AuthMethod::PrivateKeyJwt.as_str() {
+        return Err(ClientError::Invalid(
+            "this client authenticates with private_key_jwt and has no secret".into(),
+        ));
+    }
+    let secret = random_token(32);
+    store
+        .set_client_secret_hash(client_id, &hash_secret(&secret), now)
+        .await?;
+    Ok(ClientCredentials {
+        client_id: client_id.to_owned(),
+        client_secret: Some(secret),
+    })
+}
+
+fn validate_notify_url(raw: &str) -> Result<String, ClientError> {
+    let url = Url::parse(raw)
+        .map_err(|e| ClientError::Invalid(format!("--notify-url is not a URL: {e}")))?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    // CIBA §4 wants https; plain http is allowed only to this machine, for development.
+    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        return Err(ClientError::Invalid(
+            "--notify-url must use https (http only for localhost)".into(),
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(ClientError::Invalid(
+            "--notify-url must not have a fragment".into(),
+        ));
+    }
+    Ok(url.to_string())
+}
+
+fn validate_jwks(raw: &str) -> Result<String, ClientError> {
+    let set = JwkSet::from_bytes(raw)
+        .map_err(|e| ClientError::Invalid(format!("--jwks is not a JWK set: {e}")))?;
+    if set.keys().is_empty() {
+        return Err(ClientError::Invalid("--jwks holds no keys".into()));
+    }
+    if set.keys().iter().any(|k| k.parameter("d").is_some()) {
+        return Err(ClientError::Invalid(
+            "--jwks must hold public keys only".into(),
+        ));
+    }
+    Ok(raw.to_owned())
+}

@@ -1,0 +1,149 @@
+//! Enrolling with an invitation link: the person's first passkey, and their account with it.
+use serde::{Deserialize, Serialize};
+
+use app::{
+    model::{InvitationView, Me},
+    service::{EnrollmentService, Session, UiError, UserResult},
+};
+use async_trait::async_trait;
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, PasskeyRegistration, RegisterPublicKeyCredential,
+};
+
+use super::*;
+
+const ENROLLMENT: &str = "enrollment";
+
+#[derive(Serialize, Deserialize)]
+struct PendingEnrollment {
+    token_hash: String,
+    approver_id: String,
+    email: String,
+    name: String,
+    role: String,
+    create: bool,
+    state: PasskeyRegistration,
+}
+
+#[async_trait]
+impl EnrollmentService for IdentityApp {
+    async fn invitation(&self, token: &str) -> UserResult<InvitationView> {
+        let row = self
+            .store
+            .invitation(&hash_secret(token))
+            .await
+            .map_err(internal)?;
+        invitations::check(row.as_ref(), self.clock.now()).map_err(UiError::NotFound)?;
+        let row = row.expect("checked above");
+        Ok(InvitationView {
+            email: row.email,
+            name: row.name,
+            admin: row.role == "admin",
+        })
+    }
+
+    async fn start_enrollment(
+        &self,
+        session: &Session,
+        token: &str,
+        name: Option<String>,
+        email: Option<String>,
+    ) -> UserResult<CreationChallengeResponse> {
+        let token_hash = hash_secret(token);
+        let row = self.store.invitation(&token_hash).await.map_err(internal)?;
+        invitations::check(row.as_ref(), self.clock.now()).map_err(UiError::NotFound)?;
+        let row = row.expect("checked above");
+        let email = match (&row.email, email) {
+            (Some(invited), _) => invited.clone(),
+            (None, Some(given)) => normalise_email(&given),
+            (None, None) => return Err(UiError::Invalid("Enter your email.".into())),
+        };
+        let existing = approvers::by_email(&self.store, &email)
+            .await
+            .map_err(internal)?;
+        let (approver_id, name, create) = match existing {
+            Some(a) => (a.id, a.name, false),
+            None => {
+                let name = row
+                    .name
+                    .clone()
+                    .or(name)
+                    .map(|n| n.trim().to_owned())
+                    .unwrap_or_default();
+                approvers::validate_new(&email, &name).map_err(UiError::Invalid)?;
+                (random_id(), name, true)
+            }
+        };
+        let (options, state) = self
+            .webauthn
+            .start_registration(user_uuid(&approver_id)?, &email, &name, Vec::new())
+            .map_err(internal)?;
+        let pending = PendingEnrollment {
+            token_hash,
+            approver_id,
+            email,
+            name,
+            role: row.role,
+            create,
+            state,
+        };
+        put(session, ENROLLMENT, pending).await?;
+        Ok(options)
+    }
+
+    async fn finish_enrollment(
+        &self,
+        session: &Session,
+        credential: RegisterPublicKeyCredential,
+        passkey_name: String,
+    ) -> UserResult<Me> {
+        let label = passkey_label(&passkey_name)?;
+        let pending: PendingEnrollment = take(session, ENROLLMENT).await?.ok_or_else(|| {
+            UiError::Conflict("Start the enrollment again from your invitation link.".into())
+        })?;
+        let passkey = self
+            .webauthn
+            .finish_registration(&credential, &pending.state)
+            .map_err(|e| {
+                tracing::warn!(error = %e, "passkey registration refused");
+                UiError::Invalid("Your passkey could not be registered. Please try again.".into())
+            })?;
+        let now = self.clock.now();
+        let approver = ApproverRow {
+            id: pending.approver_id.clone(),
+            email: pending.email.clone(),
+            name: pending.name.clone(),
+            role: pending.role.clone(),
+            user_code_hash: None,
+            disabled: 0,
+            created_at: now,
+        };
+        let row = self.passkey_row(&pending.approver_id, label, &passkey)?;
+        let key = public_key_json(&passkey).map_err(internal)?;
+        if !self
+            .store
+            .enroll(
+                &pending.token_hash,
+                now,
+                &approver,
+                pending.create,
+                &row,
+                &key,
+            )
+            .await
+            .map_err(internal)?
+        {
+            return Err(UiError::Conflict(
+                "This invitation has already been used or has expired. Ask an admin for a new one."
+                    .into(),
+            ));
+        }
+        let approver = approvers::by_id(&self.store, &pending.approver_id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| internal("the enrolled approver is missing"))?;
+        tracing::info!(approver_id = %approver.id, "passkey enrolled");
+        self.begin_session(session, &approver).await?;
+        Ok(me(&approver))
+    }
+}

@@ -1,0 +1,262 @@
+//! The services behind the identity pages' server functions: who is signed in and signing in and out
+//! (`sign_in`), enrolling with an invitation (`enrollment`), and the account's passkeys
+//! (`passkey_settings`). Ceremony state lives in the (database-backed) session between a start and
+//! its finish, and is taken out on finish, so each challenge is used at most once.
+use std::sync::Arc;
+
+mod enrollment;
+mod passkey_settings;
+mod sign_in;
+
+use app::{
+    model::Me,
+    service::{Session, UiError, UserResult},
+};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use uuid::Uuid;
+use webauthn_rs::prelude::Passkey;
+
+use crate::{
+    clock::{Clock, Millis},
+    identity::{
+        approvers::{self, normalise_email, Approver, Role},
+        invitations,
+        passkeys::{public_key_json, AssertionError, PasskeyError, Passkeys},
+    },
+    secrets::{base64url, hash_secret, random_id},
+    store::{approvers::ApproverRow, identity::PasskeyRow, Store},
+};
+
+const SIGNED_IN: &str = "signed_in";
+
+#[derive(Serialize, Deserialize)]
+struct SignedInUser {
+    approver_id: String,
+    epoch: i64,
+    since: Millis,
+}
+
+pub struct IdentityApp {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    webauthn: Passkeys,
+    /// Absolute session lifetime: a session older than this is ended whatever its activity.
+    max_session_ms: Millis,
+}
+
+/// Logs the detail; the person is told only that something went wrong.
+pub(crate) fn internal(e: impl std::fmt::Display) -> UiError {
+    tracing::error!(error = %e, "identity service error");
+    UiError::Internal
+}
+
+pub(crate) async fn take<T: DeserializeOwned>(
+    session: &Session,
+    key: &str,
+) -> UserResult<Option<T>> {
+    session.remove::<T>(key).await.map_err(internal)
+}
+
+async fn put<T: Serialize>(session: &Session, key: &str, value: T) -> UserResult<()> {
+    session.insert(key, value).await.map_err(internal)
+}
+
+/// What the person is told when a passkey cannot be used.
+pub(crate) fn passkey_refusal(e: PasskeyError) -> UiError {
+    match e {
+        PasskeyError::NotYours => UiError::Forbidden("This passkey is not one of yours.".into()),
+        PasskeyError::Suspended => {
+            UiError::Forbidden("This passkey is suspended; use another one.".into())
+        }
+        PasskeyError::PossibleClone => UiError::Forbidden(
+            "This passkey has been suspended: its signature counter went backwards, which can mean it was copied. \
+             An admin has been told; use another passkey."
+                .into(),
+        ),
+        PasskeyError::Invalid => UiError::Forbidden(
+            "Your passkey could not be verified; nothing was decided. Please try again.".into(),
+        ),
+        PasskeyError::Unavailable(e) => internal(e),
+    }
+}
+
+fn disabled() -> UiError {
+    UiError::Forbidden("This account is disabled.".into())
+}
+
+fn user_uuid(approver_id: &str) -> UserResult<Uuid> {
+    Uuid::parse_str(approver_id).map_err(internal)
+}
+
+fn me(approver: &Approver) -> Me {
+    Me {
+        name: approver.name.clone(),
+        email: approver.email.clone(),
+        admin: approver.role == Role::Admin,
+    }
+}
+
+fn passkey_label(name: &str) -> UserResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
+        return Err(UiError::Invalid(
+            "Give the passkey a name of 1 to 60 characters.".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+impl IdentityApp {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        passkeys: Passkeys,
+        max_session_ms: Millis,
+    ) -> IdentityApp {
+        IdentityApp {
+            store,
+            clock,
+            webauthn: passkeys,
+            max_session_ms,
+        }
+    }
+
+    /// The signed-in approver, if the session is still valid (epoch and absolute lifetime).
+    pub(crate) async fn approver_of(&self, session: &Session) -> UserResult<Option<Approver>> {
+        let Some(user) = session
+            .get::<SignedInUser>(SIGNED_IN)
+            .await
+            .map_err(internal)?
+        else {
+            return Ok(None);
+        };
+        let epoch = self
+            .store
+            .session_epoch(&user.approver_id)
+            .await
+            .map_err(internal)?;
+        let fresh = self.clock.now() - user.since < self.max_session_ms;
+        if epoch != Some(user.epoch) || !fresh {
+            session.flush().await.map_err(internal)?;
+            return Ok(None);
+        }
+        approvers::by_id(&self.store, &user.approver_id)
+            .await
+            .map_err(internal)
+    }
+
+    /// WebAuthn with this server as the relying party.
+    pub(crate) fn webauthn(&self) -> &Passkeys {
+        &self.webauthn
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// The approver's passkeys that may still sign (not suspended).
+    pub(crate) async fn usable_passkeys(
+        &self,
+        approver_id: &str,
+    ) -> Result<Vec<Passkey>, PasskeyError> {
+        let rows = self.store.passkeys_of(approver_id).await?;
+        Ok(rows
+            .iter()
+            .filter(|r| r.suspended_at.is_none())
+            .filter_map(|r| serde_json::from_str(&r.passkey).ok())
+            .collect())
+    }
+
+    /// One of the approver's passkeys by credential id, refusing suspended ones.
+    pub(crate) async fn passkey_of(
+        &self,
+        approver_id: &str,
+        credential_id: &str,
+    ) -> Result<Passkey, PasskeyError> {
+        let row = self
+            .store
+            .passkey(credential_id)
+            .await?
+            .filter(|r| r.approver_id == approver_id)
+            .ok_or(PasskeyError::NotYours)?;
+        if row.suspended_at.is_some() {
+            return Err(PasskeyError::Suspended);
+        }
+        serde_json::from_str(&row.passkey).map_err(|e| PasskeyError::Unavailable(e.to_string()))
+    }
+
+    pub(crate) async fn record_use(
+        &self,
+        credential_id: &str,
+        passkey: &Passkey,
+        backed_up: bool,
+        now: Millis,
+    ) -> Result<(), PasskeyError> {
+        let stored =
+            serde_json::to_string(passkey).map_err(|e| PasskeyError::Unavailable(e.to_string()))?;
+        Ok(self
+            .store
+            .record_passkey_use(credential_id, &stored, backed_up, now)
+            .await?)
+    }
+
+    /// Suspends a passkey whose signature counter went backwards (a possible clone).
+    pub(crate) async fn suspend(&self, credential_id: &str, now: Millis) -> PasskeyError {
+        tracing::warn!(
+            credential_id,
+            "signature counter went backwards; passkey suspended"
+        );
+        match self
+            .store
+            .suspend_passkey(credential_id, "signature counter went backwards", now)
+            .await
+        {
+            Ok(()) => PasskeyError::PossibleClone,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// A new session id at sign-in (no fixation), bound to the approver's current epoch.
+    async fn begin_session(&self, session: &Session, approver: &Approver) -> UserResult<()> {
+        let epoch = self
+            .store
+            .session_epoch(&approver.id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(disabled)?;
+        session.cycle_id().await.map_err(internal)?;
+        put(
+            session,
+            SIGNED_IN,
+            SignedInUser {
+                approver_id: approver.id.clone(),
+                epoch,
+                since: self.clock.now(),
+            },
+        )
+        .await
+    }
+
+    fn passkey_row(
+        &self,
+        approver_id: &str,
+        name: String,
+        passkey: &Passkey,
+    ) -> UserResult<PasskeyRow> {
+        Ok(PasskeyRow {
+            credential_id: base64url(passkey.cred_id().as_ref()),
+            approver_id: approver_id.to_owned(),
+            name,
+            passkey: serde_json::to_string(passkey).map_err(internal)?,
+            backup_state: 0,
+            created_at: self.clock.now(),
+            last_used_at: None,
+            suspended_at: None,
+            suspended_reason: None,
+        })
+    }
+}

@@ -1,0 +1,104 @@
+//! Who is signed in, and signing in and out with a discoverable passkey.
+use app::{
+    model::Me,
+    service::{IdentityService, Session, SignedIn, UiError, UserResult},
+};
+use async_trait::async_trait;
+use webauthn_rs::prelude::{
+    DiscoverableAuthentication, Passkey, PublicKeyCredential, RequestChallengeResponse,
+};
+
+use super::*;
+
+const SIGN_IN: &str = "sign_in";
+
+#[async_trait]
+impl IdentityService for IdentityApp {
+    async fn signed_in(&self, session: &Session) -> UserResult<Option<SignedIn>> {
+        Ok(self.approver_of(session).await?.map(|approver| SignedIn {
+            me: me(&approver),
+            requires_user_code: approver.requires_user_code,
+            approver_id: approver.id,
+            session: session.clone(),
+        }))
+    }
+
+    async fn start_sign_in(
+        &self,
+        session: &Session,
+        autofill: bool,
+    ) -> UserResult<RequestChallengeResponse> {
+        let (options, state) = self.webauthn.start_sign_in(autofill).map_err(internal)?;
+        put(session, SIGN_IN, state).await?;
+        Ok(options)
+    }
+
+    async fn finish_sign_in(
+        &self,
+        session: &Session,
+        credential: PublicKeyCredential,
+    ) -> UserResult<Me> {
+        let state: DiscoverableAuthentication = take(session, SIGN_IN).await?.ok_or_else(|| {
+            UiError::Conflict(
+                "The sign-in took too long or was already used. Please try again.".into(),
+            )
+        })?;
+        let unknown = || {
+            UiError::SignedOut("This passkey is not registered with Countersign. Use another passkey, or ask an admin for an invitation.".into())
+        };
+        let (user, credential_id) = self.webauthn.identify(&credential).map_err(|_| unknown())?;
+        let credential_id = base64url(credential_id);
+        let row = self
+            .store
+            .passkey(&credential_id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(unknown)?;
+        if user_uuid(&row.approver_id)? != user {
+            return Err(unknown());
+        }
+        if row.suspended_at.is_some() {
+            return Err(UiError::Forbidden("This passkey is suspended because its signature counter went backwards, which can mean it was copied. An admin has been told; use another passkey.".into()));
+        }
+        let mut passkey: Passkey = serde_json::from_str(&row.passkey).map_err(internal)?;
+        let now = self.clock.now();
+        match self
+            .webauthn
+            .finish_sign_in(&credential, state, &mut passkey)
+        {
+            Ok(backed_up) => self
+                .record_use(&credential_id, &passkey, backed_up, now)
+                .await
+                .map_err(passkey_refusal)?,
+            Err(AssertionError::PossibleClone) => {
+                return Err(passkey_refusal(self.suspend(&credential_id, now).await))
+            }
+            Err(AssertionError::Invalid(e)) => {
+                tracing::warn!(error = %e, "passkey assertion refused");
+                return Err(UiError::SignedOut(
+                    "Your passkey could not be verified. Please try again.".into(),
+                ));
+            }
+        }
+        let approver = approvers::by_id(&self.store, &row.approver_id)
+            .await
+            .map_err(internal)?
+            .filter(|a| !a.disabled)
+            .ok_or_else(disabled)?;
+        self.begin_session(session, &approver).await?;
+        tracing::info!(approver_id = %approver.id, "signed in");
+        Ok(me(&approver))
+    }
+
+    async fn sign_out(&self, session: &Session, everywhere: bool) -> UserResult<()> {
+        if everywhere {
+            if let Some(approver) = self.approver_of(session).await? {
+                self.store
+                    .bump_session_epoch(&approver.id)
+                    .await
+                    .map_err(internal)?;
+            }
+        }
+        session.flush().await.map_err(internal)
+    }
+}
