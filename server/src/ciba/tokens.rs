@@ -98,6 +98,32 @@ impl Ciba {
     }
 }
 
+impl Ciba {
+    /// The claims of `token` if it is an access token this server issued, unexpired and not revoked
+    /// (RFC 7662: a replayed grant's tokens become inactive).
+    pub async fn active_access_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<Map<String, Value>>, CibaError> {
+        let Ok(claims) = self.keys.verify(token) else {
+            return Ok(None);
+        };
+        let now = secs(self.clock.now());
+        if claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .is_none_or(|exp| exp <= now)
+        {
+            return Ok(None);
+        }
+        let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let live = self.store.token_is_live(jti).await?;
+        Ok(live.then_some(claims))
+    }
+}
+
 /// OIDC Core §3.1.3.6 `at_hash` for ES256: base64url of the left half of SHA-256 of the token.
 fn left_half_hash(token: &str) -> String {
     base64url(&sha256(token.as_bytes())[..16])

@@ -23,7 +23,7 @@ use crate::{
     store::{
         outbox::Audience,
         push::{PushSubscriptionRow, VapidKeyRow},
-        Store,
+        Store, StoreResult,
     },
 };
 
@@ -175,6 +175,37 @@ impl Pusher {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .contains(approver_id)
+    }
+
+    /// The person's subscribed browsers, oldest first.
+    pub async fn devices(&self, approver_id: &str) -> StoreResult<Vec<PushSubscriptionRow>> {
+        self.store.push_subscriptions_of(approver_id).await
+    }
+
+    /// Adds a browser's subscription (or gives an endpoint already known to its new owner); it counts
+    /// at once on this instance. Returns its id.
+    pub async fn add_device(&self, row: &PushSubscriptionRow) -> StoreResult<String> {
+        let id = self.store.upsert_push_subscription(row).await?;
+        self.subscribed(&row.approver_id);
+        Ok(id)
+    }
+
+    /// Removes one of the person's browsers; false when it was already gone.
+    pub async fn remove_device(&self, approver_id: &str, id: &str) -> StoreResult<bool> {
+        self.store.delete_push_subscription(approver_id, id).await
+    }
+
+    /// Replaces the subscription at `old_endpoint` (the push service renewed it); false when unknown.
+    pub async fn renew_device(
+        &self,
+        old_endpoint: &str,
+        endpoint: &str,
+        p256dh: &str,
+        auth: &str,
+    ) -> StoreResult<bool> {
+        self.store
+            .renew_push_subscription(old_endpoint, endpoint, p256dh, auth)
+            .await
     }
 
     /// A subscription made on this instance counts at once.

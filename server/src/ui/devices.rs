@@ -77,9 +77,8 @@ impl PushDevices {
             return Err(RenewError::Unacceptable);
         }
         match self
-            .identity
-            .store()
-            .renew_push_subscription(
+            .pusher
+            .renew_device(
                 old_endpoint,
                 &fresh.endpoint,
                 &fresh.keys.p256dh,
@@ -175,9 +174,8 @@ impl NotificationService for PushDevices {
         this_endpoint: Option<String>,
     ) -> UserResult<PushDevicesView> {
         let rows = self
-            .identity
-            .store()
-            .push_subscriptions_of(&user.approver_id)
+            .pusher
+            .devices(&user.approver_id)
             .await
             .map_err(internal)?;
         Ok(PushDevicesView {
@@ -212,9 +210,9 @@ impl NotificationService for PushDevices {
         if !self.acceptable(&subscription) {
             return Err(refused());
         }
-        let store = self.identity.store();
-        let existing = store
-            .push_subscriptions_of(&user.approver_id)
+        let existing = self
+            .pusher
+            .devices(&user.approver_id)
             .await
             .map_err(internal)?;
         let known = existing.iter().any(|s| s.endpoint == subscription.endpoint);
@@ -234,11 +232,7 @@ impl NotificationService for PushDevices {
             last_sent_at: None,
             failures: 0,
         };
-        let id = store
-            .upsert_push_subscription(&row)
-            .await
-            .map_err(internal)?;
-        self.pusher.subscribed(&user.approver_id);
+        let id = self.pusher.add_device(&row).await.map_err(internal)?;
         tracing::info!(approver_id = %user.approver_id, subscription = %id, "push notifications turned on");
         Ok(())
     }
@@ -249,11 +243,11 @@ impl NotificationService for PushDevices {
         id: Option<String>,
         endpoint: Option<String>,
     ) -> UserResult<()> {
-        let store = self.identity.store();
         let id = match (id, endpoint) {
             (Some(id), _) => Some(id),
-            (None, Some(endpoint)) => store
-                .push_subscriptions_of(&user.approver_id)
+            (None, Some(endpoint)) => self
+                .pusher
+                .devices(&user.approver_id)
                 .await
                 .map_err(internal)?
                 .into_iter()
@@ -263,8 +257,8 @@ impl NotificationService for PushDevices {
         };
         // Removing what is already gone is not an error: the person's intent holds either way.
         if let Some(id) = id {
-            store
-                .delete_push_subscription(&user.approver_id, &id)
+            self.pusher
+                .remove_device(&user.approver_id, &id)
                 .await
                 .map_err(internal)?;
         }

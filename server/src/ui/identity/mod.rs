@@ -150,10 +150,6 @@ impl IdentityApp {
         &self.webauthn
     }
 
-    pub(crate) fn store(&self) -> &Store {
-        &self.store
-    }
-
     pub(crate) fn now(&self) -> Millis {
         self.clock.now()
     }
