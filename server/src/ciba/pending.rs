@@ -48,16 +48,45 @@ impl PendingCache {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// What the store says of a request: pending, or decided (then polls go to the store).
     pub fn insert(&self, row: &AuthRequest) {
+        self.entry(
+            &row.id,
+            &row.client_id,
+            row.expires_at,
+            row.interval_secs,
+            row.state != State::Pending,
+        );
+    }
+
+    /// A request just stored as pending.
+    pub fn insert_pending(
+        &self,
+        id: &str,
+        client_id: &str,
+        expires_at: Millis,
+        interval_secs: i64,
+    ) {
+        self.entry(id, client_id, expires_at, interval_secs, false);
+    }
+
+    fn entry(
+        &self,
+        id: &str,
+        client_id: &str,
+        expires_at: Millis,
+        interval_secs: i64,
+        decided: bool,
+    ) {
         let mut entries = self.lock();
-        let entry = entries.entry(row.id.clone()).or_insert_with(|| Entry {
-            client_id: row.client_id.clone(),
-            expires_at: row.expires_at,
-            interval_ms: row.interval_secs * 1000,
+        let entry = entries.entry(id.to_owned()).or_insert_with(|| Entry {
+            client_id: client_id.to_owned(),
+            expires_at,
+            interval_ms: interval_secs * 1000,
             last_poll: None,
             decided: true,
         });
-        entry.decided = row.state != State::Pending;
+        entry.decided = decided;
     }
 
     /// Classifies a poll by `client_id` at `now`, in the order CIBA §11 and the issue prescribe:

@@ -95,7 +95,7 @@ impl Ciba {
             scope,
             binding_message,
             acr_values,
-            &action,
+            action,
             notification_token,
             expires_in,
             now,
@@ -111,7 +111,7 @@ impl Ciba {
         scope: String,
         binding_message: Option<String>,
         acr_values: Option<String>,
-        action: &AgentAction,
+        action: AgentAction,
         notification_token: Option<String>,
         expires_in: i64,
         now: Millis,
@@ -123,13 +123,26 @@ impl Ciba {
             scope,
             binding_message,
             acr_values,
-            action.clone(),
+            action,
             notification_token,
             now,
             now + expires_in * 1000,
             self.policy.poll_interval_secs,
         );
-        match self.inserts.insert(row.clone()).await? {
+        let (id, expires_at) = (row.id.clone(), row.expires_at);
+        // The notifiers listen (Web Push always, e-mail when configured); the check keeps a domain
+        // without listeners, such as a test's, from building events nobody reads.
+        let event = (self.events.receiver_count() > 0).then(|| RequestCreated {
+            auth_req_id: id.clone(),
+            approver_id: approver.id.clone(),
+            approver_email: approver.email.clone(),
+            approver_name: approver.name.clone(),
+            client_name: client.name.clone(),
+            action: row.action.action.clone(),
+            target: row.action.target.clone(),
+            expires_at,
+        });
+        match self.inserts.insert(row).await? {
             InsertOutcome::Inserted => {}
             InsertOutcome::TooManyPending => {
                 tracing::warn!(client_id = %client.id, approver_id = %approver.id, limit = self.policy.max_pending_per_approver,
@@ -150,25 +163,15 @@ impl Ciba {
                 )));
             }
         }
-        self.pending.insert(&row);
+        self.pending
+            .insert_pending(&id, &client.id, expires_at, self.policy.poll_interval_secs);
         self.inbox_changed(&approver.id).await;
-        // The notifiers listen (Web Push always, e-mail when configured); the check keeps a domain
-        // without listeners, such as a test's, from building events nobody reads.
-        if self.events.receiver_count() > 0 {
-            let _ = self.events.send(RequestCreated {
-                auth_req_id: row.id.clone(),
-                approver_id: approver.id.clone(),
-                approver_email: approver.email.clone(),
-                approver_name: approver.name.clone(),
-                client_name: client.name.clone(),
-                action: action.action.clone(),
-                target: action.target.clone(),
-                expires_at: row.expires_at,
-            });
+        if let Some(event) = event {
+            let _ = self.events.send(event);
         }
         tracing::info!(client_id = %client.id, approver_id = %approver.id, "backchannel request pending");
         Ok(Acknowledgement {
-            auth_req_id: row.id,
+            auth_req_id: id,
             expires_in,
             // CIBA §7.3: interval applies to poll and ping clients; push clients never poll.
             interval: (client.delivery_mode != DeliveryMode::Push)
