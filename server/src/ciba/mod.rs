@@ -8,7 +8,8 @@ use crate::{
     identity::approvers::ApproverCache,
     signing::{KeyError, KeyRing},
     store::{
-        auth_requests::InsertLimits, insert_queue::InsertQueue, retention::Swept, Store, StoreError,
+        insert_queue::InsertQueue, request_inserts::InsertLimits, retention::Swept, Store,
+        StoreError,
     },
 };
 

@@ -12,7 +12,7 @@ use super::{
     ids::new_auth_req_id,
     Ciba, CibaError, Client, DeliveryMode,
 };
-use crate::{clock::Millis, identity::approvers::Approver, store::auth_requests::InsertOutcome};
+use crate::{clock::Millis, identity::approvers::Approver, store::request_inserts::InsertOutcome};
 
 /// `authorization_details` as it arrived: text from a form, or a claim of a signed request.
 #[derive(Debug, Clone)]

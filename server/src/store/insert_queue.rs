@@ -5,13 +5,13 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    auth_requests::{InsertLimits, InsertOutcome},
+    request_inserts::{InsertLimits, InsertOutcome},
     Store, StoreError, StoreResult,
 };
 use crate::ciba::auth_request::AuthRequest;
 
 /// The most rows one transaction takes; more wait for the next. One INSERT statement carries them all.
-const MAX_BATCH: usize = super::auth_requests::MAX_ROWS_PER_INSERT;
+const MAX_BATCH: usize = super::request_inserts::MAX_ROWS_PER_INSERT;
 
 type Job = (AuthRequest, oneshot::Sender<StoreResult<InsertOutcome>>);
 

@@ -18,6 +18,7 @@ pub mod identity;
 pub mod insert_queue;
 pub mod outbox;
 pub mod push;
+pub mod request_inserts;
 pub mod retention;
 pub mod signing_keys;
 

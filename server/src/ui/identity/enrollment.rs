@@ -29,7 +29,7 @@ struct PendingEnrollment {
 impl EnrollmentService for IdentityApp {
     async fn invitation(&self, token: &str) -> UserResult<InvitationView> {
         let row = self
-            .store
+            .accounts
             .invitation(&hash_secret(token))
             .await
             .map_err(internal)?;
@@ -50,7 +50,11 @@ impl EnrollmentService for IdentityApp {
         email: Option<String>,
     ) -> UserResult<CreationChallengeResponse> {
         let token_hash = hash_secret(token);
-        let row = self.store.invitation(&token_hash).await.map_err(internal)?;
+        let row = self
+            .accounts
+            .invitation(&token_hash)
+            .await
+            .map_err(internal)?;
         invitations::check(row.as_ref(), self.clock.now()).map_err(UiError::NotFound)?;
         let row = row.expect("checked above");
         let email = match (&row.email, email) {
@@ -58,7 +62,9 @@ impl EnrollmentService for IdentityApp {
             (None, Some(given)) => normalise_email(&given),
             (None, None) => return Err(UiError::Invalid("Enter your email.".into())),
         };
-        let existing = approvers::by_email(&self.store, &email)
+        let existing = self
+            .accounts
+            .approver_by_email(&email)
             .await
             .map_err(internal)?;
         let (approver_id, name, create) = match existing {
@@ -121,7 +127,7 @@ impl EnrollmentService for IdentityApp {
         let row = self.passkey_row(&pending.approver_id, label, &passkey)?;
         let key = public_key_json(&passkey).map_err(internal)?;
         if !self
-            .store
+            .accounts
             .enroll(
                 &pending.token_hash,
                 now,
@@ -138,7 +144,9 @@ impl EnrollmentService for IdentityApp {
                     .into(),
             ));
         }
-        let approver = approvers::by_id(&self.store, &pending.approver_id)
+        let approver = self
+            .accounts
+            .approver(&pending.approver_id)
             .await
             .map_err(internal)?
             .ok_or_else(|| internal("the enrolled approver is missing"))?;

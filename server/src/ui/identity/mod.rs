@@ -18,6 +18,7 @@ use webauthn_rs::prelude::Passkey;
 
 use crate::{
     clock::{Clock, Millis},
+    identity::accounts::Accounts,
     identity::{
         approvers::{self, normalise_email, Approver, Role},
         invitations,
@@ -37,7 +38,7 @@ struct SignedInUser {
 }
 
 pub struct IdentityApp {
-    store: Store,
+    accounts: Accounts,
     clock: Arc<dyn Clock>,
     webauthn: Passkeys,
     /// Absolute session lifetime: a session older than this is ended whatever its activity.
@@ -114,7 +115,7 @@ impl IdentityApp {
         max_session_ms: Millis,
     ) -> IdentityApp {
         IdentityApp {
-            store,
+            accounts: Accounts::new(store),
             clock,
             webauthn: passkeys,
             max_session_ms,
@@ -131,7 +132,7 @@ impl IdentityApp {
             return Ok(None);
         };
         let epoch = self
-            .store
+            .accounts
             .session_epoch(&user.approver_id)
             .await
             .map_err(internal)?;
@@ -140,7 +141,8 @@ impl IdentityApp {
             session.flush().await.map_err(internal)?;
             return Ok(None);
         }
-        approvers::by_id(&self.store, &user.approver_id)
+        self.accounts
+            .approver(&user.approver_id)
             .await
             .map_err(internal)
     }
@@ -159,7 +161,7 @@ impl IdentityApp {
         &self,
         approver_id: &str,
     ) -> Result<Vec<Passkey>, PasskeyError> {
-        let rows = self.store.passkeys_of(approver_id).await?;
+        let rows = self.accounts.passkeys_of(approver_id).await?;
         Ok(rows
             .iter()
             .filter(|r| r.suspended_at.is_none())
@@ -174,7 +176,7 @@ impl IdentityApp {
         credential_id: &str,
     ) -> Result<Passkey, PasskeyError> {
         let row = self
-            .store
+            .accounts
             .passkey(credential_id)
             .await?
             .filter(|r| r.approver_id == approver_id)
@@ -195,7 +197,7 @@ impl IdentityApp {
         let stored =
             serde_json::to_string(passkey).map_err(|e| PasskeyError::Unavailable(e.to_string()))?;
         Ok(self
-            .store
+            .accounts
             .record_passkey_use(credential_id, &stored, backed_up, now)
             .await?)
     }
@@ -207,7 +209,7 @@ impl IdentityApp {
             "signature counter went backwards; passkey suspended"
         );
         match self
-            .store
+            .accounts
             .suspend_passkey(credential_id, "signature counter went backwards", now)
             .await
         {
@@ -219,7 +221,7 @@ impl IdentityApp {
     /// A new session id at sign-in (no fixation), bound to the approver's current epoch.
     async fn begin_session(&self, session: &Session, approver: &Approver) -> UserResult<()> {
         let epoch = self
-            .store
+            .accounts
             .session_epoch(&approver.id)
             .await
             .map_err(internal)?

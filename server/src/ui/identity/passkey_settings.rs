@@ -16,7 +16,7 @@ const ADDITION: &str = "passkey_addition";
 impl PasskeyService for IdentityApp {
     async fn passkeys(&self, user: &SignedIn) -> UserResult<Vec<PasskeyView>> {
         let rows = self
-            .store
+            .accounts
             .passkeys_of(&user.approver_id)
             .await
             .map_err(internal)?;
@@ -35,7 +35,7 @@ impl PasskeyService for IdentityApp {
 
     async fn start_add_passkey(&self, user: &SignedIn) -> UserResult<CreationChallengeResponse> {
         let existing = self
-            .store
+            .accounts
             .passkeys_of(&user.approver_id)
             .await
             .map_err(internal)?
@@ -75,7 +75,7 @@ impl PasskeyService for IdentityApp {
             })?;
         let row = self.passkey_row(&user.approver_id, label, &passkey)?;
         let key = public_key_json(&passkey).map_err(internal)?;
-        self.store
+        self.accounts
             .insert_passkey(&row, &key)
             .await
             .map_err(|e| match e {
@@ -89,7 +89,7 @@ impl PasskeyService for IdentityApp {
     async fn rename_passkey(&self, user: &SignedIn, id: String, name: String) -> UserResult<()> {
         let label = passkey_label(&name)?;
         if !self
-            .store
+            .accounts
             .rename_passkey(&user.approver_id, &id, &label)
             .await
             .map_err(internal)?
@@ -101,7 +101,7 @@ impl PasskeyService for IdentityApp {
 
     async fn remove_passkey(&self, user: &SignedIn, id: String) -> UserResult<()> {
         if !self
-            .store
+            .accounts
             .remove_passkey(&user.approver_id, &id)
             .await
             .map_err(internal)?

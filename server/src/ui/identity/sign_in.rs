@@ -49,7 +49,7 @@ impl IdentityService for IdentityApp {
         let (user, credential_id) = self.webauthn.identify(&credential).map_err(|_| unknown())?;
         let credential_id = base64url(credential_id);
         let row = self
-            .store
+            .accounts
             .passkey(&credential_id)
             .await
             .map_err(internal)?
@@ -80,7 +80,9 @@ impl IdentityService for IdentityApp {
                 ));
             }
         }
-        let approver = approvers::by_id(&self.store, &row.approver_id)
+        let approver = self
+            .accounts
+            .approver(&row.approver_id)
             .await
             .map_err(internal)?
             .filter(|a| !a.disabled)
@@ -93,8 +95,8 @@ impl IdentityService for IdentityApp {
     async fn sign_out(&self, session: &Session, everywhere: bool) -> UserResult<()> {
         if everywhere {
             if let Some(approver) = self.approver_of(session).await? {
-                self.store
-                    .bump_session_epoch(&approver.id)
+                self.accounts
+                    .end_every_session(&approver.id)
                     .await
                     .map_err(internal)?;
             }
