@@ -7,15 +7,11 @@
 // Usage (after make build; make bench runs it): node bench/first-visit.mjs
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-// Playwright is installed with the browser tests' packages.
-const { chromium } = createRequire(join(root, 'end2end', 'package.json'))('@playwright/test');
-const bin = process.env.COUNTERSIGN_BIN ?? join(root, 'target/release/countersign');
+import { bin, enroll, launch, ready, root } from './common.mjs';
+
 const runs = Number(process.env.RUNS ?? 5);
 const port = 3950;
 const origin = `http://localhost:${port}`;
@@ -30,29 +26,16 @@ const phone = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch:
 
 const server = spawn(bin, ['serve'], { env, stdio: 'ignore' });
 const agents = [];
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic'],
-});
+const browser = await launch(['--disable-quic']);
 try {
-  for (let i = 0; i < 100; i++) {
-    try { if ((await fetch(`${origin}/.well-known/openid-configuration`)).ok) break; } catch { /* starting */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await ready(origin);
   // An approver enrolled with a virtual passkey, and a request waiting for them.
   const email = 'first-visit@example.com';
   const link = cli('approver', 'invite', '--email', email, '--name', 'First Visit');
   const client = JSON.parse(cli('client', 'create', '--name', 'Bench agent', '--delivery', 'poll', '--json'));
   const setup = await browser.newContext(phone);
   const page = await setup.newPage();
-  const cdp = await setup.newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  await cdp.send('WebAuthn.addVirtualAuthenticator', { options: { protocol: 'ctap2', transport: 'internal',
-    hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true } });
-  await page.goto(link);
-  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
-  await page.getByRole('button', { name: 'Create passkey' }).click();
-  await page.waitForURL(/\/inbox$/);
+  await enroll(page, link);
   const agent = spawn(bin, ['agent', 'request', '--issuer', origin, '--client-id', client.client_id,
     '--client-secret', client.client_secret, '--login-hint', email, '--action', 'Refund $120.00',
     '--target', 'order #1234', '--consequence', 'The money leaves the company account.'], { env, stdio: 'ignore' });

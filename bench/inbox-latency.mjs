@@ -6,14 +6,11 @@
 // Usage (after make build; make bench runs it): node bench/inbox-latency.mjs
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const { chromium } = createRequire(join(root, 'end2end', 'package.json'))('@playwright/test');
-const bin = process.env.COUNTERSIGN_BIN ?? join(root, 'target/release/countersign');
+import { bin, enroll, launch, ready, root } from './common.mjs';
+
 const samples = Number(process.env.SAMPLES ?? 100);
 const port = 3960;
 const origin = `http://localhost:${port}`;
@@ -26,28 +23,15 @@ const env = {
 const cli = (...args) => execFileSync(bin, args, { env, encoding: 'utf8' }).trim();
 
 const server = spawn(bin, ['serve'], { env, stdio: 'ignore' });
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu'],
-});
+const browser = await launch();
 try {
-  for (let i = 0; i < 100; i++) {
-    try { if ((await fetch(`${origin}/.well-known/openid-configuration`)).ok) break; } catch { /* starting */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await ready(origin);
   const email = `inbox-latency-${Date.now()}@example.com`;
   const link = cli('approver', 'invite', '--email', email, '--name', 'Inbox Latency');
   const client = JSON.parse(cli('client', 'create', '--name', 'Bench agent', '--delivery', 'poll', '--json'));
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  await cdp.send('WebAuthn.addVirtualAuthenticator', { options: { protocol: 'ctap2', transport: 'internal',
-    hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true } });
-  await page.goto(link);
-  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
-  await page.getByRole('button', { name: 'Create passkey' }).click();
-  await page.waitForURL(/\/inbox$/);
+  await enroll(page, link);
   await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
   // Stamps (epoch ms) when each "Sample n" line first appears.
   await page.evaluate(() => {
