@@ -181,11 +181,15 @@ impl Ciba {
 
     /// Announces a change in `approver_id`'s inbox. On PostgreSQL the announcement goes through the
     /// database (NOTIFY), which tells every instance, this one included.
-    pub(crate) async fn inbox_changed(&self, approver_id: &str) {
+    /// The announcement is sent in the background: the agent's answer does not wait for it.
+    pub(crate) fn inbox_changed(&self, approver_id: &str) {
         if self.store.backend() == crate::store::Backend::Postgres {
-            if let Err(e) = self.store.notify_inbox(approver_id).await {
-                tracing::warn!(error = %e, "announcing an inbox change failed");
-            }
+            let (store, approver_id) = (self.store.clone(), approver_id.to_owned());
+            tokio::spawn(async move {
+                if let Err(e) = store.notify_inbox(&approver_id).await {
+                    tracing::warn!(error = %e, "announcing an inbox change failed");
+                }
+            });
         } else {
             self.inbox_changed_elsewhere(approver_id);
         }

@@ -4,9 +4,7 @@
 //! here: an invitation enrolls once and only before it expires; the last passkey is never removed.
 use super::approvers::{self, Approver};
 use crate::store::{
-    approvers::ApproverRow,
-    identity::{InvitationRow, PasskeyRow},
-    Store, StoreResult,
+    approvers::ApproverRow, invitations::InvitationRow, passkeys::PasskeyRow, Store, StoreResult,
 };
 
 #[derive(Clone)]

@@ -3,7 +3,7 @@ use crate::{
     clock::Millis,
     identity::approvers::{normalise_email, Role},
     secrets::{hash_secret, random_token},
-    store::{identity::InvitationRow, Store, StoreError},
+    store::{invitations::InvitationRow, Store, StoreError},
 };
 
 pub const INVITATION_TTL_MS: Millis = 24 * 60 * 60 * 1000;

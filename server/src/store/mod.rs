@@ -14,12 +14,14 @@ pub mod approvers;
 pub mod auth_requests;
 pub mod clients;
 pub mod decisions;
-pub mod identity;
 pub mod insert_queue;
+pub mod invitations;
 pub mod outbox;
+pub mod passkeys;
 pub mod push;
 pub mod request_inserts;
 pub mod retention;
+pub mod sessions;
 pub mod signing_keys;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");

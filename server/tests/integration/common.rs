@@ -460,7 +460,7 @@ pub async fn decide_signed(
     signed.extend_from_slice(&server::secrets::sha256(&client_data_json));
     let signature: p256::ecdsa::Signature = test_key(signer).sign(&signed);
     // The approver's passkey, registered once with the test key, as enrollment would.
-    let registered = server::store::identity::PasskeyRow {
+    let registered = server::store::passkeys::PasskeyRow {
         credential_id: "test-credential".into(),
         approver_id: approver_id.into(),
         name: "test".into(),

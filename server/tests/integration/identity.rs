@@ -4,7 +4,7 @@ use server::{
     clock::Clock,
     identity::{approvers::Role, invitations, sessions::DbSessionStore},
     secrets::{hash_secret, random_id},
-    store::{approvers::ApproverRow, identity::PasskeyRow},
+    store::{approvers::ApproverRow, passkeys::PasskeyRow},
 };
 use tower_sessions::{session::Record, SessionStore};
 

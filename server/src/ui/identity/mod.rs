@@ -25,7 +25,7 @@ use crate::{
         passkeys::{public_key_json, AssertionError, PasskeyError, Passkeys},
     },
     secrets::{base64url, hash_secret, random_id},
-    store::{approvers::ApproverRow, identity::PasskeyRow, Store},
+    store::{approvers::ApproverRow, passkeys::PasskeyRow, Store},
 };
 
 const SIGNED_IN: &str = "signed_in";

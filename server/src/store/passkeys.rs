@@ -1,7 +1,8 @@
-//! The identity tables: passkeys, invitations, browser sessions, and the approvers' session epoch.
+//! The `passkeys` table and the append-only registry of their public keys (`passkey_keys`), which the
+//! audit checks decision signatures with.
 use sqlx::FromRow;
 
-use super::{approvers::ApproverRow, Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct PasskeyRow {
@@ -16,23 +17,8 @@ pub struct PasskeyRow {
     pub suspended_reason: Option<String>,
 }
 
-const PASSKEY_COLUMNS: &str =
+pub(super) const PASSKEY_COLUMNS: &str =
     "credential_id, approver_id, name, passkey, backup_state, created_at, last_used_at, suspended_at, suspended_reason";
-
-#[derive(Clone, Debug, FromRow)]
-pub struct InvitationRow {
-    pub token_hash: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub role: String,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub used_at: Option<i64>,
-    pub approver_id: Option<String>,
-}
-
-const INVITATION_COLUMNS: &str =
-    "token_hash, email, name, role, created_at, expires_at, used_at, approver_id";
 
 impl Store {
     /// Adds a passkey, and its public key to the append-only key registry, in one transaction.
@@ -186,161 +172,10 @@ impl Store {
         .await?;
         Ok(done.rows_affected() == 1)
     }
-
-    pub async fn insert_invitation(&self, row: &InvitationRow) -> StoreResult<()> {
-        sqlx::query(&format!("INSERT INTO invitations ({INVITATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL)"))
-            .bind(&row.token_hash)
-            .bind(&row.email)
-            .bind(&row.name)
-            .bind(&row.role)
-            .bind(row.created_at)
-            .bind(row.expires_at)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
-    pub async fn invitation(&self, token_hash: &str) -> StoreResult<Option<InvitationRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {INVITATION_COLUMNS} FROM invitations WHERE token_hash = $1"
-        ))
-        .bind(token_hash)
-        .fetch_optional(self.pool())
-        .await?)
-    }
-
-    /// Enrolls through an invitation in one transaction: the invitation is used up (once, and only if
-    /// unexpired), the approver is created unless `approver.id` already exists, and the passkey added.
-    pub async fn enroll(
-        &self,
-        token_hash: &str,
-        now: i64,
-        approver: &ApproverRow,
-        create: bool,
-        passkey: &PasskeyRow,
-        public_key: &str,
-    ) -> StoreResult<bool> {
-        let mut tx = self.pool().begin().await?;
-        // The approver first (the invitation refers to it); the whole transaction is dropped, undoing
-        // it, when the invitation turns out to be used or expired.
-        if create {
-            sqlx::query(
-                "INSERT INTO approvers (id, email, name, role, user_code_hash, disabled, created_at) VALUES ($1, $2, $3, $4, NULL, 0, $5)",
-            )
-            .bind(&approver.id)
-            .bind(&approver.email)
-            .bind(&approver.name)
-            .bind(&approver.role)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::on_unique(e, "email"))?;
-        }
-        let used = sqlx::query(
-            "UPDATE invitations SET used_at = $1, approver_id = $2 WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1",
-        )
-        .bind(now)
-        .bind(&approver.id)
-        .bind(token_hash)
-        .execute(&mut *tx)
-        .await?;
-        if used.rows_affected() != 1 {
-            return Ok(false);
-        }
-        sqlx::query(&format!("INSERT INTO passkeys ({PASSKEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL)"))
-            .bind(&passkey.credential_id)
-            .bind(&passkey.approver_id)
-            .bind(&passkey.name)
-            .bind(&passkey.passkey)
-            .bind(passkey.backup_state)
-            .bind(passkey.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::on_unique(e, "passkey"))?;
-        register_key(&mut tx, passkey, public_key).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    pub async fn count_approvers(&self) -> StoreResult<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM approvers")
-            .fetch_one(self.pool())
-            .await?;
-        Ok(n)
-    }
-
-    pub async fn session_epoch(&self, approver_id: &str) -> StoreResult<Option<i64>> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT session_epoch FROM approvers WHERE id = $1 AND disabled = 0")
-                .bind(approver_id)
-                .fetch_optional(self.pool())
-                .await?;
-        Ok(row.map(|(e,)| e))
-    }
-
-    /// "Sign out everywhere": every session made before now stops being accepted.
-    pub async fn bump_session_epoch(&self, approver_id: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE approvers SET session_epoch = session_epoch + 1 WHERE id = $1")
-            .bind(approver_id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
-    pub async fn save_session(&self, id: &str, data: &str, expires_at: i64) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
-        )
-        .bind(id)
-        .bind(data)
-        .bind(expires_at)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
-    /// Creates a session row only if the id is unused; false on a collision.
-    pub async fn create_session(&self, id: &str, data: &str, expires_at: i64) -> StoreResult<bool> {
-        let done = sqlx::query("INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
-            .bind(id)
-            .bind(data)
-            .bind(expires_at)
-            .execute(self.pool())
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// A live session's data and expiry.
-    pub async fn load_session(&self, id: &str, now: i64) -> StoreResult<Option<(String, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2",
-        )
-        .bind(id)
-        .bind(now)
-        .fetch_optional(self.pool())
-        .await?)
-    }
-
-    pub async fn delete_session(&self, id: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
-    pub async fn delete_expired_sessions(&self, now: i64) -> StoreResult<()> {
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-            .bind(now)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
 }
 
 /// Adds a passkey's public key to the append-only registry, within the transaction adding the passkey.
-async fn register_key(
+pub(super) async fn register_key(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     row: &PasskeyRow,
     public_key: &str,

@@ -1,0 +1,107 @@
+//! The `invitations` table, and enrolling through one.
+use sqlx::FromRow;
+
+use super::{
+    approvers::ApproverRow,
+    passkeys::{register_key, PasskeyRow, PASSKEY_COLUMNS},
+    Store, StoreError, StoreResult,
+};
+
+#[derive(Clone, Debug, FromRow)]
+pub struct InvitationRow {
+    pub token_hash: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub role: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub approver_id: Option<String>,
+}
+
+const INVITATION_COLUMNS: &str =
+    "token_hash, email, name, role, created_at, expires_at, used_at, approver_id";
+
+impl Store {
+    pub async fn insert_invitation(&self, row: &InvitationRow) -> StoreResult<()> {
+        sqlx::query(&format!("INSERT INTO invitations ({INVITATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL)"))
+            .bind(&row.token_hash)
+            .bind(&row.email)
+            .bind(&row.name)
+            .bind(&row.role)
+            .bind(row.created_at)
+            .bind(row.expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn invitation(&self, token_hash: &str) -> StoreResult<Option<InvitationRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Enrolls through an invitation in one transaction: the invitation is used up (once, and only if
+    /// unexpired), the approver is created unless `approver.id` already exists, and the passkey added.
+    pub async fn enroll(
+        &self,
+        token_hash: &str,
+        now: i64,
+        approver: &ApproverRow,
+        create: bool,
+        passkey: &PasskeyRow,
+        public_key: &str,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        // The approver first (the invitation refers to it); the whole transaction is dropped, undoing
+        // it, when the invitation turns out to be used or expired.
+        if create {
+            sqlx::query(
+                "INSERT INTO approvers (id, email, name, role, user_code_hash, disabled, created_at) VALUES ($1, $2, $3, $4, NULL, 0, $5)",
+            )
+            .bind(&approver.id)
+            .bind(&approver.email)
+            .bind(&approver.name)
+            .bind(&approver.role)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::on_unique(e, "email"))?;
+        }
+        let used = sqlx::query(
+            "UPDATE invitations SET used_at = $1, approver_id = $2 WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(&approver.id)
+        .bind(token_hash)
+        .execute(&mut *tx)
+        .await?;
+        if used.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(&format!("INSERT INTO passkeys ({PASSKEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL)"))
+            .bind(&passkey.credential_id)
+            .bind(&passkey.approver_id)
+            .bind(&passkey.name)
+            .bind(&passkey.passkey)
+            .bind(passkey.backup_state)
+            .bind(passkey.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::on_unique(e, "passkey"))?;
+        register_key(&mut tx, passkey, public_key).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn count_approvers(&self) -> StoreResult<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM approvers")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n)
+    }
+}
