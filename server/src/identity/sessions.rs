@@ -1,5 +1,6 @@
 //! Browser sessions stored in the database (tower-sessions' `SessionStore`), so they survive restarts
-//! and are shared by several instances on PostgreSQL.
+//! and are shared by several instances on PostgreSQL. A row is keyed by a hash of the session id, never
+//! the id itself: whoever reads the database cannot take over a session from it.
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use tower_sessions::{
@@ -8,7 +9,10 @@ use tower_sessions::{
     SessionStore,
 };
 
-use crate::store::Store;
+use crate::{
+    secrets::{hex, sha256},
+    store::Store,
+};
 
 #[derive(Debug, Clone)]
 pub struct DbSessionStore {
@@ -25,6 +29,11 @@ fn millis(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// The row key of session `id`: SHA-256 of its 128 random bits, domain-separated.
+pub fn row_key(id: &Id) -> String {
+    hex(&sha256(format!("countersign/session/v1:{id}").as_bytes()))
+}
+
 fn backend(e: impl std::fmt::Display) -> Error {
     Error::Backend(e.to_string())
 }
@@ -36,7 +45,7 @@ impl SessionStore for DbSessionStore {
         // A fresh id on the (astronomically unlikely) collision, never an overwrite of another session.
         while !self
             .store
-            .create_session(&record.id.to_string(), &data, millis(record.expiry_date))
+            .create_session(&row_key(&record.id), &data, millis(record.expiry_date))
             .await
             .map_err(backend)?
         {
@@ -48,7 +57,7 @@ impl SessionStore for DbSessionStore {
     async fn save(&self, record: &Record) -> Result<()> {
         let data = serde_json::to_string(&record.data).map_err(|e| Error::Encode(e.to_string()))?;
         self.store
-            .save_session(&record.id.to_string(), &data, millis(record.expiry_date))
+            .save_session(&row_key(&record.id), &data, millis(record.expiry_date))
             .await
             .map_err(backend)
     }
@@ -57,7 +66,7 @@ impl SessionStore for DbSessionStore {
         let now = millis(OffsetDateTime::now_utc());
         let Some((data, expires_at)) = self
             .store
-            .load_session(&id.to_string(), now)
+            .load_session(&row_key(id), now)
             .await
             .map_err(backend)?
         else {
@@ -76,7 +85,7 @@ impl SessionStore for DbSessionStore {
 
     async fn delete(&self, id: &Id) -> Result<()> {
         self.store
-            .delete_session(&id.to_string())
+            .delete_session(&row_key(id))
             .await
             .map_err(backend)
     }

@@ -183,6 +183,14 @@ async fn sessions_are_stored_loaded_and_deleted(db: Db) {
     sessions.create(&mut record).await.unwrap();
     let loaded = sessions.load(&record.id).await.unwrap().expect("stored");
     assert_eq!(loaded.data, record.data);
+    // The database holds a hash of the id, not the cookie's value.
+    let (key,): (String,) = sqlx::query_as("SELECT id FROM sessions")
+        .fetch_one(h.store.pool())
+        .await
+        .unwrap();
+    assert_ne!(key, record.id.to_string());
+    assert_eq!(key, server::identity::sessions::row_key(&record.id));
+    assert_eq!(key.len(), 64);
     record.expiry_date = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
     sessions.save(&record).await.unwrap();
     assert!(
