@@ -190,8 +190,7 @@ impl Approvals {
             Ok(Some(client)) => client.name.clone(),
             _ => "an unknown agent".into(),
         };
-        let user_code_locked =
-            self.ciba.store.user_code_failures(&request.id).await? >= USER_CODE_ATTEMPTS;
+        let user_code_locked = request.user_code_failures >= USER_CODE_ATTEMPTS;
         Ok(Shown {
             request,
             client_name,

@@ -29,6 +29,8 @@ pub struct AuthRequest {
     pub created_at: Millis,
     pub expires_at: Millis,
     pub interval_secs: i64,
+    /// Wrong user codes entered on the request page (`approval::USER_CODE_ATTEMPTS` lock it).
+    pub user_code_failures: i64,
     pub state: State,
 }
 
@@ -96,6 +98,7 @@ impl AuthRequest {
             created_at,
             expires_at,
             interval_secs,
+            user_code_failures: 0,
             state: State::Pending,
         }
     }

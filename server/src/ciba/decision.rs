@@ -30,10 +30,6 @@ impl Decision {
             amr: vec![key.into(), "user".into()],
         }
     }
-
-    pub fn is_approval(&self) -> bool {
-        matches!(self, Decision::Approve { .. })
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

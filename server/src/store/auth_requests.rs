@@ -30,11 +30,12 @@ pub struct AuthRequestRow {
     pub acr: Option<String>,
     pub amr: Option<String>,
     pub redeemed_at: Option<i64>,
+    pub user_code_failures: i64,
 }
 
 const COLUMNS: &str = "id, client_id, approver_id, scope, binding_message, acr_values, authorization_details, \
     notification_token, created_at, expires_at, interval_secs, status, decided_at, deny_reason, acr, amr, \
-    redeemed_at";
+    redeemed_at, user_code_failures";
 
 /// An access token as recorded at redemption.
 #[derive(Clone, Debug)]
@@ -95,6 +96,7 @@ impl AuthRequestRow {
             created_at: self.created_at,
             expires_at: self.expires_at,
             interval_secs: self.interval_secs,
+            user_code_failures: self.user_code_failures,
             state,
         })
     }
@@ -322,17 +324,6 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(())
-    }
-
-    /// Wrong user_code entries on the request page for this request.
-    pub async fn user_code_failures(&self, id: &str) -> StoreResult<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT user_code_failures FROM auth_requests WHERE id = $1")
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?
-                .unwrap_or(0),
-        )
     }
 
     /// Takes one of the `limit` user_code attempts of a request before the code is compared, so
