@@ -9,12 +9,12 @@ const pgAdmin = process.env.COUNTERSIGN_TEST_POSTGRES ?? 'postgres://postgres:po
 const pgE2e = pgAdmin.replace(/\/[^/]*$/, '/countersign_e2e');
 
 export const backends = {
-  sqlite: { port: 3100, databaseUrl: 'sqlite://../target/e2e/countersign.db' },
-  postgres: { port: 3101, databaseUrl: pgE2e },
+  sqlite: { port: 3100, databaseUrl: 'sqlite://../target/e2e/countersign.db', keyFile: '../target/e2e/sqlite.key' },
+  postgres: { port: 3101, databaseUrl: pgE2e, keyFile: '../target/e2e/postgres.key' },
 };
 
 function server(backend: keyof typeof backends, prepare: string) {
-  const { port, databaseUrl } = backends[backend];
+  const { port, databaseUrl, keyFile } = backends[backend];
   return {
     command: `${prepare} && exec ${bin} serve`,
     url: `http://127.0.0.1:${port}/.well-known/openid-configuration`,
@@ -22,6 +22,7 @@ function server(backend: keyof typeof backends, prepare: string) {
     timeout: 60_000,
     env: {
       DATABASE_URL: databaseUrl,
+      COUNTERSIGN_KEY_FILE: keyFile,
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       LEPTOS_SITE_ROOT: '../target/site',
       COUNTERSIGN_PUBLIC_URL: `http://localhost:${port}`,

@@ -1,6 +1,9 @@
 //! Configuration: one struct per concern, each knob a flag, an environment variable and a default
 //! (all listed in the README).
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use clap::Args;
 use url::Url;
@@ -10,8 +13,55 @@ use crate::ciba::Policy;
 /// Where the data lives; shared by every subcommand.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/countersign.db";
 
+/// What lives outside the database: the key that seals the server's private keys, and the signed
+/// checkpoints of the decision record. Both default to the data directory: the SQLite database's
+/// directory, or `./data` with PostgreSQL.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DataConfig {
+    /// The key-encryption key's file, created (mode 0600) on first start. `COUNTERSIGN_KEY` (the key
+    /// itself, base64url) takes precedence. Instances sharing a database must share this key.
+    #[arg(long, env = "COUNTERSIGN_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Where signed checkpoints of the decision record's head are written: somewhere the database's
+    /// users cannot write.
+    #[arg(long, env = "COUNTERSIGN_CHECKPOINT_DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+}
+
+impl DataConfig {
+    pub fn kek_source(&self, database_url: &str) -> crate::sealing::KekSource {
+        crate::sealing::KekSource::from_env_or(
+            self.key_file
+                .clone()
+                .unwrap_or_else(|| data_dir(database_url).join("countersign.key")),
+        )
+    }
+
+    pub fn checkpoint_dir(&self, database_url: &str) -> PathBuf {
+        self.checkpoint_dir
+            .clone()
+            .unwrap_or_else(|| data_dir(database_url).join("checkpoints"))
+    }
+}
+
+/// The directory of a SQLite database file; `data` otherwise.
+pub fn data_dir(database_url: &str) -> PathBuf {
+    let file = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or_default())
+        .filter(|path| !path.is_empty() && !path.starts_with(':'));
+    match file.and_then(|f| Path::new(f).parent()) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        Some(_) => PathBuf::from("."),
+        None => PathBuf::from("data"),
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ServeConfig {
+    #[command(flatten)]
+    pub data: DataConfig,
     /// Address to listen on (the Leptos convention's variable).
     #[arg(
         long = "addr",
@@ -109,5 +159,22 @@ impl ServeConfig {
             max_pending_per_approver: self.max_pending_per_approver.max(0),
             max_requests_per_minute: self.max_requests_per_minute.max(0),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_directory_is_the_databases() {
+        assert_eq!(data_dir(DEFAULT_DATABASE_URL), PathBuf::from("data"));
+        assert_eq!(
+            data_dir("sqlite:///var/lib/cs/db.sqlite?mode=rwc"),
+            PathBuf::from("/var/lib/cs")
+        );
+        assert_eq!(data_dir("sqlite://cs.db"), PathBuf::from("."));
+        assert_eq!(data_dir("sqlite::memory:"), PathBuf::from("data"));
+        assert_eq!(data_dir("postgres://db/countersign"), PathBuf::from("data"));
     }
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod identity;
 pub mod notify;
 pub mod oauth;
+pub mod sealing;
 pub mod secrets;
 pub mod signing;
 pub mod store;
@@ -50,12 +51,14 @@ pub async fn build(
     ));
     let sessions = identity::sessions::DbSessionStore::new(store.clone());
     identity::passkeys::backfill_key_registry(&store).await?;
+    let kek = Arc::new(sealing::Kek::load(&config.data.kek_source(store.url()))?);
     let ciba = Arc::new(
         Ciba::new(
             store,
             clock.clone(),
             config.policy(),
             endpoints.issuer.clone(),
+            kek.clone(),
         )
         .await?,
     );
@@ -79,6 +82,7 @@ pub async fn build(
         notify::Pusher::new(
             ciba.store().clone(),
             clock.clone(),
+            &kek,
             config.push_contact(),
             notify::push::PushServices::parse(&config.push_services),
         )

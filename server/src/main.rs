@@ -7,11 +7,12 @@ use server::{
     agent,
     ciba::{clients, AuthMethod, DeliveryMode},
     clock::{Clock, SystemClock},
-    config::{ServeConfig, DEFAULT_DATABASE_URL},
+    config::{DataConfig, ServeConfig, DEFAULT_DATABASE_URL},
     identity::{
         approvers::{self, NewApprover, Role},
         invitations,
     },
+    sealing::Kek,
     signing,
     store::Store,
 };
@@ -138,7 +139,7 @@ enum ApproverCommand {
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Make a new signing key active; the old one stays published until its tokens expire.
-    Rotate,
+    Rotate(DataConfig),
 }
 
 #[derive(Subcommand)]
@@ -269,8 +270,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Keys(KeysCommand::Rotate) => {
-            let kid = signing::rotate(&store, now).await?;
+        Command::Keys(KeysCommand::Rotate(data)) => {
+            let kek = Kek::load(&data.kek_source(&cli.database_url))?;
+            let kid = signing::rotate(&store, &kek, now).await?;
             println!("new signing key {kid} is active; the previous key stays published until its tokens expire");
         }
         Command::Audit(AuditCommand::Verify { json, public_url }) => {

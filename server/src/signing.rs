@@ -1,12 +1,15 @@
-//! The server's signing keys (ES256): created on first start, stored, published as the JWKS, rotated by
-//! `countersign keys rotate`. A rotated-out key stays published until every token it signed has expired.
+//! The server's signing keys (ES256): created on first start, stored sealed (see `sealing`), published
+//! as the JWKS, rotated by `countersign keys rotate`. A rotated-out key stays published until every
+//! token it signed has expired. A key is used or published only if its private half opens with this
+//! server's key-encryption key and its public half is the one that private key makes: a row written
+//! into the database by hand is neither published nor signed with.
 use std::{
     collections::HashMap,
     sync::{Arc, RwLock},
 };
 
 use josekit::{
-    jwk::{Jwk, KeyPair},
+    jwk::{alg::ec::EcKeyPair, Jwk, KeyPair},
     jws::{JwsHeader, JwsSigner, JwsVerifier, ES256},
     jwt::{self, JwtPayload},
 };
@@ -14,6 +17,7 @@ use serde_json::{json, Map, Value};
 
 use crate::{
     clock::Millis,
+    sealing::{is_sealed, Kek, SealError},
     secrets::random_id,
     store::{signing_keys::SigningKeyRow, Store, StoreError},
 };
@@ -24,10 +28,10 @@ pub enum KeyError {
     Store(#[from] StoreError),
     #[error("JOSE error: {0}")]
     Jose(#[from] josekit::JoseError),
-    #[error("stored signing key {0} is unreadable: {1}")]
-    Corrupt(String, String),
     #[error("no signing key is active")]
     NoActiveKey,
+    #[error("signing key {0} cannot be used: {1}")]
+    Refused(String, &'static str),
 }
 
 /// What is loaded from the store: the active signer and a verifier for every published key.
@@ -40,6 +44,7 @@ struct KeySet {
 
 pub struct KeyRing {
     store: Store,
+    kek: Arc<Kek>,
     /// How long a retired key stays published: the longest token lifetime.
     retention: Millis,
     keys: RwLock<Arc<KeySet>>,
@@ -47,16 +52,23 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// Loads the keys, creating the first one when the store has none.
-    pub async fn load(store: Store, retention: Millis, now: Millis) -> Result<KeyRing, KeyError> {
-        let set = match load_set(&store, retention, now).await {
+    pub async fn load(
+        store: Store,
+        kek: Arc<Kek>,
+        retention: Millis,
+        now: Millis,
+    ) -> Result<KeyRing, KeyError> {
+        seal_plain_keys(&store, &kek).await?;
+        let set = match load_set(&store, &kek, retention, now).await {
             Err(KeyError::NoActiveKey) => {
-                rotate(&store, now).await?;
-                load_set(&store, retention, now).await?
+                rotate(&store, &kek, now).await?;
+                load_set(&store, &kek, retention, now).await?
             }
             other => other?,
         };
         Ok(KeyRing {
             store,
+            kek,
             retention,
             keys: RwLock::new(Arc::new(set)),
         })
@@ -64,7 +76,7 @@ impl KeyRing {
 
     /// Picks up rotations made by the command line or another instance.
     pub async fn refresh(&self, now: Millis) -> Result<(), KeyError> {
-        let set = load_set(&self.store, self.retention, now).await?;
+        let set = load_set(&self.store, &self.kek, self.retention, now).await?;
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
         Ok(())
     }
@@ -111,7 +123,7 @@ impl KeyRing {
 }
 
 /// Generates a new ES256 key and makes it the active one; the previous key is retired, not deleted.
-pub async fn rotate(store: &Store, now: Millis) -> Result<String, KeyError> {
+pub async fn rotate(store: &Store, kek: &Kek, now: Millis) -> Result<String, KeyError> {
     let pair = ES256.generate_key_pair()?;
     let kid = random_id();
     let mut private = pair.to_jwk_private_key();
@@ -124,7 +136,7 @@ pub async fn rotate(store: &Store, now: Millis) -> Result<String, KeyError> {
         .rotate_signing_key(&SigningKeyRow {
             kid: kid.clone(),
             alg: "ES256".into(),
-            private_jwk: private.to_string(),
+            private_jwk: kek.seal(&seal_label(&kid), &private.to_string()),
             public_jwk: public.to_string(),
             created_at: now,
             retired_at: None,
@@ -133,24 +145,78 @@ pub async fn rotate(store: &Store, now: Millis) -> Result<String, KeyError> {
     Ok(kid)
 }
 
-async fn load_set(store: &Store, retention: Millis, now: Millis) -> Result<KeySet, KeyError> {
+/// The associated data a signing key's private half is sealed under: its row.
+fn seal_label(kid: &str) -> String {
+    format!("signing_keys/{kid}")
+}
+
+/// Seals keys stored in plain text by versions before sealing, once: when no key is sealed yet. After
+/// that a plain key can only have been written by hand, and is refused (see `open_key`).
+async fn seal_plain_keys(store: &Store, kek: &Kek) -> Result<(), KeyError> {
+    let rows = store.signing_keys(i64::MIN).await?;
+    if rows.iter().any(|r| is_sealed(&r.private_jwk)) {
+        return Ok(());
+    }
+    for row in rows {
+        let sealed = kek.seal(&seal_label(&row.kid), &row.private_jwk);
+        store
+            .reseal_signing_key(&row.kid, &row.private_jwk, &sealed)
+            .await?;
+        tracing::info!(kid = %row.kid, "signing key sealed under the key-encryption key");
+    }
+    Ok(())
+}
+
+/// The key pair of a stored key, if its private half opens with `kek` and its public half is its own.
+fn open_key(kek: &Kek, row: &SigningKeyRow) -> Result<(Jwk, Jwk), KeyError> {
+    let refused = |why| KeyError::Refused(row.kid.clone(), why);
+    let private = kek
+        .open(&seal_label(&row.kid), &row.private_jwk)
+        .map_err(|e| match e {
+            SealError::Plain => refused("its private key is stored in plain text, unlike the others (written by hand?)"),
+            SealError::WrongKey => refused("its private key is not sealed by this server's key-encryption key (is COUNTERSIGN_KEY_FILE or COUNTERSIGN_KEY the one the keys were made with?)"),
+        })?;
+    let private =
+        Jwk::from_bytes(&private).map_err(|_| refused("its private key is unreadable"))?;
+    let public =
+        Jwk::from_bytes(&row.public_jwk).map_err(|_| refused("its public key is unreadable"))?;
+    let derived = EcKeyPair::from_jwk(&private)
+        .map_err(|_| refused("its private key is not an EC key"))?
+        .to_jwk_public_key();
+    let same = ["kty", "crv", "x", "y"]
+        .iter()
+        .all(|p| public.parameter(p).is_some() && public.parameter(p) == derived.parameter(p));
+    if !same {
+        return Err(refused(
+            "its public key is not the one its private key makes",
+        ));
+    }
+    Ok((private, public))
+}
+
+async fn load_set(
+    store: &Store,
+    kek: &Kek,
+    retention: Millis,
+    now: Millis,
+) -> Result<KeySet, KeyError> {
     let rows = store.signing_keys(now - retention).await?;
     let active = rows
         .iter()
         .find(|r| r.retired_at.is_none())
         .ok_or(KeyError::NoActiveKey)?;
-    let corrupt =
-        |kid: &str, e: josekit::JoseError| KeyError::Corrupt(kid.to_owned(), e.to_string());
-    let private = Jwk::from_bytes(&active.private_jwk).map_err(|e| corrupt(&active.kid, e))?;
-    let signer = Box::new(
-        ES256
-            .signer_from_jwk(&private)
-            .map_err(|e| corrupt(&active.kid, e))?,
-    );
+    let (private, _) = open_key(kek, active)?;
+    let signer = Box::new(ES256.signer_from_jwk(&private)?);
     let mut verifiers: HashMap<String, Box<dyn JwsVerifier>> = HashMap::new();
     let mut published = Vec::new();
     for row in &rows {
-        let public = Jwk::from_bytes(&row.public_jwk).map_err(|e| corrupt(&row.kid, e))?;
+        let public = match open_key(kek, row) {
+            Ok((_, public)) => public,
+            Err(e) => {
+                tracing::error!(error = %e, "signing key not published");
+                continue;
+            }
+        };
         verifiers.insert(row.kid.clone(), Box::new(ES256.verifier_from_jwk(&public)?));
         published.push(Value::Object(public.as_ref().clone()));
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::{
     clock::{Clock, Millis},
     identity::approvers::ApproverCache,
+    sealing::Kek,
     signing::{KeyError, KeyRing},
     store::{
         insert_queue::InsertQueue, request_inserts::InsertLimits, retention::Swept, Store,
@@ -134,10 +135,11 @@ impl Ciba {
         clock: Arc<dyn Clock>,
         policy: Policy,
         issuer: String,
+        kek: Arc<Kek>,
     ) -> Result<Ciba, CibaError> {
         let now = clock.now();
         let keys =
-            Arc::new(KeyRing::load(store.clone(), policy.longest_token_ttl_ms(), now).await?);
+            Arc::new(KeyRing::load(store.clone(), kek, policy.longest_token_ttl_ms(), now).await?);
         let clients = ClientDirectory::new(store.clone());
         clients.refresh(now).await?;
         let pending = pending::PendingCache::default();

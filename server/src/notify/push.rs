@@ -20,6 +20,7 @@ use super::one_line;
 use crate::{
     ciba::{ids::page_ref, request::RequestCreated},
     clock::Clock,
+    sealing::{Kek, SealError},
     store::{
         outbox::Audience,
         push::{PushSubscriptionRow, VapidKeyRow},
@@ -141,17 +142,31 @@ pub struct Pusher {
 const SUBSCRIBERS_REFRESH: Duration = Duration::from_secs(2);
 
 impl Pusher {
-    /// Loads the deployment's VAPID key, making one at first start.
+    /// Loads the deployment's VAPID key, making one at first start. The private key is stored sealed
+    /// (see `sealing`); one stored in plain text by an earlier version is sealed now. The public key
+    /// browsers subscribe with is derived from the private one, never read from the database.
     pub async fn new(
         store: Store,
         clock: Arc<dyn Clock>,
+        kek: &Kek,
         contact: String,
         services: PushServices,
     ) -> anyhow::Result<Pusher> {
         let now = clock.now();
-        let key = store.vapid_key(|| new_vapid_key(now)).await?;
-        let vapid = VapidSignatureBuilder::from_base64_no_sub(&key.private_key)
+        let key = store.vapid_key(|| new_vapid_key(kek, now)).await?;
+        let private = match kek.open(VAPID_LABEL, &key.private_key) {
+            Ok(private) => private,
+            Err(SealError::Plain) => {
+                let sealed = kek.seal(VAPID_LABEL, &key.private_key);
+                store.reseal_vapid_key(&key.private_key, &sealed).await?;
+                tracing::info!("VAPID key sealed under the key-encryption key");
+                key.private_key.clone()
+            }
+            Err(e) => anyhow::bail!("the stored VAPID key cannot be used: {e}"),
+        };
+        let vapid = VapidSignatureBuilder::from_base64_no_sub(&private)
             .map_err(|e| anyhow::anyhow!("the stored VAPID key is unusable: {e}"))?;
+        let public_key = URL_SAFE_NO_PAD.encode(vapid.get_public_key());
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
@@ -161,7 +176,7 @@ impl Pusher {
             store,
             clock,
             vapid,
-            public_key: key.public_key,
+            public_key,
             contact,
             services,
             http,
@@ -390,8 +405,11 @@ impl super::Channel for Pusher {
     }
 }
 
-/// A fresh P-256 key pair for VAPID: the private scalar and the public point, base64url.
-fn new_vapid_key(now: i64) -> anyhow::Result<VapidKeyRow> {
+/// The associated data the VAPID private key is sealed under.
+const VAPID_LABEL: &str = "vapid_keys/current";
+
+/// A fresh P-256 key pair for VAPID: the private scalar (sealed) and the public point, base64url.
+fn new_vapid_key(kek: &Kek, now: i64) -> anyhow::Result<VapidKeyRow> {
     let jwk = josekit::jws::ES256.generate_key_pair()?.to_jwk_key_pair();
     let field = |name: &str| -> anyhow::Result<Vec<u8>> {
         let value = jwk
@@ -404,7 +422,7 @@ fn new_vapid_key(now: i64) -> anyhow::Result<VapidKeyRow> {
     point.extend(field("x")?);
     point.extend(field("y")?);
     Ok(VapidKeyRow {
-        private_key: URL_SAFE_NO_PAD.encode(field("d")?),
+        private_key: kek.seal(VAPID_LABEL, &URL_SAFE_NO_PAD.encode(field("d")?)),
         public_key: URL_SAFE_NO_PAD.encode(point),
         created_at: now,
     })
@@ -441,8 +459,10 @@ mod tests {
 
     #[test]
     fn generated_vapid_keys_are_usable() {
-        let key = new_vapid_key(0).unwrap();
-        let builder = VapidSignatureBuilder::from_base64_no_sub(&key.private_key).unwrap();
+        let kek = Kek::from_bytes([3; 32]);
+        let key = new_vapid_key(&kek, 0).unwrap();
+        let private = kek.open(VAPID_LABEL, &key.private_key).unwrap();
+        let builder = VapidSignatureBuilder::from_base64_no_sub(&private).unwrap();
         assert_eq!(
             URL_SAFE_NO_PAD.encode(builder.get_public_key()),
             key.public_key

@@ -51,6 +51,18 @@ impl Store {
         Ok(sqlx::query_as(select).fetch_one(self.pool()).await?)
     }
 
+    /// Replaces the stored VAPID private key, if it is still `was`.
+    pub async fn reseal_vapid_key(&self, was: &str, sealed: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE vapid_keys SET private_key = $1 WHERE id = 'current' AND private_key = $2",
+        )
+        .bind(sealed)
+        .bind(was)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Saves a browser's subscription and returns its id. A browser has one endpoint; subscribing again
     /// (after a sign-in as someone else on a shared device, or with fresh keys) replaces what was
     /// stored for it, keeping its id.

@@ -47,4 +47,16 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+
+    /// Replaces a key's stored private half, if it is still `was` (instances starting at once seal
+    /// each key once).
+    pub async fn reseal_signing_key(&self, kid: &str, was: &str, sealed: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE signing_keys SET private_jwk = $1 WHERE kid = $2 AND private_jwk = $3")
+            .bind(sealed)
+            .bind(kid)
+            .bind(was)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
 }

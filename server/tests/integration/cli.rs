@@ -25,6 +25,7 @@ fn countersign(database_url: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_countersign"))
         .args(args)
         .env("DATABASE_URL", database_url)
+        .env("COUNTERSIGN_KEY_FILE", test_key_file())
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();

@@ -123,7 +123,18 @@ pub fn test_config() -> ServeConfig {
         #[command(flatten)]
         config: ServeConfig,
     }
-    Wrapper::parse_from(["test"]).config
+    let mut config = Wrapper::parse_from(["test"]).config;
+    // One key-encryption key for every test server, outside the source tree (see `sealing`).
+    config.data.key_file = Some(test_key_file());
+    config
+}
+
+pub fn test_key_file() -> std::path::PathBuf {
+    std::env::temp_dir().join("countersign-tests.key")
+}
+
+pub fn test_kek() -> server::sealing::Kek {
+    server::sealing::Kek::load(&server::sealing::KekSource::File(test_key_file())).unwrap()
 }
 
 /// A client's credentials as the tests present them.

@@ -98,7 +98,9 @@ async fn jwks_publishes_the_signing_key_and_keeps_rotated_keys(db: Db) {
     );
 
     h.clock.advance_secs(1);
-    let new_kid = signing::rotate(&h.store, h.clock.now()).await.unwrap();
+    let new_kid = signing::rotate(&h.store, &test_kek(), h.clock.now())
+        .await
+        .unwrap();
     h.server.ciba.refresh().await.unwrap();
     let both = kids(&h.get("/jwks.json").await);
     assert_eq!(

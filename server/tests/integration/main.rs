@@ -9,6 +9,7 @@ mod discovery;
 mod identity;
 mod inbox;
 mod jwt_clients;
+mod keys_at_rest;
 mod limits;
 mod notify;
 mod push;

@@ -1,0 +1,235 @@
+//! The server's private keys (token signing, VAPID) are stored sealed: AES-256-GCM under a
+//! key-encryption key (KEK) that never enters the database. A copy of the database alone therefore
+//! mints no tokens. The KEK comes from `COUNTERSIGN_KEY` (base64url, 32 bytes) or from a file
+//! (`COUNTERSIGN_KEY_FILE`, by default next to the SQLite database) created with mode 0600 on first
+//! use. Each sealed value names what it is (the associated data), so one row's ciphertext cannot be
+//! moved into another row.
+use std::{
+    fs,
+    io::{self, Write},
+    path::{Path, PathBuf},
+};
+
+use aes_gcm::{
+    aead::{Aead, KeyInit, Payload},
+    Aes256Gcm, Key, Nonce,
+};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+
+use crate::secrets::random_bytes;
+
+/// The prefix of a sealed value: format version 1 is `nonce (12 bytes) ‖ ciphertext ‖ tag`, base64url.
+const SEALED_V1: &str = "sealed:v1:";
+/// The environment variable that may hold the KEK itself (base64url of 32 bytes).
+pub const KEK_ENV: &str = "COUNTERSIGN_KEY";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("the value is stored in plain text")]
+    Plain,
+    #[error("the value is not sealed by this server's key-encryption key (or was altered)")]
+    WrongKey,
+}
+
+/// Where the KEK comes from.
+#[derive(Clone, Debug)]
+pub enum KekSource {
+    /// The key itself, base64url (from `COUNTERSIGN_KEY`).
+    Inline(String),
+    /// A file holding it; created with a new random key when missing.
+    File(PathBuf),
+}
+
+impl KekSource {
+    /// `COUNTERSIGN_KEY` when set, else `file`.
+    pub fn from_env_or(file: PathBuf) -> KekSource {
+        match std::env::var(KEK_ENV) {
+            Ok(key) if !key.trim().is_empty() => KekSource::Inline(key),
+            _ => KekSource::File(file),
+        }
+    }
+}
+
+pub struct Kek {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for Kek {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kek(…)")
+    }
+}
+
+impl Kek {
+    pub fn load(source: &KekSource) -> anyhow::Result<Kek> {
+        let encoded = match source {
+            KekSource::Inline(key) => key.trim().to_owned(),
+            KekSource::File(path) => read_or_create(path)?,
+        };
+        let bytes = URL_SAFE_NO_PAD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the key-encryption key ({}) is not 32 bytes of base64url",
+                    source.describe()
+                )
+            })?;
+        Ok(Kek::from_bytes(bytes))
+    }
+
+    pub fn from_bytes(bytes: [u8; 32]) -> Kek {
+        Kek {
+            cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(bytes)),
+        }
+    }
+
+    /// A fresh random key, base64url: what a new key file holds.
+    pub fn generate() -> String {
+        URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+    }
+
+    /// Seals `plain`; `label` names the value (table and row) and must be given again to open it.
+    pub fn seal(&self, label: &str, plain: &str) -> String {
+        let nonce = random_bytes::<12>();
+        let sealed = self
+            .cipher
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plain.as_bytes(),
+                    aad: label.as_bytes(),
+                },
+            )
+            .expect("AES-GCM seals any value shorter than 64 GiB");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        format!("{SEALED_V1}{}", URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// Opens a value sealed under `label`.
+    pub fn open(&self, label: &str, stored: &str) -> Result<String, SealError> {
+        let encoded = stored.strip_prefix(SEALED_V1).ok_or(SealError::Plain)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| SealError::WrongKey)?;
+        if bytes.len() < 12 + 16 {
+            return Err(SealError::WrongKey);
+        }
+        let (nonce, sealed) = bytes.split_at(12);
+        let nonce: [u8; 12] = nonce.try_into().expect("split at 12");
+        let plain = self
+            .cipher
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: label.as_bytes(),
+                },
+            )
+            .map_err(|_| SealError::WrongKey)?;
+        String::from_utf8(plain).map_err(|_| SealError::WrongKey)
+    }
+}
+
+pub fn is_sealed(stored: &str) -> bool {
+    stored.starts_with(SEALED_V1)
+}
+
+impl KekSource {
+    fn describe(&self) -> String {
+        match self {
+            KekSource::Inline(_) => KEK_ENV.to_owned(),
+            KekSource::File(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// Reads the key file, or creates it (mode 0600, never overwriting) with a new random key.
+fn read_or_create(path: &Path) -> anyhow::Result<String> {
+    match fs::read_to_string(path) {
+        Ok(key) => {
+            warn_if_readable_by_others(path);
+            return Ok(key);
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => anyhow::bail!("cannot read the key file {}: {e}", path.display()),
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    let key = Kek::generate();
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            file.write_all(key.as_bytes())?;
+            file.sync_all()?;
+            tracing::info!(path = %path.display(), "created the key-encryption key file: back it up apart from the database");
+            Ok(key)
+        }
+        // Another process made it meanwhile: use theirs.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(fs::read_to_string(path)?),
+        Err(e) => anyhow::bail!("cannot create the key file {}: {e}", path.display()),
+    }
+}
+
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    if let Ok(meta) = fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "the key file is readable by other users: chmod 600 it");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_with_their_key_and_label() {
+        let kek = Kek::from_bytes([1; 32]);
+        let sealed = kek.seal("signing_keys/a", "secret");
+        assert!(is_sealed(&sealed));
+        assert!(!sealed.contains("secret"));
+        assert_eq!(kek.open("signing_keys/a", &sealed).unwrap(), "secret");
+        assert!(matches!(
+            kek.open("signing_keys/b", &sealed),
+            Err(SealError::WrongKey)
+        ));
+        assert!(matches!(
+            Kek::from_bytes([2; 32]).open("signing_keys/a", &sealed),
+            Err(SealError::WrongKey)
+        ));
+        assert!(matches!(
+            kek.open("signing_keys/a", "secret"),
+            Err(SealError::Plain)
+        ));
+        assert_ne!(sealed, kek.seal("signing_keys/a", "secret"), "fresh nonce");
+    }
+
+    #[test]
+    fn the_key_file_is_created_private_and_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/countersign.key");
+        let source = KekSource::File(path.clone());
+        let first = Kek::load(&source).unwrap().seal("x", "v");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(Kek::load(&source).unwrap().open("x", &first).unwrap(), "v");
+        fs::write(&path, "short").unwrap();
+        let error = Kek::load(&source).unwrap_err().to_string();
+        assert!(error.contains("not 32 bytes"), "{error}");
+    }
+}
