@@ -9,12 +9,18 @@ const pgAdmin = process.env.COUNTERSIGN_TEST_POSTGRES ?? 'postgres://postgres:po
 const pgE2e = pgAdmin.replace(/\/[^/]*$/, '/countersign_e2e');
 
 export const backends = {
-  sqlite: { port: 3100, databaseUrl: 'sqlite://../target/e2e/countersign.db', keyFile: '../target/e2e/sqlite.key' },
-  postgres: { port: 3101, databaseUrl: pgE2e, keyFile: '../target/e2e/postgres.key' },
+  sqlite: {
+    port: 3100, databaseUrl: 'sqlite://../target/e2e/countersign.db',
+    keyFile: '../target/e2e/sqlite.key', checkpointDir: '../target/e2e/sqlite-checkpoints',
+  },
+  postgres: {
+    port: 3101, databaseUrl: pgE2e,
+    keyFile: '../target/e2e/postgres.key', checkpointDir: '../target/e2e/postgres-checkpoints',
+  },
 };
 
 function server(backend: keyof typeof backends, prepare: string) {
-  const { port, databaseUrl, keyFile } = backends[backend];
+  const { port, databaseUrl, keyFile, checkpointDir } = backends[backend];
   return {
     command: `${prepare} && exec ${bin} serve`,
     url: `http://127.0.0.1:${port}/.well-known/openid-configuration`,
@@ -23,6 +29,7 @@ function server(backend: keyof typeof backends, prepare: string) {
     env: {
       DATABASE_URL: databaseUrl,
       COUNTERSIGN_KEY_FILE: keyFile,
+      COUNTERSIGN_CHECKPOINT_DIR: checkpointDir,
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       LEPTOS_SITE_ROOT: '../target/site',
       COUNTERSIGN_PUBLIC_URL: `http://localhost:${port}`,
@@ -61,6 +68,6 @@ export default defineConfig({
   webServer: [
     server('sqlite', 'rm -rf ../target/e2e && mkdir -p ../target/e2e'),
     server('postgres',
-      `psql "${pgAdmin}" -q -c 'DROP DATABASE IF EXISTS countersign_e2e WITH (FORCE)' -c 'CREATE DATABASE countersign_e2e'`),
+      `rm -rf ${backends.postgres.checkpointDir} && psql "${pgAdmin}" -q -c 'DROP DATABASE IF EXISTS countersign_e2e WITH (FORCE)' -c 'CREATE DATABASE countersign_e2e'`),
   ],
 });

@@ -90,20 +90,21 @@ pub trait ApprovalService: Send + Sync + 'static {
     async fn inbox(&self, user: &SignedIn) -> UserResult<InboxView>;
     async fn request(&self, user: &SignedIn, id: &str) -> UserResult<RequestView>;
     /// `user_code`: needed to approve when the approver's policy asks for it; checked before the
-    /// passkey prompt, and wrong entries are counted per request.
+    /// passkey prompt, and wrong entries are counted per request. `reason`: a denial's, which the
+    /// passkey's challenge covers.
     async fn start_decision(
         &self,
         user: &SignedIn,
         id: &str,
         approve: bool,
         user_code: Option<String>,
+        reason: Option<String>,
     ) -> UserResult<RequestChallengeResponse>;
     async fn finish_decision(
         &self,
         user: &SignedIn,
         id: &str,
         approve: bool,
-        reason: Option<String>,
         credential: PublicKeyCredential,
     ) -> UserResult<RequestView>;
 }

@@ -135,6 +135,35 @@ test('one right-to-left letter cannot reorder the digits an approver checks', as
   await agent;
 });
 
+test('look-alikes are marked: letters of other alphabets, stylised forms and combining marks', async ({ page }, testInfo) => {
+  const email = await enrolledApprover(page, 'Lou Alike');
+  // Fullwidth "pay", mathematical bold "paypal", a Cherokee A, a combining long solidus, a Cyrillic s.
+  const target = '\uFF50\uFF41\uFF59 \u{1D429}\u{1D41A}\u{1D432}\u{1D429}\u{1D41A}\u{1D425} \u13AAcme no\u0338w ac\u0441ount';
+  const agent = agentRequest(newClient(), email, 'Pay invoice', target, 'The money leaves the account.');
+  const line = page.getByRole('link', { name: /Pay invoice/ });
+  await expect(line, agent.output()).toBeVisible({ timeout: 10_000 });
+  await line.click();
+  await hydrated(page);
+  const shown = page.locator('.statement .target .safe-text');
+  const stylised = shown.locator('mark.lookalike[title^="Stylised character"]');
+  await expect(stylised).toHaveCount(9);
+  await expect(stylised.first()).toHaveText('[U+FF50]');
+  await expect(shown.locator('mark.lookalike[title^="Letter from another alphabet"]')).toHaveText(['\u13AA', '\u0441']);
+  await expect(shown.locator('mark.lookalike[title^="Combining mark"]')).toHaveText('[U+0338]');
+  await expect(page.locator('section.request').getByText('Contains hidden or look-alike characters')).toBeVisible();
+  await page.screenshot({ path: `screenshots/request-lookalikes-${testInfo.project.name}.png` });
+
+  // The reason is signed with the decision: the record holds it, and the evidence of every decision
+  // made on this server so far verifies.
+  await page.getByLabel('Reason for denying (optional)').fill('Not our supplier');
+  await page.getByRole('button', { name: 'Deny' }).click();
+  await expect(page.getByRole('status')).toContainText('You denied');
+  expect((await agent).code).toBe(2);
+  const report = JSON.parse(countersign('audit', 'verify', '--json'));
+  expect(report.findings).toEqual([]);
+  expect(report.signing_keys_checked).toBe(true);
+});
+
 test('nothing approved is hidden: runs of spaces are counted, and Approve waits until all is shown', async ({ page }) => {
   const email = await enrolledApprover(page, 'Pat Padding');
   const target = `order 1234${' '.repeat(150)}and close account 77`;

@@ -1,7 +1,7 @@
 // A first start on an empty database prints a one-time link that enrolls the first admin.
 import { test, expect } from './fixtures';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addAuthenticator, bin, hydrated } from './helpers';
@@ -41,8 +41,28 @@ test('the first-admin link printed at first start enrolls an admin', async ({ pa
     // The link is spent.
     await page.goto(link);
     await expect(page.getByRole('alert')).toContainText('already been used');
+
+    // What the first start left beside the database: the key-encryption key, readable by its owner
+    // only; and, once stopped, a signed checkpoint of the evidence chains (the enrollment added a
+    // key registry entry).
+    expect(statSync(join(dir, 'countersign.key')).mode & 0o777).toBe(0o600);
+    await stop(server);
+    const checkpoint = readFileSync(join(dir, 'checkpoints', 'latest.jws'), 'utf8');
+    const [header, claims] = checkpoint.split('.').slice(0, 2)
+      .map((part) => JSON.parse(Buffer.from(part, 'base64url').toString()));
+    expect(header.typ).toBe('countersign-checkpoint+jwt');
+    expect(claims.key_registry.seq).toBe(1);
+    expect(claims.decisions.seq).toBe(0);
   } finally {
-    server.kill();
+    await stop(server);
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** Stops the server (SIGTERM, a graceful shutdown) and waits until it has exited. */
+async function stop(server: ReturnType<typeof spawn>): Promise<void> {
+  if (server.exitCode !== null || server.signalCode !== null) return;
+  const exited = new Promise((resolve) => server.once('exit', resolve));
+  server.kill('SIGTERM');
+  await exited;
+}

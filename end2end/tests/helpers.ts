@@ -8,15 +8,17 @@ import type { Page, CDPSession } from '@playwright/test';
 export const bin = process.env.COUNTERSIGN_BIN ?? '../target/release/countersign';
 
 /** The server the running test's project talks to (see playwright.config.ts). */
-function backend(): { port: number; databaseUrl: string; keyFile: string } {
-  return test.info().project.metadata as { port: number; databaseUrl: string; keyFile: string };
+interface Backend { port: number; databaseUrl: string; keyFile: string; checkpointDir: string }
+function backend(): Backend {
+  return test.info().project.metadata as Backend;
 }
 
 /** The countersign command line, on the database of the current project's server. */
 export function countersign(...args: string[]): string {
-  const { port, databaseUrl, keyFile } = backend();
+  const { port, databaseUrl, keyFile, checkpointDir } = backend();
   return execFileSync(bin, args, {
-    env: { ...process.env, DATABASE_URL: databaseUrl, COUNTERSIGN_KEY_FILE: keyFile, RUST_LOG: 'warn', COUNTERSIGN_PUBLIC_URL: `http://localhost:${port}` },
+    env: { ...process.env, DATABASE_URL: databaseUrl, COUNTERSIGN_KEY_FILE: keyFile,
+      COUNTERSIGN_CHECKPOINT_DIR: checkpointDir, RUST_LOG: 'warn', COUNTERSIGN_PUBLIC_URL: `http://localhost:${port}` },
     encoding: 'utf8',
   }).trim();
 }

@@ -62,7 +62,8 @@ async function signOut(page: Page) {
   await expect(page).toHaveURL(/\/sign-in$/);
 }
 
-test('a second passkey can be added, named and removed, but never the last', async ({ page }) => {
+test('a second passkey can be added, named and removed, but never the last; removing one ends its sessions', async ({ page, newContext, allowConsoleError }) => {
+  allowConsoleError(refusalBy('remove_passkey', 409));
   const first = await addAuthenticator(page);
   await page.goto(invite(unique('bea'), 'Bea Example'));
   await hydrated(page);
@@ -87,9 +88,31 @@ test('a second passkey can be added, named and removed, but never the last', asy
   await hydrated(page);
   await expect(page.getByLabel('Passkey name').nth(0)).toHaveValue('Laptop');
 
+  // This session was made with "Laptop": removing it here would end the session mid-page.
+  await page.getByRole('button', { name: 'Remove' }).nth(0).click();
+  await expect(page.getByRole('alert')).toContainText('You signed in with this passkey');
+  await expect(page.getByRole('listitem')).toHaveCount(2);
+
+  // The same session, kept in another browser; this one signs in afresh with "Phone".
+  const laptop = await newContext({ storageState: await page.context().storageState() });
+  const elsewhere = await laptop.newPage();
+  await elsewhere.goto('/account');
+  await expect(elsewhere.getByRole('heading', { name: 'Account' })).toBeVisible();
+  await page.context().clearCookies();
+  await page.goto('/sign-in');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+  await expect(page).toHaveURL(/\/inbox$/);
+  await page.goto('/account');
+  await hydrated(page);
   await page.getByRole('button', { name: 'Remove' }).nth(0).click();
   await expect(page.getByRole('listitem')).toHaveCount(1);
+  await expect(page.getByLabel('Passkey name')).toHaveValue('Phone');
   await expect(page.getByRole('button', { name: 'Remove' })).toBeDisabled();
+
+  // The session "Laptop" made is over with it.
+  await elsewhere.goto('/account');
+  await expect(elsewhere).toHaveURL(/\/sign-in\?next=\/account$/);
 });
 
 test('expired and unknown invitations are explained', async ({ page }) => {

@@ -42,23 +42,38 @@ pub async fn build(
             config.public_url
         )
     })?;
+    let kek = Arc::new(sealing::Kek::load(&config.data.kek_source(store.url()))?);
+    let keys = Arc::new(
+        signing::KeyRing::load(
+            store.clone(),
+            kek.clone(),
+            config.policy().longest_token_ttl_ms(),
+            clock.now(),
+        )
+        .await?,
+    );
+    let registry = Arc::new(identity::registry::KeyRegistry::new(
+        store.clone(),
+        keys.clone(),
+    ));
+    registry.seal_earlier_keys().await?;
     let max_session_ms = config.session_max_hours * 3_600_000;
     let identity = Arc::new(ui::identity::IdentityApp::new(
         store.clone(),
         clock.clone(),
         passkeys,
         max_session_ms,
+        registry.clone(),
     ));
     let sessions = identity::sessions::DbSessionStore::new(store.clone());
-    identity::passkeys::backfill_key_registry(&store).await?;
-    let kek = Arc::new(sealing::Kek::load(&config.data.kek_source(store.url()))?);
     let ciba = Arc::new(
         Ciba::new(
             store,
             clock.clone(),
             config.policy(),
             endpoints.issuer.clone(),
-            kek.clone(),
+            keys,
+            registry,
         )
         .await?,
     );
@@ -120,7 +135,20 @@ pub async fn build(
 /// Serves until Ctrl-C or SIGTERM, with the background upkeep running beside the router.
 pub async fn serve(config: ServeConfig, store: Store) -> anyhow::Result<()> {
     let server = build(&config, store.clone(), Arc::new(clock::SystemClock)).await?;
-    spawn_upkeep(server.ciba.clone());
+    let checkpoints = Arc::new(
+        server
+            .ciba
+            .checkpoints(config.data.checkpoint_dir(store.url())),
+    );
+    match checkpoints.compare_with_latest().await {
+        Ok(problems) => {
+            for problem in problems {
+                tracing::error!(problem, "the evidence chains disagree with the latest checkpoint; run `countersign audit verify`");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "the latest checkpoint cannot be checked"),
+    }
+    spawn_upkeep(server.ciba.clone(), Some(checkpoints.clone()));
     if store.backend() == Backend::Postgres {
         spawn_decision_listener(server.ciba.clone(), store.url().to_owned());
     }
@@ -139,6 +167,9 @@ pub async fn serve(config: ServeConfig, store: Store) -> anyhow::Result<()> {
     axum::serve(listener, server.router)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    if let Err(e) = checkpoints.write_if_moved(clock::SystemClock.now()).await {
+        tracing::error!(error = %e, "no checkpoint written at shutdown");
+    }
     store.close().await;
     Ok(())
 }
@@ -146,16 +177,29 @@ pub async fn serve(config: ServeConfig, store: Store) -> anyhow::Result<()> {
 /// How often the retention sweep runs (see `store::retention`).
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
+/// How often the chains' heads are checked for a new checkpoint.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
+
 /// Every second: pick up client and key changes from other processes, forget expired poll state.
-/// Every ten minutes, and at start: delete what has ended.
-pub fn spawn_upkeep(ciba: Arc<Ciba>) {
+/// Every minute, and at start: a checkpoint if the evidence chains grew. Every ten minutes, and at
+/// start: delete what has ended.
+pub fn spawn_upkeep(ciba: Arc<Ciba>, checkpoints: Option<Arc<ciba::checkpoint::CheckpointWriter>>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut last_sweep: Option<tokio::time::Instant> = None;
+        let mut last_checkpoint: Option<tokio::time::Instant> = None;
         loop {
             tick.tick().await;
             if let Err(e) = ciba.refresh().await {
                 tracing::warn!(error = %e, "periodic refresh failed; retrying");
+            }
+            if let Some(writer) = &checkpoints {
+                if last_checkpoint.is_none_or(|at| at.elapsed() >= CHECKPOINT_EVERY) {
+                    last_checkpoint = Some(tokio::time::Instant::now());
+                    if let Err(e) = writer.write_if_moved(ciba.now()).await {
+                        tracing::error!(error = %e, "checkpoint not written; retrying");
+                    }
+                }
             }
             if last_sweep.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
                 last_sweep = Some(tokio::time::Instant::now());

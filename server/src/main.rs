@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use server::{
     agent,
-    ciba::{clients, AuthMethod, DeliveryMode},
+    ciba::{audit, clients, AuthMethod, DeliveryMode},
     clock::{Clock, SystemClock},
     config::{DataConfig, ServeConfig, DEFAULT_DATABASE_URL},
     identity::{
@@ -134,6 +134,9 @@ enum ApproverCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Offboard an approver: their sessions end, they can no longer sign in, decide or be asked, their
+    /// pending requests are answered access_denied, and their approvals not yet redeemed earn nothing.
+    Disable { email: String },
 }
 
 #[derive(Subcommand)]
@@ -144,8 +147,10 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Re-verify every decision record: hash chain, server signatures, requests, passkey challenges
-    /// and the passkeys' own signatures.
+    /// Re-verify the evidence: every decision record (hash chain, server signatures, requests,
+    /// passkey challenges and the passkeys' own signatures), the passkey key registry, that every
+    /// decided request and issued token has its record, the signing keys (when the key-encryption
+    /// key is at hand), and the chains' heads against the latest checkpoint. Exits 3 on any finding.
     Verify {
         #[arg(long)]
         json: bool,
@@ -156,6 +161,23 @@ enum AuditCommand {
             default_value = "http://localhost:3000"
         )]
         public_url: url::Url,
+        /// A checkpoint to compare with (a file holding its JWS), instead of the latest one in the
+        /// checkpoint directory.
+        #[arg(long)]
+        checkpoint: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        data: DataConfig,
+    },
+    /// Print a signed checkpoint of the chains' heads now, for storage outside this machine.
+    Checkpoint {
+        #[arg(
+            long,
+            env = "COUNTERSIGN_PUBLIC_URL",
+            default_value = "http://localhost:3000"
+        )]
+        public_url: url::Url,
+        #[command(flatten)]
+        data: DataConfig,
     },
 }
 
@@ -270,37 +292,54 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Approver(ApproverCommand::Disable { email }) => {
+            match approvers::disable(&store, &email, now).await? {
+                Some(pending) => println!(
+                    "{email} is disabled; {pending} pending requests will be answered access_denied"
+                ),
+                None => anyhow::bail!("no approver {email:?}"),
+            }
+        }
         Command::Keys(KeysCommand::Rotate(data)) => {
             let kek = Kek::load(&data.kek_source(&cli.database_url))?;
             let kid = signing::rotate(&store, &kek, now).await?;
             println!("new signing key {kid} is active; the previous key stays published until its tokens expire");
         }
-        Command::Audit(AuditCommand::Verify { json, public_url }) => {
-            let rp = server::ciba::audit::RelyingParty::of(&public_url);
-            let report = server::ciba::audit::verify(&store, &rp).await?;
+        Command::Audit(AuditCommand::Verify {
+            json,
+            public_url,
+            checkpoint,
+            data,
+        }) => {
+            let kek = Kek::load_existing(&data.kek_source(&cli.database_url))?;
+            let checkpoint = match checkpoint {
+                Some(file) => Some(std::fs::read_to_string(file)?),
+                None => server::ciba::checkpoint::latest(&data.checkpoint_dir(&cli.database_url))?,
+            };
+            let inputs = audit::AuditInputs {
+                kek: kek.as_ref(),
+                checkpoint,
+            };
+            let report =
+                audit::verify(&store, &audit::RelyingParty::of(&public_url), inputs).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
-                for finding in &report.findings {
-                    match finding.seq {
-                        Some(seq) => println!(
-                            "record {seq} ({}): {}",
-                            finding.auth_req_id, finding.problem
-                        ),
-                        None => println!("request {}: {}", finding.auth_req_id, finding.problem),
-                    }
-                }
-                println!(
-                    "{} decision records, {} passkey signatures verified ({} older records kept no key), {} problems",
-                    report.records,
-                    report.signatures_verified,
-                    report.signatures_unchecked,
-                    report.findings.len()
-                );
+                print_report(&report);
             }
             if !report.is_clean() {
                 return Ok(ExitCode::from(3));
             }
+        }
+        Command::Audit(AuditCommand::Checkpoint { public_url, data }) => {
+            let kek = Kek::load(&data.kek_source(&cli.database_url))?;
+            let keys =
+                signing::KeyRing::load(store.clone(), std::sync::Arc::new(kek), 0, now).await?;
+            let issuer = server::oauth::Endpoints::new(&public_url).issuer;
+            println!(
+                "{}",
+                server::ciba::checkpoint::make(&store, &keys, &issuer, now).await?
+            );
         }
         Command::Agent(_) => unreachable!("handled above"),
     }
@@ -370,6 +409,32 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> anyh
         }
     }
     Ok(())
+}
+
+fn print_report(report: &audit::AuditReport) {
+    for finding in &report.findings {
+        println!("{}: {}", finding.about, finding.problem);
+    }
+    if !report.signing_keys_checked {
+        println!(
+            "note: the key-encryption key is not at hand, so the signing keys were taken as stored"
+        );
+    }
+    match &report.checkpoint {
+        Some(checkpoint) => println!(
+            "compared with the checkpoint made at {} (decision {}, key registry entry {})",
+            checkpoint.made_at, checkpoint.heads.decisions.seq, checkpoint.heads.key_registry.seq
+        ),
+        None => println!("note: no checkpoint to compare with, so a deleted tail would go unseen"),
+    }
+    println!(
+        "{} decision records, {} passkey signatures verified ({} older records kept no key), {} key registry entries, {} problems",
+        report.records,
+        report.signatures_verified,
+        report.signatures_unchecked,
+        report.key_registry_entries,
+        report.findings.len()
+    );
 }
 
 fn print_credentials(credentials: &clients::ClientCredentials, json: bool) -> anyhow::Result<()> {

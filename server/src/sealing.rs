@@ -79,6 +79,15 @@ impl Kek {
         Ok(Kek::from_bytes(bytes))
     }
 
+    /// The KEK if one exists (the variable is set or the file is there); never creates a file. For
+    /// tools that only read, such as the audit.
+    pub fn load_existing(source: &KekSource) -> anyhow::Result<Option<Kek>> {
+        match source {
+            KekSource::File(path) if !path.exists() => Ok(None),
+            source => Kek::load(source).map(Some),
+        }
+    }
+
     pub fn from_bytes(bytes: [u8; 32]) -> Kek {
         Kek {
             cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(bytes)),

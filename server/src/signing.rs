@@ -4,7 +4,7 @@
 //! server's key-encryption key and its public half is the one that private key makes: a row written
 //! into the database by hand is neither published nor signed with.
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     sync::{Arc, RwLock},
 };
 
@@ -34,12 +34,16 @@ pub enum KeyError {
     Refused(String, &'static str),
 }
 
-/// What is loaded from the store: the active signer and a verifier for every published key.
+/// What is loaded from the store: the active signer, a verifier for every published key, and one for
+/// every key this server ever had (for its own records, which outlive publication).
 struct KeySet {
     active_kid: String,
     signer: Box<dyn JwsSigner>,
     verifiers: HashMap<String, Box<dyn JwsVerifier>>,
+    archive: HashMap<String, Box<dyn JwsVerifier>>,
     jwks: Arc<[u8]>,
+    /// Rows refused by `open_key`, so each is reported once, not at every refresh.
+    refused: BTreeSet<String>,
 }
 
 pub struct KeyRing {
@@ -77,6 +81,10 @@ impl KeyRing {
     /// Picks up rotations made by the command line or another instance.
     pub async fn refresh(&self, now: Millis) -> Result<(), KeyError> {
         let set = load_set(&self.store, &self.kek, self.retention, now).await?;
+        let before = self.current();
+        for refused in set.refused.difference(&before.refused) {
+            tracing::error!(refused, "signing key neither published nor trusted");
+        }
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
         Ok(())
     }
@@ -110,15 +118,13 @@ impl KeyRing {
 
     /// Verifies a JWT signed by any published key; returns its claims. Time claims are the caller's to check.
     pub fn verify(&self, token: &str) -> Result<Map<String, Value>, KeyError> {
-        let set = self.current();
-        let (payload, _) = jwt::decode_with_verifier_selector(token, |header| {
-            Ok(header
-                .key_id()
-                .and_then(|kid| set.verifiers.get(kid))
-                .filter(|_| header.algorithm() == Some("ES256"))
-                .map(|v| v.as_ref()))
-        })?;
-        Ok(payload.claims_set().clone())
+        verify_with(&self.current().verifiers, token)
+    }
+
+    /// Verifies one of this server's own sealed records (decision records, key registry entries), which
+    /// may be older than any published key: any key this server ever had will do.
+    pub fn verify_record(&self, jws: &str) -> Result<Map<String, Value>, KeyError> {
+        verify_with(&self.current().archive, jws)
     }
 }
 
@@ -200,7 +206,7 @@ async fn load_set(
     retention: Millis,
     now: Millis,
 ) -> Result<KeySet, KeyError> {
-    let rows = store.signing_keys(now - retention).await?;
+    let rows = store.signing_keys(i64::MIN).await?;
     let active = rows
         .iter()
         .find(|r| r.retired_at.is_none())
@@ -208,58 +214,86 @@ async fn load_set(
     let (private, _) = open_key(kek, active)?;
     let signer = Box::new(ES256.signer_from_jwk(&private)?);
     let mut verifiers: HashMap<String, Box<dyn JwsVerifier>> = HashMap::new();
+    let mut archive: HashMap<String, Box<dyn JwsVerifier>> = HashMap::new();
     let mut published = Vec::new();
+    let mut refused = BTreeSet::new();
     for row in &rows {
         let public = match open_key(kek, row) {
             Ok((_, public)) => public,
             Err(e) => {
-                tracing::error!(error = %e, "signing key not published");
+                refused.insert(e.to_string());
                 continue;
             }
         };
-        verifiers.insert(row.kid.clone(), Box::new(ES256.verifier_from_jwk(&public)?));
-        published.push(Value::Object(public.as_ref().clone()));
+        archive.insert(row.kid.clone(), Box::new(ES256.verifier_from_jwk(&public)?));
+        if row.retired_at.is_none_or(|at| at > now - retention) {
+            verifiers.insert(row.kid.clone(), Box::new(ES256.verifier_from_jwk(&public)?));
+            published.push(Value::Object(public.as_ref().clone()));
+        }
     }
     let jwks = serde_json::to_vec(&json!({ "keys": published })).expect("JSON values serialise");
     Ok(KeySet {
         active_kid: active.kid.clone(),
         signer,
         verifiers,
+        archive,
         jwks: jwks.into(),
+        refused,
     })
 }
 
+fn verify_with(
+    verifiers: &HashMap<String, Box<dyn JwsVerifier>>,
+    token: &str,
+) -> Result<Map<String, Value>, KeyError> {
+    let (payload, _) = jwt::decode_with_verifier_selector(token, |header| {
+        Ok(header
+            .key_id()
+            .and_then(|kid| verifiers.get(kid))
+            .filter(|_| header.algorithm() == Some("ES256"))
+            .map(|v| v.as_ref()))
+    })?;
+    Ok(payload.claims_set().clone())
+}
+
 /// Verifies JWSs made with any key this server ever had, retired ones included: for the audit of
-/// records older than the published key set.
+/// records older than the published key set. With the key-encryption key, only keys whose sealed
+/// private half opens and matches are trusted (the others are `refused`); without it, every stored
+/// public key is, so a key planted in the database would go unseen.
 pub struct ArchiveVerifier {
     verifiers: HashMap<String, Box<dyn JwsVerifier>>,
+    /// `(kid, why)` of each stored key not trusted.
+    pub refused: Vec<(String, String)>,
+    /// Whether the keys were checked against the key-encryption key.
+    pub keys_checked: bool,
 }
 
 impl ArchiveVerifier {
-    pub async fn load(store: &Store) -> Result<ArchiveVerifier, StoreError> {
+    pub async fn load(store: &Store, kek: Option<&Kek>) -> Result<ArchiveVerifier, StoreError> {
         let mut verifiers: HashMap<String, Box<dyn JwsVerifier>> = HashMap::new();
+        let mut refused = Vec::new();
         for row in store.signing_keys(i64::MIN).await? {
-            let verifier =
-                Jwk::from_bytes(&row.public_jwk).and_then(|jwk| ES256.verifier_from_jwk(&jwk));
-            match verifier {
+            let public = match kek {
+                Some(kek) => open_key(kek, &row).map(|(_, public)| public),
+                None => Jwk::from_bytes(&row.public_jwk).map_err(|_| {
+                    KeyError::Refused(row.kid.clone(), "its public key is unreadable")
+                }),
+            };
+            match public.and_then(|jwk| Ok(ES256.verifier_from_jwk(&jwk)?)) {
                 Ok(v) => {
                     verifiers.insert(row.kid, Box::new(v));
                 }
-                Err(e) => {
-                    tracing::warn!(kid = %row.kid, error = %e, "unreadable signing key skipped");
-                }
+                Err(e) => refused.push((row.kid, e.to_string())),
             }
         }
-        Ok(ArchiveVerifier { verifiers })
+        Ok(ArchiveVerifier {
+            verifiers,
+            refused,
+            keys_checked: kek.is_some(),
+        })
     }
 
     pub fn verify(&self, token: &str) -> Result<Map<String, Value>, KeyError> {
-        let (payload, _) = jwt::decode_with_verifier_selector(token, |header| {
-            Ok(header
-                .key_id()
-                .and_then(|kid| self.verifiers.get(kid))
-                .map(|v| v.as_ref()))
-        })?;
-        Ok(payload.claims_set().clone())
+        verify_with(&self.verifiers, token)
     }
 }

@@ -29,11 +29,14 @@ pub async fn start_decision(
     id: String,
     approve: bool,
     user_code: Option<String>,
+    reason: Option<String>,
 ) -> Result<RequestChallengeResponse, UiError> {
     super::Call::<crate::service::SharedApprovals>::new()
         .await
         .signed_in(|service, user| async move {
-            service.start_decision(&user, &id, approve, user_code).await
+            service
+                .start_decision(&user, &id, approve, user_code, reason)
+                .await
         })
         .await
 }
@@ -42,14 +45,13 @@ pub async fn start_decision(
 pub async fn finish_decision(
     id: String,
     approve: bool,
-    reason: Option<String>,
     credential: PublicKeyCredential,
 ) -> Result<RequestView, UiError> {
     super::Call::<crate::service::SharedApprovals>::new()
         .await
         .signed_in(|service, user| async move {
             service
-                .finish_decision(&user, &id, approve, reason, credential)
+                .finish_decision(&user, &id, approve, credential)
                 .await
         })
         .await

@@ -1,6 +1,7 @@
 //! The plain transaction statement, and text from agents shown so that it cannot disguise the action:
 //! always escaped (Leptos renders text, never HTML), invisible and direction-changing characters shown
-//! as visible markers, letters from look-alike alphabets highlighted, long values truncated with
+//! as visible markers, look-alikes (letters of other alphabets, stylised forms, combining marks; the
+//! rules are `text::segments`) highlighted, long values truncated with
 //! "Show all". Every character is laid out left to right in the order it was sent (CSS
 //! `isolate-override`): one right-to-left letter would otherwise let the bidirectional algorithm
 //! reorder the digits around it ("DE89 ש 3704 0044" shown as "0044 3704 ש DE89"), so right-to-left
@@ -10,62 +11,13 @@ use leptos::prelude::*;
 
 use crate::{
     model::RequestView,
-    text::{is_invisible, is_lookalike_script, is_right_to_left},
+    text::{segments, Lookalike, Segment},
 };
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum Segment {
-    Plain(String),
-    Invisible(char),
-    Lookalike(char),
-    RightToLeft(char),
-    /// A run of two or more whitespace characters, which a browser would collapse into one.
-    Spaces(usize),
-}
 
 /// How many agent texts on the page are shown shortened. The request page provides it, and Approve
 /// waits until it is zero: the approval covers every character, so every character must be shown.
 #[derive(Clone, Copy, Debug)]
 pub struct Shortened(pub RwSignal<usize>);
-
-/// Splits `text` into what is shown as is and what is flagged.
-pub fn segments(text: &str) -> Vec<Segment> {
-    let mixed =
-        text.chars().any(|c| c.is_ascii_alphabetic()) && text.chars().any(is_lookalike_script);
-    let mut out = Vec::new();
-    let mut plain = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        let flagged = if is_invisible(c) {
-            Some(Segment::Invisible(c))
-        } else if c.is_whitespace() && chars.peek().is_some_and(|next| next.is_whitespace()) {
-            let mut run = 1;
-            while chars.next_if(|next| next.is_whitespace()).is_some() {
-                run += 1;
-            }
-            Some(Segment::Spaces(run))
-        } else if mixed && is_lookalike_script(c) {
-            Some(Segment::Lookalike(c))
-        } else if is_right_to_left(c) {
-            Some(Segment::RightToLeft(c))
-        } else {
-            None
-        };
-        match flagged {
-            Some(segment) => {
-                if !plain.is_empty() {
-                    out.push(Segment::Plain(std::mem::take(&mut plain)));
-                }
-                out.push(segment);
-            }
-            None => plain.push(c),
-        }
-    }
-    if !plain.is_empty() {
-        out.push(Segment::Plain(plain));
-    }
-    out
-}
 
 fn render(text: &str) -> AnyView {
     segments(text)
@@ -77,9 +29,20 @@ fn render(text: &str) -> AnyView {
                 view! { <mark class="invisible-char" title=format!("Invisible character {code}")>{format!("[{code}]")}</mark> }
                     .into_any()
             }
-            Segment::Lookalike(c) => {
+            Segment::Lookalike(c, Lookalike::OtherAlphabet) => {
                 let code = format!("U+{:04X}", c as u32);
                 view! { <mark class="lookalike" title=format!("Letter from another alphabet ({code})")>{c.to_string()}</mark> }
+                    .into_any()
+            }
+            // Shown by code point: a stylised form may have no glyph in the reader's fonts, and a
+            // combining mark drawn over its neighbour would be the disguise itself.
+            Segment::Lookalike(c, why) => {
+                let code = format!("U+{:04X}", c as u32);
+                let title = match why {
+                    Lookalike::CombiningMark => format!("Combining mark {code}, drawn over the character before it"),
+                    _ => format!("Stylised character {c} ({code}) that stands for a plainer one"),
+                };
+                view! { <mark class="lookalike" title=title>{format!("[{code}]")}</mark> }
                     .into_any()
             }
             Segment::Spaces(run) => {
@@ -128,7 +91,7 @@ pub fn SafeText(
         match segment {
             Segment::Plain(_) => {}
             Segment::RightToLeft(_) => right_to_left = true,
-            Segment::Invisible(_) | Segment::Lookalike(_) | Segment::Spaces(_) => warn = true,
+            Segment::Invisible(_) | Segment::Lookalike(..) | Segment::Spaces(_) => warn = true,
         }
     }
     view! {
@@ -173,56 +136,5 @@ pub fn Statement(request: RequestView) -> impl IntoView {
         {request.resource.clone().map(|resource| view! {
             <p class="muted small">"On: " <SafeText text=resource limit=80/></p>
         })}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn invisible_and_lookalike_characters_are_flagged() {
-        assert_eq!(segments("plain"), vec![Segment::Plain("plain".into())]);
-        assert_eq!(
-            segments("a\u{200B}b\u{202E}"),
-            vec![
-                Segment::Plain("a".into()),
-                Segment::Invisible('\u{200B}'),
-                Segment::Plain("b".into()),
-                Segment::Invisible('\u{202E}')
-            ]
-        );
-        // Cyrillic "р" and "а" inside a Latin word.
-        assert_eq!(
-            segments("p\u{0430}y"),
-            vec![
-                Segment::Plain("p".into()),
-                Segment::Lookalike('\u{0430}'),
-                Segment::Plain("y".into())
-            ]
-        );
-        // A right-to-left letter is marked where it stands; the digits around it stay plain.
-        assert_eq!(
-            segments("DE89 \u{05E9} 3704"),
-            vec![
-                Segment::Plain("DE89 ".into()),
-                Segment::RightToLeft('\u{05E9}'),
-                Segment::Plain(" 3704".into())
-            ]
-        );
-        // Runs of whitespace are counted, not collapsed; single spaces stay plain.
-        assert_eq!(
-            segments("order 1  \t and"),
-            vec![
-                Segment::Plain("order 1".into()),
-                Segment::Spaces(4),
-                Segment::Plain("and".into())
-            ]
-        );
-        // All-Cyrillic text is not mixed, so not flagged.
-        assert_eq!(
-            segments("\u{0434}\u{0430}"),
-            vec![Segment::Plain("\u{0434}\u{0430}".into())]
-        );
     }
 }

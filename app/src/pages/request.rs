@@ -90,11 +90,11 @@ fn Decide(request: RequestView) -> impl IntoView {
             .then(|| user_code.get_untracked());
         spawn_local(async move {
             let outcome = async {
-                let options = start_decision(id.clone(), approve, code)
+                let options = start_decision(id.clone(), approve, code, reason)
                     .await
                     .map_err(|e| e.to_string())?;
                 let credential = passkey::get(options).await?;
-                finish_decision(id, approve, reason, credential)
+                finish_decision(id, approve, credential)
                     .await
                     .map_err(|e| e.to_string())
             }

@@ -69,6 +69,8 @@ pub struct Verified {
 pub struct PendingDecision {
     auth_req_id: String,
     approve: bool,
+    /// The deny reason the challenge covers.
+    reason: Option<String>,
     digest: String,
     nonce: Vec<u8>,
     state: String,
@@ -200,15 +202,17 @@ impl Approvals {
     }
 
     /// Starts deciding: checks the request can still be decided and, to approve, the approver's user
-    /// code when their policy asks for one; then a passkey challenge bound to this decision on this
-    /// request.
+    /// code when their policy asks for one; then a passkey challenge bound to this decision (with the
+    /// deny reason, which the passkey therefore signs) on this request.
     pub async fn start(
         &self,
         approver_id: &str,
         reference: &str,
         approve: bool,
         user_code: Option<&str>,
+        reason: Option<&str>,
     ) -> Result<(RequestChallengeResponse, PendingDecision), ApprovalError> {
+        let reason = if approve { None } else { deny_reason(reason)? };
         let request = self.own_request(approver_id, reference).await?;
         match request.status(self.ciba.now()) {
             RequestStatus::Pending => {}
@@ -222,7 +226,10 @@ impl Approvals {
                 .await?;
         }
         let digest = request_digest(&request);
-        let bind = move |nonce: &[u8]| decision_challenge(approve, &digest, nonce);
+        let signed_reason = reason.clone();
+        let bind = move |nonce: &[u8]| {
+            decision_challenge(approve, signed_reason.as_deref(), &digest, nonce)
+        };
         let challenge = self
             .passkeys
             .challenge(approver_id, &bind)
@@ -231,6 +238,7 @@ impl Approvals {
         let pending = PendingDecision {
             auth_req_id: request.id,
             approve,
+            reason,
             digest: hex(&digest),
             nonce: challenge.nonce,
             state: challenge.state,
@@ -239,13 +247,13 @@ impl Approvals {
     }
 
     /// Finishes deciding: the assertion must answer the challenge of this very decision on the request
-    /// as it still is, by one of the approver's passkeys; then the decision is recorded.
+    /// as it still is, by one of the approver's passkeys; then the decision is recorded, with the
+    /// reason the challenge covered.
     pub async fn finish(
         &self,
         approver_id: &str,
         reference: &str,
         approve: bool,
-        reason: Option<String>,
         pending: Option<PendingDecision>,
         credential: &PublicKeyCredential,
     ) -> Result<Shown, ApprovalError> {
@@ -253,15 +261,7 @@ impl Approvals {
         if page_ref(&pending.auth_req_id) != reference || pending.approve != approve {
             return Err(ApprovalError::OtherDecision);
         }
-        let reason = reason
-            .map(|r| r.trim().to_owned())
-            .filter(|r| !r.is_empty());
-        if reason
-            .as_ref()
-            .is_some_and(|r| r.chars().count() > MAX_REASON || r.chars().any(char::is_control))
-        {
-            return Err(ApprovalError::BadReason);
-        }
+        let reason = pending.reason;
         let request = self.own_request(approver_id, reference).await?;
         if hex(&request_digest(&request)) != pending.digest {
             return Err(ApprovalError::Changed);
@@ -320,5 +320,16 @@ impl Approvals {
             left if left <= 0 => ApprovalError::UserCodeLocked,
             left => ApprovalError::UserCodeWrong { left },
         })
+    }
+}
+
+/// A deny reason as recorded: trimmed, none when empty; refused when too long or not plain text.
+fn deny_reason(reason: Option<&str>) -> Result<Option<String>, ApprovalError> {
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    match reason {
+        Some(r) if r.chars().count() > MAX_REASON || r.chars().any(char::is_control) => {
+            Err(ApprovalError::BadReason)
+        }
+        other => Ok(other.map(str::to_owned)),
     }
 }

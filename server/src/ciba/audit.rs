@@ -1,21 +1,30 @@
-//! Re-verifying the decision record (`countersign audit verify`): the hash chain, the server's JWS on
-//! each record, that each request is still the one decided on, that each passkey assertion's challenge
-//! commits to exactly that decision, and that the approver's passkey really signed it: the signature
-//! verifies with the recorded public key, and that key is the one registered for that approver's
-//! passkey (the append-only key registry). Whoever holds the server's signing key could forge a
-//! record, chain and JWS included, but not the approver's signature; a forger would also have to
-//! rewrite the key registry, which the registry's own append-only guard and any copy of it expose.
+//! Re-verifying the evidence (`countersign audit verify`). The decision records: the hash chain, the
+//! server's JWS on each, that each request is still the one decided on, that each passkey assertion's
+//! challenge commits to exactly that decision, and that the approver's passkey really signed it with
+//! the key the sealed key registry holds for that passkey. The key registry: its own chain and JWSs.
+//! Coverage: every decided request and every issued token has its record. The server's signing keys:
+//! with the key-encryption key at hand, only keys whose sealed private half matches are trusted. And
+//! the chains' heads against the latest signed checkpoint kept outside the database, which shows a
+//! deleted tail or an emptied table.
+use std::collections::HashMap;
+
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::Serialize;
 use serde_json::Value;
 use webauthn_rs::prelude::COSEKey;
 
-use super::record::{decision_challenge, request_digest, seal_problems};
+use super::{
+    checkpoint::{self, Checkpoint},
+    record::{decision_challenge, decision_challenge_v1, request_digest, seal_problems},
+};
 use crate::{
+    identity::registry,
+    sealing::Kek,
     secrets::{base64url, hex, sha256},
     signing::ArchiveVerifier,
     store::{
         decisions::{Covered, DecisionRow, GENESIS_HASH},
+        key_registry::KeyEntryRow,
         Store, StoreError,
     },
 };
@@ -24,12 +33,52 @@ use crate::{
 const FLAG_UP: u8 = 0x01;
 const FLAG_UV: u8 = 0x04;
 
+/// What a finding is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Subject {
+    /// A decision record.
+    Record { seq: i64, auth_req_id: String },
+    /// A request or token that lacks its record, or whose approval was refused at redemption.
+    Request { auth_req_id: String },
+    /// An entry of the passkey key registry.
+    KeyEntry { seq: i64, credential_id: String },
+    /// One of the server's signing keys.
+    SigningKey { kid: String },
+    /// The checkpoint the chains were compared with.
+    Checkpoint,
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Record { seq, auth_req_id } => write!(f, "record {seq} ({auth_req_id})"),
+            Subject::Request { auth_req_id } => write!(f, "request {auth_req_id}"),
+            Subject::KeyEntry { seq, credential_id } => {
+                write!(f, "key registry entry {seq} ({credential_id})")
+            }
+            Subject::SigningKey { kid } => write!(f, "signing key {kid}"),
+            Subject::Checkpoint => f.write_str("checkpoint"),
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Finding {
-    /// The decision record's sequence number; none for a request or token that lacks its record.
-    pub seq: Option<i64>,
-    pub auth_req_id: String,
+    pub about: Subject,
     pub problem: String,
+}
+
+impl Finding {
+    /// The request the finding concerns, if it concerns one.
+    pub fn auth_req_id(&self) -> Option<&str> {
+        match &self.about {
+            Subject::Record { auth_req_id, .. } | Subject::Request { auth_req_id } => {
+                Some(auth_req_id)
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -39,6 +88,11 @@ pub struct AuditReport {
     pub signatures_verified: usize,
     /// Older records that kept no public key: their signature could not be checked.
     pub signatures_unchecked: usize,
+    pub key_registry_entries: usize,
+    /// Whether the signing keys were checked against the key-encryption key.
+    pub signing_keys_checked: bool,
+    /// The checkpoint compared with, if one was found.
+    pub checkpoint: Option<Checkpoint>,
     pub findings: Vec<Finding>,
 }
 
@@ -65,19 +119,122 @@ impl RelyingParty {
     }
 }
 
-pub async fn verify(store: &Store, rp: &RelyingParty) -> Result<AuditReport, StoreError> {
+/// What the audit is given besides the database.
+#[derive(Default)]
+pub struct AuditInputs<'a> {
+    /// The key-encryption key, when at hand.
+    pub kek: Option<&'a Kek>,
+    /// The checkpoint to compare the chains with (a JWS), when there is one.
+    pub checkpoint: Option<String>,
+}
+
+pub async fn verify(
+    store: &Store,
+    rp: &RelyingParty,
+    inputs: AuditInputs<'_>,
+) -> Result<AuditReport, StoreError> {
+    let verifier = ArchiveVerifier::load(store, inputs.kek).await?;
+    let mut findings: Vec<Finding> = verifier
+        .refused
+        .iter()
+        .map(|(kid, why)| Finding {
+            about: Subject::SigningKey { kid: kid.clone() },
+            problem: format!("not trusted: {why}"),
+        })
+        .collect();
+    let entries = store.key_registry().await?;
+    let registry = verify_registry(&entries, &verifier, &mut findings);
     let rows = store.decisions().await?;
-    let verifier = ArchiveVerifier::load(store).await?;
-    let (mut signatures_verified, mut signatures_unchecked) = (0, 0);
-    // Once a record keeps its public key every later one must: a missing key is not a way out.
-    let mut keys_kept = false;
-    let mut findings = Vec::new();
-    let mut prev = GENESIS_HASH.to_owned();
-    for row in &rows {
+    let (signatures_verified, signatures_unchecked) =
+        verify_records(store, rp, &rows, &registry, &verifier, &mut findings).await?;
+    findings.extend(uncovered(store).await?);
+    let checkpoint = match &inputs.checkpoint {
+        None => None,
+        Some(jws) => match checkpoint::read(jws, |jws| verifier.verify(jws)) {
+            Ok(checkpoint) => {
+                compare_heads(&checkpoint, &rows, &entries, &mut findings);
+                Some(checkpoint)
+            }
+            Err(e) => {
+                findings.push(Finding {
+                    about: Subject::Checkpoint,
+                    problem: format!("{e} (its signature does not verify with any trusted key)"),
+                });
+                None
+            }
+        },
+    };
+    Ok(AuditReport {
+        records: rows.len(),
+        signatures_verified,
+        signatures_unchecked,
+        key_registry_entries: entries.len(),
+        signing_keys_checked: verifier.keys_checked,
+        checkpoint,
+        findings,
+    })
+}
+
+/// The key registry's chain, and each entry's hash and JWS; returns the entries that hold, by
+/// credential id: (approver id, public key).
+fn verify_registry(
+    entries: &[KeyEntryRow],
+    verifier: &ArchiveVerifier,
+    findings: &mut Vec<Finding>,
+) -> HashMap<String, (String, String)> {
+    let mut trusted = HashMap::new();
+    let mut prev = GENESIS_HASH;
+    for entry in entries {
         let mut problem = |text: &str| {
             findings.push(Finding {
-                seq: Some(row.seq),
-                auth_req_id: row.auth_req_id.clone(),
+                about: Subject::KeyEntry {
+                    seq: entry.seq,
+                    credential_id: entry.credential_id.clone(),
+                },
+                problem: text.to_owned(),
+            });
+        };
+        let mut sound = true;
+        if entry.prev_hash != prev {
+            problem("the chain is broken: prev_hash is not the previous entry's hash");
+            sound = false;
+        }
+        if let Some(why) = registry::entry_problems(entry, |jws| verifier.verify(jws)) {
+            problem(why);
+            sound = false;
+        }
+        if sound {
+            trusted.insert(
+                entry.credential_id.clone(),
+                (entry.approver_id.clone(), entry.public_key.clone()),
+            );
+        }
+        prev = &entry.entry_hash;
+    }
+    trusted
+}
+
+async fn verify_records(
+    store: &Store,
+    rp: &RelyingParty,
+    rows: &[DecisionRow],
+    registry: &HashMap<String, (String, String)>,
+    verifier: &ArchiveVerifier,
+    findings: &mut Vec<Finding>,
+) -> Result<(usize, usize), StoreError> {
+    let (mut signatures_verified, mut signatures_unchecked) = (0, 0);
+    // Once a record keeps its public key every later one must: a missing key is not a way out. Likewise
+    // once one answers the challenge that covers the reason, the older challenge is no way out.
+    let mut keys_kept = false;
+    let mut reasons_covered = false;
+    let mut prev = GENESIS_HASH.to_owned();
+    for row in rows {
+        let mut problem = |text: &str| {
+            findings.push(Finding {
+                about: Subject::Record {
+                    seq: row.seq,
+                    auth_req_id: row.auth_req_id.clone(),
+                },
                 problem: text.to_owned(),
             });
         };
@@ -95,10 +252,15 @@ pub async fn verify(store: &Store, rp: &RelyingParty) -> Result<AuditReport, Sto
                 if hex(&digest) != row.request_digest {
                     problem("the request has changed since it was decided");
                 }
-                if !assertion_commits(row, &digest, &rp.origin) {
-                    problem(
+                match assertion_commits(row, &digest, &rp.origin) {
+                    Commitment::Current => reasons_covered = true,
+                    Commitment::V1 if !reasons_covered => {}
+                    Commitment::V1 => problem(
+                        "the passkey assertion answers the older challenge, which does not cover the reason, after the current one was in use",
+                    ),
+                    Commitment::None => problem(
                         "the passkey assertion does not commit to this decision on this request",
-                    );
+                    ),
                 }
             }
             Ok(None) => problem("the decided request is missing"),
@@ -110,14 +272,14 @@ pub async fn verify(store: &Store, rp: &RelyingParty) -> Result<AuditReport, Sto
                     Ok(()) => signatures_verified += 1,
                     Err(why) => problem(why),
                 }
-                match store.registered_key(&row.credential_id).await? {
-                    Some((approver_id, registered)) if approver_id == row.approver_id => {
-                        if registered != *key {
+                match registry.get(&row.credential_id) {
+                    Some((approver_id, registered)) if *approver_id == row.approver_id => {
+                        if registered != key {
                             problem("the recorded public key is not the one registered for this passkey");
                         }
                     }
                     Some(_) => problem("the passkey that signed belongs to another approver"),
-                    None => problem("the passkey that signed was never registered"),
+                    None => problem("the passkey that signed has no sound key registry entry"),
                 }
             }
             None if keys_kept => {
@@ -127,13 +289,55 @@ pub async fn verify(store: &Store, rp: &RelyingParty) -> Result<AuditReport, Sto
         }
         prev = row.record_hash.clone();
     }
-    findings.extend(uncovered(store).await?);
-    Ok(AuditReport {
-        records: rows.len(),
-        signatures_verified,
-        signatures_unchecked,
-        findings,
-    })
+    Ok((signatures_verified, signatures_unchecked))
+}
+
+/// Each chain must still hold the head the checkpoint saw: the same entry at the same place.
+fn compare_heads(
+    checkpoint: &Checkpoint,
+    rows: &[DecisionRow],
+    entries: &[KeyEntryRow],
+    findings: &mut Vec<Finding>,
+) {
+    let chains = [
+        (
+            "decision record",
+            &checkpoint.heads.decisions,
+            rows.iter()
+                .map(|r| (r.seq, r.record_hash.as_str()))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "key registry",
+            &checkpoint.heads.key_registry,
+            entries
+                .iter()
+                .map(|e| (e.seq, e.entry_hash.as_str()))
+                .collect(),
+        ),
+    ];
+    for (name, head, chain) in chains {
+        if head.seq == 0 {
+            continue;
+        }
+        let problem = match chain.iter().find(|(seq, _)| *seq == head.seq) {
+            Some((_, hash)) if *hash == head.hash => continue,
+            Some(_) => format!(
+                "the {name}'s entry {} differs from the checkpoint made at {}",
+                head.seq, checkpoint.made_at
+            ),
+            None => format!(
+                "the {name} has no entry {} although the checkpoint made at {} saw it: entries were deleted ({} left)",
+                head.seq,
+                checkpoint.made_at,
+                chain.len()
+            ),
+        };
+        findings.push(Finding {
+            about: Subject::Checkpoint,
+            problem,
+        });
+    }
 }
 
 /// What the decision records do not cover: a decided request or an issued token with no matching
@@ -143,8 +347,9 @@ async fn uncovered(store: &Store) -> Result<Vec<Finding>, StoreError> {
     let mut findings = Vec::new();
     let mut finding = |auth_req_id: &str, problem: String| {
         findings.push(Finding {
-            seq: None,
-            auth_req_id: auth_req_id.to_owned(),
+            about: Subject::Request {
+                auth_req_id: auth_req_id.to_owned(),
+            },
             problem,
         });
     };
@@ -211,24 +416,41 @@ fn assertion_signed(
     }
 }
 
+/// Which challenge an assertion answered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Commitment {
+    /// The current one, covering the reason.
+    Current,
+    /// The one before the reason was covered.
+    V1,
+    None,
+}
+
 /// clientDataJSON (signed by the authenticator) must be a `webauthn.get` from this site whose challenge
-/// is the decision challenge for this record's decision, request digest and nonce.
-fn assertion_commits(row: &DecisionRow, digest: &[u8; 32], origin: &str) -> bool {
+/// is the decision challenge for this record's decision, reason, request digest and nonce.
+fn assertion_commits(row: &DecisionRow, digest: &[u8; 32], origin: &str) -> Commitment {
     let (Ok(client_data), Ok(nonce)) = (
         URL_SAFE_NO_PAD.decode(&row.client_data_json),
         URL_SAFE_NO_PAD.decode(&row.nonce),
     ) else {
-        return false;
+        return Commitment::None;
     };
     let Ok(client_data) = serde_json::from_slice::<Value>(&client_data) else {
-        return false;
+        return Commitment::None;
     };
-    let expected = base64url(&decision_challenge(
-        row.decision == "approve",
-        digest,
-        &nonce,
-    ));
-    client_data.get("type").and_then(Value::as_str) == Some("webauthn.get")
-        && client_data.get("challenge").and_then(Value::as_str) == Some(expected.as_str())
-        && client_data.get("origin").and_then(Value::as_str) == Some(origin)
+    if client_data.get("type").and_then(Value::as_str) != Some("webauthn.get")
+        || client_data.get("origin").and_then(Value::as_str) != Some(origin)
+    {
+        return Commitment::None;
+    }
+    let challenge = client_data.get("challenge").and_then(Value::as_str);
+    let approve = row.decision == "approve";
+    let current = decision_challenge(approve, row.reason.as_deref(), digest, &nonce);
+    if challenge == Some(base64url(&current).as_str()) {
+        return Commitment::Current;
+    }
+    if challenge == Some(base64url(&decision_challenge_v1(approve, digest, &nonce)).as_str()) {
+        return Commitment::V1;
+    }
+    Commitment::None
 }

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use crate::{
     clock::{Clock, Millis},
-    identity::approvers::ApproverCache,
-    sealing::Kek,
+    identity::{approvers::ApproverCache, registry::KeyRegistry},
     signing::{KeyError, KeyRing},
     store::{
         insert_queue::InsertQueue, request_inserts::InsertLimits, retention::Swept, Store,
@@ -18,6 +17,7 @@ pub mod action;
 pub mod approval;
 pub mod audit;
 pub mod auth_request;
+pub mod checkpoint;
 pub mod checks;
 pub mod clients;
 pub mod decision;
@@ -117,6 +117,8 @@ pub struct Ciba {
     pub(crate) policy: Policy,
     pub(crate) issuer: String,
     pub(crate) keys: Arc<KeyRing>,
+    /// The sealed passkey key registry: an approval counts only if its passkey is in it.
+    pub(crate) registry: Arc<KeyRegistry>,
     pub(crate) clients: ClientDirectory,
     pub(crate) pending: pending::PendingCache,
     pub(crate) approvers: ApproverCache,
@@ -135,11 +137,10 @@ impl Ciba {
         clock: Arc<dyn Clock>,
         policy: Policy,
         issuer: String,
-        kek: Arc<Kek>,
+        keys: Arc<KeyRing>,
+        registry: Arc<KeyRegistry>,
     ) -> Result<Ciba, CibaError> {
         let now = clock.now();
-        let keys =
-            Arc::new(KeyRing::load(store.clone(), kek, policy.longest_token_ttl_ms(), now).await?);
         let clients = ClientDirectory::new(store.clone());
         clients.refresh(now).await?;
         let pending = pending::PendingCache::default();
@@ -157,6 +158,7 @@ impl Ciba {
             policy,
             issuer,
             keys,
+            registry,
             clients,
             pending,
             approvers: ApproverCache::default(),
@@ -215,6 +217,20 @@ impl Ciba {
         &self.clients
     }
 
+    /// A checkpoint writer for the chains this domain appends to (see `checkpoint`).
+    pub fn checkpoints(&self, dir: std::path::PathBuf) -> checkpoint::CheckpointWriter {
+        checkpoint::CheckpointWriter::new(
+            dir,
+            self.store.clone(),
+            self.keys.clone(),
+            self.issuer.clone(),
+        )
+    }
+
+    pub fn key_registry(&self) -> &Arc<KeyRegistry> {
+        &self.registry
+    }
+
     pub fn keys(&self) -> &KeyRing {
         &self.keys
     }
@@ -236,6 +252,8 @@ impl Ciba {
         let now = self.clock.now();
         self.clients.refresh(now).await?;
         self.keys.refresh(now).await?;
+        self.pending
+            .set_disabled(self.store.disabled_approver_ids().await?);
         self.pending.sweep(now);
         Ok(())
     }

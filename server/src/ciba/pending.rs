@@ -3,7 +3,10 @@
 //! only a decided request goes to the store. Decisions made by this instance mark entries decided at
 //! once; decisions made by another instance arrive over PostgreSQL NOTIFY on `DECISION_CHANNEL`. The
 //! `slow_down` bookkeeping is deliberately not durable: losing it on restart only forgives one fast poll.
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Mutex, RwLock},
+};
 
 use super::auth_request::{AuthRequest, State};
 use crate::clock::Millis;
@@ -19,6 +22,7 @@ const SLOW_DOWN_STEP_MS: Millis = 5_000;
 #[derive(Debug)]
 struct Entry {
     client_id: String,
+    approver_id: String,
     expires_at: Millis,
     interval_ms: Millis,
     last_poll: Option<Millis>,
@@ -36,11 +40,15 @@ pub enum PollCheck {
     SlowDown(i64),
     Pending,
     Decided,
+    /// Still pending, but its approver has been disabled: nobody will decide it.
+    Withdrawn,
 }
 
 #[derive(Default)]
 pub struct PendingCache {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Disabled approvers, as last read from the store (every second, see `Ciba::refresh`).
+    disabled: RwLock<HashSet<String>>,
 }
 
 impl PendingCache {
@@ -53,6 +61,7 @@ impl PendingCache {
         self.entry(
             &row.id,
             &row.client_id,
+            &row.approver_id,
             row.expires_at,
             row.interval_secs,
             row.state != State::Pending,
@@ -64,16 +73,18 @@ impl PendingCache {
         &self,
         id: &str,
         client_id: &str,
+        approver_id: &str,
         expires_at: Millis,
         interval_secs: i64,
     ) {
-        self.entry(id, client_id, expires_at, interval_secs, false);
+        self.entry(id, client_id, approver_id, expires_at, interval_secs, false);
     }
 
     fn entry(
         &self,
         id: &str,
         client_id: &str,
+        approver_id: &str,
         expires_at: Millis,
         interval_secs: i64,
         decided: bool,
@@ -81,6 +92,7 @@ impl PendingCache {
         let mut entries = self.lock();
         let entry = entries.entry(id.to_owned()).or_insert_with(|| Entry {
             client_id: client_id.to_owned(),
+            approver_id: approver_id.to_owned(),
             expires_at,
             interval_ms: interval_secs * 1000,
             last_poll: None,
@@ -104,6 +116,14 @@ impl PendingCache {
         }
         if entry.decided {
             return PollCheck::Decided;
+        }
+        if self
+            .disabled
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&entry.approver_id)
+        {
+            return PollCheck::Withdrawn;
         }
         let too_soon = entry
             .last_poll
@@ -132,6 +152,11 @@ impl PendingCache {
         for entry in self.lock().values_mut() {
             entry.decided = true;
         }
+    }
+
+    /// The approvers now disabled: their pending requests are answered `Withdrawn`.
+    pub fn set_disabled(&self, approvers: HashSet<String>) {
+        *self.disabled.write().unwrap_or_else(|e| e.into_inner()) = approvers;
     }
 
     /// Drops entries past expiry; a later poll of one reloads it from the store and gets `expired_token`.
@@ -189,6 +214,18 @@ mod tests {
         assert_eq!(cache.check("nope", "agent", 1_000), PollCheck::Unknown);
         cache.sweep(60_000);
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn a_disabled_approvers_pending_requests_are_withdrawn() {
+        let cache = PendingCache::default();
+        cache.insert(&row());
+        let approver = row().approver_id;
+        cache.set_disabled(HashSet::from([approver]));
+        assert_eq!(cache.check("req", "agent", 1_000), PollCheck::Withdrawn);
+        assert_eq!(cache.check("req", "agent", 60_000), PollCheck::Expired);
+        cache.set_disabled(HashSet::new());
+        assert_eq!(cache.check("req", "agent", 1_000), PollCheck::Pending);
     }
 
     #[test]

@@ -31,6 +31,7 @@ impl Ciba {
             PollCheck::Expired => Err(CibaError::ExpiredToken),
             PollCheck::SlowDown(interval) => Err(CibaError::SlowDown(interval)),
             PollCheck::Pending => Err(CibaError::AuthorizationPending),
+            PollCheck::Withdrawn => Err(approver_disabled()),
             PollCheck::Decided => self.answer_decided(client, auth_req_id).await,
         }
     }
@@ -72,13 +73,35 @@ impl Ciba {
         let approver = approvers::by_id(&self.store, &row.approver_id)
             .await?
             .ok_or_else(|| CibaError::InvalidGrant("the approver no longer exists".into()))?;
+        // Offboarding withdraws consent not yet used: an approval by someone since disabled earns
+        // nothing.
+        if approver.disabled {
+            return Err(approver_disabled());
+        }
         // No token without consent: the status alone proves nothing (one UPDATE sets it), the sealed
         // decision record of this very request does.
         let stored = self.store.decision_for(&row.id).await?;
-        let decision = match record::check_approval(&row, stored, |jws| self.keys.verify(jws)) {
+        // Any key this server ever had: the record may predate a rotation whose old key has since
+        // left the published set (requests wait up to 30 minutes, keys stay published 5).
+        let verify = |jws: &str| self.keys.verify_record(jws);
+        let decision = match record::check_approval(&row, stored, verify) {
             Ok(decision) => decision,
             Err(problem) => return Err(self.unverified(&row, problem).await),
         };
+        // …signed by a passkey whose key the sealed registry holds for this approver (a passkey
+        // planted in the database has no sealed entry).
+        let registered = match &decision.credential_public_key {
+            Some(key) => {
+                self.registry
+                    .is_registered(&decision.credential_id, &row.approver_id, key)
+                    .await?
+            }
+            None => false,
+        };
+        if !registered {
+            let problem = "the passkey that approved has no sealed key registry entry";
+            return Err(self.unverified(&row, problem).await);
+        }
         let jti = random_token(16);
         // Mint first, then claim the redemption: only the caller whose conditional update wins gets the
         // tokens out, so concurrent polls produce exactly one token response.
@@ -147,4 +170,8 @@ impl Ciba {
 
 fn unknown_id() -> CibaError {
     CibaError::InvalidGrant("unknown auth_req_id".into())
+}
+
+fn approver_disabled() -> CibaError {
+    CibaError::AccessDenied("the approver's account has been disabled".into())
 }

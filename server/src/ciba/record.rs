@@ -2,8 +2,8 @@
 //! challenge that commits to it, and the tamper-evident record (hash chain plus the server's JWS).
 //!
 //! The approver's authenticator signs `clientDataJSON`, whose `challenge` is
-//! SHA-256(tag ‖ decision ‖ request digest ‖ nonce): the signature therefore covers this one decision
-//! on this one request. webauthn-rs always picks its own random challenge, so that random value is used
+//! SHA-256(tag ‖ decision ‖ request digest ‖ SHA-256(reason) ‖ nonce): the signature therefore covers
+//! this one decision, with its reason, on this one request. webauthn-rs always picks its own random challenge, so that random value is used
 //! as the nonce and the bound challenge replaces it (see `identity::decisions`).
 use serde_json::{json, Map, Value};
 
@@ -14,7 +14,9 @@ use crate::{
     store::decisions::DecisionRow,
 };
 
-const CHALLENGE_TAG: &[u8] = b"countersign/decision/v1";
+/// Version 2 covers the deny reason; version 1 (records made before it) did not.
+const CHALLENGE_TAG: &[u8] = b"countersign/decision/v2";
+const CHALLENGE_TAG_V1: &[u8] = b"countersign/decision/v1";
 
 /// The JWS `typ` of a decision record's server signature.
 pub const RECORD_JWS_TYPE: &str = "countersign-decision+jwt";
@@ -46,10 +48,28 @@ pub fn request_digest(row: &AuthRequest) -> [u8; 32] {
     sha256(canonical(&request_statement(row)).as_bytes())
 }
 
-/// The WebAuthn challenge for deciding `approve` (or deny) on the request with `digest`.
-pub fn decision_challenge(approve: bool, digest: &[u8; 32], nonce: &[u8]) -> [u8; 32] {
-    let mut input = Vec::with_capacity(CHALLENGE_TAG.len() + 1 + 32 + nonce.len());
+/// The WebAuthn challenge for deciding `approve` (or deny, with `reason`) on the request with `digest`.
+/// The reason enters as its hash, with a marker byte so that no reason and an empty one differ.
+pub fn decision_challenge(
+    approve: bool,
+    reason: Option<&str>,
+    digest: &[u8; 32],
+    nonce: &[u8],
+) -> [u8; 32] {
+    let mut input = Vec::with_capacity(CHALLENGE_TAG.len() + 2 + 64 + nonce.len());
     input.extend_from_slice(CHALLENGE_TAG);
+    input.push(u8::from(approve));
+    input.extend_from_slice(digest);
+    input.push(u8::from(reason.is_some()));
+    input.extend_from_slice(&sha256(reason.unwrap_or_default().as_bytes()));
+    input.extend_from_slice(nonce);
+    sha256(&input)
+}
+
+/// The challenge of records made before the reason was covered (audit only).
+pub fn decision_challenge_v1(approve: bool, digest: &[u8; 32], nonce: &[u8]) -> [u8; 32] {
+    let mut input = Vec::with_capacity(CHALLENGE_TAG_V1.len() + 1 + 32 + nonce.len());
+    input.extend_from_slice(CHALLENGE_TAG_V1);
     input.push(u8::from(approve));
     input.extend_from_slice(digest);
     input.extend_from_slice(nonce);
@@ -181,13 +201,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_challenge_commits_to_decision_request_and_nonce() {
+    fn the_challenge_commits_to_decision_reason_request_and_nonce() {
         let digest = [7u8; 32];
-        let base = decision_challenge(true, &digest, b"nonce");
-        assert_ne!(base, decision_challenge(false, &digest, b"nonce"));
-        assert_ne!(base, decision_challenge(true, &[8u8; 32], b"nonce"));
-        assert_ne!(base, decision_challenge(true, &digest, b"other"));
-        assert_eq!(base, decision_challenge(true, &digest, b"nonce"));
+        let base = decision_challenge(false, None, &digest, b"nonce");
+        assert_ne!(base, decision_challenge(true, None, &digest, b"nonce"));
+        assert_ne!(base, decision_challenge(false, Some(""), &digest, b"nonce"));
+        assert_ne!(
+            base,
+            decision_challenge(false, Some("late"), &digest, b"nonce")
+        );
+        assert_ne!(
+            decision_challenge(false, Some("late"), &digest, b"nonce"),
+            decision_challenge(false, Some("early"), &digest, b"nonce")
+        );
+        assert_ne!(base, decision_challenge(false, None, &[8u8; 32], b"nonce"));
+        assert_ne!(base, decision_challenge(false, None, &digest, b"other"));
+        assert_ne!(base, decision_challenge_v1(false, &digest, b"nonce"));
+        assert_eq!(base, decision_challenge(false, None, &digest, b"nonce"));
     }
 
     #[test]

@@ -163,8 +163,13 @@ impl Ciba {
                 )));
             }
         }
-        self.pending
-            .insert_pending(&id, &client.id, expires_at, self.policy.poll_interval_secs);
+        self.pending.insert_pending(
+            &id,
+            &client.id,
+            &approver.id,
+            expires_at,
+            self.policy.poll_interval_secs,
+        );
         self.inbox_changed(&approver.id);
         if let Some(event) = event {
             let _ = self.events.send(event);

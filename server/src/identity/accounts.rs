@@ -2,7 +2,14 @@
 //! invitations, and passkeys. The pages' services (`ui::identity`) go through here, never to the
 //! store. The rules that must hold under concurrency live in the store's statements and are named
 //! here: an invitation enrolls once and only before it expires; the last passkey is never removed.
-use super::approvers::{self, Approver};
+use std::sync::Arc;
+
+use webauthn_rs::prelude::Passkey;
+
+use super::{
+    approvers::{self, Approver},
+    registry::{KeyRegistry, NewKey},
+};
 use crate::store::{
     approvers::ApproverRow, invitations::InvitationRow, passkeys::PasskeyRow, Store, StoreResult,
 };
@@ -10,11 +17,12 @@ use crate::store::{
 #[derive(Clone)]
 pub struct Accounts {
     store: Store,
+    registry: Arc<KeyRegistry>,
 }
 
 impl Accounts {
-    pub fn new(store: Store) -> Accounts {
-        Accounts { store }
+    pub fn new(store: Store, registry: Arc<KeyRegistry>) -> Accounts {
+        Accounts { store, registry }
     }
 
     pub async fn approver(&self, id: &str) -> StoreResult<Option<Approver>> {
@@ -51,22 +59,46 @@ impl Accounts {
         passkey: &PasskeyRow,
         public_key: &str,
     ) -> StoreResult<bool> {
+        let key = new_key(passkey, public_key);
+        let seal = self.registry.sealer(&key);
         self.store
-            .enroll(token_hash, now, approver, create, passkey, public_key)
+            .enroll(token_hash, now, approver, create, passkey, &seal)
             .await
     }
 
+    /// The approver's passkeys that have a sealed key registry entry: only these may sign in or decide.
     pub async fn passkeys_of(&self, approver_id: &str) -> StoreResult<Vec<PasskeyRow>> {
-        self.store.passkeys_of(approver_id).await
+        let mut admitted = Vec::new();
+        for row in self.store.passkeys_of(approver_id).await? {
+            if self.admits(&row).await? {
+                admitted.push(row);
+            }
+        }
+        Ok(admitted)
     }
 
+    /// A passkey by credential id, if it has a sealed key registry entry.
     pub async fn passkey(&self, credential_id: &str) -> StoreResult<Option<PasskeyRow>> {
-        self.store.passkey(credential_id).await
+        match self.store.passkey(credential_id).await? {
+            Some(row) if self.admits(&row).await? => Ok(Some(row)),
+            _ => Ok(None),
+        }
     }
 
-    /// Registers a passkey and its public key in the key registry the audit checks decisions with.
+    async fn admits(&self, row: &PasskeyRow) -> StoreResult<bool> {
+        let Ok(passkey) = serde_json::from_str::<Passkey>(&row.passkey) else {
+            return Ok(false);
+        };
+        self.registry
+            .admits(&row.credential_id, &row.approver_id, &passkey)
+            .await
+    }
+
+    /// Registers a passkey, with its public key sealed into the key registry.
     pub async fn insert_passkey(&self, row: &PasskeyRow, public_key: &str) -> StoreResult<()> {
-        self.store.insert_passkey(row, public_key).await
+        let key = new_key(row, public_key);
+        let seal = self.registry.sealer(&key);
+        self.store.insert_passkey(row, &seal).await
     }
 
     pub async fn rename_passkey(
@@ -109,5 +141,14 @@ impl Accounts {
         now: i64,
     ) -> StoreResult<()> {
         self.store.suspend_passkey(credential_id, reason, now).await
+    }
+}
+
+fn new_key<'a>(row: &'a PasskeyRow, public_key: &'a str) -> NewKey<'a> {
+    NewKey {
+        credential_id: &row.credential_id,
+        approver_id: &row.approver_id,
+        public_key,
+        registered_at: row.created_at,
     }
 }

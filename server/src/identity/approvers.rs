@@ -212,6 +212,13 @@ impl ApproverCache {
     }
 }
 
+/// Offboarding: the approver can no longer sign in (their sessions end at once), decide, or be asked;
+/// their pending requests are answered `access_denied` and their approvals not yet redeemed earn
+/// nothing (see `ciba::poll`). Returns how many requests were pending, or None if no such approver.
+pub async fn disable(store: &Store, email: &str, now: Millis) -> Result<Option<i64>, StoreError> {
+    store.disable_approver(&normalise_email(email), now).await
+}
+
 pub async fn list(store: &Store) -> Result<Vec<Approver>, StoreError> {
     Ok(store
         .approvers()

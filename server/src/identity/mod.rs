@@ -3,4 +3,5 @@ pub mod accounts;
 pub mod approvers;
 pub mod invitations;
 pub mod passkeys;
+pub mod registry;
 pub mod sessions;

@@ -193,17 +193,6 @@ pub fn public_key_json(passkey: &Passkey) -> serde_json::Result<String> {
     serde_json::to_string(passkey.get_public_key())
 }
 
-/// Puts the keys of passkeys added before the key registry existed into it; run at every start.
-pub async fn backfill_key_registry(store: &crate::store::Store) -> anyhow::Result<()> {
-    for row in store.passkeys_unregistered().await? {
-        let passkey: Passkey = serde_json::from_str(&row.passkey)?;
-        store
-            .backfill_key(&row, &public_key_json(&passkey)?)
-            .await?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
 
-use super::one_line;
+use super::{one_line, warning};
 use crate::{
     ciba::{ids::page_ref, request::RequestCreated},
     store::outbox::Audience,
@@ -42,9 +42,12 @@ impl Mailer {
     pub fn message(&self, event: &RequestCreated) -> anyhow::Result<Message> {
         let action = one_line(&event.action, 80);
         let body = format!(
-            "{client} asks for your approval:\n\n    {action} - {target}\n\n\
+            "{client} asks for your approval:\n\n    {action} - {target}\n\n{warning}\
              Read the request in full and decide (your passkey is needed):\n{url}/requests/{id}\n\n\
              If you did not expect this request, deny it.\n",
+            warning = warning(event)
+                .map(|w| format!("{w}\n\n"))
+                .unwrap_or_default(),
             client = one_line(&event.client_name, 60),
             target = one_line(&event.target, 160),
             url = self.public_url,

@@ -205,6 +205,24 @@ fn event_of(due: DueNotification) -> Option<RequestCreated> {
     })
 }
 
+/// What a notification says first when the agent's texts hold characters the request page would mark
+/// (`app::text::segments`, the page's own rules), since a notification cannot mark them.
+fn warning(event: &RequestCreated) -> Option<&'static str> {
+    let mut found = app::text::Suspicion::default();
+    for text in [&event.action, &event.target, &event.client_name] {
+        let s = app::text::suspicion(text);
+        found.disguised |= s.disguised;
+        found.right_to_left |= s.right_to_left;
+    }
+    if found.disguised {
+        Some("Warning: hidden or look-alike characters. Check every character on the request page.")
+    } else if found.right_to_left {
+        Some("Warning: right-to-left letters. Check the order of the characters on the request page.")
+    } else {
+        None
+    }
+}
+
 /// Agent text for a header or a plain-text line: no line breaks, no invisible characters, bounded.
 fn one_line(text: &str, max: usize) -> String {
     let cleaned: String = text

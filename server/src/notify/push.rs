@@ -16,7 +16,7 @@ use web_push::{
     SubscriptionInfo, Urgency, VapidSignatureBuilder, WebPushMessageBuilder,
 };
 
-use super::one_line;
+use super::{one_line, warning};
 use crate::{
     ciba::{ids::page_ref, request::RequestCreated},
     clock::Clock,
@@ -95,14 +95,18 @@ pub struct PushPayload {
 
 impl PushPayload {
     pub fn for_request(event: &RequestCreated) -> PushPayload {
+        let asks = format!(
+            "{} asks: {} \u{2014} {}",
+            one_line(&event.client_name, 60),
+            one_line(&event.action, 80),
+            one_line(&event.target, 160)
+        );
         PushPayload {
             title: format!("Approval needed: {}", one_line(&event.action, 80)),
-            body: format!(
-                "{} asks: {} \u{2014} {}",
-                one_line(&event.client_name, 60),
-                one_line(&event.action, 80),
-                one_line(&event.target, 160)
-            ),
+            body: match warning(event) {
+                Some(warning) => format!("{warning} {asks}"),
+                None => asks,
+            },
             url: format!("/requests/{}", page_ref(&event.auth_req_id)),
             tag: format!("request-{}", page_ref(&event.auth_req_id)),
         }
@@ -455,6 +459,32 @@ mod tests {
         let local = PushServices::parse("127.0.0.1");
         assert!(local.check("http://127.0.0.1:9000/push/1").is_ok());
         assert!(local.check("http://127.0.0.2:9000/push/1").is_err());
+    }
+
+    #[test]
+    fn notifications_warn_of_what_they_cannot_mark() {
+        let event = |target: &str| RequestCreated {
+            auth_req_id: "r".into(),
+            approver_id: "a".into(),
+            approver_email: "a@example.com".into(),
+            approver_name: "A".into(),
+            client_name: "Agent".into(),
+            action: "Refund".into(),
+            target: target.into(),
+            expires_at: 0,
+        };
+        assert_eq!(
+            PushPayload::for_request(&event("order 12")).body,
+            "Agent asks: Refund \u{2014} order 12"
+        );
+        for disguised in ["p\u{0430}ypal", "\u{FF50}aypal", "order  12"] {
+            assert!(PushPayload::for_request(&event(disguised))
+                .body
+                .starts_with("Warning: hidden or look-alike characters."));
+        }
+        assert!(PushPayload::for_request(&event("DE89 \u{05E9} 3704"))
+            .body
+            .starts_with("Warning: right-to-left letters."));
     }
 
     #[test]

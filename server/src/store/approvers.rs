@@ -60,4 +60,34 @@ impl Store {
         .fetch_all(self.pool())
         .await?)
     }
+
+    /// Disables the approver with `email` and ends their sessions (a new epoch); the number of their
+    /// requests still pending, or None if there is no such approver.
+    pub async fn disable_approver(&self, email: &str, now: i64) -> StoreResult<Option<i64>> {
+        let done = sqlx::query(
+            "UPDATE approvers SET disabled = 1, session_epoch = session_epoch + 1 WHERE email = $1",
+        )
+        .bind(email)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let (pending,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM auth_requests r JOIN approvers a ON a.id = r.approver_id \
+             WHERE a.email = $1 AND r.status = 'pending' AND r.expires_at > $2",
+        )
+        .bind(email)
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(Some(pending))
+    }
+
+    pub async fn disabled_approver_ids(&self) -> StoreResult<std::collections::HashSet<String>> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM approvers WHERE disabled = 1")
+            .fetch_all(self.pool())
+            .await?;
+        Ok(ids.into_iter().collect())
+    }
 }

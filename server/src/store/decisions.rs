@@ -48,16 +48,9 @@ impl Store {
     where
         F: FnOnce(&str) -> StoreResult<DecisionRow>,
     {
-        let mut tx = match self.backend() {
-            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => {
-                let mut tx = self.pool().begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock(7242001)")
-                    .execute(&mut *tx)
-                    .await?;
-                tx
-            }
-        };
+        let mut tx = self
+            .begin_chained(super::key_registry::DECISION_CHAIN_LOCK)
+            .await?;
         if !apply_decision(&mut tx, auth_req_id, approver_id, state).await? {
             return Ok(None);
         }

@@ -3,7 +3,8 @@ use sqlx::FromRow;
 
 use super::{
     approvers::ApproverRow,
-    passkeys::{register_key, PasskeyRow, PASSKEY_COLUMNS},
+    key_registry::{append_key, KeySeal},
+    passkeys::{PasskeyRow, PASSKEY_COLUMNS},
     Store, StoreError, StoreResult,
 };
 
@@ -54,9 +55,9 @@ impl Store {
         approver: &ApproverRow,
         create: bool,
         passkey: &PasskeyRow,
-        public_key: &str,
+        seal: KeySeal<'_>,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_key_chain().await?;
         // The approver first (the invitation refers to it); the whole transaction is dropped, undoing
         // it, when the invitation turns out to be used or expired.
         if create {
@@ -93,7 +94,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::on_unique(e, "passkey"))?;
-        register_key(&mut tx, passkey, public_key).await?;
+        append_key(&mut tx, seal).await?;
         tx.commit().await?;
         Ok(true)
     }

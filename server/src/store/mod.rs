@@ -16,6 +16,7 @@ pub mod clients;
 pub mod decisions;
 pub mod insert_queue;
 pub mod invitations;
+pub mod key_registry;
 pub mod outbox;
 pub mod passkeys;
 pub mod push;

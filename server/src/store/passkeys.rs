@@ -1,8 +1,11 @@
-//! The `passkeys` table and the append-only registry of their public keys (`passkey_keys`), which the
-//! audit checks decision signatures with.
+//! The `passkeys` table. Each passkey's public key is also in the sealed key registry
+//! (`key_registry`), written in the same transaction.
 use sqlx::FromRow;
 
-use super::{Store, StoreError, StoreResult};
+use super::{
+    key_registry::{append_key, KeySeal},
+    Store, StoreError, StoreResult,
+};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct PasskeyRow {
@@ -21,9 +24,9 @@ pub(super) const PASSKEY_COLUMNS: &str =
     "credential_id, approver_id, name, passkey, backup_state, created_at, last_used_at, suspended_at, suspended_reason";
 
 impl Store {
-    /// Adds a passkey, and its public key to the append-only key registry, in one transaction.
-    pub async fn insert_passkey(&self, row: &PasskeyRow, public_key: &str) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+    /// Adds a passkey, and the registry entry `seal` makes for its public key, in one transaction.
+    pub async fn insert_passkey(&self, row: &PasskeyRow, seal: KeySeal<'_>) -> StoreResult<()> {
+        let mut tx = self.begin_key_chain().await?;
         sqlx::query(&format!(
             "INSERT INTO passkeys ({PASSKEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
@@ -39,52 +42,8 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::on_unique(e, "passkey"))?;
-        register_key(&mut tx, row, public_key).await?;
+        append_key(&mut tx, seal).await?;
         tx.commit().await?;
-        Ok(())
-    }
-
-    /// The registered public key of a passkey, kept even after the passkey was removed:
-    /// `(approver_id, public_key)`.
-    pub async fn registered_key(
-        &self,
-        credential_id: &str,
-    ) -> StoreResult<Option<(String, String)>> {
-        Ok(sqlx::query_as(
-            "SELECT approver_id, public_key FROM passkey_keys WHERE credential_id = $1",
-        )
-        .bind(credential_id)
-        .fetch_optional(self.pool())
-        .await?)
-    }
-
-    /// Passkeys whose key is not in the registry yet (those added before it existed).
-    pub async fn passkeys_unregistered(&self) -> StoreResult<Vec<PasskeyRow>> {
-        let columns: Vec<String> = PASSKEY_COLUMNS
-            .split(',')
-            .map(|c| format!("p.{}", c.trim()))
-            .collect();
-        Ok(sqlx::query_as(&format!(
-            "SELECT {} FROM passkeys p LEFT JOIN passkey_keys k ON k.credential_id = p.credential_id \
-             WHERE k.credential_id IS NULL",
-            columns.join(", ")
-        ))
-        .fetch_all(self.pool())
-        .await?)
-    }
-
-    /// Registers the key of a passkey added before the registry existed (idempotent).
-    pub async fn backfill_key(&self, row: &PasskeyRow, public_key: &str) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO passkey_keys (credential_id, approver_id, public_key, registered_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (credential_id) DO NOTHING",
-        )
-        .bind(&row.credential_id)
-        .bind(&row.approver_id)
-        .bind(public_key)
-        .bind(row.created_at)
-        .execute(self.pool())
-        .await?;
         Ok(())
     }
 
@@ -172,24 +131,4 @@ impl Store {
         .await?;
         Ok(done.rows_affected() == 1)
     }
-}
-
-/// Adds a passkey's public key to the append-only registry, within the transaction adding the passkey.
-pub(super) async fn register_key(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    row: &PasskeyRow,
-    public_key: &str,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO passkey_keys (credential_id, approver_id, public_key, registered_at) \
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(&row.credential_id)
-    .bind(&row.approver_id)
-    .bind(public_key)
-    .bind(row.created_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| StoreError::on_unique(e, "passkey"))?;
-    Ok(())
 }

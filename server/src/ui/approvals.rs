@@ -153,10 +153,17 @@ impl ApprovalService for ApprovalPages {
         id: &str,
         approve: bool,
         user_code: Option<String>,
+        reason: Option<String>,
     ) -> UserResult<RequestChallengeResponse> {
         let (options, pending) = self
             .approvals
-            .start(&user.approver_id, id, approve, user_code.as_deref())
+            .start(
+                &user.approver_id,
+                id,
+                approve,
+                user_code.as_deref(),
+                reason.as_deref(),
+            )
             .await
             .map_err(refusal)?;
         user.session
@@ -171,13 +178,12 @@ impl ApprovalService for ApprovalPages {
         user: &SignedIn,
         id: &str,
         approve: bool,
-        reason: Option<String>,
         credential: PublicKeyCredential,
     ) -> UserResult<RequestView> {
         let pending: Option<PendingDecision> = take(&user.session, DECISION).await?;
         let shown = self
             .approvals
-            .finish(&user.approver_id, id, approve, reason, pending, &credential)
+            .finish(&user.approver_id, id, approve, pending, &credential)
             .await
             .map_err(refusal)?;
         Ok(view(shown, user))

@@ -19,7 +19,8 @@ use crate::{common::*, on_both_databases};
 
 on_both_databases!(
     an_approver_decides_their_own_request_once_with_a_bound_challenge,
-    wrong_user_codes_are_counted_and_lock_approval_after_five
+    wrong_user_codes_are_counted_and_lock_approval_after_five,
+    the_deny_reason_is_what_the_passkey_signs
 );
 
 /// A passkey stand-in: real webauthn-rs options around the bound challenge, which it remembers, and
@@ -97,21 +98,21 @@ async fn an_approver_decides_their_own_request_once_with_a_bound_challenge(db: D
     // Someone else's request, or no request at all, looks the same: there is none.
     for (who, which) in [(&bob.id, reference.as_str()), (&jane.id, "not-a-reference")] {
         assert!(matches!(
-            approvals.start(who, which, true, None).await,
+            approvals.start(who, which, true, None, None).await,
             Err(ApprovalError::NoSuchRequest)
         ));
     }
 
     // The challenge commits to approving this request, with the verifier's fresh nonce.
     let (_, pending) = approvals
-        .start(&jane.id, &reference, true, None)
+        .start(&jane.id, &reference, true, None, None)
         .await
         .unwrap();
     let request = h.store.auth_request(&id).await.unwrap().unwrap();
     let (nonce, challenge) = verifier.challenges.lock().unwrap()[0].clone();
     assert_eq!(
         challenge,
-        decision_challenge(true, &request_digest(&request), &nonce)
+        decision_challenge(true, None, &request_digest(&request), &nonce)
     );
     // An answer to the approve challenge cannot deny, and no answer comes without a challenge.
     assert!(matches!(
@@ -120,7 +121,6 @@ async fn an_approver_decides_their_own_request_once_with_a_bound_challenge(db: D
                 &jane.id,
                 &reference,
                 false,
-                None,
                 Some(pending.clone()),
                 &credential()
             )
@@ -129,7 +129,7 @@ async fn an_approver_decides_their_own_request_once_with_a_bound_challenge(db: D
     ));
     assert!(matches!(
         approvals
-            .finish(&jane.id, &reference, true, None, None, &credential())
+            .finish(&jane.id, &reference, true, None, &credential())
             .await,
         Err(ApprovalError::NotStarted)
     ));
@@ -138,7 +138,6 @@ async fn an_approver_decides_their_own_request_once_with_a_bound_challenge(db: D
             &jane.id,
             &reference,
             true,
-            None,
             Some(pending.clone()),
             &credential(),
         )
@@ -152,19 +151,14 @@ async fn an_approver_decides_their_own_request_once_with_a_bound_challenge(db: D
 
     // Decided once: neither a new start nor the same answer again decides anything.
     assert!(matches!(
-        approvals.start(&jane.id, &reference, false, None).await,
+        approvals
+            .start(&jane.id, &reference, false, None, None)
+            .await,
         Err(ApprovalError::AlreadyDecided)
     ));
     assert!(matches!(
         approvals
-            .finish(
-                &jane.id,
-                &reference,
-                true,
-                None,
-                Some(pending),
-                &credential()
-            )
+            .finish(&jane.id, &reference, true, Some(pending), &credential())
             .await,
         Err(ApprovalError::AlreadyDecided)
     ));
@@ -184,12 +178,12 @@ async fn wrong_user_codes_are_counted_and_lock_approval_after_five(db: Db) {
     let reference = page_ref(&id);
 
     assert!(matches!(
-        approvals.start(&uma.id, &reference, true, None).await,
+        approvals.start(&uma.id, &reference, true, None, None).await,
         Err(ApprovalError::UserCodeMissing)
     ));
     for left in (1..=4).rev() {
         match approvals
-            .start(&uma.id, &reference, true, Some("1111"))
+            .start(&uma.id, &reference, true, Some("1111"), None)
             .await
         {
             Err(ApprovalError::UserCodeWrong { left: l }) => assert_eq!(l, left),
@@ -201,14 +195,14 @@ async fn wrong_user_codes_are_counted_and_lock_approval_after_five(db: Db) {
     }
     assert!(matches!(
         approvals
-            .start(&uma.id, &reference, true, Some("1111"))
+            .start(&uma.id, &reference, true, Some("1111"), None)
             .await,
         Err(ApprovalError::UserCodeLocked)
     ));
     // The right code no longer helps, and the page is told the request is locked.
     assert!(matches!(
         approvals
-            .start(&uma.id, &reference, true, Some("2468"))
+            .start(&uma.id, &reference, true, Some("2468"), None)
             .await,
         Err(ApprovalError::UserCodeLocked)
     ));
@@ -221,7 +215,60 @@ async fn wrong_user_codes_are_counted_and_lock_approval_after_five(db: Db) {
     );
     // Denying needs no code.
     assert!(approvals
-        .start(&uma.id, &reference, false, None)
+        .start(&uma.id, &reference, false, None, None)
         .await
         .is_ok());
+}
+
+/// The reason is given before the passkey prompt and is part of what the passkey signs, so the record
+/// cannot carry another one.
+async fn the_deny_reason_is_what_the_passkey_signs(db: Db) {
+    let h = Harness::new(db).await;
+    let creds = h.poll_client().await;
+    let jane = h.approver(APPROVER, None).await;
+    let verifier = Arc::new(StandIn::default());
+    let approvals = Approvals::new(h.server.ciba.clone(), verifier.clone());
+    let id = h.start(&creds, APPROVER).await;
+    let reference = page_ref(&id);
+
+    let too_long = "x".repeat(501);
+    for bad in [too_long.as_str(), "line\nbreak"] {
+        assert!(matches!(
+            approvals
+                .start(&jane.id, &reference, false, None, Some(bad))
+                .await,
+            Err(ApprovalError::BadReason)
+        ));
+    }
+    let (_, pending) = approvals
+        .start(&jane.id, &reference, false, None, Some("  Wrong account  "))
+        .await
+        .unwrap();
+    let request = h.store.auth_request(&id).await.unwrap().unwrap();
+    let (nonce, challenge) = verifier.challenges.lock().unwrap()[0].clone();
+    assert_eq!(
+        challenge,
+        decision_challenge(
+            false,
+            Some("Wrong account"),
+            &request_digest(&request),
+            &nonce
+        )
+    );
+    assert_ne!(
+        challenge,
+        decision_challenge(false, None, &request_digest(&request), &nonce)
+    );
+    approvals
+        .finish(&jane.id, &reference, false, Some(pending), &credential())
+        .await
+        .unwrap();
+    let record = h.store.decision_for(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (record.decision.as_str(), record.reason.as_deref()),
+        ("deny", Some("Wrong account"))
+    );
+    h.poll(&creds, &id)
+        .await
+        .assert_error(axum::http::StatusCode::BAD_REQUEST, "access_denied");
 }

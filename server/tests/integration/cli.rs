@@ -142,6 +142,56 @@ async fn clients_and_approvers_are_managed_from_the_command_line(db: Db) {
         before,
         "the running server picks up the rotation"
     );
+
+    // A checkpoint printed for storage elsewhere, then compared with: clean, and exit 0.
+    let approver = h.store.approver_by_email(APPROVER).await.unwrap().unwrap();
+    let agent = h.poll_client().await;
+    h.approved(&agent, &approver.id).await;
+    let (ok, checkpoint, err) = countersign(&url, &["audit", "checkpoint"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        header_of(checkpoint.trim())["typ"],
+        "countersign-checkpoint+jwt"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("checkpoint.jws");
+    std::fs::write(&file, &checkpoint).unwrap();
+    let file = file.to_str().unwrap();
+    let (ok, out, err) = countersign(&url, &["audit", "verify", "--checkpoint", file]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("compared with the checkpoint made at"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("1 key registry entries, 0 problems\n"),
+        "{out}"
+    );
+    // With the checkpoint directory holding none, the report says what it could not check.
+    let empty = dir.path().join("none");
+    let empty = empty.to_str().unwrap();
+    let (ok, out, _) = countersign(&url, &["audit", "verify", "--checkpoint-dir", empty]);
+    assert!(ok);
+    assert!(out.contains("no checkpoint to compare with"), "{out}");
+    // Without the key-encryption key the signing keys are taken as stored, and it says so.
+    let missing = dir.path().join("missing.key");
+    let (_, out, _) = countersign(
+        &url,
+        &["audit", "verify", "--key-file", missing.to_str().unwrap()],
+    );
+    assert!(out.contains("signing keys were taken as stored"), "{out}");
+    assert!(!missing.exists(), "the audit never creates a key file");
+
+    // Offboarding.
+    let (ok, out, err) = countersign(&url, &["approver", "disable", APPROVER]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        format!("{APPROVER} is disabled; 2 pending requests will be answered access_denied\n"),
+        "the two requests made above, still pending"
+    );
+    let (ok, _, err) = countersign(&url, &["approver", "disable", "nobody@example.com"]);
+    assert!(!ok && err.contains("no approver"), "{err}");
 }
 
 async fn the_agent_gets_pending_then_tokens(db: Db) {

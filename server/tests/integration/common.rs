@@ -414,6 +414,11 @@ pub async fn decide(
     decide_signed(ciba, id, approver_id, decision, TEST_PASSKEY, TEST_PASSKEY).await
 }
 
+/// The credential id of an approver's test passkey.
+pub fn test_credential(approver_id: &str) -> String {
+    format!("test-credential-{approver_id}")
+}
+
 /// The seed of the test passkey's P-256 key.
 pub const TEST_PASSKEY: u8 = 7;
 
@@ -451,13 +456,16 @@ pub async fn decide_signed(
 ) -> Result<server::store::decisions::DecisionRow, server::ciba::DecisionError> {
     use p256::ecdsa::signature::Signer;
     use server::ciba::record::{decision_challenge, request_digest, Evidence};
-    let approve = matches!(decision, server::ciba::Decision::Approve { .. });
+    let (approve, reason) = match &decision {
+        server::ciba::Decision::Approve { .. } => (true, None),
+        server::ciba::Decision::Deny { reason } => (false, reason.clone()),
+    };
     let nonce = server::secrets::random_bytes::<32>().to_vec();
     let digest = match ciba.store().auth_request(id).await.unwrap() {
         Some(row) => request_digest(&row),
         None => [0; 32],
     };
-    let challenge = decision_challenge(approve, &digest, &nonce);
+    let challenge = decision_challenge(approve, reason.as_deref(), &digest, &nonce);
     let client_data_json = serde_json::json!({
         "type": "webauthn.get",
         "challenge": server::secrets::base64url(&challenge),
@@ -471,23 +479,22 @@ pub async fn decide_signed(
     signed.extend_from_slice(&server::secrets::sha256(&client_data_json));
     let signature: p256::ecdsa::Signature = test_key(signer).sign(&signed);
     // The approver's passkey, registered once with the test key, as enrollment would.
-    let registered = server::store::passkeys::PasskeyRow {
-        credential_id: "test-credential".into(),
-        approver_id: approver_id.into(),
-        name: "test".into(),
-        passkey: String::new(),
-        backup_state: 0,
-        created_at: 0,
-        last_used_at: None,
-        suspended_at: None,
-        suspended_reason: None,
-    };
-    ciba.store()
-        .backfill_key(&registered, &test_public_key(TEST_PASSKEY))
-        .await
-        .unwrap();
+    let credential_id = test_credential(approver_id);
+    let registered = ciba
+        .key_registry()
+        .register(&server::identity::registry::NewKey {
+            credential_id: &credential_id,
+            approver_id,
+            public_key: &test_public_key(TEST_PASSKEY),
+            registered_at: 0,
+        })
+        .await;
+    assert!(matches!(
+        registered,
+        Ok(()) | Err(server::store::StoreError::Conflict(_))
+    ));
     let evidence = Evidence {
-        credential_id: "test-credential".into(),
+        credential_id,
         authenticator_data,
         client_data_json,
         signature: signature.to_der().as_bytes().to_vec(),
@@ -503,13 +510,33 @@ pub fn test_rp() -> server::ciba::audit::RelyingParty {
     server::ciba::audit::RelyingParty::of(&"http://localhost:3000".parse().unwrap())
 }
 
-/// What `audit verify` finds, as (auth_req_id, problem) pairs.
+/// What `audit verify` finds (with the key-encryption key, without a checkpoint), as (subject,
+/// problem) pairs; the subject is the request's id where there is one.
 pub async fn audit_problems(store: &Store) -> Vec<(String, String)> {
-    server::ciba::audit::verify(store, &test_rp())
+    audit_report(store, None)
         .await
-        .unwrap()
         .findings
         .into_iter()
-        .map(|f| (f.auth_req_id, f.problem))
+        .map(|f| {
+            let subject = f
+                .auth_req_id()
+                .map_or_else(|| f.about.to_string(), str::to_owned);
+            (subject, f.problem)
+        })
         .collect()
+}
+
+/// `audit verify` with the tests' key-encryption key and, optionally, a checkpoint.
+pub async fn audit_report(
+    store: &Store,
+    checkpoint: Option<String>,
+) -> server::ciba::audit::AuditReport {
+    let kek = test_kek();
+    let inputs = server::ciba::audit::AuditInputs {
+        kek: Some(&kek),
+        checkpoint,
+    };
+    server::ciba::audit::verify(store, &test_rp(), inputs)
+        .await
+        .unwrap()
 }

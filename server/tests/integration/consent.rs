@@ -10,7 +10,8 @@ on_both_databases!(
     details_edited_after_the_approval_earn_no_tokens,
     another_requests_record_copied_in_earns_no_tokens,
     a_redeemed_request_set_back_to_approved_earns_no_second_tokens,
-    tokens_and_introspection_name_their_decision_record
+    tokens_and_introspection_name_their_decision_record,
+    an_approval_signed_before_a_key_rotation_still_redeems
 );
 
 async fn issued_tokens(h: &Harness, id: &str) -> i64 {
@@ -204,4 +205,39 @@ async fn tokens_and_introspection_name_their_decision_record(db: Db) {
     );
     assert!(h.store.consent_alerts().await.unwrap().is_empty());
     assert_eq!(audit_problems(&h.store).await, vec![]);
+}
+
+/// A request may wait 30 minutes; a retired key stays published only as long as a token lives (5). The
+/// decision record it signed still proves the approval.
+async fn an_approval_signed_before_a_key_rotation_still_redeems(db: Db) {
+    use server::clock::Clock;
+    let h = Harness::new(db).await;
+    let creds = h.poll_client().await;
+    let jane = h.approver(APPROVER, None).await;
+    let r = h
+        .bc_authorize(&creds, APPROVER, &[("requested_expiry", "1800")])
+        .await;
+    let id = r.json["auth_req_id"].as_str().unwrap().to_owned();
+    decide(
+        &h.server.ciba,
+        &id,
+        &jane.id,
+        server::ciba::Decision::approve_with_passkey(false),
+    )
+    .await
+    .unwrap();
+    let old = h.server.ciba.keys().active_kid();
+    server::signing::rotate(&h.store, &test_kek(), h.clock.now())
+        .await
+        .unwrap();
+    h.clock.advance_secs(400);
+    h.server.ciba.refresh().await.unwrap();
+    let published = h.get("/jwks.json").await.json;
+    assert!(
+        !published.to_string().contains(&old),
+        "the old key is no longer published"
+    );
+    let tokens = h.poll(&creds, &id).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.json);
+    assert_eq!(issued_tokens(&h, &id).await, 1);
 }

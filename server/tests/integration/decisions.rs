@@ -60,7 +60,7 @@ async fn decisions_form_a_verifiable_chain(db: Db) {
     // The server's JWS carries the record and verifies against its key.
     let claims = h.server.ciba.keys().verify(&rows[0].jws).unwrap();
     assert_eq!(claims["record_hash"], rows[0].record_hash.as_str());
-    let report = audit::verify(&h.store, &test_rp()).await.unwrap();
+    let report = audit_report(&h.store, None).await;
     assert_eq!(report.records, 3);
     assert!(report.is_clean(), "{:?}", report.findings);
     assert_eq!(
@@ -77,10 +77,15 @@ async fn decisions_form_a_verifiable_chain(db: Db) {
     let mut refused = vec![
         "UPDATE decisions SET reason = 'edited'",
         "DELETE FROM decisions",
-        "DELETE FROM passkey_keys",
+        "UPDATE key_registry SET public_key = 'x'",
+        "DELETE FROM key_registry",
     ];
     if db == Db::Postgres {
-        refused.extend(["TRUNCATE decisions", "TRUNCATE passkey_keys"]);
+        refused.extend([
+            "TRUNCATE decisions",
+            "TRUNCATE passkey_keys",
+            "TRUNCATE key_registry",
+        ]);
     }
     for statement in refused {
         let error = sqlx::query(statement)
@@ -161,11 +166,11 @@ async fn a_record_the_passkey_did_not_sign_is_detected(db: Db) {
     )
     .await
     .unwrap();
-    let report = audit::verify(&h.store, &test_rp()).await.unwrap();
+    let report = audit_report(&h.store, None).await;
     let problems: Vec<(String, String)> = report
         .findings
         .iter()
-        .map(|f| (f.auth_req_id.clone(), f.problem.clone()))
+        .map(|f| (f.auth_req_id().unwrap().to_owned(), f.problem.clone()))
         .collect();
     assert_eq!(
         problems,
@@ -186,27 +191,36 @@ async fn a_record_the_passkey_did_not_sign_is_detected(db: Db) {
     )
     .await
     .unwrap();
-    let report = audit::verify(&h.store, &test_rp()).await.unwrap();
+    let report = audit_report(&h.store, None).await;
     assert!(
-        report.findings.iter().any(|f| f.auth_req_id == own_key
-            && f.problem == "the recorded public key is not the one registered for this passkey"),
+        report
+            .findings
+            .iter()
+            .any(|f| f.auth_req_id() == Some(&own_key)
+                && f.problem
+                    == "the recorded public key is not the one registered for this passkey"),
         "{:?}",
         report.findings
     );
     assert!(report
         .findings
         .iter()
-        .all(|f| f.auth_req_id != own_key || !f.problem.contains("signature")));
+        .all(|f| f.auth_req_id() != Some(&own_key) || !f.problem.contains("signature")));
     // The registry itself is append-only.
-    assert!(sqlx::query("UPDATE passkey_keys SET public_key = 'x'")
+    assert!(sqlx::query("UPDATE key_registry SET public_key = 'x'")
         .execute(h.store.pool())
         .await
         .is_err());
 
     // Assertions made for another site do not count either.
     let elsewhere = audit::RelyingParty::of(&"https://countersign.example".parse().unwrap());
-    let report = audit::verify(&h.store, &elsewhere).await.unwrap();
-    assert!(report.findings.iter().any(|f| f.auth_req_id == honest
-        && f.problem
-            .starts_with("the passkey assertion was made for another site (rpIdHash")));
+    let report = audit::verify(&h.store, &elsewhere, Default::default())
+        .await
+        .unwrap();
+    assert!(report
+        .findings
+        .iter()
+        .any(|f| f.auth_req_id() == Some(&honest)
+            && f.problem
+                .starts_with("the passkey assertion was made for another site (rpIdHash")));
 }

@@ -14,7 +14,8 @@ on_both_databases!(
     plain_keys_from_an_earlier_version_are_sealed_on_start,
     a_key_written_by_hand_is_never_used,
     a_swapped_public_key_is_never_published,
-    another_key_encryption_key_opens_nothing
+    another_key_encryption_key_opens_nothing,
+    earlier_passkey_keys_are_sealed_into_the_registry_once
 );
 
 async fn stored_private_keys(store: &Store) -> Vec<String> {
@@ -187,4 +188,61 @@ async fn another_key_encryption_key_opens_nothing(db: Db) {
         error.contains("not sealed by this server's key-encryption key"),
         "{error}"
     );
+}
+
+async fn earlier_passkey_keys_are_sealed_into_the_registry_once(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let store = Store::connect(&test_db.url).await.unwrap();
+    // What an earlier version left: an approver whose key sits in the unsealed `passkey_keys`.
+    let insert_key = |credential: &'static str| {
+        let store = store.clone();
+        async move {
+            sqlx::query("INSERT INTO passkey_keys (credential_id, approver_id, public_key, registered_at) VALUES ($1, 'a1', $2, 5)")
+                .bind(credential)
+                .bind(test_public_key(TEST_PASSKEY))
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+    };
+    sqlx::query("INSERT INTO approvers (id, email, name, role, disabled, created_at) VALUES ('a1', 'old@example.com', 'Old', 'approver', 0, 1)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    insert_key("old-credential").await;
+    let clock = std::sync::Arc::new(server::clock::ManualClock::new(
+        server::clock::SystemClock.now(),
+    ));
+    let built = server::build(&test_config(), store.clone(), clock.clone())
+        .await
+        .unwrap();
+    let entries = store.key_registry().await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        (
+            entries[0].credential_id.as_str(),
+            entries[0].approver_id.as_str()
+        ),
+        ("old-credential", "a1")
+    );
+    assert!(built
+        .ciba
+        .key_registry()
+        .is_registered("old-credential", "a1", &test_public_key(TEST_PASSKEY))
+        .await
+        .unwrap());
+    assert!(audit_problems(&store).await.is_empty());
+
+    // Later, a key added to the old table is not taken in: the registry is filled once.
+    insert_key("planted").await;
+    let again = server::build(&test_config(), store.clone(), clock)
+        .await
+        .unwrap();
+    assert_eq!(store.key_registry().await.unwrap().len(), 1);
+    assert!(!again
+        .ciba
+        .key_registry()
+        .is_registered("planted", "a1", &test_public_key(TEST_PASSKEY))
+        .await
+        .unwrap());
 }

@@ -151,7 +151,8 @@ impl EnrollmentService for IdentityApp {
             .map_err(internal)?
             .ok_or_else(|| internal("the enrolled approver is missing"))?;
         tracing::info!(approver_id = %approver.id, "passkey enrolled");
-        self.begin_session(session, &approver).await?;
+        self.begin_session(session, &approver, &row.credential_id)
+            .await?;
         Ok(me(&approver))
     }
 }

@@ -19,6 +19,7 @@ use webauthn_rs::prelude::Passkey;
 use crate::{
     clock::{Clock, Millis},
     identity::accounts::Accounts,
+    identity::registry::KeyRegistry,
     identity::{
         approvers::{self, normalise_email, Approver, Role},
         invitations,
@@ -35,6 +36,10 @@ struct SignedInUser {
     approver_id: String,
     epoch: i64,
     since: Millis,
+    /// The passkey the session was made with: removing or suspending it ends the session. (None in
+    /// sessions made before this was kept.)
+    #[serde(default)]
+    credential_id: Option<String>,
 }
 
 pub struct IdentityApp {
@@ -113,9 +118,10 @@ impl IdentityApp {
         clock: Arc<dyn Clock>,
         passkeys: Passkeys,
         max_session_ms: Millis,
+        registry: Arc<KeyRegistry>,
     ) -> IdentityApp {
         IdentityApp {
-            accounts: Accounts::new(store),
+            accounts: Accounts::new(store, registry),
             clock,
             webauthn: passkeys,
             max_session_ms,
@@ -137,7 +143,16 @@ impl IdentityApp {
             .await
             .map_err(internal)?;
         let fresh = self.clock.now() - user.since < self.max_session_ms;
-        if epoch != Some(user.epoch) || !fresh {
+        let passkey_kept = match &user.credential_id {
+            Some(credential_id) => self
+                .accounts
+                .passkey(credential_id)
+                .await
+                .map_err(internal)?
+                .is_some_and(|p| p.approver_id == user.approver_id && p.suspended_at.is_none()),
+            None => true,
+        };
+        if epoch != Some(user.epoch) || !fresh || !passkey_kept {
             session.flush().await.map_err(internal)?;
             return Ok(None);
         }
@@ -145,6 +160,15 @@ impl IdentityApp {
             .approver(&user.approver_id)
             .await
             .map_err(internal)
+    }
+
+    /// The passkey the session was made with, if it was kept.
+    pub(crate) async fn session_passkey(&self, session: &Session) -> UserResult<Option<String>> {
+        Ok(session
+            .get::<SignedInUser>(SIGNED_IN)
+            .await
+            .map_err(internal)?
+            .and_then(|user| user.credential_id))
     }
 
     /// WebAuthn with this server as the relying party.
@@ -218,8 +242,14 @@ impl IdentityApp {
         }
     }
 
-    /// A new session id at sign-in (no fixation), bound to the approver's current epoch.
-    async fn begin_session(&self, session: &Session, approver: &Approver) -> UserResult<()> {
+    /// A new session id at sign-in (no fixation), bound to the approver's current epoch and to the
+    /// passkey that signed in.
+    async fn begin_session(
+        &self,
+        session: &Session,
+        approver: &Approver,
+        credential_id: &str,
+    ) -> UserResult<()> {
         let epoch = self
             .accounts
             .session_epoch(&approver.id)
@@ -234,6 +264,7 @@ impl IdentityApp {
                 approver_id: approver.id.clone(),
                 epoch,
                 since: self.clock.now(),
+                credential_id: Some(credential_id.to_owned()),
             },
         )
         .await

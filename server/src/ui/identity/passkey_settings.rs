@@ -100,6 +100,10 @@ impl PasskeyService for IdentityApp {
     }
 
     async fn remove_passkey(&self, user: &SignedIn, id: String) -> UserResult<()> {
+        // Removing a passkey ends the sessions it made; this one would end mid-page.
+        if self.session_passkey(&user.session).await?.as_deref() == Some(id.as_str()) {
+            return Err(UiError::Conflict("You signed in with this passkey, so it cannot be removed from this session. Sign in with another passkey to remove it.".into()));
+        }
         if !self
             .accounts
             .remove_passkey(&user.approver_id, &id)

@@ -87,7 +87,8 @@ impl IdentityService for IdentityApp {
             .map_err(internal)?
             .filter(|a| !a.disabled)
             .ok_or_else(disabled)?;
-        self.begin_session(session, &approver).await?;
+        self.begin_session(session, &approver, &credential_id)
+            .await?;
         tracing::info!(approver_id = %approver.id, "signed in");
         Ok(me(&approver))
     }

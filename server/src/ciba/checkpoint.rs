@@ -1,0 +1,206 @@
+//! Checkpoints: the heads of the two evidence chains (decision records, passkey key registry), signed
+//! by the server and written outside the database. A hash chain shows an edit or a deletion in its
+//! middle, but not a deleted tail or an emptied table; a checkpoint kept where the database's users
+//! cannot write does. The server writes one when a head moved (checked every minute) and on shutdown,
+//! to `latest.jws` (replaced atomically) and appended to `checkpoints.jws` (one per line);
+//! `countersign audit checkpoint` prints one for storage elsewhere, and `audit verify` compares the
+//! chains with the latest.
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{
+    clock::Millis,
+    signing::{KeyError, KeyRing},
+    store::{decisions::GENESIS_HASH, Store, StoreError},
+};
+
+/// The JWS `typ` of a checkpoint.
+pub const CHECKPOINT_JWS_TYPE: &str = "countersign-checkpoint+jwt";
+const LATEST: &str = "latest.jws";
+const LOG: &str = "checkpoints.jws";
+
+/// The last entry of a chain: its sequence number and hash (0 and the genesis hash when empty).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl ChainHead {
+    fn empty() -> ChainHead {
+        ChainHead {
+            seq: 0,
+            hash: GENESIS_HASH.to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heads {
+    pub decisions: ChainHead,
+    pub key_registry: ChainHead,
+}
+
+/// A checkpoint's claims.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub iss: String,
+    /// When it was made, in Unix milliseconds.
+    pub made_at: Millis,
+    #[serde(flatten)]
+    pub heads: Heads,
+}
+
+pub async fn heads(store: &Store) -> Result<Heads, StoreError> {
+    let (decisions, key_registry) = store.chain_heads().await?;
+    let head = |h: Option<(i64, String)>| {
+        h.map_or_else(ChainHead::empty, |(seq, hash)| ChainHead { seq, hash })
+    };
+    Ok(Heads {
+        decisions: head(decisions),
+        key_registry: head(key_registry),
+    })
+}
+
+/// A signed checkpoint of the chains as they are now.
+pub async fn make(
+    store: &Store,
+    keys: &KeyRing,
+    issuer: &str,
+    now: Millis,
+) -> Result<String, CheckpointError> {
+    let checkpoint = Checkpoint {
+        iss: issuer.to_owned(),
+        made_at: now,
+        heads: heads(store).await?,
+    };
+    sign(keys, &checkpoint)
+}
+
+fn sign(keys: &KeyRing, checkpoint: &Checkpoint) -> Result<String, CheckpointError> {
+    let Value::Object(claims) = serde_json::to_value(checkpoint).expect("serialisable") else {
+        unreachable!("a checkpoint is an object")
+    };
+    Ok(keys.sign(CHECKPOINT_JWS_TYPE, claims)?)
+}
+
+/// The checkpoint a JWS holds, if `verify` (which checks the server's signature) accepts it.
+pub fn read(
+    jws: &str,
+    verify: impl Fn(&str) -> Result<Map<String, Value>, KeyError>,
+) -> Result<Checkpoint, CheckpointError> {
+    let claims = verify(jws.trim())?;
+    serde_json::from_value(Value::Object(claims)).map_err(|_| CheckpointError::Unreadable)
+}
+
+/// The latest checkpoint written to `dir`, if any.
+pub fn latest(dir: &Path) -> std::io::Result<Option<String>> {
+    match fs::read_to_string(dir.join(LATEST)) {
+        Ok(jws) => Ok(Some(jws)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("signing: {0}")]
+    Key(#[from] KeyError),
+    #[error("writing the checkpoint: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the checkpoint is not one this server signed")]
+    Unreadable,
+}
+
+/// Writes checkpoints to a directory when the heads moved.
+pub struct CheckpointWriter {
+    dir: PathBuf,
+    store: Store,
+    keys: Arc<KeyRing>,
+    issuer: String,
+    last: Mutex<Option<Heads>>,
+}
+
+impl CheckpointWriter {
+    pub fn new(dir: PathBuf, store: Store, keys: Arc<KeyRing>, issuer: String) -> CheckpointWriter {
+        CheckpointWriter {
+            dir,
+            store,
+            keys,
+            issuer,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Compares the chains with the latest checkpoint in the directory: what it saw must still be
+    /// there. Returns what is not (the full check is `audit verify`).
+    pub async fn compare_with_latest(&self) -> Result<Vec<String>, CheckpointError> {
+        let Some(jws) = latest(&self.dir)? else {
+            return Ok(Vec::new());
+        };
+        let checkpoint = read(&jws, |jws| self.keys.verify_record(jws))?;
+        let (decision, entry) = self
+            .store
+            .chain_hashes_at(
+                checkpoint.heads.decisions.seq,
+                checkpoint.heads.key_registry.seq,
+            )
+            .await?;
+        let mut problems = Vec::new();
+        for (name, head, hash) in [
+            ("decision record", &checkpoint.heads.decisions, decision),
+            ("key registry", &checkpoint.heads.key_registry, entry),
+        ] {
+            if head.seq > 0 && hash.as_deref() != Some(head.hash.as_str()) {
+                problems.push(format!(
+                    "the {name} no longer holds entry {} as the checkpoint made at {} saw it",
+                    head.seq, checkpoint.made_at
+                ));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Writes a checkpoint unless the heads are those of the last one written; true if written.
+    pub async fn write_if_moved(&self, now: Millis) -> Result<bool, CheckpointError> {
+        let heads = heads(&self.store).await?;
+        if self.last.lock().unwrap_or_else(|e| e.into_inner()).as_ref() == Some(&heads) {
+            return Ok(false);
+        }
+        let jws = sign(
+            &self.keys,
+            &Checkpoint {
+                iss: self.issuer.clone(),
+                made_at: now,
+                heads: heads.clone(),
+            },
+        )?;
+        self.write(&jws)?;
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(heads);
+        Ok(true)
+    }
+
+    fn write(&self, jws: &str) -> std::io::Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        let mut log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(LOG))?;
+        writeln!(log, "{jws}")?;
+        log.sync_data()?;
+        // Replaced in one step, so a reader never sees half a checkpoint.
+        let temp = self.dir.join(format!("{LATEST}.tmp"));
+        fs::write(&temp, jws)?;
+        fs::File::open(&temp)?.sync_all()?;
+        fs::rename(temp, self.dir.join(LATEST))
+    }
+}

@@ -1,0 +1,360 @@
+//! The evidence, attacked from below the API by someone who can write to the database but holds
+//! neither the key-encryption key nor the checkpoints: a passkey planted or re-pointed in `passkeys`
+//! signs in and approves nothing; a key registry entry forged without the server's key earns no
+//! tokens and the audit names it; a deleted tail of the decision chain, or an emptied table, is shown
+//! by the checkpoint kept outside the database.
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+use server::{
+    ciba::{
+        audit::Subject,
+        checkpoint,
+        record::{decision_challenge, request_digest, Evidence},
+        Decision,
+    },
+    clock::Clock,
+    identity::{accounts::Accounts, registry},
+    store::{key_registry::KeyEntryRow, passkeys::PasskeyRow},
+};
+
+use crate::{common::*, on_both_databases};
+
+on_both_databases!(
+    a_passkey_written_into_the_database_is_refused,
+    a_forged_registry_entry_earns_no_tokens,
+    a_deleted_tail_is_shown_by_the_checkpoint,
+    an_emptied_decision_table_is_shown_by_the_checkpoint
+);
+
+/// A stored passkey as webauthn-rs keeps it, with `test_key(seed)`'s public key.
+fn passkey_json(credential_id: &str, seed: u8) -> String {
+    let key: Value = serde_json::from_str(&test_public_key(seed)).unwrap();
+    json!({"cred": {
+        "cred_id": credential_id, "cred": key, "counter": 0, "transports": null,
+        "user_verified": true, "backup_eligible": false, "backup_state": false,
+        "registration_policy": "required",
+        "extensions": {"cred_protect": "Ignored", "hmac_create_secret": "NotRequested",
+            "appid": "NotRequested", "cred_props": {"Unsigned": {"rk": true}}},
+        "attestation": {"data": "None", "metadata": "None"}, "attestation_format": "none",
+    }})
+    .to_string()
+}
+
+fn passkey_row(credential_id: &str, approver_id: &str, seed: u8) -> PasskeyRow {
+    PasskeyRow {
+        credential_id: credential_id.into(),
+        approver_id: approver_id.into(),
+        name: "Phone".into(),
+        passkey: passkey_json(credential_id, seed),
+        backup_state: 0,
+        created_at: 0,
+        last_used_at: None,
+        suspended_at: None,
+        suspended_reason: None,
+    }
+}
+
+async fn plant(h: &Harness, row: &PasskeyRow) {
+    sqlx::query(
+        "INSERT INTO passkeys (credential_id, approver_id, name, passkey, backup_state, created_at) \
+         VALUES ($1, $2, 'Planted', $3, 0, 0)",
+    )
+    .bind(&row.credential_id)
+    .bind(&row.approver_id)
+    .bind(&row.passkey)
+    .execute(h.store.pool())
+    .await
+    .unwrap();
+}
+
+async fn a_passkey_written_into_the_database_is_refused(db: Db) {
+    let h = Harness::new(db).await;
+    let jane = h.approver(APPROVER, None).await;
+    let mallory = h.approver("mallory@example.com", None).await;
+    let accounts = Accounts::new(h.store.clone(), h.server.ciba.key_registry().clone());
+    let ids = |rows: Vec<PasskeyRow>| -> Vec<String> {
+        rows.into_iter().map(|r| r.credential_id).collect()
+    };
+
+    // Registered the ordinary way: usable.
+    let own = passkey_row("AAAA", &jane.id, TEST_PASSKEY);
+    accounts
+        .insert_passkey(&own, &test_public_key(TEST_PASSKEY))
+        .await
+        .unwrap();
+    assert!(accounts.passkey("AAAA").await.unwrap().is_some());
+
+    // Planted: a row in `passkeys` with the attacker's key, and no registry entry.
+    plant(&h, &passkey_row("BBBB", &jane.id, 9)).await;
+    assert!(accounts.passkey("BBBB").await.unwrap().is_none());
+
+    // Re-pointed: Mallory's own, properly registered passkey moved to Jane's account.
+    let theirs = passkey_row("CCCC", &mallory.id, 9);
+    accounts
+        .insert_passkey(&theirs, &test_public_key(9))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE passkeys SET approver_id = $1 WHERE credential_id = 'CCCC'")
+        .bind(&jane.id)
+        .execute(h.store.pool())
+        .await
+        .unwrap();
+    assert!(accounts.passkey("CCCC").await.unwrap().is_none());
+
+    // Swapped: Jane's registered passkey given the attacker's key.
+    sqlx::query("UPDATE passkeys SET passkey = $1 WHERE credential_id = 'AAAA'")
+        .bind(passkey_json("AAAA", 9))
+        .execute(h.store.pool())
+        .await
+        .unwrap();
+    assert!(accounts.passkey("AAAA").await.unwrap().is_none());
+    assert_eq!(
+        ids(accounts.passkeys_of(&jane.id).await.unwrap()),
+        Vec::<String>::new()
+    );
+
+    // An entry appended by hand, chained correctly but without the server's signature.
+    let head = h.store.key_registry().await.unwrap().pop().unwrap();
+    let mut forged = KeyEntryRow {
+        seq: 0,
+        credential_id: "BBBB".into(),
+        approver_id: jane.id.clone(),
+        public_key: test_public_key(9),
+        registered_at: h.clock.now(),
+        prev_hash: head.entry_hash,
+        entry_hash: String::new(),
+        jws: "eyJhbGciOiJFUzI1NiJ9.e30.forged".into(),
+    };
+    forged.entry_hash = registry::entry_hash(&forged);
+    insert_entry(&h, &forged).await;
+    assert!(accounts.passkey("BBBB").await.unwrap().is_none());
+    let problems = audit_problems(&h.store).await;
+    assert!(
+        problems
+            .iter()
+            .any(|(subject, problem)| subject.contains("(BBBB)")
+                && problem == "the server's signature does not verify"),
+        "{problems:?}"
+    );
+}
+
+async fn insert_entry(h: &Harness, entry: &KeyEntryRow) {
+    sqlx::query(
+        "INSERT INTO key_registry (credential_id, approver_id, public_key, registered_at, prev_hash, entry_hash, jws) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&entry.credential_id)
+    .bind(&entry.approver_id)
+    .bind(&entry.public_key)
+    .bind(entry.registered_at)
+    .bind(&entry.prev_hash)
+    .bind(&entry.entry_hash)
+    .bind(&entry.jws)
+    .execute(h.store.pool())
+    .await
+    .unwrap();
+}
+
+/// The attacker planted a passkey and a forged registry entry for it, then approved with it through
+/// the approval page (here: the decision the page would record after a valid assertion).
+async fn a_forged_registry_entry_earns_no_tokens(db: Db) {
+    let h = Harness::new(db).await;
+    let creds = h.poll_client().await;
+    let jane = h.approver(APPROVER, None).await;
+    let honest = h.approved(&creds, &jane.id).await;
+    let head = h.store.key_registry().await.unwrap().pop().unwrap();
+    let mut forged = KeyEntryRow {
+        seq: 0,
+        credential_id: "planted".into(),
+        approver_id: jane.id.clone(),
+        public_key: test_public_key(9),
+        registered_at: h.clock.now(),
+        prev_hash: head.entry_hash,
+        entry_hash: String::new(),
+        jws: head.jws.clone(),
+    };
+    forged.entry_hash = registry::entry_hash(&forged);
+    insert_entry(&h, &forged).await;
+
+    let id = h.start(&creds, APPROVER).await;
+    let request = h.store.auth_request(&id).await.unwrap().unwrap();
+    let nonce = vec![1u8; 32];
+    let challenge = decision_challenge(true, None, &request_digest(&request), &nonce);
+    let evidence = signed_evidence("planted", 9, &challenge, nonce);
+    h.server
+        .ciba
+        .record_decision(
+            &id,
+            &jane.id,
+            Decision::approve_with_passkey(false),
+            &evidence,
+        )
+        .await
+        .unwrap();
+    h.poll(&creds, &id)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    assert_eq!(
+        h.store.consent_alerts().await.unwrap(),
+        vec![(
+            id.clone(),
+            "the passkey that approved has no sealed key registry entry".to_owned()
+        )]
+    );
+    // The honest approval still redeems.
+    assert_eq!(h.poll(&creds, &honest).await.status, StatusCode::OK);
+    let problems = audit_problems(&h.store).await;
+    assert!(problems.contains(&(
+        id.clone(),
+        "the passkey that signed has no sound key registry entry".to_owned()
+    )));
+    assert!(
+        problems
+            .iter()
+            .any(|(subject, problem)| subject.contains("(planted)")
+                && problem == "the server's signature covers different content"),
+        "a JWS copied from another entry does not cover this one: {problems:?}"
+    );
+}
+
+/// An assertion for http://localhost:3000 by `test_key(seed)` over `challenge`.
+fn signed_evidence(
+    credential_id: &str,
+    seed: u8,
+    challenge: &[u8; 32],
+    nonce: Vec<u8>,
+) -> Evidence {
+    use p256::ecdsa::signature::Signer;
+    let client_data_json = json!({
+        "type": "webauthn.get",
+        "challenge": server::secrets::base64url(challenge),
+        "origin": "http://localhost:3000",
+    })
+    .to_string()
+    .into_bytes();
+    let mut authenticator_data = server::secrets::sha256(b"localhost").to_vec();
+    authenticator_data.extend_from_slice(&[0x05, 0, 0, 0, 1]);
+    let mut signed = authenticator_data.clone();
+    signed.extend_from_slice(&server::secrets::sha256(&client_data_json));
+    let key = p256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).unwrap();
+    let signature: p256::ecdsa::Signature = key.sign(&signed);
+    Evidence {
+        credential_id: credential_id.into(),
+        authenticator_data,
+        client_data_json,
+        signature: signature.to_der().as_bytes().to_vec(),
+        nonce,
+        public_key: test_public_key(seed),
+    }
+}
+
+async fn three_decisions(h: &Harness) -> Vec<String> {
+    let creds = h.poll_client().await;
+    let jane = h.approver(APPROVER, None).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(h.approved(&creds, &jane.id).await);
+    }
+    ids
+}
+
+async fn drop_guards(h: &Harness, db: Db) {
+    let statements: &[&str] = match db {
+        Db::Sqlite => &["DROP TRIGGER decisions_no_delete"],
+        Db::Postgres => &[
+            "DROP TRIGGER decisions_no_change ON decisions",
+            "DROP TRIGGER decisions_no_truncate ON decisions",
+        ],
+    };
+    for statement in statements {
+        sqlx::query(statement)
+            .execute(h.store.pool())
+            .await
+            .unwrap();
+    }
+}
+
+async fn a_deleted_tail_is_shown_by_the_checkpoint(db: Db) {
+    let h = Harness::new(db).await;
+    let ids = three_decisions(&h).await;
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Arc::new(h.server.ciba.checkpoints(dir.path().to_path_buf()));
+    assert!(writer.write_if_moved(h.clock.now()).await.unwrap());
+    assert!(
+        !writer.write_if_moved(h.clock.now()).await.unwrap(),
+        "nothing new, nothing written"
+    );
+    let latest = checkpoint::latest(dir.path()).unwrap().unwrap();
+    let clean = audit_report(&h.store, Some(latest.clone())).await;
+    assert!(clean.is_clean(), "{:?}", clean.findings);
+    assert_eq!(clean.checkpoint.unwrap().heads.decisions.seq, 3);
+
+    // The last record goes, with its request, so nothing else points at the gap.
+    drop_guards(&h, db).await;
+    for statement in [
+        "DELETE FROM decisions WHERE auth_req_id = $1",
+        "DELETE FROM auth_requests WHERE id = $1",
+    ] {
+        sqlx::query(statement)
+            .bind(&ids[2])
+            .execute(h.store.pool())
+            .await
+            .unwrap();
+    }
+    let report = audit_report(&h.store, Some(latest)).await;
+    let problems: Vec<_> = report
+        .findings
+        .iter()
+        .map(|f| (f.about.clone(), f.problem.as_str()))
+        .collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].0, Subject::Checkpoint);
+    assert!(
+        problems[0]
+            .1
+            .starts_with("the decision record has no entry 3 although the checkpoint made at"),
+        "{}",
+        problems[0].1
+    );
+    assert!(problems[0].1.ends_with("entries were deleted (2 left)"));
+    assert_eq!(
+        writer.compare_with_latest().await.unwrap().len(),
+        1,
+        "the server sees it at start too"
+    );
+}
+
+async fn an_emptied_decision_table_is_shown_by_the_checkpoint(db: Db) {
+    let h = Harness::new(db).await;
+    three_decisions(&h).await;
+    let dir = tempfile::tempdir().unwrap();
+    let writer = h.server.ciba.checkpoints(dir.path().to_path_buf());
+    writer.write_if_moved(h.clock.now()).await.unwrap();
+    drop_guards(&h, db).await;
+    let empty = match db {
+        Db::Sqlite => "DELETE FROM decisions",
+        Db::Postgres => "TRUNCATE decisions",
+    };
+    sqlx::query(empty).execute(h.store.pool()).await.unwrap();
+    sqlx::query("DELETE FROM issued_tokens")
+        .execute(h.store.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM auth_requests")
+        .execute(h.store.pool())
+        .await
+        .unwrap();
+    let latest = checkpoint::latest(dir.path()).unwrap();
+    let without = audit_report(&h.store, None).await;
+    assert!(
+        without.is_clean(),
+        "without a checkpoint an emptied history looks like no history"
+    );
+    let report = audit_report(&h.store, latest).await;
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    assert!(report.findings[0]
+        .problem
+        .ends_with("entries were deleted (0 left)"));
+}
