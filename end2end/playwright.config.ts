@@ -38,6 +38,8 @@ function server(backend: keyof typeof backends, prepare: string) {
       COUNTERSIGN_POLL_INTERVAL: '1',
       // The push tests' receiver listens on loopback (see tests/notifications.spec.ts).
       COUNTERSIGN_PUSH_SERVICES: '127.0.0.1',
+      // So do the ping-mode agents' notification endpoints (see tests/oauth-client.spec.ts).
+      COUNTERSIGN_ALLOW_LOOPBACK_NOTIFY: '1',
     },
   };
 }

@@ -18,7 +18,7 @@ export function countersign(...args: string[]): string {
   const { port, databaseUrl, keyFile, checkpointDir } = backend();
   return execFileSync(bin, args, {
     env: { ...process.env, DATABASE_URL: databaseUrl, COUNTERSIGN_KEY_FILE: keyFile,
-      COUNTERSIGN_CHECKPOINT_DIR: checkpointDir, RUST_LOG: 'warn', COUNTERSIGN_PUBLIC_URL: `http://localhost:${port}` },
+      COUNTERSIGN_CHECKPOINT_DIR: checkpointDir, COUNTERSIGN_ALLOW_LOOPBACK_NOTIFY: '1', RUST_LOG: 'warn', COUNTERSIGN_PUBLIC_URL: `http://localhost:${port}` },
     encoding: 'utf8',
   }).trim();
 }

@@ -2,8 +2,11 @@
 // backchannel request, polling, and the approver's denial, read the way RFC 6749 §5.2 and CIBA §11/§13
 // define them.
 import * as oauth from 'oauth4webapi';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { test, expect } from './fixtures';
-import { enrolledApprover, hydrated, newClient } from './helpers';
+import { countersign, enrolledApprover, hydrated, newClient } from './helpers';
 
 const insecure = { [oauth.allowInsecureRequests]: true }; // the test server is plain http on loopback
 
@@ -41,4 +44,58 @@ test('oauth4webapi reads pending and denied at /token as HTTP 400, a refused /bc
   }
   await expect(oauth.processBackchannelAuthenticationResponse(as, client, await ask('Delete 6')))
     .rejects.toMatchObject({ error: 'access_denied', status: 403 });
+});
+
+test('ping mode (CIBA §10.2): oauth4webapi asks, the approver approves on the page, the ping arrives, one token request redeems', async ({ page, baseURL }) => {
+  const email = await enrolledApprover(page, 'Pia Ping');
+  // The agent's notification endpoint, on loopback (the server allows it: COUNTERSIGN_ALLOW_LOOPBACK_NOTIFY).
+  const pings: { authorization?: string; contentType?: string; body: string }[] = [];
+  let pinged!: () => void;
+  const arrived = new Promise<void>((resolve) => { pinged = resolve; });
+  const endpoint = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => {
+      pings.push({ authorization: req.headers.authorization, contentType: req.headers['content-type'], body });
+      res.writeHead(204).end();
+      pinged();
+    });
+  });
+  await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = (endpoint.address() as AddressInfo).port;
+    const creds = JSON.parse(countersign('client', 'create', '--name', 'Ping agent', '--delivery', 'ping',
+      '--notify-url', `http://127.0.0.1:${port}/cb`, '--json'));
+    const issuer = new URL(baseURL!);
+    const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, insecure));
+    expect(as.backchannel_token_delivery_modes_supported).toContain('ping');
+    const client: oauth.Client = { client_id: creds.client_id };
+    const auth = oauth.ClientSecretBasic(creds.client_secret);
+    const notificationToken = randomBytes(24).toString('base64url');
+    const started = await oauth.processBackchannelAuthenticationResponse(as, client,
+      await oauth.backchannelAuthenticationRequest(as, client, auth, {
+        scope: 'openid',
+        login_hint: email,
+        client_notification_token: notificationToken,
+        authorization_details: JSON.stringify([{ type: 'agent_action', action: 'Rotate the API key',
+          target: 'service "billing"', consequence: 'The old key stops working at once.' }]),
+      }, insecure));
+
+    await page.getByRole('link', { name: /Rotate the API key/ }).click();
+    await hydrated(page);
+    await page.getByRole('button', { name: 'Approve with passkey' }).click();
+    await expect(page.getByRole('status')).toContainText('You approved');
+    await arrived;
+    expect(pings).toEqual([{
+      authorization: `Bearer ${notificationToken}`,
+      contentType: 'application/json',
+      body: JSON.stringify({ auth_req_id: started.auth_req_id }),
+    }]);
+    const tokens = await oauth.processBackchannelAuthenticationGrantResponse(as, client,
+      await oauth.backchannelAuthenticationGrantRequest(as, client, auth, started.auth_req_id, insecure));
+    expect(tokens.token_type.toLowerCase()).toBe('bearer');
+    expect(tokens.access_token).toBeTruthy();
+  } finally {
+    endpoint.close();
+  }
 });

@@ -137,6 +137,11 @@ pub struct ServeConfig {
         default_value = crate::notify::push::DEFAULT_PUSH_SERVICES
     )]
     pub push_services: String,
+    /// Allow ping notification endpoints on this machine (http, or https with a self-signed
+    /// certificate): for development and tests only. Otherwise endpoints must be https on public
+    /// addresses.
+    #[arg(long, env = "COUNTERSIGN_ALLOW_LOOPBACK_NOTIFY", value_parser = clap::builder::FalseyValueParser::new())]
+    pub allow_loopback_notify: bool,
 }
 
 impl ServeConfig {
@@ -146,6 +151,12 @@ impl ServeConfig {
             Some(contact) => contact.clone(),
             None if self.public_url.scheme() == "https" => self.public_url.to_string(),
             None => "mailto:countersign@localhost".into(),
+        }
+    }
+
+    pub fn endpoint_policy(&self) -> crate::ciba::clients::endpoint::EndpointPolicy {
+        crate::ciba::clients::endpoint::EndpointPolicy {
+            allow_loopback: self.allow_loopback_notify,
         }
     }
 

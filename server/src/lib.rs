@@ -27,6 +27,7 @@ use store::{Backend, Store};
 pub struct Server {
     pub ciba: Arc<Ciba>,
     pub pusher: Arc<notify::Pusher>,
+    pub client_notifier: Arc<notify::client::ClientNotifier>,
     pub router: Router,
 }
 
@@ -104,6 +105,12 @@ pub async fn build(
         .await?,
     );
     pusher.clone().start(horizon_ms, ciba.subscribe()).await;
+    let client_notifier = Arc::new(notify::client::ClientNotifier::new(
+        ciba.store().clone(),
+        clock.clone(),
+        config.endpoint_policy(),
+    )?);
+    client_notifier.clone().start(ciba.client_notifications());
     let notifications = Arc::new(ui::devices::PushDevices::new(
         identity.clone(),
         pusher.clone(),
@@ -128,6 +135,7 @@ pub async fn build(
     Ok(Server {
         ciba,
         pusher,
+        client_notifier,
         router,
     })
 }
@@ -146,7 +154,11 @@ pub async fn serve(config: ServeConfig, store: Store) -> anyhow::Result<()> {
                 tracing::error!(problem, "the evidence chains disagree with the latest checkpoint; run `countersign audit verify`");
             }
         }
-        Err(e) => tracing::error!(error = %e, "the latest checkpoint cannot be checked"),
+        Err(e) => tracing::error!(
+            error = %e,
+            dir = %config.data.checkpoint_dir(store.url()).display(),
+            "the latest checkpoint was not signed by this server's keys: the chains cannot be compared with it (is the checkpoint directory another deployment's?)"
+        ),
     }
     spawn_upkeep(server.ciba.clone(), Some(checkpoints.clone()));
     if store.backend() == Backend::Postgres {

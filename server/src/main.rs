@@ -76,6 +76,9 @@ enum ClientCommand {
         /// A file with the client's public JWK set (for private_key_jwt and signed requests).
         #[arg(long)]
         jwks: Option<std::path::PathBuf>,
+        /// A resource server (a tool agents call): it may introspect tokens at /introspect.
+        #[arg(long)]
+        resource_server: bool,
         #[arg(long)]
         json: bool,
     },
@@ -355,6 +358,7 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> anyh
             scopes,
             auth,
             jwks,
+            resource_server,
             json,
         } => {
             let jwks = jwks.map(std::fs::read_to_string).transpose()?;
@@ -367,8 +371,10 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> anyh
                 scopes,
                 auth_method: auth.parse::<AuthMethod>().map_err(anyhow::Error::msg)?,
                 jwks,
+                resource_server,
             };
-            let credentials = clients::register(store, new, now).await?;
+            let policy = clients::endpoint::EndpointPolicy::from_env();
+            let credentials = clients::register(store, new, policy, now).await?;
             print_credentials(&credentials, json)?;
         }
         ClientCommand::List { json } => {
@@ -379,7 +385,7 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> anyh
                     .map(|r| serde_json::json!({
                         "client_id": r.id, "name": r.name, "delivery_mode": r.delivery_mode,
                         "notify_url": r.notify_url, "scope": r.scopes, "auth_method": r.auth_method,
-                        "disabled": r.disabled != 0,
+                        "disabled": r.disabled != 0, "resource_server": r.resource_server != 0,
                     }))
                     .collect();
                 println!("{}", serde_json::to_string(&list)?);

@@ -69,6 +69,11 @@ impl Ciba {
             Decision::Approve { .. } => (true, None),
             Decision::Deny { reason } => (false, reason.as_deref()),
         };
+        // CIBA §10.2: a ping client is told of the decision; the notification is queued with it.
+        let notify_client = matches!(
+            self.clients().get(&request.client_id).await,
+            Ok(Some(client)) if client.delivery_mode == super::DeliveryMode::Ping
+        );
         let keys = &self.keys;
         let seal = |prev_hash: &str| {
             let mut row = record::unsealed(&request, approve, reason, evidence, now, prev_hash);
@@ -82,10 +87,13 @@ impl Ciba {
         };
         if let Some(row) = self
             .store
-            .append_decision(auth_req_id, approver_id, &state, seal)
+            .append_decision(auth_req_id, approver_id, &state, notify_client, seal)
             .await?
         {
             self.pending.mark_decided(auth_req_id);
+            if notify_client {
+                self.client_notifications.notify_one();
+            }
             // On PostgreSQL the decision's NOTIFY (in its transaction) tells every instance.
             if self.store.backend() == crate::store::Backend::Sqlite {
                 self.inbox_changed_elsewhere(approver_id);

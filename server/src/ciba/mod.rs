@@ -33,7 +33,7 @@ pub use auth_request::{AuthRequest, RequestStatus};
 pub use clients::{AuthMethod, Client, ClientDirectory, DeliveryMode};
 pub use decision::{Decision, DecisionError};
 pub use request::{BackchannelParams, RawDetails};
-pub use tokens::TokenResponse;
+pub use tokens::{Revocation, TokenResponse};
 
 /// Lifetimes and limits; all from configuration.
 #[derive(Clone, Debug)]
@@ -117,6 +117,8 @@ pub struct Ciba {
     pub(crate) policy: Policy,
     pub(crate) issuer: String,
     pub(crate) keys: Arc<KeyRing>,
+    /// Woken when a client notification was queued (see `notify::client`).
+    pub(crate) client_notifications: Arc<tokio::sync::Notify>,
     /// The sealed passkey key registry: an approval counts only if its passkey is in it.
     pub(crate) registry: Arc<KeyRegistry>,
     pub(crate) clients: ClientDirectory,
@@ -158,6 +160,7 @@ impl Ciba {
             policy,
             issuer,
             keys,
+            client_notifications: Arc::default(),
             registry,
             clients,
             pending,
@@ -225,6 +228,11 @@ impl Ciba {
             self.keys.clone(),
             self.issuer.clone(),
         )
+    }
+
+    /// Notified whenever a client notification is queued.
+    pub fn client_notifications(&self) -> Arc<tokio::sync::Notify> {
+        self.client_notifications.clone()
     }
 
     pub fn key_registry(&self) -> &Arc<KeyRegistry> {

@@ -124,6 +124,41 @@ impl Ciba {
     }
 }
 
+/// What revoking a token did (RFC 7009).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Revocation {
+    /// It is revoked now (or was already).
+    Revoked,
+    /// Not an access token of this server's: nothing to do.
+    NotOurs,
+    /// Issued to another client, which alone may revoke it (§2.1).
+    OtherClient,
+}
+
+impl Ciba {
+    /// Revokes the access token `token` on behalf of `client_id`, to whom it must have been issued.
+    pub async fn revoke_access_token(
+        &self,
+        client_id: &str,
+        token: &str,
+    ) -> Result<Revocation, CibaError> {
+        // Any key this server ever had: revoking a token whose key has left the JWKS is harmless.
+        let Ok(claims) = self.keys.verify_record(token) else {
+            return Ok(Revocation::NotOurs);
+        };
+        let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+            return Ok(Revocation::NotOurs);
+        };
+        if claims.get("client_id").and_then(Value::as_str) != Some(client_id) {
+            return Ok(Revocation::OtherClient);
+        }
+        if self.store.revoke_token(jti, self.clock.now()).await? {
+            tracing::info!(client_id, "access token revoked by its client");
+        }
+        Ok(Revocation::Revoked)
+    }
+}
+
 /// OIDC Core §3.1.3.6 `at_hash` for ES256: base64url of the left half of SHA-256 of the token.
 fn left_half_hash(token: &str) -> String {
     base64url(&sha256(token.as_bytes())[..16])

@@ -19,6 +19,7 @@ use crate::{
     },
 };
 
+pub mod client;
 pub mod mail;
 pub mod push;
 

@@ -18,6 +18,8 @@ pub async fn openid_configuration(State(state): State<AppState>) -> impl IntoRes
         "token_endpoint": e.token,
         "backchannel_authentication_endpoint": e.backchannel,
         "introspection_endpoint": e.introspection,
+        "revocation_endpoint": e.revocation,
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "backchannel_token_delivery_modes_supported": ["poll", "ping", "push"],
         "backchannel_authentication_request_signing_alg_values_supported": CLIENT_JWT_ALGS,
         "backchannel_user_code_parameter_supported": true,

@@ -121,6 +121,10 @@ impl OAuthError {
         OAuthError::new(ErrorCode::InvalidClient, description)
     }
 
+    pub fn unauthorized_client(description: impl Into<Cow<'static, str>>) -> OAuthError {
+        OAuthError::new(ErrorCode::UnauthorizedClient, description)
+    }
+
     /// An internal failure: logged in full here, masked for the client.
     pub fn internal(err: impl std::fmt::Display) -> OAuthError {
         tracing::error!(error = %err, "internal error");

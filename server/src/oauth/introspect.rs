@@ -1,5 +1,6 @@
-//! `POST /introspect` (RFC 7662): lets a resource server (or the agent) learn whether an access token is
-//! still active, which is how the revocation of a replayed grant's tokens becomes visible.
+//! `POST /introspect` (RFC 7662): lets a resource server learn whether an access token is still active
+//! (not expired, not revoked by its client, not revoked because its grant was replayed) and what it
+//! covers. Only clients registered as resource servers may ask (§2.1: no token scanning by agents).
 use axum::{extract::State, http::header, response::IntoResponse, Json};
 use serde_json::{json, Value};
 
@@ -9,7 +10,12 @@ pub async fn introspect(
     State(state): State<AppState>,
     mut form: OAuthForm,
 ) -> Result<impl IntoResponse, OAuthError> {
-    authenticate(&state, &mut form).await?;
+    let client = authenticate(&state, &mut form).await?;
+    if !client.resource_server {
+        return Err(OAuthError::unauthorized_client(
+            "only resource servers may introspect tokens (client create --resource-server)",
+        ));
+    }
     let token = form
         .take("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;

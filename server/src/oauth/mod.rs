@@ -16,6 +16,7 @@ pub mod error;
 pub mod form;
 pub mod introspect;
 pub mod replay;
+pub mod revoke;
 pub mod token;
 
 /// The public URLs of this server's endpoints, derived once from the configured public URL.
@@ -26,6 +27,7 @@ pub struct Endpoints {
     pub token: String,
     pub backchannel: String,
     pub introspection: String,
+    pub revocation: String,
 }
 
 impl Endpoints {
@@ -37,6 +39,7 @@ impl Endpoints {
             token: format!("{base}/token"),
             backchannel: format!("{base}/bc-authorize"),
             introspection: format!("{base}/introspect"),
+            revocation: format!("{base}/revoke"),
         }
     }
 }
@@ -58,5 +61,6 @@ pub fn routes(state: AppState) -> Router {
         .route("/bc-authorize", post(bc_authorize::bc_authorize))
         .route("/token", post(token::token))
         .route("/introspect", post(introspect::introspect))
+        .route("/revoke", post(revoke::revoke))
         .with_state(state)
 }

@@ -238,6 +238,18 @@ impl Store {
         Ok(())
     }
 
+    /// Revokes one access token; true if it was live until now.
+    pub async fn revoke_token(&self, jti: &str, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE issued_tokens SET revoked_at = $1 WHERE jti = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(jti)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Whether the access token `jti` was issued here and not revoked.
     pub async fn token_is_live(&self, jti: &str) -> StoreResult<bool> {
         let row: Option<(Option<i64>,)> =

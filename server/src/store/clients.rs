@@ -16,14 +16,16 @@ pub struct ClientRow {
     pub disabled: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// May introspect tokens (see migration 0013).
+    pub resource_server: i64,
 }
 
-const COLUMNS: &str = "id, name, delivery_mode, notify_url, scopes, auth_method, secret_hash, jwks, disabled, created_at, updated_at";
+const COLUMNS: &str = "id, name, delivery_mode, notify_url, scopes, auth_method, secret_hash, jwks, disabled, created_at, updated_at, resource_server";
 
 impl Store {
     pub async fn insert_client(&self, row: &ClientRow) -> StoreResult<()> {
         sqlx::query(&format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(&row.id)
         .bind(&row.name)
@@ -36,6 +38,7 @@ impl Store {
         .bind(row.disabled)
         .bind(row.created_at)
         .bind(row.updated_at)
+        .bind(row.resource_server)
         .execute(self.pool())
         .await
         .map_err(|e| StoreError::on_unique(e, "client id"))?;

@@ -36,13 +36,15 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 
 impl Store {
     /// Moves the pending request to `state` and appends the decision record that `seal` builds from
-    /// the previous record's hash (returning the new row without `seq`), all in one transaction. The
+    /// the previous record's hash (returning the new row without `seq`), and when `notify_client`
+    /// queues the client's notification (CIBA ping), all in one transaction. The
     /// chain is serialised: SQLite takes the write lock up front, PostgreSQL an advisory lock.
     pub async fn append_decision<F>(
         &self,
         auth_req_id: &str,
         approver_id: &str,
         state: &State,
+        notify_client: bool,
         seal: F,
     ) -> StoreResult<Option<DecisionRow>>
     where
@@ -82,6 +84,9 @@ impl Store {
         .bind(&row.jws)
         .fetch_one(&mut *tx)
         .await?;
+        if notify_client {
+            super::outbox::queue_client_notification(&mut tx, auth_req_id, row.decided_at).await?;
+        }
         if self.backend() == Backend::Postgres {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(crate::ciba::pending::DECISION_CHANNEL)

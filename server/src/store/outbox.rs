@@ -109,3 +109,124 @@ impl Store {
         .await?)
     }
 }
+
+/// The outbox channel of client notifications (CIBA ping).
+pub const CLIENT: &str = "client";
+
+/// A client notification to deliver: the request it is about, and where it goes.
+#[derive(Clone, Debug, FromRow)]
+pub struct ClientDue {
+    pub auth_req_id: String,
+    pub client_id: String,
+    pub notify_url: Option<String>,
+    pub notification_token: Option<String>,
+    pub expires_at: i64,
+    /// Tries so far, this one included.
+    pub attempts: i64,
+}
+
+/// Queues the client notification of `auth_req_id`, due at `now`, within the transaction that decides
+/// it (once: a second queueing changes nothing).
+pub(super) async fn queue_client_notification(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    auth_req_id: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO notification_outbox (auth_req_id, channel, claimed_until, attempts, done_at, due_at) \
+         VALUES ($1, 'client', 0, 0, NULL, $2) ON CONFLICT (auth_req_id, channel) DO NOTHING",
+    )
+    .bind(auth_req_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Queues a notification for each ping client's request that expired undecided since `since`.
+    pub async fn queue_expired_client_notifications(
+        &self,
+        now: i64,
+        since: i64,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "INSERT INTO notification_outbox (auth_req_id, channel, claimed_until, attempts, done_at, due_at) \
+             SELECT r.id, 'client', 0, 0, NULL, $1 FROM auth_requests r JOIN clients c ON c.id = r.client_id \
+             WHERE r.status = 'pending' AND r.expires_at <= $1 AND r.expires_at > $2 \
+             AND c.delivery_mode = 'ping' \
+             ON CONFLICT (auth_req_id, channel) DO NOTHING",
+        )
+        .bind(now)
+        .bind(since)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Claims up to `limit` client notifications that are due and unclaimed (or whose claim ran out)
+    /// until `now + lease_ms`; each is claimed by one instance only.
+    pub async fn claim_client_notifications(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ClientDue>> {
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT auth_req_id FROM notification_outbox \
+             WHERE channel = 'client' AND done_at IS NULL AND due_at <= $1 AND claimed_until < $1 \
+             ORDER BY due_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let mut claimed = Vec::new();
+        for auth_req_id in due {
+            let won = sqlx::query(
+                "UPDATE notification_outbox SET claimed_until = $2, attempts = attempts + 1 \
+                 WHERE auth_req_id = $1 AND channel = 'client' AND done_at IS NULL \
+                 AND due_at <= $3 AND claimed_until < $3",
+            )
+            .bind(&auth_req_id)
+            .bind(now + lease_ms)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+            if won.rows_affected() != 1 {
+                continue;
+            }
+            let row: Option<ClientDue> = sqlx::query_as(
+                "SELECT r.id AS auth_req_id, r.client_id, c.notify_url, r.notification_token, \
+                 r.expires_at, o.attempts FROM notification_outbox o \
+                 JOIN auth_requests r ON r.id = o.auth_req_id JOIN clients c ON c.id = r.client_id \
+                 WHERE o.auth_req_id = $1 AND o.channel = 'client'",
+            )
+            .bind(&auth_req_id)
+            .fetch_optional(self.pool())
+            .await?;
+            claimed.extend(row);
+        }
+        Ok(claimed)
+    }
+
+    /// A failed try (`error` says why): the notification is due again at `due_at`, for whichever
+    /// instance claims it.
+    pub async fn retry_client_notification(
+        &self,
+        auth_req_id: &str,
+        due_at: i64,
+        error: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE notification_outbox SET claimed_until = 0, due_at = $2, last_error = $3 \
+             WHERE auth_req_id = $1 AND channel = 'client' AND done_at IS NULL",
+        )
+        .bind(auth_req_id)
+        .bind(due_at)
+        .bind(error)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

@@ -18,9 +18,11 @@ impl Store {
             .execute(self.pool())
             .await?
             .rows_affected();
-        // A request that has ended needs no announcement, sent or not.
+        // A request that has ended needs no announcement, sent or not; a client notification goes
+        // once delivered or given up (its expiry is itself news to the client).
         let outbox = sqlx::query(
-            "DELETE FROM notification_outbox WHERE EXISTS (SELECT 1 FROM auth_requests r \
+            "DELETE FROM notification_outbox WHERE (channel <> 'client' OR done_at IS NOT NULL) \
+             AND EXISTS (SELECT 1 FROM auth_requests r \
              WHERE r.id = notification_outbox.auth_req_id AND r.expires_at <= $1)",
         )
         .bind(now)

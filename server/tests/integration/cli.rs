@@ -132,6 +132,46 @@ async fn clients_and_approvers_are_managed_from_the_command_line(db: Db) {
         &["client", "create", "--name", "Pinger", "--delivery", "ping"],
     );
     assert!(!ok && err.contains("--notify-url"), "{err}");
+    // A ping endpoint inside the network is refused at registration.
+    let (ok, _, err) = countersign(
+        &url,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Pinger",
+            "--delivery",
+            "ping",
+            "--notify-url",
+            "https://192.168.1.10/cb",
+        ],
+    );
+    assert!(!ok && err.contains("not a public address"), "{err}");
+    // A resource server (a tool), which may introspect.
+    let (ok, out, err) = countersign(
+        &url,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Payments API",
+            "--delivery",
+            "poll",
+            "--resource-server",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let tool: Value = serde_json::from_str(&out).unwrap();
+    let (_, out, _) = countersign(&url, &["client", "list", "--json"]);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["client_id"] == tool["client_id"])
+        .unwrap();
+    assert_eq!(listed["resource_server"], true);
 
     let before = h.server.ciba.keys().active_kid();
     let (ok, _, err) = countersign(&url, &["keys", "rotate"]);

@@ -179,6 +179,26 @@ impl Harness {
         &self.test_db.url
     }
 
+    /// A resource server: a tool agents call, allowed to introspect their tokens.
+    pub async fn resource_server(&self) -> Creds {
+        let new = clients::NewClient {
+            name: "Payments API".into(),
+            delivery_mode: DeliveryMode::Poll,
+            notify_url: None,
+            scopes: vec![],
+            auth_method: AuthMethod::ClientSecretBasic,
+            jwks: None,
+            resource_server: true,
+        };
+        let creds = clients::register(&self.store, new, Default::default(), self.clock.now())
+            .await
+            .unwrap();
+        Creds {
+            id: creds.client_id,
+            secret: creds.client_secret.unwrap(),
+        }
+    }
+
     pub async fn client(&self, delivery: DeliveryMode, auth: AuthMethod) -> Creds {
         let new = clients::NewClient {
             name: "Refund agent".into(),
@@ -187,8 +207,9 @@ impl Harness {
             scopes: vec!["email".into()],
             auth_method: auth,
             jwks: None,
+            resource_server: false,
         };
-        let creds = clients::register(&self.store, new, self.clock.now())
+        let creds = clients::register(&self.store, new, Default::default(), self.clock.now())
             .await
             .unwrap();
         Creds {

@@ -162,10 +162,11 @@ async fn a_redeemed_request_set_back_to_approved_earns_no_second_tokens(db: Db) 
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
     assert_eq!(issued_tokens(&h, &id).await, 1);
+    let tool = h.resource_server().await;
     let introspected = h
         .post(
             "/introspect",
-            Some(&creds),
+            Some(&tool),
             &[("token", first.json["access_token"].as_str().unwrap())],
         )
         .await;
@@ -191,10 +192,11 @@ async fn tokens_and_introspection_name_their_decision_record(db: Db) {
         // auth_time is the sealed moment of the decision, not a column one UPDATE could move.
         assert_eq!(claims["auth_time"], record.decided_at / 1000, "{token}");
     }
+    let tool = h.resource_server().await;
     let introspected = h
         .post(
             "/introspect",
-            Some(&creds),
+            Some(&tool),
             &[("token", tokens.json["access_token"].as_str().unwrap())],
         )
         .await;

@@ -62,8 +62,9 @@ async fn keyed_client(h: &Harness) -> KeyedClient {
         scopes: vec![],
         auth_method: AuthMethod::PrivateKeyJwt,
         jwks: Some(jwks),
+        resource_server: false,
     };
-    let creds = clients::register(&h.store, new, h.clock.now())
+    let creds = clients::register(&h.store, new, Default::default(), h.clock.now())
         .await
         .unwrap();
     assert!(

@@ -180,11 +180,12 @@ async fn an_approved_request_yields_tokens_once_and_a_replay_revokes_them(db: Db
     assert_eq!(at["sub"], approver.id.as_str());
     assert_eq!(at["scope"], "openid email");
 
+    let tool = h.resource_server().await;
     let introspect = |token: String| {
-        let creds = creds.clone();
+        let tool = tool.clone();
         let h = &h;
         async move {
-            h.post("/introspect", Some(&creds), &[("token", &token)])
+            h.post("/introspect", Some(&tool), &[("token", &token)])
                 .await
                 .json
         }

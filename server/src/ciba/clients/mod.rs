@@ -12,6 +12,7 @@ use crate::{
 };
 
 mod directory;
+pub mod endpoint;
 mod jwt;
 mod registration;
 
@@ -83,6 +84,8 @@ pub struct Client {
     secret_digest: Option<[u8; 32]>,
     jwks: Option<JwkSet>,
     pub disabled: bool,
+    /// May introspect tokens.
+    pub resource_server: bool,
 }
 
 impl Client {
@@ -105,6 +108,7 @@ impl Client {
                 .transpose()
                 .map_err(|e| e.to_string())?,
             disabled: row.disabled != 0,
+            resource_server: row.resource_server != 0,
             id: row.id,
             name: row.name,
         })

@@ -1,8 +1,10 @@
 //! Registering a client (`countersign client create`) and rotating its secret.
 use josekit::jwk::JwkSet;
-use url::Url;
 
-use super::{AuthMethod, DeliveryMode, SUPPORTED_SCOPES};
+use super::{
+    endpoint::{self, EndpointPolicy},
+    AuthMethod, DeliveryMode, SUPPORTED_SCOPES,
+};
 use crate::{
     clock::Millis,
     secrets::{hash_secret, random_id, random_token},
@@ -28,6 +30,8 @@ pub struct NewClient {
     pub scopes: Vec<String>,
     pub auth_method: AuthMethod,
     pub jwks: Option<String>,
+    /// A tool agents call, which may introspect their tokens.
+    pub resource_server: bool,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -42,6 +46,7 @@ pub struct ClientCredentials {
 pub async fn register(
     store: &Store,
     new: NewClient,
+    policy: EndpointPolicy,
     now: Millis,
 ) -> Result<ClientCredentials, ClientError> {
     let name = new.name.trim();
@@ -62,7 +67,7 @@ pub async fn register(
                 "ping and push clients need --notify-url".into(),
             ))
         }
-        (_, Some(raw)) => Some(validate_notify_url(raw)?),
+        (_, Some(raw)) => Some(validate_notify_url(raw, policy).await?),
     };
     for scope in &new.scopes {
         if !SUPPORTED_SCOPES.contains(&scope.as_str()) {
@@ -103,6 +108,7 @@ pub async fn register(
             disabled: 0,
             created_at: now,
             updated_at: now,
+            resource_server: i64::from(new.resource_server),
         })
         .await?;
     Ok(ClientCredentials {
@@ -136,20 +142,23 @@ pub async fn rotate_secret(
     })
 }
 
-fn validate_notify_url(raw: &str) -> Result<String, ClientError> {
-    let url = Url::parse(raw)
-        .map_err(|e| ClientError::Invalid(format!("--notify-url is not a URL: {e}")))?;
-    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    // CIBA §4 wants https; plain http is allowed only to this machine, for development.
-    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
-        return Err(ClientError::Invalid(
-            "--notify-url must use https (http only for localhost)".into(),
-        ));
-    }
-    if url.fragment().is_some() {
-        return Err(ClientError::Invalid(
-            "--notify-url must not have a fragment".into(),
-        ));
+/// CIBA §4: https, with the address it resolves to public (checked again at each delivery, see
+/// `notify::client`). A name that does not resolve yet is accepted: delivery checks it then.
+async fn validate_notify_url(raw: &str, policy: EndpointPolicy) -> Result<String, ClientError> {
+    let invalid = |why: String| ClientError::Invalid(format!("--notify-url {why}"));
+    let url = policy.check_url(raw).map_err(invalid)?;
+    match endpoint::resolve(&url).await {
+        Ok(addrs) => {
+            if let Some(bad) = addrs.iter().find(|a| !policy.allows(a.ip())) {
+                return Err(invalid(format!(
+                    "resolves to {}, which is not a public address",
+                    bad.ip()
+                )));
+            }
+        }
+        Err(why) => {
+            tracing::warn!(url = %url, why, "the notification endpoint does not resolve now");
+        }
     }
     Ok(url.to_string())
 }
