@@ -1,5 +1,7 @@
 //! The reference agent: what a well-behaved CIBA client does. Discovers the endpoints, asks for approval
-//! of one action, then polls the token endpoint honouring `interval` and `slow_down` (CIBA §7.3, §11).
+//! of one action, then polls the token endpoint honouring `interval` and `slow_down` (CIBA §7.3, §11);
+//! or, with `--ping PORT` (a client registered for ping delivery with a notification endpoint on that
+//! loopback port), waits for the ping and asks the token endpoint once (CIBA §10.2).
 use std::time::Duration;
 
 use clap::Args;
@@ -45,6 +47,10 @@ pub struct AgentRequest {
     pub scope: String,
     #[arg(long)]
     pub requested_expiry: Option<u64>,
+    /// Ping mode: listen on this loopback port for the notification (the client's registered
+    /// notification endpoint must be http://127.0.0.1:PORT/...), instead of polling.
+    #[arg(long)]
+    pub ping: Option<u16>,
 }
 
 /// How the exchange ended when it did not end with tokens.
@@ -120,6 +126,12 @@ pub async fn request(args: &AgentRequest) -> Result<Value, AgentError> {
     }
     let details = json!([detail]).to_string();
     let expiry = args.requested_expiry.map(|e| e.to_string());
+    // Ping mode: the endpoint listens before the request is made, so no ping can come too early.
+    let ping = match args.ping {
+        Some(port) => Some(PingListener::bind(port).await?),
+        None => None,
+    };
+    let notification_token = ping.as_ref().map(|p| p.token.clone());
     let mut form: Vec<(&str, &str)> = vec![
         ("scope", &args.scope),
         ("login_hint", &args.login_hint),
@@ -129,6 +141,7 @@ pub async fn request(args: &AgentRequest) -> Result<Value, AgentError> {
         ("binding_message", &args.binding_message),
         ("user_code", &args.user_code),
         ("requested_expiry", &expiry),
+        ("client_notification_token", &notification_token),
     ] {
         if let Some(value) = value {
             form.push((key, value));
@@ -147,6 +160,17 @@ pub async fn request(args: &AgentRequest) -> Result<Value, AgentError> {
         .and_then(Value::as_str)
         .ok_or_else(|| AgentError::Protocol("no auth_req_id".into()))?
         .to_owned();
+    if let Some(ping) = ping {
+        let expires_in = ack.get("expires_in").and_then(Value::as_u64).unwrap_or(300);
+        eprintln!("waiting for the ping (auth_req_id issued, expires in {expires_in}s)");
+        ping.wait(&auth_req_id, Duration::from_secs(expires_in + 30))
+            .await?;
+        let form = [
+            ("grant_type", "urn:openid:params:grant-type:ciba"),
+            ("auth_req_id", auth_req_id.as_str()),
+        ];
+        return post(&http, &token_endpoint, "token endpoint", args, &form).await;
+    }
     // CIBA §7.3: clients default to 5 seconds when no interval is given.
     let mut interval = ack.get("interval").and_then(Value::as_u64).unwrap_or(5);
     eprintln!(
@@ -170,6 +194,73 @@ pub async fn request(args: &AgentRequest) -> Result<Value, AgentError> {
                 eprintln!("slow_down; polling every {interval}s from now on");
             }
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The agent's notification endpoint in ping mode: any path on a loopback port, accepting only POSTs
+/// that carry its own bearer token.
+struct PingListener {
+    token: String,
+    pings: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl PingListener {
+    async fn bind(port: u16) -> Result<PingListener, AgentError> {
+        use axum::{
+            http::{HeaderMap, StatusCode},
+            Json,
+        };
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|e| AgentError::Protocol(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+        let token = crate::secrets::random_token(32);
+        let (tx, pings) = tokio::sync::mpsc::unbounded_channel();
+        let expected = format!("Bearer {token}");
+        let app = axum::Router::new().fallback(axum::routing::post(
+            move |headers: HeaderMap, Json(body): Json<Value>| {
+                let tx = tx.clone();
+                let authorized = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| {
+                        crate::secrets::secret_matches(
+                            v,
+                            &crate::secrets::sha256(expected.as_bytes()),
+                        )
+                    });
+                async move {
+                    if !authorized {
+                        return StatusCode::UNAUTHORIZED;
+                    }
+                    if let Some(id) = body.get("auth_req_id").and_then(Value::as_str) {
+                        let _ = tx.send(id.to_owned());
+                    }
+                    StatusCode::NO_CONTENT
+                }
+            },
+        ));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(PingListener { token, pings })
+    }
+
+    /// Waits for the ping about `auth_req_id`.
+    async fn wait(mut self, auth_req_id: &str, within: Duration) -> Result<(), AgentError> {
+        let wait = async {
+            while let Some(id) = self.pings.recv().await {
+                if id == auth_req_id {
+                    return true;
+                }
+            }
+            false
+        };
+        match tokio::time::timeout(within, wait).await {
+            Ok(true) => Ok(()),
+            _ => Err(AgentError::Protocol(
+                "no ping came before the request expired".into(),
+            )),
         }
     }
 }

@@ -18,7 +18,8 @@ use crate::{common::*, on_both_databases};
 
 on_both_databases!(
     clients_and_approvers_are_managed_from_the_command_line,
-    the_agent_gets_pending_then_tokens
+    the_agent_gets_pending_then_tokens,
+    the_agent_in_ping_mode_waits_for_the_ping
 );
 
 fn countersign(database_url: &str, args: &[&str]) -> (bool, String, String) {
@@ -348,5 +349,110 @@ async fn the_agent_gets_pending_then_tokens(db: Db) {
         claims(tokens["access_token"].as_str().unwrap())["authorization_details"],
         tokens["authorization_details"]
     );
+    store.close().await;
+}
+
+async fn the_agent_in_ping_mode_waits_for_the_ping(db: Db) {
+    // The reference agent in ping mode (CIBA §10.2): it listens, is pinged, asks /token once.
+    let test_db = TestDb::new(db).await;
+    let store = Store::connect(&test_db.url).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = test_config();
+    config.public_url = format!("http://localhost:{}", addr.port()).parse().unwrap();
+    config.allow_loopback_notify = true;
+    let server = server::build(&config, store.clone(), Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let ciba = server.ciba.clone();
+    tokio::spawn(async move { axum::serve(listener, server.router).await.unwrap() });
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let notify_url = format!("http://127.0.0.1:{port}/ciba");
+    let created = Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args([
+            "client",
+            "create",
+            "--name",
+            "Pinged agent",
+            "--delivery",
+            "ping",
+        ])
+        .args(["--notify-url", &notify_url, "--json"])
+        .env("DATABASE_URL", &test_db.url)
+        .env("COUNTERSIGN_KEY_FILE", test_key_file())
+        .env("COUNTERSIGN_ALLOW_LOOPBACK_NOTIFY", "1")
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let created: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let (ok, _, err) = countersign(
+        &test_db.url,
+        &["approver", "add", "--email", APPROVER, "--name", "Jane"],
+    );
+    assert!(ok, "{err}");
+    let jane = server::identity::approvers::by_email(&store, APPROVER)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args(["agent", "request", "--issuer", config.public_url.as_str()])
+        .args(["--client-id", created["client_id"].as_str().unwrap()])
+        .args([
+            "--client-secret",
+            created["client_secret"].as_str().unwrap(),
+        ])
+        .args(["--login-hint", APPROVER, "--ping", &port])
+        .args(["--action", "Scale down", "--target", "the web tier"])
+        .args(["--consequence", "Capacity halves."])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(agent.stderr.take().unwrap());
+    let said = tokio::task::spawn_blocking(move || {
+        let mut said = String::new();
+        while stderr.read_line(&mut said).unwrap() > 0 {
+            if said.contains("waiting for the ping") {
+                break;
+            }
+        }
+        said
+    })
+    .await
+    .unwrap();
+    assert!(said.contains("waiting for the ping"), "{said}");
+    let pending = store
+        .pending_auth_requests(SystemClock.now())
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    decide(
+        &ciba,
+        &pending[0].id,
+        &jane.id,
+        Decision::approve_with_passkey(false),
+    )
+    .await
+    .unwrap();
+    let output = tokio::task::spawn_blocking(move || agent.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let tokens: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+    // One token request, after the ping: the agent never polled.
+    let (redeemed,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM issued_tokens")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(redeemed, 1);
     store.close().await;
 }
