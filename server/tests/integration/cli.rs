@@ -2,7 +2,7 @@
 //! and the reference agent getting `authorization_pending`, then tokens, from a real server.
 use std::{
     io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     sync::Arc,
 };
 
@@ -235,23 +235,94 @@ async fn clients_and_approvers_are_managed_from_the_command_line(db: Db) {
     assert!(!ok && err.contains("no approver"), "{err}");
 }
 
-async fn the_agent_gets_pending_then_tokens(db: Db) {
-    // The reference agent (CIBA §7 then §10.1 polling at `interval`) against a real listening server.
+/// A real server listening on loopback, for the reference agent; Jane is an approver.
+struct Listening {
+    test_db: TestDb,
+    store: Store,
+    ciba: Arc<server::ciba::Ciba>,
+    issuer: String,
+    jane_id: String,
+}
+
+async fn listening(db: Db, adjust: impl FnOnce(&mut server::config::ServeConfig)) -> Listening {
     let test_db = TestDb::new(db).await;
     let store = Store::connect(&test_db.url).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut config = test_config();
     config.public_url = format!("http://localhost:{}", addr.port()).parse().unwrap();
-    config.poll_interval = 1;
+    adjust(&mut config);
     let server = server::build(&config, store.clone(), Arc::new(SystemClock))
         .await
         .unwrap();
     let ciba = server.ciba.clone();
     tokio::spawn(async move { axum::serve(listener, server.router).await.unwrap() });
-
-    let (ok, out, err) = countersign(
+    let (ok, _, err) = countersign(
         &test_db.url,
+        &["approver", "add", "--email", APPROVER, "--name", "Jane"],
+    );
+    assert!(ok, "{err}");
+    let jane_id = server::identity::approvers::by_email(&store, APPROVER)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    Listening {
+        test_db,
+        store,
+        ciba,
+        issuer: config.public_url.to_string(),
+        jane_id,
+    }
+}
+
+/// Reads the agent's stderr until it says `needle`; returns all it said.
+async fn until_said(agent: &mut Child, needle: &'static str) -> String {
+    let mut stderr = BufReader::new(agent.stderr.take().unwrap());
+    let said = tokio::task::spawn_blocking(move || {
+        let mut said = String::new();
+        while stderr.read_line(&mut said).unwrap() > 0 {
+            if said.contains(needle) {
+                break;
+            }
+        }
+        said
+    })
+    .await
+    .unwrap();
+    assert!(said.contains(needle), "the agent said: {said}");
+    said
+}
+
+/// Approves the one pending request and returns the tokens the agent printed.
+async fn approve_and_collect(server: &Listening, agent: Child) -> Value {
+    let pending = server
+        .store
+        .pending_auth_requests(SystemClock.now())
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    decide(
+        &server.ciba,
+        &pending[0].id,
+        &server.jane_id,
+        Decision::approve_with_passkey(false),
+    )
+    .await
+    .unwrap();
+    let output = tokio::task::spawn_blocking(move || agent.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+async fn the_agent_gets_pending_then_tokens(db: Db) {
+    // The reference agent (CIBA §7 then §10.1 polling at `interval`) against a real listening server.
+    let server = listening(db, |c| c.poll_interval = 1).await;
+    let (ok, out, err) = countersign(
+        &server.test_db.url,
         &[
             "client",
             "create",
@@ -264,82 +335,35 @@ async fn the_agent_gets_pending_then_tokens(db: Db) {
     );
     assert!(ok, "{err}");
     let created: Value = serde_json::from_str(&out).unwrap();
-    let (ok, _, err) = countersign(
-        &test_db.url,
-        &["approver", "add", "--email", APPROVER, "--name", "Jane"],
-    );
-    assert!(ok, "{err}");
-    let jane = server::identity::approvers::by_email(&store, APPROVER)
-        .await
-        .unwrap()
-        .unwrap();
-
     let mut agent = Command::new(env!("CARGO_BIN_EXE_countersign"))
-        .args([
-            "agent",
-            "request",
-            "--issuer",
-            config.public_url.as_str(),
-            "--client-id",
-            created["client_id"].as_str().unwrap(),
-        ])
+        .args(["agent", "request", "--issuer", &server.issuer])
+        .args(["--client-id", created["client_id"].as_str().unwrap()])
         .args([
             "--client-secret",
             created["client_secret"].as_str().unwrap(),
-            "--login-hint",
-            APPROVER,
         ])
+        .args(["--login-hint", APPROVER, "--action", "Delete"])
+        .args(["--target", "staging database \"orders\""])
         .args([
-            "--action",
-            "Delete",
-            "--target",
-            "staging database \"orders\"",
             "--consequence",
             "All rows are lost.",
+            "--binding-message",
+            "DEL-42",
         ])
-        .args(["--binding-message", "DEL-42"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(agent.stderr.take().unwrap());
-    let (saw_pending, said) = tokio::task::spawn_blocking(move || {
-        let mut said = String::new();
-        while stderr.read_line(&mut said).unwrap() > 0 {
-            if said.contains("authorization_pending") {
-                return (true, said);
-            }
-        }
-        (false, said)
-    })
-    .await
-    .unwrap();
-    assert!(
-        saw_pending,
-        "the agent polled and was told to wait; it said: {said}"
-    );
-
-    let pending = store
+    // The agent polled and was told to wait.
+    until_said(&mut agent, "authorization_pending").await;
+    let pending = server
+        .store
         .pending_auth_requests(SystemClock.now())
         .await
         .unwrap();
-    assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].binding_message.as_deref(), Some("DEL-42"));
-    decide(
-        &ciba,
-        &pending[0].id,
-        &jane.id,
-        Decision::approve_with_passkey(false),
-    )
-    .await
-    .unwrap();
 
-    let output = tokio::task::spawn_blocking(move || agent.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(output.status.success());
-    let tokens: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let tokens = approve_and_collect(&server, agent).await;
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(
         tokens["authorization_details"][0]["target"],
@@ -349,24 +373,12 @@ async fn the_agent_gets_pending_then_tokens(db: Db) {
         claims(tokens["access_token"].as_str().unwrap())["authorization_details"],
         tokens["authorization_details"]
     );
-    store.close().await;
+    server.store.close().await;
 }
 
 async fn the_agent_in_ping_mode_waits_for_the_ping(db: Db) {
     // The reference agent in ping mode (CIBA §10.2): it listens, is pinged, asks /token once.
-    let test_db = TestDb::new(db).await;
-    let store = Store::connect(&test_db.url).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut config = test_config();
-    config.public_url = format!("http://localhost:{}", addr.port()).parse().unwrap();
-    config.allow_loopback_notify = true;
-    let server = server::build(&config, store.clone(), Arc::new(SystemClock))
-        .await
-        .unwrap();
-    let ciba = server.ciba.clone();
-    tokio::spawn(async move { axum::serve(listener, server.router).await.unwrap() });
-
+    let server = listening(db, |c| c.allow_loopback_notify = true).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -384,25 +396,15 @@ async fn the_agent_in_ping_mode_waits_for_the_ping(db: Db) {
             "ping",
         ])
         .args(["--notify-url", &notify_url, "--json"])
-        .env("DATABASE_URL", &test_db.url)
+        .env("DATABASE_URL", &server.test_db.url)
         .env("COUNTERSIGN_KEY_FILE", test_key_file())
         .env("COUNTERSIGN_ALLOW_LOOPBACK_NOTIFY", "1")
         .output()
         .unwrap();
     assert!(created.status.success(), "{created:?}");
     let created: Value = serde_json::from_slice(&created.stdout).unwrap();
-    let (ok, _, err) = countersign(
-        &test_db.url,
-        &["approver", "add", "--email", APPROVER, "--name", "Jane"],
-    );
-    assert!(ok, "{err}");
-    let jane = server::identity::approvers::by_email(&store, APPROVER)
-        .await
-        .unwrap()
-        .unwrap();
-
     let mut agent = Command::new(env!("CARGO_BIN_EXE_countersign"))
-        .args(["agent", "request", "--issuer", config.public_url.as_str()])
+        .args(["agent", "request", "--issuer", &server.issuer])
         .args(["--client-id", created["client_id"].as_str().unwrap()])
         .args([
             "--client-secret",
@@ -415,44 +417,17 @@ async fn the_agent_in_ping_mode_waits_for_the_ping(db: Db) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(agent.stderr.take().unwrap());
-    let said = tokio::task::spawn_blocking(move || {
-        let mut said = String::new();
-        while stderr.read_line(&mut said).unwrap() > 0 {
-            if said.contains("waiting for the ping") {
-                break;
-            }
-        }
-        said
-    })
-    .await
-    .unwrap();
-    assert!(said.contains("waiting for the ping"), "{said}");
-    let pending = store
-        .pending_auth_requests(SystemClock.now())
-        .await
-        .unwrap();
-    assert_eq!(pending.len(), 1);
-    decide(
-        &ciba,
-        &pending[0].id,
-        &jane.id,
-        Decision::approve_with_passkey(false),
-    )
-    .await
-    .unwrap();
-    let output = tokio::task::spawn_blocking(move || agent.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let tokens: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let said = until_said(&mut agent, "waiting for the ping").await;
+    assert!(
+        !said.contains("authorization_pending"),
+        "no polling: {said}"
+    );
+    let tokens = approve_and_collect(&server, agent).await;
     assert_eq!(tokens["token_type"], "Bearer");
-    // One token request, after the ping: the agent never polled.
     let (redeemed,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM issued_tokens")
-        .fetch_one(store.pool())
+        .fetch_one(server.store.pool())
         .await
         .unwrap();
     assert_eq!(redeemed, 1);
-    store.close().await;
+    server.store.close().await;
 }
