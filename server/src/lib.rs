@@ -106,7 +106,7 @@ pub async fn build(
     );
     pusher.clone().start(horizon_ms, ciba.subscribe()).await;
     let client_notifier = Arc::new(notify::client::ClientNotifier::new(
-        ciba.store().clone(),
+        ciba.clone(),
         clock.clone(),
         config.endpoint_policy(),
     )?);

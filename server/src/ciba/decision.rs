@@ -69,10 +69,11 @@ impl Ciba {
             Decision::Approve { .. } => (true, None),
             Decision::Deny { reason } => (false, reason.as_deref()),
         };
-        // CIBA §10.2: a ping client is told of the decision; the notification is queued with it.
+        // CIBA §10.2, §10.3: a ping or push client is told of the decision; the notification is
+        // queued with it.
         let notify_client = matches!(
             self.clients().get(&request.client_id).await,
-            Ok(Some(client)) if client.delivery_mode == super::DeliveryMode::Ping
+            Ok(Some(client)) if client.delivery_mode != super::DeliveryMode::Poll
         );
         let keys = &self.keys;
         let seal = |prev_hash: &str| {

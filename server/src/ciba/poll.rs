@@ -1,9 +1,11 @@
 //! The token endpoint's CIBA grant (§10.1, §11): answer a poll for `auth_req_id` from `client`.
 use super::{
-    auth_request::{AuthRequest, RedeemRefusal},
+    auth_request::{AuthRequest, RedeemRefusal, RequestStatus},
     pending::PollCheck,
     record, Ciba, CibaError, Client, TokenResponse,
 };
+use serde_json::{json, Value};
+
 use crate::{identity::approvers, secrets::random_token, store::auth_requests::IssuedToken};
 
 impl Ciba {
@@ -69,6 +71,17 @@ impl Ciba {
     }
 
     async fn redeem(&self, client: &Client, row: AuthRequest) -> Result<TokenResponse, CibaError> {
+        self.issue(client, row, false).await
+    }
+
+    /// Verifies the approval and mints its tokens: the one redemption, or (`again`, push mode only) a
+    /// new issue after a delivery that failed, which revokes what that delivery carried.
+    async fn issue(
+        &self,
+        client: &Client,
+        row: AuthRequest,
+        again: bool,
+    ) -> Result<TokenResponse, CibaError> {
         let now = self.clock.now();
         let approver = approvers::by_id(&self.store, &row.approver_id)
             .await?
@@ -111,11 +124,16 @@ impl Ciba {
             issued_at: now,
             expires_at: now + self.policy.access_token_ttl_secs * 1000,
         };
-        if self
-            .store
-            .redeem_auth_request(&row.id, &client.id, &issued)
-            .await?
-        {
+        let issued_now = if again {
+            self.store
+                .reissue_auth_request_tokens(&row.id, &client.id, &issued)
+                .await?
+        } else {
+            self.store
+                .redeem_auth_request(&row.id, &client.id, &issued)
+                .await?
+        };
+        if issued_now {
             tracing::info!(client_id = %client.id, "tokens issued for an approved request");
             return Ok(tokens);
         }
@@ -170,6 +188,50 @@ impl Ciba {
 
 fn unknown_id() -> CibaError {
     CibaError::InvalidGrant("unknown auth_req_id".into())
+}
+
+impl Ciba {
+    /// CIBA §10.3: what a push client is sent about `auth_req_id`, its one redemption: the token
+    /// response, or the error (`access_denied`, `expired_token`, `transaction_failed`), each with the
+    /// `auth_req_id`. A second call (the first delivery failed) mints anew and revokes what the first
+    /// carried. Errors are the store's, to try again.
+    pub async fn push_result(&self, auth_req_id: &str) -> Result<Value, CibaError> {
+        let request = self
+            .store
+            .auth_request(auth_req_id)
+            .await?
+            .ok_or_else(unknown_id)?;
+        let client = self
+            .clients
+            .get(&request.client_id)
+            .await?
+            .ok_or_else(unknown_id)?;
+        let outcome = match request.status(self.clock.now()) {
+            RequestStatus::Approved => self.issue(&client, request, false).await,
+            RequestStatus::Redeemed => self.issue(&client, request, true).await,
+            RequestStatus::Denied => Err(CibaError::AccessDenied(
+                "the approver denied the request".into(),
+            )),
+            RequestStatus::Expired => Err(CibaError::ExpiredToken),
+            RequestStatus::Pending => return Err(CibaError::AuthorizationPending),
+        };
+        Ok(match outcome {
+            Ok(tokens) => {
+                let mut body = serde_json::to_value(tokens).expect("token responses serialise");
+                body["auth_req_id"] = json!(auth_req_id);
+                body
+            }
+            Err(CibaError::Store(e)) => return Err(CibaError::Store(e)),
+            Err(e) => {
+                let code = match e {
+                    CibaError::AccessDenied(_) => "access_denied",
+                    CibaError::ExpiredToken => "expired_token",
+                    _ => "transaction_failed",
+                };
+                json!({ "auth_req_id": auth_req_id, "error": code, "error_description": e.to_string() })
+            }
+        })
+    }
 }
 
 fn approver_disabled() -> CibaError {

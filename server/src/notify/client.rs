@@ -1,6 +1,8 @@
-//! Telling ping clients (CIBA §10.2): when a request of theirs is approved, denied or expires, POST
-//! `{"auth_req_id": "…"}` to the client's notification endpoint with `Authorization: Bearer
-//! <client_notification_token>`; the client then redeems at the token endpoint as a poll client would.
+//! Telling ping and push clients. When a request of theirs is approved, denied or expires, POST to the
+//! client's notification endpoint with `Authorization: Bearer <client_notification_token>`: for ping
+//! (CIBA §10.2) `{"auth_req_id": "…"}`, and the client then redeems at the token endpoint; for push
+//! (§10.3) the token response itself or the error, each with the `auth_req_id` (the delivery is the
+//! one redemption: see `Ciba::push_result`).
 //!
 //! Delivery is at least once. The notification is queued in the outbox in the decision's own
 //! transaction (or by the expiry sweep), claimed with a lease before it is sent, and marked done only
@@ -14,7 +16,10 @@ use rand::Rng;
 use serde_json::json;
 
 use crate::{
-    ciba::clients::endpoint::{self, EndpointPolicy},
+    ciba::{
+        clients::endpoint::{self, EndpointPolicy},
+        Ciba,
+    },
     clock::{Clock, Millis},
     store::{
         outbox::{ClientDue, CLIENT},
@@ -36,6 +41,7 @@ const BATCH: i64 = 50;
 const MAX_ANSWER_BYTES: usize = 4096;
 
 pub struct ClientNotifier {
+    ciba: Arc<Ciba>,
     store: Store,
     clock: Arc<dyn Clock>,
     policy: EndpointPolicy,
@@ -46,10 +52,11 @@ pub struct ClientNotifier {
 
 impl ClientNotifier {
     pub fn new(
-        store: Store,
+        ciba: Arc<Ciba>,
         clock: Arc<dyn Clock>,
         policy: EndpointPolicy,
     ) -> anyhow::Result<ClientNotifier> {
+        let store = ciba.store().clone();
         let builder = || {
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -58,6 +65,7 @@ impl ClientNotifier {
                 .dns_resolver(Arc::new(CheckedResolver { policy }))
         };
         Ok(ClientNotifier {
+            ciba,
             store,
             clock,
             policy,
@@ -148,9 +156,15 @@ impl ClientNotifier {
         } else {
             &self.http
         };
-        let mut request = http
-            .post(url)
-            .json(&json!({ "auth_req_id": due.auth_req_id }));
+        let body = if due.delivery_mode == "push" {
+            self.ciba
+                .push_result(&due.auth_req_id)
+                .await
+                .map_err(|e| format!("the push result cannot be made: {e}"))?
+        } else {
+            json!({ "auth_req_id": due.auth_req_id })
+        };
+        let mut request = http.post(url).json(&body);
         if let Some(token) = &due.notification_token {
             request = request.bearer_auth(token);
         }

@@ -228,6 +228,45 @@ impl Store {
         Ok(true)
     }
 
+    /// Push mode's new issue after a failed delivery: the request stays redeemed, the tokens issued for
+    /// it so far are revoked and `token` is recorded instead, in one transaction; false if the
+    /// request is not a redeemed one of `client_id`'s.
+    pub async fn reissue_auth_request_tokens(
+        &self,
+        id: &str,
+        client_id: &str,
+        token: &IssuedToken<'_>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        let (owned,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM auth_requests WHERE id = $1 AND client_id = $2 \
+             AND status = 'redeemed' AND expires_at > $3",
+        )
+        .bind(id)
+        .bind(client_id)
+        .bind(token.issued_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        if owned != 1 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE issued_tokens SET revoked_at = $1 WHERE auth_req_id = $2 AND revoked_at IS NULL")
+            .bind(token.issued_at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO issued_tokens (jti, auth_req_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token.jti)
+            .bind(id)
+            .bind(token.issued_at)
+            .bind(token.expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::on_unique(e, "jti"))?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Revokes the tokens issued for a request (RFC 6749 §10.5: a replayed grant revokes them).
     pub async fn revoke_auth_request_tokens(&self, id: &str, now: i64) -> StoreResult<()> {
         sqlx::query("UPDATE issued_tokens SET revoked_at = $1 WHERE auth_req_id = $2 AND revoked_at IS NULL")

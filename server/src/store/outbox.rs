@@ -110,7 +110,7 @@ impl Store {
     }
 }
 
-/// The outbox channel of client notifications (CIBA ping).
+/// The outbox channel of client notifications (CIBA ping and push).
 pub const CLIENT: &str = "client";
 
 /// A client notification to deliver: the request it is about, and where it goes.
@@ -118,6 +118,8 @@ pub const CLIENT: &str = "client";
 pub struct ClientDue {
     pub auth_req_id: String,
     pub client_id: String,
+    /// `ping` or `push`.
+    pub delivery_mode: String,
     pub notify_url: Option<String>,
     pub notification_token: Option<String>,
     pub expires_at: i64,
@@ -144,7 +146,8 @@ pub(super) async fn queue_client_notification(
 }
 
 impl Store {
-    /// Queues a notification for each ping client's request that expired undecided since `since`.
+    /// Queues a notification for each ping or push client's request that expired undecided since
+    /// `since`.
     pub async fn queue_expired_client_notifications(
         &self,
         now: i64,
@@ -154,7 +157,7 @@ impl Store {
             "INSERT INTO notification_outbox (auth_req_id, channel, claimed_until, attempts, done_at, due_at) \
              SELECT r.id, 'client', 0, 0, NULL, $1 FROM auth_requests r JOIN clients c ON c.id = r.client_id \
              WHERE r.status = 'pending' AND r.expires_at <= $1 AND r.expires_at > $2 \
-             AND c.delivery_mode = 'ping' \
+             AND c.delivery_mode IN ('ping', 'push') \
              ON CONFLICT (auth_req_id, channel) DO NOTHING",
         )
         .bind(now)
@@ -197,7 +200,7 @@ impl Store {
                 continue;
             }
             let row: Option<ClientDue> = sqlx::query_as(
-                "SELECT r.id AS auth_req_id, r.client_id, c.notify_url, r.notification_token, \
+                "SELECT r.id AS auth_req_id, r.client_id, c.delivery_mode, c.notify_url, r.notification_token, \
                  r.expires_at, o.attempts FROM notification_outbox o \
                  JOIN auth_requests r ON r.id = o.auth_req_id JOIN clients c ON c.id = r.client_id \
                  WHERE o.auth_req_id = $1 AND o.channel = 'client'",

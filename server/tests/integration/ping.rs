@@ -1,7 +1,7 @@
-//! Ping delivery (CIBA §10.2): on approval, denial and expiry the client's notification endpoint gets
-//! `{"auth_req_id": …}` with `Authorization: Bearer <client_notification_token>`, at least once, tried
-//! again after a failure, and never sent to a loopback or private address unless allowed for
-//! development.
+//! Ping and push delivery (CIBA §10.2, §10.3): on approval, denial and expiry the client's
+//! notification endpoint gets, with `Authorization: Bearer <client_notification_token>`,
+//! `{"auth_req_id": …}` (ping) or the token response or error (push); at least once, tried again after
+//! a failure, and never sent to a loopback or private address unless allowed for development.
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex},
@@ -28,7 +28,9 @@ on_both_databases!(
     a_failed_ping_is_tried_again_later,
     ping_endpoints_on_private_addresses_are_refused,
     two_instances_deliver_each_ping_once,
-    a_ping_survives_a_killed_server
+    a_ping_survives_a_killed_server,
+    push_clients_receive_the_token_response_or_the_error,
+    a_failed_push_is_sent_again_with_new_tokens
 );
 
 /// What the client's endpoint received: the Authorization header, the content type and the body.
@@ -79,9 +81,13 @@ async fn receiver(answers: Vec<StatusCode>) -> (String, mpsc::UnboundedReceiver<
 }
 
 async fn ping_client(h: &Harness, url: &str) -> Creds {
+    notified_client(h, url, DeliveryMode::Ping).await
+}
+
+async fn notified_client(h: &Harness, url: &str, delivery_mode: DeliveryMode) -> Creds {
     let new = clients::NewClient {
         name: "Async agent".into(),
-        delivery_mode: DeliveryMode::Ping,
+        delivery_mode,
         notify_url: Some(url.into()),
         scopes: vec!["email".into()],
         auth_method: AuthMethod::ClientSecretBasic,
@@ -493,4 +499,119 @@ fn ping_params(token: &str) -> server::ciba::BackchannelParams {
         authorization_details: Some(server::ciba::RawDetails::Text(action_details())),
         ..Default::default()
     }
+}
+
+async fn push_clients_receive_the_token_response_or_the_error(db: Db) {
+    let h = Harness::with_config(db, |c| c.allow_loopback_notify = true).await;
+    let jane = h.approver(APPROVER, None).await;
+    let (url, mut pushes) = receiver(vec![]).await;
+    let creds = notified_client(&h, &url, DeliveryMode::Push).await;
+    let tool = h.resource_server().await;
+
+    let approved = ask(&h, &creds, "tok-a").await;
+    decide(
+        &h.server.ciba,
+        &approved,
+        &jane.id,
+        Decision::approve_with_passkey(false),
+    )
+    .await
+    .unwrap();
+    let push = next(&mut pushes).await;
+    assert_eq!(push.authorization, "Bearer tok-a");
+    assert_eq!(push.content_type, "application/json");
+    // §10.3.1: the token response with the auth_req_id; the ID token names it and hashes the access token.
+    let body = &push.body;
+    assert_eq!(body["auth_req_id"], approved.as_str());
+    assert_eq!(body["token_type"], "Bearer");
+    let access_token = body["access_token"].as_str().unwrap();
+    h.server.ciba.keys().verify(access_token).unwrap();
+    let id_token = claims(body["id_token"].as_str().unwrap());
+    assert_eq!(
+        id_token["urn:openid:params:jwt:claim:auth_req_id"],
+        approved.as_str()
+    );
+    assert!(id_token["at_hash"].is_string());
+    let live = h
+        .post("/introspect", Some(&tool), &[("token", access_token)])
+        .await;
+    assert_eq!(live.json["active"], true);
+    // The delivery was the redemption: the token endpoint is not the push client's to use.
+    h.poll(&creds, &approved)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "unauthorized_client");
+    assert_eq!(h.count_requests("status = 'redeemed'").await, 1);
+
+    let denied = ask(&h, &creds, "tok-d").await;
+    decide(
+        &h.server.ciba,
+        &denied,
+        &jane.id,
+        Decision::Deny { reason: None },
+    )
+    .await
+    .unwrap();
+    let push = next(&mut pushes).await;
+    assert_eq!(push.body["auth_req_id"], denied.as_str());
+    assert_eq!(push.body["error"], "access_denied");
+
+    let expiring = ask(&h, &creds, "tok-e").await;
+    h.clock.advance_secs(301);
+    let push = next(&mut pushes).await;
+    assert_eq!(push.authorization, "Bearer tok-e");
+    assert_eq!(push.body["auth_req_id"], expiring.as_str());
+    assert_eq!(push.body["error"], "expired_token");
+    none_within(&mut pushes, 1_500).await;
+}
+
+async fn a_failed_push_is_sent_again_with_new_tokens(db: Db) {
+    let h = Harness::with_config(db, |c| c.allow_loopback_notify = true).await;
+    let jane = h.approver(APPROVER, None).await;
+    let (url, mut pushes) = receiver(vec![StatusCode::BAD_GATEWAY]).await;
+    let creds = notified_client(&h, &url, DeliveryMode::Push).await;
+    let tool = h.resource_server().await;
+    let id = ask(&h, &creds, "tok").await;
+    decide(
+        &h.server.ciba,
+        &id,
+        &jane.id,
+        Decision::approve_with_passkey(false),
+    )
+    .await
+    .unwrap();
+    let lost = next(&mut pushes).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    none_within(&mut pushes, 1_500).await;
+    h.clock.advance_secs(2);
+    let delivered = next(&mut pushes).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(lost, delivered);
+    let active = |token: String| {
+        let h = &h;
+        let tool = tool.clone();
+        async move {
+            h.post("/introspect", Some(&tool), &[("token", &token)])
+                .await
+                .json["active"]
+                .clone()
+        }
+    };
+    assert_eq!(
+        active(lost).await,
+        false,
+        "what the failed delivery carried is revoked"
+    );
+    assert_eq!(active(delivered).await, true);
+    let (issued, live): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(*) - COUNT(revoked_at) FROM issued_tokens WHERE auth_req_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(h.store.pool())
+    .await
+    .unwrap();
+    assert_eq!((issued, live), (2, 1));
 }
