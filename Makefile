@@ -29,11 +29,12 @@ test-browser:
 	scripts/size-report.sh --check
 	cd end2end && COUNTERSIGN_BIN=../$(RELEASE_BIN) npm test
 
-## make bench: the load benchmark and the first-visit benchmark (see BENCHMARKS.md)
+## make bench: the load benchmark, the first-visit, inbox and ping latency benchmarks (see BENCHMARKS.md)
 bench: deps-bench build
 	bench/run.sh
 	node bench/first-visit.mjs
 	node bench/inbox-latency.mjs
+	node bench/ping-latency.mjs
 
 ## make size: the bundle's size report (raw, gzip, brotli)
 size: deps-build site-release
