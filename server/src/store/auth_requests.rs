@@ -216,14 +216,7 @@ impl Store {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        sqlx::query("INSERT INTO issued_tokens (jti, auth_req_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(token.jti)
-            .bind(id)
-            .bind(token.issued_at)
-            .bind(token.expires_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::on_unique(e, "jti"))?;
+        record_issued_token(&mut tx, id, token).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -255,14 +248,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO issued_tokens (jti, auth_req_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(token.jti)
-            .bind(id)
-            .bind(token.issued_at)
-            .bind(token.expires_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::on_unique(e, "jti"))?;
+        record_issued_token(&mut tx, id, token).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -412,4 +398,23 @@ struct ApproverRequest {
     #[sqlx(flatten)]
     request: AuthRequestRow,
     client_name: String,
+}
+
+/// Records an issued access token, within the transaction that redeems (or re-issues for) `id`.
+async fn record_issued_token(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: &str,
+    token: &IssuedToken<'_>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO issued_tokens (jti, auth_req_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token.jti)
+    .bind(id)
+    .bind(token.issued_at)
+    .bind(token.expires_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| StoreError::on_unique(e, "jti"))?;
+    Ok(())
 }

@@ -475,8 +475,7 @@ pub async fn decide_signed(
     signer: u8,
     recorded: u8,
 ) -> Result<server::store::decisions::DecisionRow, server::ciba::DecisionError> {
-    use p256::ecdsa::signature::Signer;
-    use server::ciba::record::{decision_challenge, request_digest, Evidence};
+    use server::ciba::record::{decision_challenge, request_digest};
     let (approve, reason) = match &decision {
         server::ciba::Decision::Approve { .. } => (true, None),
         server::ciba::Decision::Deny { reason } => (false, reason.clone()),
@@ -487,18 +486,6 @@ pub async fn decide_signed(
         None => [0; 32],
     };
     let challenge = decision_challenge(approve, reason.as_deref(), &digest, &nonce);
-    let client_data_json = serde_json::json!({
-        "type": "webauthn.get",
-        "challenge": server::secrets::base64url(&challenge),
-        "origin": "http://localhost:3000",
-    })
-    .to_string()
-    .into_bytes();
-    let mut authenticator_data = server::secrets::sha256(b"localhost").to_vec();
-    authenticator_data.extend_from_slice(&[0x05, 0, 0, 0, 0]);
-    let mut signed = authenticator_data.clone();
-    signed.extend_from_slice(&server::secrets::sha256(&client_data_json));
-    let signature: p256::ecdsa::Signature = test_key(signer).sign(&signed);
     // The approver's passkey, registered once with the test key, as enrollment would.
     let credential_id = test_credential(approver_id);
     let registered = ciba
@@ -514,16 +501,42 @@ pub async fn decide_signed(
         registered,
         Ok(()) | Err(server::store::StoreError::Conflict(_))
     ));
-    let evidence = Evidence {
+    let evidence = test_evidence(credential_id, &challenge, nonce, signer, recorded);
+    ciba.record_decision(id, approver_id, decision, &evidence)
+        .await
+}
+
+/// The evidence of an assertion as an authenticator makes it for http://localhost:3000 over
+/// `challenge`: clientDataJSON with the challenge, authenticatorData for the RP id with UP and UV, and
+/// an ES256 signature by `test_key(signer)`; the evidence keeps `recorded`'s public key.
+pub fn test_evidence(
+    credential_id: String,
+    challenge: &[u8; 32],
+    nonce: Vec<u8>,
+    signer: u8,
+    recorded: u8,
+) -> server::ciba::record::Evidence {
+    use p256::ecdsa::signature::Signer;
+    let client_data_json = serde_json::json!({
+        "type": "webauthn.get",
+        "challenge": server::secrets::base64url(challenge),
+        "origin": "http://localhost:3000",
+    })
+    .to_string()
+    .into_bytes();
+    let mut authenticator_data = server::secrets::sha256(b"localhost").to_vec();
+    authenticator_data.extend_from_slice(&[0x05, 0, 0, 0, 0]);
+    let mut signed = authenticator_data.clone();
+    signed.extend_from_slice(&server::secrets::sha256(&client_data_json));
+    let signature: p256::ecdsa::Signature = test_key(signer).sign(&signed);
+    server::ciba::record::Evidence {
         credential_id,
         authenticator_data,
         client_data_json,
         signature: signature.to_der().as_bytes().to_vec(),
         nonce,
         public_key: test_public_key(recorded),
-    };
-    ciba.record_decision(id, approver_id, decision, &evidence)
-        .await
+    }
 }
 
 /// The site the test passkeys belong to, as `audit verify` checks it.

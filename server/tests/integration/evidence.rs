@@ -11,7 +11,7 @@ use server::{
     ciba::{
         audit::Subject,
         checkpoint,
-        record::{decision_challenge, request_digest, Evidence},
+        record::{decision_challenge, request_digest},
         Decision,
     },
     clock::Clock,
@@ -182,7 +182,7 @@ async fn a_forged_registry_entry_earns_no_tokens(db: Db) {
     let request = h.store.auth_request(&id).await.unwrap().unwrap();
     let nonce = vec![1u8; 32];
     let challenge = decision_challenge(true, None, &request_digest(&request), &nonce);
-    let evidence = signed_evidence("planted", 9, &challenge, nonce);
+    let evidence = test_evidence("planted".into(), &challenge, nonce, 9, 9);
     h.server
         .ciba
         .record_decision(
@@ -217,37 +217,6 @@ async fn a_forged_registry_entry_earns_no_tokens(db: Db) {
                 && problem == "the server's signature covers different content"),
         "a JWS copied from another entry does not cover this one: {problems:?}"
     );
-}
-
-/// An assertion for http://localhost:3000 by `test_key(seed)` over `challenge`.
-fn signed_evidence(
-    credential_id: &str,
-    seed: u8,
-    challenge: &[u8; 32],
-    nonce: Vec<u8>,
-) -> Evidence {
-    use p256::ecdsa::signature::Signer;
-    let client_data_json = json!({
-        "type": "webauthn.get",
-        "challenge": server::secrets::base64url(challenge),
-        "origin": "http://localhost:3000",
-    })
-    .to_string()
-    .into_bytes();
-    let mut authenticator_data = server::secrets::sha256(b"localhost").to_vec();
-    authenticator_data.extend_from_slice(&[0x05, 0, 0, 0, 1]);
-    let mut signed = authenticator_data.clone();
-    signed.extend_from_slice(&server::secrets::sha256(&client_data_json));
-    let key = p256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).unwrap();
-    let signature: p256::ecdsa::Signature = key.sign(&signed);
-    Evidence {
-        credential_id: credential_id.into(),
-        authenticator_data,
-        client_data_json,
-        signature: signature.to_der().as_bytes().to_vec(),
-        nonce,
-        public_key: test_public_key(seed),
-    }
 }
 
 async fn three_decisions(h: &Harness) -> Vec<String> {

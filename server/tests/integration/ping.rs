@@ -43,6 +43,19 @@ struct Ping {
 
 /// A client's notification endpoint on loopback, answering with `answers` in turn (then 204).
 async fn receiver(answers: Vec<StatusCode>) -> (String, mpsc::UnboundedReceiver<Ping>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/cb",
+        listener.local_addr().unwrap().port()
+    );
+    (url, receiver_on(listener, answers))
+}
+
+/// The endpoint of [`receiver`], on a listener the caller chose.
+fn receiver_on(
+    listener: tokio::net::TcpListener,
+    answers: Vec<StatusCode>,
+) -> mpsc::UnboundedReceiver<Ping> {
     let (tx, rx) = mpsc::unbounded_channel();
     let answers = Arc::new(Mutex::new(VecDeque::from(answers)));
     let app = Router::new().route(
@@ -71,13 +84,8 @@ async fn receiver(answers: Vec<StatusCode>) -> (String, mpsc::UnboundedReceiver<
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://127.0.0.1:{}/cb",
-        listener.local_addr().unwrap().port()
-    );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, rx)
+    rx
 }
 
 async fn ping_client(h: &Harness, url: &str) -> Creds {
@@ -459,27 +467,7 @@ async fn a_ping_survives_a_killed_server(db: Db) {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
-    let (tx, mut pings) = mpsc::unbounded_channel();
-    let app = Router::new().route(
-        "/cb",
-        post(move |headers: HeaderMap, body: String| {
-            let tx = tx.clone();
-            async move {
-                let authorization = headers
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                let _ = tx.send(Ping {
-                    authorization,
-                    content_type: "application/json".into(),
-                    body: serde_json::from_str(&body).unwrap_or(Value::Null),
-                });
-                StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut pings = receiver_on(listener, vec![]);
     let mut second = serve();
     let ping = tokio::time::timeout(Duration::from_secs(20), pings.recv())
         .await
