@@ -428,11 +428,14 @@ async fn a_ping_survives_a_killed_server(db: Db) {
         .await
         .unwrap();
 
+    let checkpoints = tempfile::tempdir().unwrap();
     let serve = || {
         Command::new(env!("CARGO_BIN_EXE_countersign"))
             .args(["serve", "--addr", "127.0.0.1:0"])
             .env("DATABASE_URL", &test_db.url)
             .env("COUNTERSIGN_KEY_FILE", test_key_file())
+            // Not the default (./data with PostgreSQL): the source tree.
+            .env("COUNTERSIGN_CHECKPOINT_DIR", checkpoints.path())
             .env("COUNTERSIGN_ALLOW_LOOPBACK_NOTIFY", "1")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
