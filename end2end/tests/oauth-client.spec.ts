@@ -99,3 +99,55 @@ test('ping mode (CIBA §10.2): oauth4webapi asks, the approver approves on the p
     endpoint.close();
   }
 });
+
+test('DPoP-bound poll mode (RFC 9449): oauth4webapi binds the request and the tokens to its key; the tool sees the binding', async ({ page, baseURL }) => {
+  const email = await enrolledApprover(page, 'Dora Dpop');
+  const creds = JSON.parse(countersign('client', 'create', '--name', 'Careful agent', '--delivery', 'poll',
+    '--dpop', '--json'));
+  const tool = JSON.parse(countersign('client', 'create', '--name', 'Billing API', '--delivery', 'poll',
+    '--resource-server', '--json'));
+  const issuer = new URL(baseURL!);
+  const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, insecure));
+  expect(as.dpop_signing_alg_values_supported).toContain('ES256');
+  const client: oauth.Client = { client_id: creds.client_id };
+  const auth = oauth.ClientSecretBasic(creds.client_secret);
+  const DPoP = oauth.DPoP(client, await oauth.generateKeyPair('ES256'));
+  const jkt = await DPoP.calculateThumbprint();
+  const started = await oauth.processBackchannelAuthenticationResponse(as, client,
+    await oauth.backchannelAuthenticationRequest(as, client, auth, {
+      scope: 'openid',
+      login_hint: email,
+      dpop_jkt: jkt, // RFC 9449 §10: only a proof by this key redeems the request
+      authorization_details: JSON.stringify([{ type: 'agent_action', action: 'Scale down the cluster',
+        target: 'cluster "prod-eu"', consequence: 'Half of the nodes stop.' }]),
+    }, insecure));
+  const request = (dpop?: oauth.DPoPHandle) => oauth.backchannelAuthenticationGrantRequest(as, client, auth,
+    started.auth_req_id, { ...insecure, DPoP: dpop });
+  const redeem = async () => oauth.processBackchannelAuthenticationGrantResponse(as, client, await request(DPoP));
+
+  // RFC 9449 §5.2: this client must prove; §8: the server wants its nonce in the proof.
+  await expect(oauth.processBackchannelAuthenticationGrantResponse(as, client, await request()))
+    .rejects.toMatchObject({ error: 'invalid_dpop_proof', status: 400 });
+  const first = redeem();
+  await expect(first).rejects.toMatchObject({ error: 'use_dpop_nonce', status: 400 });
+  expect(oauth.isDPoPNonceError(await first.catch((e) => e))).toBe(true);
+  // The handle kept the nonce; the next proof carries it and the poll is answered as usual.
+  await expect(redeem()).rejects.toMatchObject({ error: 'authorization_pending', status: 400 });
+
+  await page.getByRole('link', { name: /Scale down the cluster/ }).click();
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Approve with passkey' }).click();
+  await expect(page.getByRole('status')).toContainText('You approved');
+
+  const tokens = await redeem();
+  expect(tokens.token_type.toLowerCase()).toBe('dpop');
+  const claims = JSON.parse(Buffer.from(tokens.access_token.split('.')[1], 'base64url').toString());
+  expect(claims.cnf).toEqual({ jkt });
+
+  // The tool the agent calls learns the binding by introspection (§6.2), and checks the agent's proofs
+  // against it.
+  const introspected = await oauth.processIntrospectionResponse(as, { client_id: tool.client_id },
+    await oauth.introspectionRequest(as, { client_id: tool.client_id },
+      oauth.ClientSecretBasic(tool.client_secret), tokens.access_token, insecure));
+  expect(introspected).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt } });
+});

@@ -123,6 +123,7 @@ pub async fn build(
     };
     let state = AppState {
         ciba: ciba.clone(),
+        dpop: Arc::new(oauth::dpop::DpopVerifier::new(&endpoints.token, &kek)?),
         endpoints: Arc::new(endpoints),
         replay: Arc::new(oauth::replay::ReplayCache::default()),
     };

@@ -79,6 +79,9 @@ enum ClientCommand {
         /// A resource server (a tool agents call): it may introspect tokens at /introspect.
         #[arg(long)]
         resource_server: bool,
+        /// Require DPoP-bound tokens (RFC 9449): token requests without a proof are refused.
+        #[arg(long)]
+        dpop: bool,
         #[arg(long)]
         json: bool,
     },
@@ -359,6 +362,7 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> anyh
             auth,
             jwks,
             resource_server,
+            dpop,
             json,
         } => {
             let jwks = jwks.map(std::fs::read_to_string).transpose()?;
@@ -372,6 +376,7 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> anyh
                 auth_method: auth.parse::<AuthMethod>().map_err(anyhow::Error::msg)?,
                 jwks,
                 resource_server,
+                dpop_bound: dpop,
             };
             let policy = clients::endpoint::EndpointPolicy::from_env();
             let credentials = clients::register(store, new, policy, now).await?;
@@ -385,7 +390,7 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> anyh
                     .map(|r| serde_json::json!({
                         "client_id": r.id, "name": r.name, "delivery_mode": r.delivery_mode,
                         "notify_url": r.notify_url, "scope": r.scopes, "auth_method": r.auth_method,
-                        "disabled": r.disabled != 0, "resource_server": r.resource_server != 0,
+                        "disabled": r.disabled != 0, "resource_server": r.resource_server != 0, "dpop": r.dpop_bound != 0,
                     }))
                     .collect();
                 println!("{}", serde_json::to_string(&list)?);

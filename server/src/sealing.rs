@@ -15,6 +15,8 @@ use aes_gcm::{
     Aes256Gcm, Key, Nonce,
 };
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use hkdf::Hkdf;
+use sha2::Sha256;
 
 use crate::secrets::random_bytes;
 
@@ -52,6 +54,8 @@ impl KekSource {
 
 pub struct Kek {
     cipher: Aes256Gcm,
+    /// HKDF over the same key, for keys with other purposes (each named by its HKDF info).
+    derive: Hkdf<Sha256>,
 }
 
 impl std::fmt::Debug for Kek {
@@ -91,7 +95,18 @@ impl Kek {
     pub fn from_bytes(bytes: [u8; 32]) -> Kek {
         Kek {
             cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(bytes)),
+            derive: Hkdf::new(None, &bytes),
         }
+    }
+
+    /// A 256-bit key for `purpose` (RFC 5869 HKDF-SHA256, the purpose as info): every instance that
+    /// shares this KEK derives the same one, and no derived key reveals the KEK or another purpose's.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut key = [0; 32];
+        self.derive
+            .expand(purpose.as_bytes(), &mut key)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        key
     }
 
     /// A fresh random key, base64url: what a new key file holds.

@@ -26,6 +26,9 @@ pub struct AuthRequest {
     /// `authorization_details` exactly as stored: the decision's digest and the tokens carry these.
     pub authorization_details: String,
     pub notification_token: Option<String>,
+    /// The JWK thumbprint of the key the client bound this request to (RFC 9449 §10): only a DPoP
+    /// proof by that key redeems it, and its tokens are bound to it.
+    pub dpop_jkt: Option<String>,
     pub created_at: Millis,
     pub expires_at: Millis,
     pub interval_secs: i64,
@@ -81,6 +84,7 @@ impl AuthRequest {
         acr_values: Option<String>,
         action: AgentAction,
         notification_token: Option<String>,
+        dpop_jkt: Option<String>,
         created_at: Millis,
         expires_at: Millis,
         interval_secs: i64,
@@ -95,6 +99,7 @@ impl AuthRequest {
             acr_values,
             action,
             notification_token,
+            dpop_jkt,
             created_at,
             expires_at,
             interval_secs,
@@ -205,6 +210,7 @@ mod tests {
             None,
             None,
             action,
+            None,
             None,
             1_000,
             2_000,

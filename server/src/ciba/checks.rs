@@ -129,6 +129,33 @@ pub(super) fn check_user_code(approver: &Approver, code: Option<&str>) -> Result
     }
 }
 
+/// RFC 9449 §10: `dpop_jkt` is the base64url SHA-256 JWK thumbprint (RFC 7638) of the client's DPoP
+/// key. A push client that must use DPoP has to give one: its tokens are delivered, not requested
+/// with a proof, so this is the only way to bind them.
+pub(super) fn check_dpop_jkt(
+    client: &Client,
+    jkt: Option<String>,
+) -> Result<Option<String>, CibaError> {
+    match jkt {
+        Some(jkt) if !is_sha256_thumbprint(&jkt) => Err(CibaError::InvalidRequest(
+            "dpop_jkt must be the base64url SHA-256 JWK thumbprint of the DPoP key (RFC 9449 §10)"
+                .into(),
+        )),
+        None if client.dpop_bound && client.delivery_mode == DeliveryMode::Push => {
+            Err(CibaError::InvalidRequest(
+                "this push client must bind its tokens to a DPoP key: dpop_jkt is required".into(),
+            ))
+        }
+        jkt => Ok(jkt),
+    }
+}
+
+/// 32 bytes in unpadded base64url: 43 characters, the last of which carries only 4 bits.
+fn is_sha256_thumbprint(jkt: &str) -> bool {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    jkt.len() == 43 && URL_SAFE_NO_PAD.decode(jkt).is_ok_and(|b| b.len() == 32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

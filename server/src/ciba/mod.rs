@@ -98,6 +98,9 @@ pub enum CibaError {
     AccessDenied(String),
     #[error("{0}")]
     InvalidGrant(String),
+    /// RFC 9449 §5: the token request lacks the DPoP proof this client must send.
+    #[error("{0}")]
+    InvalidDpopProof(String),
     #[error("the auth_req_id has expired")]
     ExpiredToken,
     #[error("the approver has not decided yet")]

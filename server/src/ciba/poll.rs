@@ -12,11 +12,20 @@ impl Ciba {
     /// Checks, in order: the id exists and belongs to this client (`invalid_grant`, leaving the rightful
     /// client's state untouched), expiry (`expired_token`), pending (`authorization_pending`/`slow_down`),
     /// denial (`access_denied`), then issues tokens once. A second redemption revokes the first's tokens.
+    ///
+    /// `dpop_key` is the JWK thumbprint of a verified DPoP proof sent with the poll (RFC 9449 §5): the
+    /// tokens are bound to it.
     pub async fn poll(
         &self,
         client: &Client,
         auth_req_id: &str,
+        dpop_key: Option<&str>,
     ) -> Result<TokenResponse, CibaError> {
+        if client.dpop_bound && dpop_key.is_none() {
+            return Err(CibaError::InvalidDpopProof(
+                "this client must send a DPoP proof with its token requests (RFC 9449 §5.2)".into(),
+            ));
+        }
         let now = self.clock.now();
         let mut check = self.pending.check(auth_req_id, &client.id, now);
         if check == PollCheck::Unknown {
@@ -34,7 +43,7 @@ impl Ciba {
             PollCheck::SlowDown(interval) => Err(CibaError::SlowDown(interval)),
             PollCheck::Pending => Err(CibaError::AuthorizationPending),
             PollCheck::Withdrawn => Err(approver_disabled()),
-            PollCheck::Decided => self.answer_decided(client, auth_req_id).await,
+            PollCheck::Decided => self.answer_decided(client, auth_req_id, dpop_key).await,
         }
     }
 
@@ -42,6 +51,7 @@ impl Ciba {
         &self,
         client: &Client,
         auth_req_id: &str,
+        dpop_key: Option<&str>,
     ) -> Result<TokenResponse, CibaError> {
         let request = self
             .store
@@ -49,7 +59,19 @@ impl Ciba {
             .await?
             .ok_or_else(unknown_id)?;
         match request.redeem(&client.id, self.clock.now()) {
-            Ok(_) => self.redeem(client, request).await,
+            Ok(_) => {
+                // RFC 9449 §10: a request bound to a key is redeemed only with a proof by that key
+                // (refused without spending the redemption: the rightful holder can still collect).
+                if let Some(bound) = &request.dpop_jkt {
+                    if dpop_key != Some(bound.as_str()) {
+                        return Err(CibaError::InvalidGrant(
+                            "this auth_req_id is bound to another DPoP key (dpop_jkt)".into(),
+                        ));
+                    }
+                }
+                let key = dpop_key.map(str::to_owned);
+                self.issue(client, request, key, false).await
+            }
             Err(refusal) => Err(self.refused(&request, refusal).await),
         }
     }
@@ -70,16 +92,14 @@ impl Ciba {
         }
     }
 
-    async fn redeem(&self, client: &Client, row: AuthRequest) -> Result<TokenResponse, CibaError> {
-        self.issue(client, row, false).await
-    }
-
-    /// Verifies the approval and mints its tokens: the one redemption, or (`again`, push mode only) a
-    /// new issue after a delivery that failed, which revokes what that delivery carried.
+    /// Verifies the approval and mints its tokens, bound to the DPoP key `dpop_key` if given: the one
+    /// redemption, or (`again`, push mode only) a new issue after a delivery that failed, which
+    /// revokes what that delivery carried.
     async fn issue(
         &self,
         client: &Client,
         row: AuthRequest,
+        dpop_key: Option<String>,
         again: bool,
     ) -> Result<TokenResponse, CibaError> {
         let now = self.clock.now();
@@ -118,7 +138,8 @@ impl Ciba {
         let jti = random_token(16);
         // Mint first, then claim the redemption: only the caller whose conditional update wins gets the
         // tokens out, so concurrent polls produce exactly one token response.
-        let tokens = self.mint_tokens(&row, &approver, &decision, &jti, now)?;
+        let tokens =
+            self.mint_tokens(&row, &approver, &decision, &jti, dpop_key.as_deref(), now)?;
         let issued = IssuedToken {
             jti: &jti,
             issued_at: now,
@@ -207,8 +228,15 @@ impl Ciba {
             .await?
             .ok_or_else(unknown_id)?;
         let outcome = match request.status(self.clock.now()) {
-            RequestStatus::Approved => self.issue(&client, request, false).await,
-            RequestStatus::Redeemed => self.issue(&client, request, true).await,
+            // Pushed tokens are bound to the key the client named at /bc-authorize, if any.
+            RequestStatus::Approved => {
+                let key = request.dpop_jkt.clone();
+                self.issue(&client, request, key, false).await
+            }
+            RequestStatus::Redeemed => {
+                let key = request.dpop_jkt.clone();
+                self.issue(&client, request, key, true).await
+            }
             RequestStatus::Denied => Err(CibaError::AccessDenied(
                 "the approver denied the request".into(),
             )),

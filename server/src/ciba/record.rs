@@ -33,7 +33,7 @@ pub fn canonical(value: &Value) -> String {
 /// The canonical statement of a request: everything the approver's decision covers.
 pub fn request_statement(row: &AuthRequest) -> Value {
     let details: Value = serde_json::from_str(&row.authorization_details).unwrap_or(Value::Null);
-    json!({
+    let mut statement = json!({
         "auth_req_id": row.id,
         "client_id": row.client_id,
         "approver": row.approver_id,
@@ -41,7 +41,14 @@ pub fn request_statement(row: &AuthRequest) -> Value {
         "binding_message": row.binding_message,
         "scope": row.scope,
         "expires_at": row.expires_at,
-    })
+    });
+    // The key the tokens will be bound to is part of what was approved, so a binding changed in
+    // the database afterwards no longer matches the record. Absent, it is left out: the statements
+    // of requests without one, and their digests, stay as they were.
+    if let Some(jkt) = &row.dpop_jkt {
+        statement["dpop_jkt"] = json!(jkt);
+    }
+    statement
 }
 
 pub fn request_digest(row: &AuthRequest) -> [u8; 32] {

@@ -6,7 +6,7 @@ use super::{
     action::AgentAction,
     auth_request::AuthRequest,
     checks::{
-        check_acr_values, check_authorization_details, check_binding_message,
+        check_acr_values, check_authorization_details, check_binding_message, check_dpop_jkt,
         check_notification_token, check_requested_expiry, check_scope, check_user_code,
     },
     ids::new_auth_req_id,
@@ -34,6 +34,14 @@ pub struct BackchannelParams {
     pub acr_values: Option<String>,
     pub authorization_details: Option<RawDetails>,
     pub client_notification_token: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the tokens are to be bound to.
+    pub dpop_jkt: Option<String>,
+}
+
+/// How the client hears of the outcome and which key its tokens are bound to.
+struct Delivery {
+    notification_token: Option<String>,
+    dpop_jkt: Option<String>,
 }
 
 /// Announced when a request starts waiting for its approver (for notifications).
@@ -72,6 +80,7 @@ impl Ciba {
         let scope = check_scope(client, params.scope.as_deref())?;
         let notification_token =
             check_notification_token(client, params.client_notification_token)?;
+        let dpop_jkt = check_dpop_jkt(client, params.dpop_jkt)?;
         let action = check_authorization_details(params.authorization_details)?;
         let binding_message = params
             .binding_message
@@ -96,7 +105,10 @@ impl Ciba {
             binding_message,
             acr_values,
             action,
-            notification_token,
+            Delivery {
+                notification_token,
+                dpop_jkt,
+            },
             expires_in,
             now,
         )
@@ -112,7 +124,7 @@ impl Ciba {
         binding_message: Option<String>,
         acr_values: Option<String>,
         action: AgentAction,
-        notification_token: Option<String>,
+        delivery: Delivery,
         expires_in: i64,
         now: Millis,
     ) -> Result<Acknowledgement, CibaError> {
@@ -124,7 +136,8 @@ impl Ciba {
             binding_message,
             acr_values,
             action,
-            notification_token,
+            delivery.notification_token,
+            delivery.dpop_jkt,
             now,
             now + expires_in * 1000,
             self.policy.poll_interval_secs,

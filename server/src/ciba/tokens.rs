@@ -27,13 +27,15 @@ pub const AUTH_REQ_ID_CLAIM: &str = "urn:openid:params:jwt:claim:auth_req_id";
 
 impl Ciba {
     /// Tokens for `request`, approved by `approver` in the verified decision record `decision`; `jti`
-    /// identifies the access token for revocation.
+    /// identifies the access token for revocation. With `dpop_key` (a JWK thumbprint) the access
+    /// token is sender-constrained: RFC 9449 §6.1's `cnf.jkt`, and `token_type` DPoP (§5).
     pub(crate) fn mint_tokens(
         &self,
         request: &AuthRequest,
         approver: &Approver,
         decision: &DecisionRow,
         jti: &str,
+        dpop_key: Option<&str>,
         now: Millis,
     ) -> Result<TokenResponse, CibaError> {
         let iat = secs(now);
@@ -63,6 +65,9 @@ impl Ciba {
         at.insert("amr".into(), amr.clone());
         at.insert("authorization_details".into(), details.clone());
         at.insert(DECISION_CLAIM.into(), json!(decision.record_hash));
+        if let Some(jkt) = dpop_key {
+            at.insert("cnf".into(), json!({ "jkt": jkt }));
+        }
         let access_token = self.keys.sign("at+jwt", at)?;
 
         let mut id = Map::new();
@@ -89,7 +94,7 @@ impl Ciba {
 
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: if dpop_key.is_some() { "DPoP" } else { "Bearer" },
             expires_in: access_ttl,
             id_token,
             scope: request.scope.clone(),

@@ -37,6 +37,7 @@ pub async fn bc_authorize(
             acr_values: form.take("acr_values"),
             authorization_details: form.take("authorization_details").map(RawDetails::Text),
             client_notification_token: form.take("client_notification_token"),
+            dpop_jkt: form.take("dpop_jkt"),
         },
     };
     let ack = state.ciba.start_request(&client, params).await?;
@@ -54,6 +55,7 @@ const PARAMETERS: &[&str] = &[
     "acr_values",
     "authorization_details",
     "client_notification_token",
+    "dpop_jkt",
 ];
 
 /// CIBA §7.1.1: a JWS signed with the client's key, with aud (this issuer), iss (the client), exp, iat,
@@ -109,6 +111,7 @@ fn signed_params(
                 other => RawDetails::Json(other),
             }),
         client_notification_token: text("client_notification_token")?,
+        dpop_jkt: text("dpop_jkt")?,
     })
 }
 

@@ -29,6 +29,7 @@ pub async fn openid_configuration(State(state): State<AppState>) -> impl IntoRes
         "token_endpoint_auth_signing_alg_values_supported": CLIENT_JWT_ALGS,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "authorization_details_types_supported": [AGENT_ACTION],
+        "dpop_signing_alg_values_supported": CLIENT_JWT_ALGS,
         "scopes_supported": SUPPORTED_SCOPES,
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr", "email", "name",
             "urn:openid:params:jwt:claim:auth_req_id", "at_hash"],

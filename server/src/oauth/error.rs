@@ -28,6 +28,10 @@ pub enum ErrorCode {
     AuthorizationPending,
     SlowDown,
     ExpiredToken,
+    /// RFC 9449 §5: the DPoP proof is missing or invalid.
+    InvalidDpopProof,
+    /// RFC 9449 §8: prove again with the nonce in the `DPoP-Nonce` header.
+    UseDpopNonce,
     ServerError,
 }
 
@@ -50,6 +54,8 @@ impl ErrorCode {
             ErrorCode::AuthorizationPending => "authorization_pending",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ExpiredToken => "expired_token",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
             ErrorCode::ServerError => "server_error",
         }
     }
@@ -167,6 +173,7 @@ impl From<CibaError> for OAuthError {
             CibaError::InvalidAuthorizationDetails(_) => ErrorCode::InvalidAuthorizationDetails,
             CibaError::AccessDenied(_) => ErrorCode::AccessDenied,
             CibaError::InvalidGrant(_) => ErrorCode::InvalidGrant,
+            CibaError::InvalidDpopProof(_) => ErrorCode::InvalidDpopProof,
             CibaError::ExpiredToken => ErrorCode::ExpiredToken,
             CibaError::AuthorizationPending => ErrorCode::AuthorizationPending,
             CibaError::SlowDown(interval) => {

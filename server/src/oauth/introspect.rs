@@ -27,7 +27,13 @@ pub async fn introspect(
     let body = match active {
         Some(mut claims) => {
             claims.insert("active".into(), json!(true));
-            claims.insert("token_type".into(), json!("Bearer"));
+            // RFC 9449 §6.2: a DPoP-bound token says so, and its `cnf` (already a claim) names the key.
+            let token_type = if claims.contains_key("cnf") {
+                "DPoP"
+            } else {
+                "Bearer"
+            };
+            claims.insert("token_type".into(), json!(token_type));
             Value::Object(claims)
         }
         None => json!({ "active": false }),

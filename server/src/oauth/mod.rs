@@ -12,6 +12,7 @@ use crate::ciba::Ciba;
 pub mod bc_authorize;
 pub mod client_auth;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod form;
 pub mod introspect;
@@ -49,6 +50,7 @@ pub struct AppState {
     pub ciba: Arc<Ciba>,
     pub endpoints: Arc<Endpoints>,
     pub replay: Arc<replay::ReplayCache>,
+    pub dpop: Arc<dpop::DpopVerifier>,
 }
 
 pub fn routes(state: AppState) -> Router {

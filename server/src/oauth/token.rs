@@ -1,7 +1,8 @@
-//! `POST /token` with the CIBA grant (§10.1; errors §11): authenticate, then answer the poll.
+//! `POST /token` with the CIBA grant (§10.1; errors §11): authenticate, check any DPoP proof (RFC 9449
+//! §5), then answer the poll. Every answer carries a fresh DPoP nonce (§8).
 use axum::{
     extract::State,
-    http::header,
+    http::{header, Method},
     response::{IntoResponse, Response},
     Json,
 };
@@ -9,16 +10,21 @@ use axum::{
 use super::{
     client_auth::authenticate,
     discovery::CIBA_GRANT,
+    dpop::NONCE_HEADER,
     error::{ErrorCode, OAuthError},
     form::OAuthForm,
     AppState,
 };
 use crate::ciba::DeliveryMode;
 
-pub async fn token(State(state): State<AppState>, form: OAuthForm) -> Result<Response, OAuthError> {
-    answer(&state, form)
-        .await
-        .map_err(OAuthError::at_token_endpoint)
+pub async fn token(State(state): State<AppState>, form: OAuthForm) -> Response {
+    let mut response = match answer(&state, form).await {
+        Ok(response) => response,
+        Err(err) => err.at_token_endpoint().into_response(),
+    };
+    let nonce = state.dpop.nonce(state.ciba.now());
+    response.headers_mut().insert(NONCE_HEADER, nonce);
+    response
 }
 
 async fn answer(state: &AppState, mut form: OAuthForm) -> Result<Response, OAuthError> {
@@ -39,10 +45,16 @@ async fn answer(state: &AppState, mut form: OAuthForm) -> Result<Response, OAuth
             "push-mode clients receive tokens by delivery",
         ));
     }
+    let dpop_key = state
+        .dpop
+        .check(&form.headers, &Method::POST, state.ciba.now())?;
     let auth_req_id = form
         .take("auth_req_id")
         .ok_or_else(|| OAuthError::invalid_request("auth_req_id is required"))?;
-    let tokens = state.ciba.poll(&client, &auth_req_id).await?;
+    let tokens = state
+        .ciba
+        .poll(&client, &auth_req_id, dpop_key.as_deref())
+        .await?;
     Ok((
         [
             (header::CACHE_CONTROL, "no-store"),

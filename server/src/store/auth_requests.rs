@@ -31,11 +31,12 @@ pub struct AuthRequestRow {
     pub amr: Option<String>,
     pub redeemed_at: Option<i64>,
     pub user_code_failures: i64,
+    pub dpop_jkt: Option<String>,
 }
 
 const COLUMNS: &str = "id, client_id, approver_id, scope, binding_message, acr_values, authorization_details, \
     notification_token, created_at, expires_at, interval_secs, status, decided_at, deny_reason, acr, amr, \
-    redeemed_at, user_code_failures";
+    redeemed_at, user_code_failures, dpop_jkt";
 
 /// An access token as recorded at redemption.
 #[derive(Clone, Debug)]
@@ -93,6 +94,7 @@ impl AuthRequestRow {
             action,
             authorization_details: self.authorization_details,
             notification_token: self.notification_token,
+            dpop_jkt: self.dpop_jkt,
             created_at: self.created_at,
             expires_at: self.expires_at,
             interval_secs: self.interval_secs,

@@ -18,14 +18,16 @@ pub struct ClientRow {
     pub updated_at: i64,
     /// May introspect tokens (see migration 0013).
     pub resource_server: i64,
+    /// Must use DPoP (see migration 0014).
+    pub dpop_bound: i64,
 }
 
-const COLUMNS: &str = "id, name, delivery_mode, notify_url, scopes, auth_method, secret_hash, jwks, disabled, created_at, updated_at, resource_server";
+const COLUMNS: &str = "id, name, delivery_mode, notify_url, scopes, auth_method, secret_hash, jwks, disabled, created_at, updated_at, resource_server, dpop_bound";
 
 impl Store {
     pub async fn insert_client(&self, row: &ClientRow) -> StoreResult<()> {
         sqlx::query(&format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(&row.id)
         .bind(&row.name)
@@ -39,6 +41,7 @@ impl Store {
         .bind(row.created_at)
         .bind(row.updated_at)
         .bind(row.resource_server)
+        .bind(row.dpop_bound)
         .execute(self.pool())
         .await
         .map_err(|e| StoreError::on_unique(e, "client id"))?;

@@ -173,6 +173,32 @@ async fn clients_and_approvers_are_managed_from_the_command_line(db: Db) {
         .find(|c| c["client_id"] == tool["client_id"])
         .unwrap();
     assert_eq!(listed["resource_server"], true);
+    assert_eq!(listed["dpop"], false);
+    // An agent whose tokens must be DPoP-bound (RFC 9449 §5.2).
+    let (ok, out, err) = countersign(
+        &url,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Careful agent",
+            "--delivery",
+            "poll",
+            "--dpop",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let careful: Value = serde_json::from_str(&out).unwrap();
+    let (_, out, _) = countersign(&url, &["client", "list", "--json"]);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["client_id"] == careful["client_id"])
+        .unwrap();
+    assert_eq!(listed["dpop"], true);
 
     let before = h.server.ciba.keys().active_kid();
     let (ok, _, err) = countersign(&url, &["keys", "rotate"]);

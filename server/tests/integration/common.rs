@@ -189,6 +189,7 @@ impl Harness {
             auth_method: AuthMethod::ClientSecretBasic,
             jwks: None,
             resource_server: true,
+            dpop_bound: false,
         };
         let creds = clients::register(&self.store, new, Default::default(), self.clock.now())
             .await
@@ -208,6 +209,7 @@ impl Harness {
             auth_method: auth,
             jwks: None,
             resource_server: false,
+            dpop_bound: false,
         };
         let creds = clients::register(&self.store, new, Default::default(), self.clock.now())
             .await
@@ -254,7 +256,23 @@ impl Harness {
         content_type: &str,
         body: Vec<u8>,
     ) -> Response {
+        self.post_with_headers(path, creds, content_type, body, &[])
+            .await
+    }
+
+    /// [`Harness::post_raw`] with `headers` added (a DPoP proof, say).
+    pub async fn post_with_headers(
+        &self,
+        path: &str,
+        creds: Option<&Creds>,
+        content_type: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Response {
         let mut request = Request::post(path).header(header::CONTENT_TYPE, content_type);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(c) = creds {
             request = request.header(
                 header::AUTHORIZATION,
@@ -339,6 +357,29 @@ impl Harness {
                 ("grant_type", "urn:openid:params:grant-type:ciba"),
                 ("auth_req_id", auth_req_id),
             ],
+        )
+        .await
+    }
+
+    /// A token request with the DPoP proofs `proofs` (RFC 9449 §5; usually one).
+    pub async fn poll_with_proofs(
+        &self,
+        creds: &Creds,
+        auth_req_id: &str,
+        proofs: &[&str],
+    ) -> Response {
+        let form = [
+            ("grant_type", "urn:openid:params:grant-type:ciba"),
+            ("auth_req_id", auth_req_id),
+        ];
+        let headers: Vec<(&str, &str)> = proofs.iter().map(|p| ("DPoP", *p)).collect();
+        let body = serde_urlencoded::to_string(form).unwrap().into_bytes();
+        self.post_with_headers(
+            "/token",
+            Some(creds),
+            "application/x-www-form-urlencoded",
+            body,
+            &headers,
         )
         .await
     }

@@ -63,6 +63,7 @@ async fn keyed_client(h: &Harness) -> KeyedClient {
         auth_method: AuthMethod::PrivateKeyJwt,
         jwks: Some(jwks),
         resource_server: false,
+        dpop_bound: false,
     };
     let creds = clients::register(&h.store, new, Default::default(), h.clock.now())
         .await

@@ -6,6 +6,7 @@ mod common;
 mod consent;
 mod decisions;
 mod discovery;
+mod dpop;
 mod evidence;
 mod identity;
 mod inbox;

@@ -30,7 +30,8 @@ on_both_databases!(
     two_instances_deliver_each_ping_once,
     a_ping_survives_a_killed_server,
     push_clients_receive_the_token_response_or_the_error,
-    a_failed_push_is_sent_again_with_new_tokens
+    a_failed_push_is_sent_again_with_new_tokens,
+    pushed_tokens_are_bound_to_the_key_named_at_bc_authorize
 );
 
 /// What the client's endpoint received: the Authorization header, the content type and the body.
@@ -101,6 +102,7 @@ async fn notified_client(h: &Harness, url: &str, delivery_mode: DeliveryMode) ->
         auth_method: AuthMethod::ClientSecretBasic,
         jwks: None,
         resource_server: false,
+        dpop_bound: false,
     };
     let dev = EndpointPolicy {
         allow_loopback: true,
@@ -240,6 +242,7 @@ async fn ping_endpoints_on_private_addresses_are_refused(db: Db) {
             auth_method: AuthMethod::ClientSecretBasic,
             jwks: None,
             resource_server: false,
+            dpop_bound: false,
         };
         clients::register(&h.store, new, EndpointPolicy::default(), h.clock.now())
     };
@@ -405,6 +408,7 @@ async fn a_ping_survives_a_killed_server(db: Db) {
         auth_method: AuthMethod::ClientSecretBasic,
         jwks: None,
         resource_server: false,
+        dpop_bound: false,
     };
     let creds = clients::register(
         &store,
@@ -605,4 +609,36 @@ async fn a_failed_push_is_sent_again_with_new_tokens(db: Db) {
     .await
     .unwrap();
     assert_eq!((issued, live), (2, 1));
+}
+
+/// RFC 9449 §10's `dpop_jkt`, applied to CIBA push: the delivered tokens are DPoP-bound to the key
+/// the client named when it asked.
+async fn pushed_tokens_are_bound_to_the_key_named_at_bc_authorize(db: Db) {
+    let h = Harness::with_config(db, |c| c.allow_loopback_notify = true).await;
+    let jane = h.approver(APPROVER, None).await;
+    let (url, mut pushes) = receiver(vec![]).await;
+    let creds = notified_client(&h, &url, DeliveryMode::Push).await;
+    let key = crate::dpop::DpopKey::new();
+    let r = h
+        .bc_authorize(
+            &creds,
+            APPROVER,
+            &[("client_notification_token", "tok"), ("dpop_jkt", &key.jkt)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let id = r.json["auth_req_id"].as_str().unwrap().to_owned();
+    decide(
+        &h.server.ciba,
+        &id,
+        &jane.id,
+        Decision::approve_with_passkey(false),
+    )
+    .await
+    .unwrap();
+    let push = next(&mut pushes).await;
+    assert_eq!(push.body["auth_req_id"], id.as_str());
+    assert_eq!(push.body["token_type"], "DPoP");
+    let access_token = claims(push.body["access_token"].as_str().unwrap());
+    assert_eq!(access_token["cnf"]["jkt"], key.jkt.as_str());
 }

@@ -68,7 +68,8 @@ impl Client {
     }
 }
 
-fn verifier_for(alg: &str, jwk: &Jwk) -> Option<Box<dyn JwsVerifier>> {
+/// A verifier for `alg` with the public key `jwk`, if the key suits the algorithm.
+pub fn verifier_for(alg: &str, jwk: &Jwk) -> Option<Box<dyn JwsVerifier>> {
     let verifier: Box<dyn JwsVerifier> = match alg {
         "ES256" => Box::new(ES256.verifier_from_jwk(jwk).ok()?),
         "ES384" => Box::new(ES384.verifier_from_jwk(jwk).ok()?),

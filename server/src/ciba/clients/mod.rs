@@ -17,7 +17,7 @@ mod jwt;
 mod registration;
 
 pub use directory::ClientDirectory;
-pub use jwt::JwtRejection;
+pub use jwt::{verifier_for, JwtRejection};
 pub use registration::{register, rotate_secret, ClientCredentials, ClientError, NewClient};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -86,6 +86,9 @@ pub struct Client {
     pub disabled: bool,
     /// May introspect tokens.
     pub resource_server: bool,
+    /// Its tokens must be DPoP-bound (RFC 9449 §5.2): every token request carries a proof, and a
+    /// push client binds each request to its key with `dpop_jkt`.
+    pub dpop_bound: bool,
 }
 
 impl Client {
@@ -109,6 +112,7 @@ impl Client {
                 .map_err(|e| e.to_string())?,
             disabled: row.disabled != 0,
             resource_server: row.resource_server != 0,
+            dpop_bound: row.dpop_bound != 0,
             id: row.id,
             name: row.name,
         })

@@ -32,6 +32,8 @@ pub struct NewClient {
     pub jwks: Option<String>,
     /// A tool agents call, which may introspect their tokens.
     pub resource_server: bool,
+    /// Requires DPoP-bound tokens (RFC 9449 §5.2 `dpop_bound_access_tokens`).
+    pub dpop_bound: bool,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -109,6 +111,7 @@ pub async fn register(
             created_at: now,
             updated_at: now,
             resource_server: i64::from(new.resource_server),
+            dpop_bound: i64::from(new.dpop_bound),
         })
         .await?;
     Ok(ClientCredentials {
