@@ -29,12 +29,13 @@ test-browser:
 	scripts/size-report.sh --check
 	cd end2end && COUNTERSIGN_BIN=../$(RELEASE_BIN) npm test
 
-## make bench: the load benchmark, the first-visit, inbox and ping latency benchmarks (see BENCHMARKS.md)
+## make bench: the load benchmark, the first-visit, inbox and ping latency benchmarks, the admin history at a million requests (see BENCHMARKS.md)
 bench: deps-bench build
 	bench/run.sh
 	node bench/first-visit.mjs
 	node bench/inbox-latency.mjs
 	node bench/ping-latency.mjs
+	bench/history.sh
 
 ## make size: the bundle's size report (raw, gzip, brotli)
 size: deps-build site-release

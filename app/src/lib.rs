@@ -7,6 +7,8 @@ use leptos_router::{
     ParamSegment, SsrMode, StaticSegment,
 };
 
+#[cfg(feature = "ssr")]
+pub mod admin_html;
 pub mod api;
 pub mod components;
 pub mod error;
@@ -65,6 +67,8 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("inbox") view=pages::inbox::InboxPage ssr=SsrMode::Async/>
                 <Route path=StaticSegment("account") view=pages::account::AccountPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("requests"), ParamSegment("id")) view=pages::request::RequestPage ssr=SsrMode::Async/>
+                <Route path=StaticSegment("admin") view=pages::admin::AdminPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("requests"), ParamSegment("id")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

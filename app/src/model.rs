@@ -122,3 +122,104 @@ pub struct PushDeviceView {
     /// The browser showing the page holds this subscription.
     pub this_device: bool,
 }
+
+/// The admin history's filters, as they stand in the page's URL (so a view can be shared). Every
+/// field is optional text; the server parses and refuses what it cannot read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryQuery {
+    /// pending, approved, denied or expired.
+    pub status: Option<String>,
+    /// A client id.
+    pub agent: Option<String>,
+    /// An approver id.
+    pub approver: Option<String>,
+    /// Words of the action or the target.
+    pub q: Option<String>,
+    /// First and last day (YYYY-MM-DD, UTC), inclusive.
+    pub from: Option<String>,
+    pub until: Option<String>,
+    /// Where the page starts: the cursor of the previous page's last line.
+    pub after: Option<String>,
+}
+
+impl HistoryQuery {
+    /// The query as URL parameters, without empty ones.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        [
+            ("status", &self.status),
+            ("agent", &self.agent),
+            ("approver", &self.approver),
+            ("q", &self.q),
+            ("from", &self.from),
+            ("until", &self.until),
+            ("after", &self.after),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| {
+            value
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                .map(|v| (name, v.to_owned()))
+        })
+        .collect()
+    }
+}
+
+/// A name to choose in a filter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    pub id: String,
+    pub label: String,
+}
+
+/// One line of the admin history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryLine {
+    pub id: String,
+    pub action: String,
+    pub target: String,
+    pub client_name: String,
+    pub approver_name: String,
+    pub status: RequestStatus,
+    /// When it was asked and decided, in UTC ("2026-11-30 14:05 UTC"), written by the server.
+    pub asked: String,
+    pub decided: Option<String>,
+    /// How the outcome reached the agent: "Tokens collected", "Ping delivered", "Push failed (3 tries)".
+    pub delivery: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub lines: Vec<HistoryLine>,
+    /// The cursor of the next (older) page, if there is one.
+    pub next: Option<String>,
+    pub agents: Vec<Choice>,
+    pub approvers: Vec<Choice>,
+}
+
+/// One check of a decision record, as the detail page lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckView {
+    pub name: String,
+    pub passed: bool,
+    /// Why it failed, or a note on how it passed.
+    pub detail: Option<String>,
+}
+
+/// Everything an admin sees about one request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryDetail {
+    /// The statement exactly as the approver saw it.
+    pub request: RequestView,
+    pub approver_name: String,
+    pub approver_email: String,
+    pub asked: String,
+    pub decided: Option<String>,
+    /// The stored request, as canonical JSON (what the record's digest covers).
+    pub raw_request: String,
+    /// The decision record, as JSON, if the request was decided.
+    pub record: Option<String>,
+    pub checks: Vec<CheckView>,
+    /// The ping or push delivery, if the agent is told that way.
+    pub delivery: Option<String>,
+}

@@ -51,6 +51,15 @@ pub fn after_sign_in(next: Option<&str>) -> &str {
     next.and_then(local_path).unwrap_or(HOME)
 }
 
+/// `pairs` as a URL query (`status=denied&q=refund%20order`), every value escaped.
+pub fn encode_query(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(name, value)| format!("{name}={}", utf8_percent_encode(value, QUERY_VALUE)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,10 @@ use webauthn_rs_proto::{
 };
 
 pub use crate::error::UiError;
-use crate::model::{InboxView, InvitationView, Me, PasskeyView, PushDevicesView, RequestView};
+use crate::model::{
+    HistoryDetail, HistoryPage, HistoryQuery, InboxView, InvitationView, Me, PasskeyView,
+    PushDevicesView, RequestView,
+};
 
 /// Errors are sentences for the person at the screen with an HTTP status; details stay in the
 /// server's log.
@@ -139,3 +142,15 @@ pub trait NotificationService: Send + Sync + 'static {
 }
 
 pub type SharedNotifications = Arc<dyn NotificationService>;
+
+/// The admin console. Every method refuses anyone but an admin (403): the check is made here, on
+/// the server, whatever the pages show.
+#[async_trait]
+pub trait AdminService: Send + Sync + 'static {
+    /// A page of the history of every request, newest first.
+    async fn history(&self, user: &SignedIn, query: HistoryQuery) -> UserResult<HistoryPage>;
+    /// One request (by its page reference) with its decision record and that record's checks.
+    async fn history_detail(&self, user: &SignedIn, id: &str) -> UserResult<HistoryDetail>;
+}
+
+pub type SharedAdmin = Arc<dyn AdminService>;

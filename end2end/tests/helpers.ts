@@ -83,3 +83,21 @@ export async function enrolledApprover(page: Page, name: string): Promise<string
   await page.waitForURL(/\/inbox$/);
   return email;
 }
+
+/** A backchannel authentication request from `client` to `email` for one action; asserts it started. */
+export async function askFor(baseURL: string, client: { client_id: string; client_secret: string }, email: string,
+  action: string, target: string): Promise<void> {
+  const response = await fetch(new URL('/bc-authorize', baseURL), {
+    method: 'POST',
+    headers: {
+      Authorization: `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}`,
+      'Content-Type': 'application/x-www-form-urlencoded',
+    },
+    body: new URLSearchParams({
+      scope: 'openid', login_hint: email,
+      authorization_details: JSON.stringify([{ type: 'agent_action', action, target,
+        consequence: 'It cannot be undone.' }]),
+    }),
+  });
+  if (response.status !== 200) throw new Error(`bc-authorize answered ${response.status}: ${await response.text()}`);
+}

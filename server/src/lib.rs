@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::Router;
 
+pub mod admin;
 pub mod agent;
 pub mod ciba;
 pub mod clock;
@@ -13,6 +14,7 @@ pub mod notify;
 pub mod oauth;
 pub mod sealing;
 pub mod secrets;
+pub mod seed;
 pub mod signing;
 pub mod store;
 pub mod ui;
@@ -115,10 +117,18 @@ pub async fn build(
         identity.clone(),
         pusher.clone(),
     ));
+    let admin = Arc::new(ui::admin::AdminPages::new(
+        admin::history::History::new(
+            ciba.clone(),
+            ciba::audit::RelyingParty::of(&config.public_url),
+        ),
+        ciba.clone(),
+    ));
     let services = ui::Services {
         identity,
         approvals,
         notifications,
+        admin,
         ciba: ciba.clone(),
     };
     let state = AppState {

@@ -55,6 +55,33 @@ enum Command {
     /// Act as an agent: the reference CIBA client.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// For development and benchmarks only.
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+#[derive(Subcommand)]
+enum DevCommand {
+    /// Fill an empty database with a synthetic history: decided requests (no decision records,
+    /// so `audit verify` reports them all) from synthetic agents to synthetic approvers.
+    Seed {
+        #[arg(long, default_value_t = 10_000)]
+        decisions: u64,
+        #[arg(long, default_value_t = 20)]
+        clients: usize,
+        #[arg(long, default_value_t = 50)]
+        approvers: usize,
+        /// How many days back the history reaches.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+    /// Time the admin history's queries on this database and print their plans.
+    BenchHistory {
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -169,6 +196,38 @@ enum AuditCommand {
         public_url: url::Url,
         /// A checkpoint to compare with (a file holding its JWS), instead of the latest one in the
         /// checkpoint directory.
+        #[arg(long)]
+        checkpoint: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        data: DataConfig,
+    },
+    /// Write an evidence bundle (docs/evidence-bundle.md): the decision records, the requests they
+    /// decided, the passkey key registry, the server's public keys and the latest checkpoint, for
+    /// anyone to check without this server (verify/verify-bundle.mjs). Without a selection it holds
+    /// every record.
+    Export {
+        /// Where to write it (default: standard output).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Only requests made on or after this day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only requests made on or before this day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only requests to this approver (e-mail address).
+        #[arg(long)]
+        approver: Option<String>,
+        /// Only requests from this agent (client_id).
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(
+            long,
+            env = "COUNTERSIGN_PUBLIC_URL",
+            default_value = "http://localhost:3000"
+        )]
+        public_url: url::Url,
+        /// The checkpoint to include (a file holding its JWS), instead of the latest one.
         #[arg(long)]
         checkpoint: Option<std::path::PathBuf>,
         #[command(flatten)]
@@ -337,6 +396,62 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(3));
             }
         }
+        Command::Audit(AuditCommand::Export {
+            out,
+            from,
+            until,
+            approver,
+            agent,
+            public_url,
+            checkpoint,
+            data,
+        }) => {
+            let day = |text: Option<String>, what: &str| {
+                text.map(|t| {
+                    server::admin::history::day_start(&t)
+                        .ok_or_else(|| anyhow::anyhow!("--{what} must be a day such as 2026-11-30"))
+                })
+                .transpose()
+            };
+            let approver_id = match approver {
+                None => None,
+                Some(email) => Some(
+                    approvers::by_email(&store, &email)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no approver has the address {email}"))?
+                        .id,
+                ),
+            };
+            let selection = server::store::decisions::Selection {
+                from: day(from, "from")?,
+                until: day(until, "until")?.map(|start| start + 86_400_000),
+                approver_id,
+                client_id: agent,
+            };
+            let kek = Kek::load_existing(&data.kek_source(&cli.database_url))?;
+            let checkpoint = match checkpoint {
+                Some(file) => Some(std::fs::read_to_string(file)?.trim().to_owned()),
+                None => server::ciba::checkpoint::latest(&data.checkpoint_dir(&cli.database_url))?,
+            };
+            let bundle = server::ciba::bundle::export(
+                &store,
+                kek.as_ref(),
+                &audit::RelyingParty::of(&public_url),
+                checkpoint,
+                &selection,
+                now,
+            )
+            .await?;
+            match out {
+                Some(path) => {
+                    let file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+                    serde_json::to_writer(file, &bundle)?;
+                    let records = bundle["records"].as_array().map_or(0, Vec::len);
+                    eprintln!("wrote {records} decision records to {}", path.display());
+                }
+                None => println!("{}", serde_json::to_string(&bundle)?),
+            }
+        }
         Command::Audit(AuditCommand::Checkpoint { public_url, data }) => {
             let kek = Kek::load(&data.kek_source(&cli.database_url))?;
             let keys =
@@ -346,6 +461,58 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{}",
                 server::ciba::checkpoint::make(&store, &keys, &issuer, now).await?
             );
+        }
+        Command::Dev(DevCommand::Seed {
+            decisions,
+            clients,
+            approvers,
+            days,
+        }) => {
+            let plan = server::seed::SeedPlan {
+                decisions,
+                clients,
+                approvers,
+                days,
+            };
+            let started = std::time::Instant::now();
+            let seeded = server::seed::seed(&store, &plan, now, |n| {
+                if n % 100_000 == 0 || n == decisions {
+                    eprintln!("{n} requests written");
+                }
+            })
+            .await?;
+            eprintln!(
+                "seeded {} requests from {} agents to {} approvers in {:.1} s",
+                seeded.requests,
+                seeded.client_ids.len(),
+                seeded.approver_ids.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Command::Dev(DevCommand::BenchHistory { runs, json }) => {
+            let timings = server::seed::bench_history(&store, runs.max(1), now).await?;
+            if json {
+                let list: Vec<_> = timings
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "query": t.name, "median_ms": t.median_ms, "p99_ms": t.p99_ms,
+                            "rows": t.rows, "plan": t.plan,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for t in &timings {
+                    println!(
+                        "{:<32} median {:>7.2} ms   p99 {:>7.2} ms   ({} rows)",
+                        t.name, t.median_ms, t.p99_ms, t.rows
+                    );
+                    for step in &t.plan {
+                        println!("    {step}");
+                    }
+                }
+            }
         }
         Command::Agent(_) => unreachable!("handled above"),
     }

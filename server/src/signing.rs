@@ -266,12 +266,15 @@ pub struct ArchiveVerifier {
     pub refused: Vec<(String, String)>,
     /// Whether the keys were checked against the key-encryption key.
     pub keys_checked: bool,
+    /// The trusted public keys, each with its `kid` (for evidence bundles).
+    pub public_keys: Vec<Value>,
 }
 
 impl ArchiveVerifier {
     pub async fn load(store: &Store, kek: Option<&Kek>) -> Result<ArchiveVerifier, StoreError> {
         let mut verifiers: HashMap<String, Box<dyn JwsVerifier>> = HashMap::new();
         let mut refused = Vec::new();
+        let mut public_keys = Vec::new();
         for row in store.signing_keys(i64::MIN).await? {
             let public = match kek {
                 Some(kek) => open_key(kek, &row).map(|(_, public)| public),
@@ -279,8 +282,11 @@ impl ArchiveVerifier {
                     KeyError::Refused(row.kid.clone(), "its public key is unreadable")
                 }),
             };
-            match public.and_then(|jwk| Ok(ES256.verifier_from_jwk(&jwk)?)) {
-                Ok(v) => {
+            let verifier = public.and_then(|jwk| Ok((ES256.verifier_from_jwk(&jwk)?, jwk)));
+            match verifier {
+                Ok((v, mut jwk)) => {
+                    jwk.set_key_id(&row.kid);
+                    public_keys.push(Value::Object(jwk.as_ref().clone()));
                     verifiers.insert(row.kid, Box::new(v));
                 }
                 Err(e) => refused.push((row.kid, e.to_string())),
@@ -290,6 +296,7 @@ impl ArchiveVerifier {
             verifiers,
             refused,
             keys_checked: kek.is_some(),
+            public_keys,
         })
     }
 

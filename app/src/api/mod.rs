@@ -1,6 +1,7 @@
 //! Server functions: thin. Each reads what it needs from the context, resolves the signed-in person
 //! (when it needs one), calls the service, and returns a view or a typed refusal whose HTTP status the
 //! response carries.
+pub mod admin;
 pub mod approvals;
 pub mod identity;
 pub mod notifications;

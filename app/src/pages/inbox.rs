@@ -31,7 +31,12 @@ pub fn InboxPage() -> impl IntoView {
 #[component]
 fn Greeting() -> impl IntoView {
     let me = expect_context::<Me>();
-    view! { <h1>"Inbox"</h1> <p class="muted">"Signed in as " {me.name} " (" {me.email} ")"</p> }
+    let admin = me.admin;
+    view! {
+        <h1>"Inbox"</h1>
+        <p class="muted">"Signed in as " {me.name} " (" {me.email} ")"</p>
+        {admin.then(|| view! { <p class="who"><a href="/admin">"Approval history (admin)"</a></p> })}
+    }
 }
 
 /// A pointer to the account page's notification switch, shown once the page has found that this

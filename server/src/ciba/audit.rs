@@ -14,6 +14,7 @@ use serde_json::Value;
 use webauthn_rs::prelude::COSEKey;
 
 use super::{
+    auth_request::AuthRequest,
     checkpoint::{self, Checkpoint},
     record::{decision_challenge, decision_challenge_v1, request_digest, seal_problems},
 };
@@ -104,6 +105,8 @@ impl AuditReport {
 
 /// The site the passkeys belong to, as the assertions must name it.
 pub struct RelyingParty {
+    /// The passkeys' RP id: the public URL's host.
+    pub id: String,
     /// `clientDataJSON.origin`.
     pub origin: String,
     /// SHA-256 of the RP id (the public URL's host): the first 32 bytes of authenticatorData.
@@ -113,6 +116,7 @@ pub struct RelyingParty {
 impl RelyingParty {
     pub fn of(public_url: &url::Url) -> RelyingParty {
         RelyingParty {
+            id: public_url.host_str().unwrap_or_default().to_owned(),
             origin: public_url.origin().ascii_serialization(),
             id_hash: sha256(public_url.host_str().unwrap_or_default().as_bytes()),
         }
@@ -229,6 +233,15 @@ async fn verify_records(
     let mut reasons_covered = false;
     let mut prev = GENESIS_HASH.to_owned();
     for row in rows {
+        let request = read_request(store, &row.auth_req_id).await?;
+        let checked = record_checks(
+            row,
+            &prev,
+            &request,
+            registry.get(&row.credential_id),
+            rp,
+            |jws| verifier.verify(jws),
+        );
         let mut problem = |text: &str| {
             findings.push(Finding {
                 about: Subject::Record {
@@ -238,50 +251,24 @@ async fn verify_records(
                 problem: text.to_owned(),
             });
         };
-        if row.prev_hash != prev {
-            problem("the chain is broken: prev_hash is not the previous record's hash");
-        }
-        for seal in seal_problems(row, |jws| verifier.verify(jws)) {
-            problem(seal);
-        }
-        match store.auth_request(&row.auth_req_id).await {
-            Err(StoreError::Corrupt(_)) => problem("the decided request cannot be read"),
-            Err(e) => return Err(e),
-            Ok(Some(request)) => {
-                let digest = request_digest(&request);
-                if hex(&digest) != row.request_digest {
-                    problem("the request has changed since it was decided");
-                }
-                match assertion_commits(row, &digest, &rp.origin) {
-                    Commitment::Current => reasons_covered = true,
-                    Commitment::V1 if !reasons_covered => {}
-                    Commitment::V1 => problem(
-                        "the passkey assertion answers the older challenge, which does not cover the reason, after the current one was in use",
-                    ),
-                    Commitment::None => problem(
-                        "the passkey assertion does not commit to this decision on this request",
-                    ),
-                }
+        for check in &checked.checks {
+            for text in &check.problems {
+                problem(text);
             }
-            Ok(None) => problem("the decided request is missing"),
         }
-        match &row.credential_public_key {
-            Some(key) => {
+        match checked.commitment {
+            Some(Commitment::Current) => reasons_covered = true,
+            Some(Commitment::V1) if reasons_covered => problem(
+                "the passkey assertion answers the older challenge, which does not cover the reason, after the current one was in use",
+            ),
+            _ => {}
+        }
+        match checked.signature {
+            Some(true) => {
                 keys_kept = true;
-                match assertion_signed(row, key, &rp.id_hash) {
-                    Ok(()) => signatures_verified += 1,
-                    Err(why) => problem(why),
-                }
-                match registry.get(&row.credential_id) {
-                    Some((approver_id, registered)) if *approver_id == row.approver_id => {
-                        if registered != key {
-                            problem("the recorded public key is not the one registered for this passkey");
-                        }
-                    }
-                    Some(_) => problem("the passkey that signed belongs to another approver"),
-                    None => problem("the passkey that signed has no sound key registry entry"),
-                }
+                signatures_verified += 1;
             }
+            Some(false) => keys_kept = true,
             None if keys_kept => {
                 problem("the record keeps no passkey public key, unlike earlier ones");
             }
@@ -290,6 +277,156 @@ async fn verify_records(
         prev = row.record_hash.clone();
     }
     Ok((signatures_verified, signatures_unchecked))
+}
+
+/// The request a record decided, as far as it can be read.
+async fn read_request(
+    store: &Store,
+    id: &str,
+) -> Result<Result<Option<AuthRequest>, ()>, StoreError> {
+    match store.auth_request(id).await {
+        Err(StoreError::Corrupt(_)) => Ok(Err(())),
+        Err(e) => Err(e),
+        Ok(found) => Ok(Ok(found)),
+    }
+}
+
+/// One check of one decision record, named as the history's detail page lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    /// Empty when it holds.
+    pub problems: Vec<&'static str>,
+    /// How it held, or why it could not be made, when that needs saying.
+    pub note: Option<&'static str>,
+}
+
+/// What [`record_checks`] found.
+struct RecordChecks {
+    checks: Vec<Check>,
+    /// Which challenge the assertion answered, if the request could be read.
+    commitment: Option<Commitment>,
+    /// Whether the passkey signature verified; None if the record keeps no public key.
+    signature: Option<bool>,
+}
+
+/// The checks of one record that need nothing but the record before it (`prev_hash`), the request,
+/// and the registry entry of its passkey (approver id, public key), if that entry is sound. The
+/// audit's walk runs these on every record and adds the rules that need the whole chain; the detail
+/// page runs them on one.
+fn record_checks(
+    row: &DecisionRow,
+    prev_hash: &str,
+    request: &Result<Option<AuthRequest>, ()>,
+    registered: Option<&(String, String)>,
+    rp: &RelyingParty,
+    verify: impl Fn(&str) -> Result<serde_json::Map<String, Value>, crate::signing::KeyError>,
+) -> RecordChecks {
+    let check = |name, problems: Vec<&'static str>| Check {
+        name,
+        problems,
+        note: None,
+    };
+    let mut checks = Vec::new();
+    let link = if row.prev_hash == prev_hash {
+        vec![]
+    } else {
+        vec!["the chain is broken: prev_hash is not the previous record's hash"]
+    };
+    checks.push(check("Chain link to the previous record", link));
+    checks.push(check(
+        "Record hash and server signature",
+        seal_problems(row, verify),
+    ));
+    let mut commitment = None;
+    match request {
+        Err(()) => checks.push(check(
+            "Request unchanged since the decision",
+            vec!["the decided request cannot be read"],
+        )),
+        Ok(None) => checks.push(check(
+            "Request unchanged since the decision",
+            vec!["the decided request is missing"],
+        )),
+        Ok(Some(request)) => {
+            let digest = request_digest(request);
+            let changed = if hex(&digest) == row.request_digest {
+                vec![]
+            } else {
+                vec!["the request has changed since it was decided"]
+            };
+            checks.push(check("Request unchanged since the decision", changed));
+            let answered = assertion_commits(row, &digest, &rp.origin);
+            commitment = Some(answered);
+            checks.push(match answered {
+                Commitment::Current => check("Passkey challenge covers this decision", vec![]),
+                Commitment::V1 => Check {
+                    note: Some("answers the earlier challenge, which did not cover a deny reason"),
+                    ..check("Passkey challenge covers this decision", vec![])
+                },
+                Commitment::None => check(
+                    "Passkey challenge covers this decision",
+                    vec!["the passkey assertion does not commit to this decision on this request"],
+                ),
+            });
+        }
+    }
+    let mut signature = None;
+    match &row.credential_public_key {
+        Some(key) => {
+            let signed = assertion_signed(row, key, &rp.id_hash);
+            signature = Some(signed.is_ok());
+            checks.push(check(
+                "Approver's passkey signature",
+                signed.err().into_iter().collect(),
+            ));
+            let entry = match registered {
+                Some((approver_id, registered)) if *approver_id == row.approver_id => {
+                    if registered == key {
+                        vec![]
+                    } else {
+                        vec!["the recorded public key is not the one registered for this passkey"]
+                    }
+                }
+                Some(_) => vec!["the passkey that signed belongs to another approver"],
+                None => vec!["the passkey that signed has no sound key registry entry"],
+            };
+            checks.push(check("Passkey key in the sealed registry", entry));
+        }
+        None => checks.push(Check {
+            note: Some(
+                "not checked: the record keeps no passkey public key (made before keys were kept)",
+            ),
+            ..check("Approver's passkey signature", vec![])
+        }),
+    }
+    RecordChecks {
+        checks,
+        commitment,
+        signature,
+    }
+}
+
+/// One record's checks, as the detail page shows them: what `audit verify` checks of it, given the
+/// record before it and its passkey's registry entry (whose own soundness is checked, though not its
+/// place in the registry's chain). `verify` checks the server's signatures.
+pub async fn check_one(
+    store: &Store,
+    rp: &RelyingParty,
+    row: &DecisionRow,
+    verify: impl Fn(&str) -> Result<serde_json::Map<String, Value>, crate::signing::KeyError>,
+) -> Result<Vec<Check>, StoreError> {
+    let prev = store
+        .record_hash_before(row.seq)
+        .await?
+        .unwrap_or_else(|| GENESIS_HASH.to_owned());
+    let request = read_request(store, &row.auth_req_id).await?;
+    let registered = store
+        .key_entry(&row.credential_id)
+        .await?
+        .filter(|entry| registry::entry_problems(entry, &verify).is_none())
+        .map(|entry| (entry.approver_id, entry.public_key));
+    Ok(record_checks(row, &prev, &request, registered.as_ref(), rp, verify).checks)
 }
 
 /// Each chain must still hold the head the checkpoint saw: the same entry at the same place.
@@ -417,7 +554,7 @@ fn assertion_signed(
 }
 
 /// Which challenge an assertion answered.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Commitment {
     /// The current one, covering the reason.
     Current,

@@ -17,6 +17,7 @@ pub mod action;
 pub mod approval;
 pub mod audit;
 pub mod auth_request;
+pub mod bundle;
 pub mod checkpoint;
 pub mod checks;
 pub mod clients;

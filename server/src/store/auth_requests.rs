@@ -34,7 +34,7 @@ pub struct AuthRequestRow {
     pub dpop_jkt: Option<String>,
 }
 
-const COLUMNS: &str = "id, client_id, approver_id, scope, binding_message, acr_values, authorization_details, \
+pub(super) const COLUMNS: &str = "id, client_id, approver_id, scope, binding_message, acr_values, authorization_details, \
     notification_token, created_at, expires_at, interval_secs, status, decided_at, deny_reason, acr, amr, \
     redeemed_at, user_code_failures, dpop_jkt";
 

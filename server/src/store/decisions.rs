@@ -98,6 +98,16 @@ impl Store {
         Ok(Some(DecisionRow { seq, ..row }))
     }
 
+    /// The hash of the record before record `seq`, if there is one.
+    pub async fn record_hash_before(&self, seq: i64) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT record_hash FROM decisions WHERE seq < $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(seq)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
     /// Every decision record, oldest first.
     pub async fn decisions(&self) -> StoreResult<Vec<DecisionRow>> {
         Ok(
@@ -105,6 +115,122 @@ impl Store {
                 .fetch_all(self.pool())
                 .await?,
         )
+    }
+}
+
+/// Which decision records an evidence bundle holds: those of requests made in a time range, by an
+/// approver, from an agent. Empty, it selects every record.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Requests made at or after (Unix ms).
+    pub from: Option<i64>,
+    /// Requests made before (Unix ms).
+    pub until: Option<i64>,
+    pub approver_id: Option<String>,
+    pub client_id: Option<String>,
+}
+
+impl Selection {
+    pub fn is_empty(&self) -> bool {
+        self.from.is_none()
+            && self.until.is_none()
+            && self.approver_id.is_none()
+            && self.client_id.is_none()
+    }
+
+    /// The selection as JSON, for the bundle to say what it holds.
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "from": self.from, "until": self.until,
+            "approver": self.approver_id, "agent": self.client_id,
+        })
+    }
+
+    /// The WHERE clause over `auth_requests r` and its values, in order.
+    fn condition(&self) -> (String, Vec<SelectionValue<'_>>) {
+        let mut given: Vec<(&str, SelectionValue<'_>)> = Vec::new();
+        if let Some(from) = self.from {
+            given.push(("r.created_at >=", SelectionValue::Int(from)));
+        }
+        if let Some(until) = self.until {
+            given.push(("r.created_at <", SelectionValue::Int(until)));
+        }
+        if let Some(approver) = &self.approver_id {
+            given.push(("r.approver_id =", SelectionValue::Text(approver)));
+        }
+        if let Some(client) = &self.client_id {
+            given.push(("r.client_id =", SelectionValue::Text(client)));
+        }
+        let mut conditions = vec!["1 = 1".to_owned()];
+        conditions.extend(
+            given
+                .iter()
+                .enumerate()
+                .map(|(i, (sql, _))| format!("{sql} ${}", i + 1)),
+        );
+        (
+            conditions.join(" AND "),
+            given.into_iter().map(|(_, v)| v).collect(),
+        )
+    }
+}
+
+enum SelectionValue<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+impl Store {
+    /// The decision records `selection` picks, in chain order.
+    pub async fn decisions_selected(&self, selection: &Selection) -> StoreResult<Vec<DecisionRow>> {
+        let (condition, values) = selection.condition();
+        let columns = COLUMNS
+            .split(", ")
+            .map(|c| format!("d.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns} FROM decisions d JOIN auth_requests r ON r.id = d.auth_req_id \
+             WHERE {condition} ORDER BY d.seq"
+        );
+        let mut query = sqlx::query_as(&sql);
+        for value in values {
+            query = match value {
+                SelectionValue::Int(v) => query.bind(v),
+                SelectionValue::Text(v) => query.bind(v),
+            };
+        }
+        Ok(query.fetch_all(self.pool()).await?)
+    }
+
+    /// The requests those records decided.
+    pub async fn requests_decided(
+        &self,
+        selection: &Selection,
+    ) -> StoreResult<Vec<crate::ciba::auth_request::AuthRequest>> {
+        let (condition, values) = selection.condition();
+        let sql = format!(
+            "SELECT {} FROM auth_requests r WHERE {condition} \
+             AND EXISTS (SELECT 1 FROM decisions d WHERE d.auth_req_id = r.id)",
+            super::auth_requests::COLUMNS
+                .split(", ")
+                .map(|c| format!("r.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut query = sqlx::query_as::<_, super::auth_requests::AuthRequestRow>(&sql);
+        for value in values {
+            query = match value {
+                SelectionValue::Int(v) => query.bind(v),
+                SelectionValue::Text(v) => query.bind(v),
+            };
+        }
+        query
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(super::auth_requests::AuthRequestRow::into_request)
+            .collect()
     }
 }
 

@@ -14,6 +14,7 @@ pub mod approvers;
 pub mod auth_requests;
 pub mod clients;
 pub mod decisions;
+pub mod history;
 pub mod insert_queue;
 pub mod invitations;
 pub mod key_registry;
@@ -22,6 +23,7 @@ pub mod passkeys;
 pub mod push;
 pub mod request_inserts;
 pub mod retention;
+pub mod seed;
 pub mod sessions;
 pub mod signing_keys;
 

@@ -67,7 +67,7 @@ impl Store {
     }
 }
 
-/// Rows per INSERT statement: 12 parameters each stays far below both databases' limits, and each of
+/// Rows per INSERT statement: 14 parameters each stays far below both databases' limits, and each of
 /// the (at most this many) statement shapes is prepared once per connection and then cached.
 pub const MAX_ROWS_PER_INSERT: usize = 64;
 
@@ -78,18 +78,18 @@ async fn insert_rows(
 ) -> StoreResult<()> {
     let mut sql = String::from(
         "INSERT INTO auth_requests (id, client_id, approver_id, scope, binding_message, acr_values, \
-         authorization_details, notification_token, dpop_jkt, created_at, expires_at, interval_secs, status) \
-         VALUES ",
+         authorization_details, notification_token, dpop_jkt, action_text, target_text, created_at, expires_at, \
+         interval_secs, status) VALUES ",
     );
     for i in 0..rows.len() {
-        let n = i * 12;
+        let n = i * 14;
         if i > 0 {
             sql.push_str(", ");
         }
         // SQLite binds `?` by position; its `$n` names cost a lookup per parameter.
         let params: Vec<String> = match backend {
-            Backend::Sqlite => vec!["?".to_owned(); 12],
-            Backend::Postgres => (1..=12).map(|p| format!("${}", n + p)).collect(),
+            Backend::Sqlite => vec!["?".to_owned(); 14],
+            Backend::Postgres => (1..=14).map(|p| format!("${}", n + p)).collect(),
         };
         sql.push_str(&format!("({}, 'pending')", params.join(", ")));
     }
@@ -105,6 +105,8 @@ async fn insert_rows(
             .bind(&row.authorization_details)
             .bind(&row.notification_token)
             .bind(&row.dpop_jkt)
+            .bind(&row.action.action)
+            .bind(&row.action.target)
             .bind(row.created_at)
             .bind(row.expires_at)
             .bind(row.interval_secs);

@@ -96,6 +96,15 @@ fn view(shown: Shown, user: &SignedIn) -> RequestView {
         user_code_locked,
         now,
     } = shown;
+    RequestView {
+        needs_user_code: user.requires_user_code,
+        user_code_locked: user.requires_user_code && user_code_locked,
+        ..statement_view(&request, client_name, now)
+    }
+}
+
+/// The request as its page shows it (the statement and its context), for whoever reads it.
+pub(crate) fn statement_view(request: &AuthRequest, client_name: String, now: i64) -> RequestView {
     let action = request.action.clone();
     RequestView {
         id: page_ref(&request.id),
@@ -117,8 +126,8 @@ fn view(shown: Shown, user: &SignedIn) -> RequestView {
             State::Denied { reason, .. } => reason.clone(),
             _ => None,
         },
-        needs_user_code: user.requires_user_code,
-        user_code_locked: user.requires_user_code && user_code_locked,
+        needs_user_code: false,
+        user_code_locked: false,
     }
 }
 

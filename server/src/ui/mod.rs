@@ -9,6 +9,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 
 use crate::{ciba::Ciba, config::ServeConfig, identity::sessions::DbSessionStore};
 
+pub mod admin;
 pub mod approvals;
 pub mod assets;
 pub mod devices;
@@ -21,6 +22,7 @@ pub mod security;
 pub struct Services {
     pub identity: Arc<identity::IdentityApp>,
     pub approvals: Arc<approvals::ApprovalPages>,
+    pub admin: Arc<admin::AdminPages>,
     pub notifications: Arc<devices::PushDevices>,
     pub ciba: Arc<Ciba>,
 }
@@ -45,6 +47,12 @@ pub fn routes(config: &ServeConfig, services: Services, sessions: DbSessionStore
             events::inbox(services.identity.clone(), services.ciba.clone(), session)
         })
     };
+    let export = {
+        let (admin, identity) = (services.admin.clone(), services.identity.clone());
+        axum::routing::get(move |session: tower_sessions::Session, query| {
+            admin::export(admin.clone(), identity.clone(), session, query)
+        })
+    };
     let renew = {
         let devices = services.notifications.clone();
         axum::routing::post(move |body| devices::renew_handler(devices.clone(), body))
@@ -57,6 +65,8 @@ pub fn routes(config: &ServeConfig, services: Services, sessions: DbSessionStore
         let passkeys: app::service::SharedPasskeys = services.identity.clone();
         let approvals: app::service::SharedApprovals = services.approvals.clone();
         let notifications: app::service::SharedNotifications = services.notifications.clone();
+        let admin: app::service::SharedAdmin = services.admin.clone();
+        leptos::prelude::provide_context(admin);
         leptos::prelude::provide_context(identity);
         leptos::prelude::provide_context(enrollment);
         leptos::prelude::provide_context(passkeys);
@@ -86,6 +96,7 @@ pub fn routes(config: &ServeConfig, services: Services, sessions: DbSessionStore
         .with_state(options)
         .merge(site.router(not_found))
         .route("/events/inbox", events)
+        .route("/admin/export", export)
         .route("/push/renew", renew)
         .layer(session_layer)
         .layer(axum::middleware::from_fn_with_state(

@@ -1,6 +1,7 @@
 //! Integration tests of the agent-facing CIBA provider, each run on SQLite and on PostgreSQL.
 mod approvals;
 mod backchannel;
+mod bundle;
 mod cli;
 mod common;
 mod consent;
@@ -8,6 +9,7 @@ mod decisions;
 mod discovery;
 mod dpop;
 mod evidence;
+mod history;
 mod identity;
 mod inbox;
 mod jwt_clients;

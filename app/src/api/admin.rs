@@ -1,0 +1,36 @@
+//! The admin console's server function. It checks, on the server, that the signed-in person is an
+//! admin (the service refuses anyone else with 403), and answers with the page's content rendered as
+//! HTML (`admin_html`): one function with plain text arguments keeps the admin console out of the
+//! browser bundle every approver's phone downloads.
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+
+use crate::error::UiError;
+
+/// The content of the admin page at `path` (with its URL `query`, which holds the filters).
+// A fixed endpoint (no per-build hash), so tests can call it as any client could.
+#[server(input = Json, endpoint = "admin")]
+pub async fn admin_content(path: String, query: String) -> Result<String, UiError> {
+    super::Call::<crate::service::SharedAdmin>::new()
+        .await
+        .signed_in(|service, user| async move {
+            let query = query.trim_start_matches('?');
+            match path.trim_end_matches('/').strip_prefix("/admin") {
+                Some("") => {
+                    let filters: crate::model::HistoryQuery = serde_urlencoded::from_str(query)
+                        .map_err(|_| UiError::Invalid("Those filters cannot be read.".into()))?;
+                    let page = service.history(&user, filters.clone()).await?;
+                    Ok(crate::admin_html::history(&filters, page))
+                }
+                Some(rest) => match rest.strip_prefix("/requests/") {
+                    Some(id) if !id.contains('/') => {
+                        let detail = service.history_detail(&user, id).await?;
+                        Ok(crate::admin_html::request(detail))
+                    }
+                    _ => Err(UiError::NotFound("There is no such admin page.".into())),
+                },
+                None => Err(UiError::NotFound("There is no such admin page.".into())),
+            }
+        })
+        .await
+}

@@ -1,0 +1,111 @@
+// The admin console: the history of every request with filters in the URL, one request in full with
+// its decision record re-verified, and the admin check made on the server for every admin call. The
+// content is rendered on the server (none of it is in the browser bundle).
+import { test, expect } from './fixtures';
+import type { Page } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
+import { addAuthenticator, askFor, enrolledApprover, hydrated, invite, newClient, unique } from './helpers';
+
+async function enrolledAdmin(page: Page, name: string): Promise<string> {
+  await addAuthenticator(page);
+  const email = unique(name.toLowerCase().split(' ')[0]);
+  await page.goto(invite(email, name, '--admin'));
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Create passkey' }).click();
+  await page.waitForURL(/\/inbox$/);
+  return email;
+}
+
+async function violations(page: Page): Promise<string[]> {
+  const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+  return results.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+}
+
+test('an admin reads the history, filters it, and opens a request whose record verifies', async ({ page, baseURL }, testInfo) => {
+  const email = await enrolledAdmin(page, 'Ada Admin');
+  const client = newClient();
+  const marker = `${Date.now()}`;
+  await askFor(baseURL!, client, email, `Refund ${marker}`, 'order #1234');
+  await askFor(baseURL!, client, email, `Delete ${marker}`, 'repository "legacy"');
+  // Agent text that a spreadsheet would take for a formula.
+  await askFor(baseURL!, client, email, `=HYPERLINK("https://evil.example","Pay ${marker}")`, 'order #1');
+  // The admin decides both, as the approver they also are.
+  for (const [action, button] of [[`Refund ${marker}`, 'Approve with passkey'], [`Delete ${marker}`, 'Deny']]) {
+    await page.goto('/inbox');
+    await page.getByRole('link', { name: new RegExp(action) }).click();
+    await hydrated(page);
+    await page.getByRole('button', { name: button }).click();
+    await expect(page.getByRole('status')).toContainText(button === 'Deny' ? 'You denied' : 'You approved');
+  }
+
+  await page.goto('/inbox');
+  await page.getByRole('link', { name: 'Approval history (admin)' }).click();
+  await hydrated(page);
+  const rows = page.getByRole('region', { name: 'Requests, newest first' }).getByRole('row');
+  await expect(rows.filter({ hasText: `Refund ${marker}` })).toContainText('Approved');
+  await expect(rows.filter({ hasText: `Delete ${marker}` })).toContainText('Denied');
+  expect(await violations(page), 'history').toEqual([]);
+  await page.screenshot({ path: `screenshots/admin-history-${testInfo.project.name}.png`, fullPage: true });
+
+  // Filters go into the URL, so the view can be shared.
+  await page.getByLabel('Status').selectOption('denied');
+  await page.getByLabel('Action or target').fill(marker);
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await expect(page).toHaveURL(/status=denied/);
+  await expect(page).toHaveURL(new RegExp(`q=${marker}`));
+  await expect(rows.filter({ hasText: `Delete ${marker}` })).toBeVisible();
+  await expect(rows.filter({ hasText: `Refund ${marker}` })).toHaveCount(0);
+  const shared = page.url();
+  await page.goto(shared);
+  await expect(page.getByLabel('Status')).toHaveValue('denied');
+  await expect(rows.filter({ hasText: `Delete ${marker}` })).toBeVisible();
+
+  // The export holds every matching request, streamed; formulas stay text.
+  const csvLink = page.getByRole('link', { name: 'CSV' });
+  const csv = await (await page.request.get(await csvLink.getAttribute('href') as string)).text();
+  const csvLines = csv.trim().split('\n');
+  expect(csvLines[0]).toBe('request,asked_at,agent,approver,action,target,status,decided_at,delivery,agent_id');
+  expect(csvLines).toHaveLength(2);
+  expect(csvLines[1]).toContain(`Delete ${marker}`);
+  expect(csvLines[1]).toContain(',denied,');
+  const everything = await page.request.get(`/admin/export?format=jsonl&q=${marker}`);
+  expect(everything.headers()['content-type']).toBe('application/jsonl');
+  const lines = (await everything.text()).trim().split('\n').map((l) => JSON.parse(l));
+  expect(lines.map((l) => l.status).sort()).toEqual(['approved', 'denied', 'pending']);
+  const formula = await (await page.request.get(`/admin/export?format=csv&q=${marker}&status=pending`)).text();
+  expect(formula).toContain(`"'=HYPERLINK(`);
+
+  await page.goto(`/admin?q=${marker}&status=approved`);
+  await page.getByRole('link', { name: new RegExp(`Refund ${marker}`) }).click();
+  await hydrated(page);
+  await expect(page.locator('.statement')).toContainText(`Refund ${marker}`);
+  await expect(page.locator('.verdict')).toHaveText('The decision record verifies.');
+  const checks = page.locator('.checks li');
+  await expect(checks).toHaveCount(6);
+  await expect(page.locator('.checks li.failed')).toHaveCount(0);
+  await expect(page.locator('pre.raw').first()).toContainText('"authorization_details"');
+  // No auth_req_id in the address bar: page references only.
+  expect(page.url()).toMatch(/\/admin\/requests\/[0-9a-f]{12}[A-Za-z0-9_-]{22}$/);
+  expect(await violations(page), 'detail').toEqual([]);
+  await page.screenshot({ path: `screenshots/admin-request-${testInfo.project.name}.png`, fullPage: true });
+});
+
+test('an approver is refused the admin pages and every admin server function, with 403', async ({ page, baseURL, allowConsoleError }) => {
+  allowConsoleError(/status of 403/);
+  await enrolledApprover(page, 'Otto Ordinary');
+  await expect(page.getByRole('link', { name: 'Approval history (admin)' })).toHaveCount(0);
+  const response = await page.goto('/admin');
+  expect(response!.status()).toBe(403);
+  await expect(page.getByRole('heading', { name: 'Admins only' })).toBeVisible();
+  const detail = await page.goto('/admin/requests/0000000000000000000000000000000000');
+  expect(detail!.status()).toBe(403);
+  expect((await page.request.get('/admin/export?format=csv')).status()).toBe(403);
+  // The one admin server function, for each admin page.
+  for (const path of ['/admin', '/admin/requests/0000000000000000000000000000000000']) {
+    const answer = await page.request.post('/api/admin', {
+      data: { path, query: '' }, headers: { Origin: new URL(baseURL!).origin },
+    });
+    expect(answer.status(), path).toBe(403);
+    expect(await answer.text(), path).not.toContain('<table');
+  }
+});

@@ -1,0 +1,3 @@
+//! What admins do: read the history of every request and verify its evidence. The use-cases here
+//! own the rules; `ui::admin` shows them, and refuses anyone but an admin.
+pub mod history;
