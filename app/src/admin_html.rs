@@ -48,15 +48,26 @@ fn status_label(status: RequestStatus) -> &'static str {
 fn Filters(query: HistoryQuery, page: HistoryPage) -> impl IntoView {
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
     let status = value(&query.status);
-    let options = move |choices: Vec<Choice>, chosen: Option<String>| {
-        choices
-            .into_iter()
-            .map(|c| {
-                let selected = chosen.as_deref() == Some(c.id.as_str());
-                view! { <option value=c.id selected=selected>{c.label}</option> }
-            })
-            .collect_view()
-    };
+    // A labelled select of `choices` named `name`, "Any" first, `chosen` selected.
+    let choose =
+        |label: &'static str, name: &'static str, choices: Vec<Choice>, chosen: Option<String>| {
+            let options = choices
+                .into_iter()
+                .map(|c| {
+                    let selected = chosen.as_deref() == Some(c.id.as_str());
+                    view! { <option value=c.id selected=selected>{c.label}</option> }
+                })
+                .collect_view();
+            view! {
+                <label>
+                    {label}
+                    <select name=name>
+                        <option value="">"Any"</option>
+                        {options}
+                    </select>
+                </label>
+            }
+        };
     view! {
         <form method="get" action="/admin" class="card filters" role="search" aria-label="Filter the history">
             <label>
@@ -68,20 +79,8 @@ fn Filters(query: HistoryQuery, page: HistoryPage) -> impl IntoView {
                         .collect_view()}
                 </select>
             </label>
-            <label>
-                "Agent"
-                <select name="agent">
-                    <option value="">"Any"</option>
-                    {options(page.agents, query.agent.clone())}
-                </select>
-            </label>
-            <label>
-                "Approver"
-                <select name="approver">
-                    <option value="">"Any"</option>
-                    {options(page.approvers, query.approver.clone())}
-                </select>
-            </label>
+            {choose("Agent", "agent", page.agents, query.agent.clone())}
+            {choose("Approver", "approver", page.approvers, query.approver.clone())}
             <label>
                 "Action or target"
                 <input type="search" name="q" value=value(&query.q) maxlength="200"/>

@@ -187,19 +187,8 @@ enum AuditCommand {
     Verify {
         #[arg(long)]
         json: bool,
-        /// The server's public URL: the passkeys' site, which every assertion must name.
-        #[arg(
-            long,
-            env = "COUNTERSIGN_PUBLIC_URL",
-            default_value = "http://localhost:3000"
-        )]
-        public_url: url::Url,
-        /// A checkpoint to compare with (a file holding its JWS), instead of the latest one in the
-        /// checkpoint directory.
-        #[arg(long)]
-        checkpoint: Option<std::path::PathBuf>,
         #[command(flatten)]
-        data: DataConfig,
+        evidence: EvidenceArgs,
     },
     /// Write an evidence bundle (docs/evidence-bundle.md): the decision records, the requests they
     /// decided, the passkey key registry, the server's public keys and the latest checkpoint, for
@@ -221,17 +210,8 @@ enum AuditCommand {
         /// Only requests from this agent (client_id).
         #[arg(long)]
         agent: Option<String>,
-        #[arg(
-            long,
-            env = "COUNTERSIGN_PUBLIC_URL",
-            default_value = "http://localhost:3000"
-        )]
-        public_url: url::Url,
-        /// The checkpoint to include (a file holding its JWS), instead of the latest one.
-        #[arg(long)]
-        checkpoint: Option<std::path::PathBuf>,
         #[command(flatten)]
-        data: DataConfig,
+        evidence: EvidenceArgs,
     },
     /// Print a signed checkpoint of the chains' heads now, for storage outside this machine.
     Checkpoint {
@@ -244,6 +224,35 @@ enum AuditCommand {
         #[command(flatten)]
         data: DataConfig,
     },
+}
+
+/// What the evidence commands read besides the database.
+#[derive(clap::Args)]
+struct EvidenceArgs {
+    /// The server's public URL: the passkeys' site, which every assertion must name.
+    #[arg(
+        long,
+        env = "COUNTERSIGN_PUBLIC_URL",
+        default_value = "http://localhost:3000"
+    )]
+    public_url: url::Url,
+    /// A checkpoint (a file holding its JWS), instead of the latest one in the checkpoint directory.
+    #[arg(long)]
+    checkpoint: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    data: DataConfig,
+}
+
+impl EvidenceArgs {
+    /// The key-encryption key if there is one, and the checkpoint to use.
+    fn load(&self, database_url: &str) -> anyhow::Result<(Option<Kek>, Option<String>)> {
+        let kek = Kek::load_existing(&self.data.kek_source(database_url))?;
+        let checkpoint = match &self.checkpoint {
+            Some(file) => Some(std::fs::read_to_string(file)?.trim().to_owned()),
+            None => server::ciba::checkpoint::latest(&self.data.checkpoint_dir(database_url))?,
+        };
+        Ok((kek, checkpoint))
+    }
 }
 
 #[derive(Subcommand)]
@@ -370,23 +379,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let kid = signing::rotate(&store, &kek, now).await?;
             println!("new signing key {kid} is active; the previous key stays published until its tokens expire");
         }
-        Command::Audit(AuditCommand::Verify {
-            json,
-            public_url,
-            checkpoint,
-            data,
-        }) => {
-            let kek = Kek::load_existing(&data.kek_source(&cli.database_url))?;
-            let checkpoint = match checkpoint {
-                Some(file) => Some(std::fs::read_to_string(file)?),
-                None => server::ciba::checkpoint::latest(&data.checkpoint_dir(&cli.database_url))?,
-            };
+        Command::Audit(AuditCommand::Verify { json, evidence }) => {
+            let (kek, checkpoint) = evidence.load(&cli.database_url)?;
             let inputs = audit::AuditInputs {
                 kek: kek.as_ref(),
                 checkpoint,
             };
-            let report =
-                audit::verify(&store, &audit::RelyingParty::of(&public_url), inputs).await?;
+            let rp = audit::RelyingParty::of(&evidence.public_url);
+            let report = audit::verify(&store, &rp, inputs).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -402,9 +402,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             until,
             approver,
             agent,
-            public_url,
-            checkpoint,
-            data,
+            evidence,
         }) => {
             let day = |text: Option<String>, what: &str| {
                 text.map(|t| {
@@ -428,15 +426,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 approver_id,
                 client_id: agent,
             };
-            let kek = Kek::load_existing(&data.kek_source(&cli.database_url))?;
-            let checkpoint = match checkpoint {
-                Some(file) => Some(std::fs::read_to_string(file)?.trim().to_owned()),
-                None => server::ciba::checkpoint::latest(&data.checkpoint_dir(&cli.database_url))?,
-            };
+            let (kek, checkpoint) = evidence.load(&cli.database_url)?;
             let bundle = server::ciba::bundle::export(
                 &store,
                 kek.as_ref(),
-                &audit::RelyingParty::of(&public_url),
+                &audit::RelyingParty::of(&evidence.public_url),
                 checkpoint,
                 &selection,
                 now,

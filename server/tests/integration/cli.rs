@@ -22,6 +22,18 @@ on_both_databases!(
     the_agent_in_ping_mode_waits_for_the_ping
 );
 
+/// The entry of `client list --json` for `client_id`.
+fn listed_client(database_url: &str, client_id: &Value) -> Value {
+    let (_, out, _) = countersign(database_url, &["client", "list", "--json"]);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| &c["client_id"] == client_id)
+        .cloned()
+        .unwrap()
+}
+
 fn countersign(database_url: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_countersign"))
         .args(args)
@@ -164,14 +176,7 @@ async fn clients_and_approvers_are_managed_from_the_command_line(db: Db) {
     );
     assert!(ok, "{err}");
     let tool: Value = serde_json::from_str(&out).unwrap();
-    let (_, out, _) = countersign(&url, &["client", "list", "--json"]);
-    let list: Value = serde_json::from_str(&out).unwrap();
-    let listed = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["client_id"] == tool["client_id"])
-        .unwrap();
+    let listed = listed_client(&url, &tool["client_id"]);
     assert_eq!(listed["resource_server"], true);
     assert_eq!(listed["dpop"], false);
     // An agent whose tokens must be DPoP-bound (RFC 9449 §5.2).
@@ -190,15 +195,7 @@ async fn clients_and_approvers_are_managed_from_the_command_line(db: Db) {
     );
     assert!(ok, "{err}");
     let careful: Value = serde_json::from_str(&out).unwrap();
-    let (_, out, _) = countersign(&url, &["client", "list", "--json"]);
-    let list: Value = serde_json::from_str(&out).unwrap();
-    let listed = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["client_id"] == careful["client_id"])
-        .unwrap();
-    assert_eq!(listed["dpop"], true);
+    assert_eq!(listed_client(&url, &careful["client_id"])["dpop"], true);
 
     let before = h.server.ciba.keys().active_kid();
     let (ok, _, err) = countersign(&url, &["keys", "rotate"]);

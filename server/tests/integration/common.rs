@@ -337,7 +337,19 @@ impl Harness {
 
     /// A request from `creds` to APPROVER (whose id is `approver_id`), approved with the test passkey.
     pub async fn approved(&self, creds: &Creds, approver_id: &str) -> String {
-        let id = self.start(creds, APPROVER).await;
+        self.approved_with(creds, approver_id, &[]).await
+    }
+
+    /// [`Harness::approved`], with `extra` backchannel parameters.
+    pub async fn approved_with(
+        &self,
+        creds: &Creds,
+        approver_id: &str,
+        extra: &[(&str, &str)],
+    ) -> String {
+        let r = self.bc_authorize(creds, APPROVER, extra).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let id = r.json["auth_req_id"].as_str().unwrap().to_owned();
         decide(
             &self.server.ciba,
             &id,

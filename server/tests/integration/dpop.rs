@@ -333,19 +333,9 @@ async fn a_request_bound_with_dpop_jkt_is_redeemed_only_by_that_key(db: Db) {
             .await
             .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
     }
-    let r = h
-        .bc_authorize(&creds, APPROVER, &[("dpop_jkt", &key.jkt)])
+    let id = h
+        .approved_with(&creds, &jane.id, &[("dpop_jkt", &key.jkt)])
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let id = r.json["auth_req_id"].as_str().unwrap().to_owned();
-    decide(
-        &h.server.ciba,
-        &id,
-        &jane.id,
-        server::ciba::Decision::approve_with_passkey(false),
-    )
-    .await
-    .unwrap();
 
     // Stolen client credentials and auth_req_id are not enough: neither a bearer request nor
     // another key's proof redeems, and the grant stays for its holder.
@@ -383,18 +373,9 @@ async fn a_binding_changed_in_the_database_is_caught(db: Db) {
     let jane = h.approver(APPROVER, None).await;
     let key = DpopKey::new();
     let thief = DpopKey::new();
-    let r = h
-        .bc_authorize(&creds, APPROVER, &[("dpop_jkt", &key.jkt)])
+    let id = h
+        .approved_with(&creds, &jane.id, &[("dpop_jkt", &key.jkt)])
         .await;
-    let id = r.json["auth_req_id"].as_str().unwrap().to_owned();
-    decide(
-        &h.server.ciba,
-        &id,
-        &jane.id,
-        server::ciba::Decision::approve_with_passkey(false),
-    )
-    .await
-    .unwrap();
     sqlx::query("UPDATE auth_requests SET dpop_jkt = $1 WHERE id = $2")
         .bind(&thief.jkt)
         .bind(&id)

@@ -619,23 +619,13 @@ async fn pushed_tokens_are_bound_to_the_key_named_at_bc_authorize(db: Db) {
     let (url, mut pushes) = receiver(vec![]).await;
     let creds = notified_client(&h, &url, DeliveryMode::Push).await;
     let key = crate::dpop::DpopKey::new();
-    let r = h
-        .bc_authorize(
+    let id = h
+        .approved_with(
             &creds,
-            APPROVER,
+            &jane.id,
             &[("client_notification_token", "tok"), ("dpop_jkt", &key.jkt)],
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-    let id = r.json["auth_req_id"].as_str().unwrap().to_owned();
-    decide(
-        &h.server.ciba,
-        &id,
-        &jane.id,
-        Decision::approve_with_passkey(false),
-    )
-    .await
-    .unwrap();
     let push = next(&mut pushes).await;
     assert_eq!(push.body["auth_req_id"], id.as_str());
     assert_eq!(push.body["token_type"], "DPoP");
