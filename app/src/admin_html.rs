@@ -6,7 +6,10 @@ use leptos::prelude::*;
 
 use crate::{
     components::statement::SafeText,
-    model::{Choice, HistoryDetail, HistoryLine, HistoryPage, HistoryQuery, RequestStatus},
+    model::{
+        AdminLogView, AgentLine, AgentView, AgentsView, Choice, DayView, HistoryDetail,
+        HistoryLine, HistoryPage, HistoryQuery, OverviewView, RequestStatus, TimingView,
+    },
     navigation::encode_query,
 };
 
@@ -17,6 +20,7 @@ const FULL: usize = usize::MAX;
 pub fn history(query: &HistoryQuery, page: HistoryPage) -> String {
     let query = query.clone();
     view! {
+        <AdminNav/>
         <h1>"Approval history"</h1>
         <Filters query=query.clone() page=page.clone()/>
         <Lines query page/>
@@ -27,7 +31,7 @@ pub fn history(query: &HistoryQuery, page: HistoryPage) -> String {
 /// One request's content.
 pub fn request(detail: HistoryDetail) -> String {
     view! {
-        <p><a href="/admin">"← Approval history"</a></p>
+        <AdminNav/>
         <DetailView detail/>
     }
     .to_html()
@@ -256,4 +260,366 @@ fn DetailView(detail: HistoryDetail) -> impl IntoView {
             })}
         </section>
     }
+}
+
+/// The overview's content: requests per day as stacked bars, and decision times per agent and per
+/// approver. Pictures are SVG written here; every figure is also in a table for screen readers.
+pub fn overview(view: OverviewView) -> String {
+    view! {
+        <AdminNav/>
+        <h1>"The last 30 days"</h1>
+        <section class="card" aria-labelledby="per-day-heading">
+            <h2 id="per-day-heading">"Requests per day"</h2>
+            <PerDay days=view.days/>
+        </section>
+        <section class="card" aria-labelledby="agents-heading">
+            <h2 id="agents-heading">"Time to decision, per agent"</h2>
+            <Timings rows=view.agents who="Agent"/>
+        </section>
+        <section class="card" aria-labelledby="approvers-heading">
+            <h2 id="approvers-heading">"Time to decision, per approver"</h2>
+            <Timings rows=view.approvers who="Approver"/>
+        </section>
+    }
+    .to_html()
+}
+
+/// "0.4 s", "42 s", "3.5 min", "2.0 h".
+fn duration(ms: i64) -> String {
+    let secs = ms as f64 / 1000.0;
+    if secs < 10.0 {
+        format!("{secs:.1} s")
+    } else if secs < 90.0 {
+        format!("{secs:.0} s")
+    } else if secs < 5400.0 {
+        format!("{:.1} min", secs / 60.0)
+    } else {
+        format!("{:.1} h", secs / 3600.0)
+    }
+}
+
+const CHART_W: f64 = 720.0;
+const CHART_H: f64 = 180.0;
+
+#[component]
+fn PerDay(days: Vec<DayView>) -> impl IntoView {
+    let total: i64 = days.iter().map(|d| d.requests).sum();
+    let top = days.iter().map(|d| d.requests).max().unwrap_or(0).max(1);
+    let slot = CHART_W / days.len().max(1) as f64;
+    let scale = CHART_H / top as f64;
+    let first = days.first().map(|d| d.date.clone()).unwrap_or_default();
+    let last = days.last().map(|d| d.date.clone()).unwrap_or_default();
+    let summary = format!(
+        "{total} requests from {first} to {last}; the busiest day had {top}. The table below has every figure."
+    );
+    let bars = days
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let x = i as f64 * slot + slot * 0.15;
+            let w = slot * 0.7;
+            let pending = (d.requests - d.approved - d.denied - d.expired).max(0);
+            // Stacked from the baseline: approved, denied, expired, pending.
+            let mut y = CHART_H;
+            let parts = [
+                ("bar-approved", d.approved),
+                ("bar-denied", d.denied),
+                ("bar-expired", d.expired),
+                ("bar-pending", pending),
+            ]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(class, n)| {
+                let h = n as f64 * scale;
+                y -= h;
+                view! { <rect class=class x=format!("{x:.1}") y=format!("{y:.1}") width=format!("{w:.1}") height=format!("{h:.1}")/> }
+            })
+            .collect_view();
+            let tip = format!(
+                "{}: {} requests, {} approved, {} denied, {} expired",
+                d.date, d.requests, d.approved, d.denied, d.expired
+            );
+            view! { <g><title>{tip}</title>{parts}</g> }
+        })
+        .collect_view();
+    let rows = days
+        .into_iter()
+        .rev()
+        .map(|d| {
+            view! {
+                <tr>
+                    <th scope="row">{d.date}</th>
+                    <td>{d.requests}</td>
+                    <td>{d.approved}</td>
+                    <td>{d.denied}</td>
+                    <td>{d.expired}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <figure class="chart">
+            <svg viewBox=format!("0 0 {CHART_W} {}", CHART_H + 20.0) role="img" aria-label=summary.clone() class="per-day">
+                <line class="axis" x1="0" y1=CHART_H x2=CHART_W y2=CHART_H/>
+                {bars}
+                <text class="tick" x="0" y=CHART_H + 16.0>{first.clone()}</text>
+                <text class="tick" x=CHART_W y=CHART_H + 16.0 text-anchor="end">{last.clone()}</text>
+                <text class="tick" x="2" y="12">{format!("{top} a day")}</text>
+            </svg>
+            <figcaption class="legend">
+                <span class="key bar-approved"></span>"approved "
+                <span class="key bar-denied"></span>"denied "
+                <span class="key bar-expired"></span>"expired "
+                <span class="key bar-pending"></span>"pending"
+            </figcaption>
+        </figure>
+        <details>
+            <summary>"Every day's figures"</summary>
+            <table class="figures">
+                <thead><tr><th scope="col">"Day"</th><th scope="col">"Requests"</th><th scope="col">"Approved"</th><th scope="col">"Denied"</th><th scope="col">"Expired"</th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </details>
+    }
+}
+
+#[component]
+fn Timings(rows: Vec<TimingView>, who: &'static str) -> impl IntoView {
+    if rows.is_empty() {
+        return view! { <p class="muted">"Nothing was decided in these 30 days."</p> }.into_any();
+    }
+    let longest = rows.iter().map(|r| r.p90_ms).max().unwrap_or(0).max(1) as f64;
+    let lines = rows
+        .into_iter()
+        .map(|r| {
+            let rate = (r.approved * 100).checked_div(r.decided).unwrap_or(0);
+            let median_w = r.median_ms as f64 / longest * 200.0;
+            let p90_w = r.p90_ms as f64 / longest * 200.0;
+            view! {
+                <tr>
+                    <th scope="row"><SafeText text=r.name limit=FULL inline=true/></th>
+                    <td>{r.decided}</td>
+                    <td>{format!("{rate} %")}</td>
+                    <td>{duration(r.median_ms)}</td>
+                    <td>{duration(r.p90_ms)}</td>
+                    <td class="bar-cell">
+                        <svg viewBox="0 0 200 14" width="200" height="14" aria-hidden="true">
+                            <rect class="bar-p90" x="0" y="3" width=format!("{p90_w:.1}") height="8"/>
+                            <rect class="bar-median" x="0" y="3" width=format!("{median_w:.1}") height="8"/>
+                        </svg>
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="table-scroll" tabindex="0" role="region" aria-label=format!("Time to decision per {}", who.to_lowercase())>
+            <table class="figures timings">
+                <thead>
+                    <tr>
+                        <th scope="col">{who}</th>
+                        <th scope="col">"Decided"</th>
+                        <th scope="col">"Approved"</th>
+                        <th scope="col">"Median"</th>
+                        <th scope="col">"90th percentile"</th>
+                        <th scope="col"><span class="sr-only">"As bars"</span></th>
+                    </tr>
+                </thead>
+                <tbody>{lines}</tbody>
+            </table>
+        </div>
+        <p class="muted small">"Dark: median; light: 90th percentile. Slowest first."</p>
+    }
+    .into_any()
+}
+
+/// The admin console's sections, on every admin page.
+#[component]
+fn AdminNav() -> impl IntoView {
+    view! {
+        <nav class="admin-nav" aria-label="Admin">
+            <a href="/admin">"History"</a>
+            <a href="/admin/overview">"At a glance"</a>
+            <a href="/admin/agents">"Agents"</a>
+            <a href="/admin/log">"Admin log"</a>
+        </nav>
+    }
+}
+
+fn approval_rate(agent: &AgentLine) -> String {
+    match agent.approved + agent.denied {
+        0 => "–".to_owned(),
+        decided => format!("{} %", agent.approved * 100 / decided),
+    }
+}
+
+/// The agents page: every agent with its last 30 days, and the form to register one.
+pub fn agents(view: AgentsView) -> String {
+    let lines = view
+        .agents
+        .into_iter()
+        .map(|a| {
+            let href = format!("/admin/agents/{}", a.id);
+            let rate = approval_rate(&a);
+            let state = if a.disabled { "Disabled" } else { "Active" };
+            view! {
+                <tr>
+                    <th scope="row"><a href=href><SafeText text=a.name limit=FULL inline=true/></a></th>
+                    <td data-label="Delivery">{a.delivery}</td>
+                    <td data-label="State">{state}</td>
+                    <td data-label="Requests (30 days)">{a.requests}</td>
+                    <td data-label="Approved">{rate}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <AdminNav/>
+        <h1>"Agents"</h1>
+        <section class="card">
+            <div class="table-scroll" tabindex="0" role="region" aria-label="Agents">
+                <table class="history">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Agent"</th>
+                            <th scope="col">"Delivery"</th>
+                            <th scope="col">"State"</th>
+                            <th scope="col">"Requests (30 days)"</th>
+                            <th scope="col">"Approved"</th>
+                        </tr>
+                    </thead>
+                    <tbody>{lines}</tbody>
+                </table>
+            </div>
+        </section>
+        <section class="card" aria-labelledby="register-heading">
+            <h2 id="register-heading">"Register an agent"</h2>
+            {view.error.map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <form method="post" action="/admin/agents/register" class="filters">
+                <label>"Name" <input type="text" name="name" required maxlength="100"/></label>
+                <label>
+                    "Delivery"
+                    <select name="delivery">
+                        <option value="poll">"poll"</option>
+                        <option value="ping">"ping"</option>
+                        <option value="push">"push"</option>
+                    </select>
+                </label>
+                <label>"Notification URL (ping and push)" <input type="url" name="notify_url" placeholder="https://"/></label>
+                <fieldset class="checks-row">
+                    <legend>"Scopes beyond openid"</legend>
+                    <label class="inline"><input type="checkbox" name="scope" value="profile"/>" profile"</label>
+                    <label class="inline"><input type="checkbox" name="scope" value="email"/>" email"</label>
+                </fieldset>
+                <fieldset class="checks-row">
+                    <legend>"Options"</legend>
+                    <label class="inline"><input type="checkbox" name="dpop" value="on"/>" require DPoP-bound tokens"</label>
+                    <label class="inline"><input type="checkbox" name="resource_server" value="on"/>" a tool (resource server) that may introspect tokens"</label>
+                </fieldset>
+                <div class="filter-actions"><button type="submit" class="primary">"Register"</button></div>
+            </form>
+            <p class="muted small">"The secret is shown once, on the agent's page. Agents that sign with private_key_jwt are registered with countersign client create --jwks."</p>
+        </section>
+    }
+    .to_html()
+}
+
+/// One agent's page.
+pub fn agent(view: AgentView) -> String {
+    let a = view.agent;
+    let rate = approval_rate(&a);
+    let history = format!("/admin?agent={}", a.id);
+    let rotate = format!("/admin/agents/{}/rotate", a.id);
+    let toggle = format!(
+        "/admin/agents/{}/{}",
+        a.id,
+        if a.disabled { "enable" } else { "disable" }
+    );
+    let secret_based = view.auth_method != "private_key_jwt";
+    view! {
+        <AdminNav/>
+        <h1><SafeText text=a.name.clone() limit=FULL inline=true/></h1>
+        {view.new_secret.map(|secret| view! {
+            <section class="card secret" role="status">
+                <h2>"The client secret"</h2>
+                <p>"Copy it now: it is shown this once, and only its hash is kept."</p>
+                <p><code class="secret-value">{secret}</code></p>
+            </section>
+        })}
+        {view.message.map(|m| view! { <p class="ok" role="status">{m}</p> })}
+        <section class="card">
+            <dl class="facts">
+                <dt>"client_id"</dt> <dd><code>{a.id.clone()}</code></dd>
+                <dt>"State"</dt> <dd>{if a.disabled { "Disabled: it cannot authenticate" } else { "Active" }}</dd>
+                <dt>"Delivery"</dt> <dd>{a.delivery.clone()}</dd>
+                {view.notify_url.map(|u| view! { <dt>"Notification URL"</dt> <dd><code>{u}</code></dd> })}
+                <dt>"Authentication"</dt> <dd>{view.auth_method.clone()}</dd>
+                <dt>"Scopes"</dt> <dd>{a.scopes.clone()}</dd>
+                <dt>"DPoP"</dt> <dd>{if a.dpop { "required" } else { "optional" }}</dd>
+                <dt>"Resource server"</dt> <dd>{if a.resource_server { "yes: may introspect tokens" } else { "no" }}</dd>
+                <dt>"Registered"</dt> <dd>{view.registered}</dd>
+                <dt>"Last 30 days"</dt>
+                <dd>{format!("{} requests, {} approved, {} denied (approved: {rate})", a.requests, a.approved, a.denied)}</dd>
+            </dl>
+            <p><a href=history>"This agent's requests in the history"</a></p>
+        </section>
+        <section class="card" aria-labelledby="actions-heading">
+            <h2 id="actions-heading">"Change"</h2>
+            <div class="row">
+                {secret_based.then(|| view! {
+                    <form method="post" action=rotate>
+                        <button type="submit">"Rotate the secret"</button>
+                    </form>
+                })}
+                <form method="post" action=toggle>
+                    <button type="submit" class=if a.disabled { "" } else { "danger" }>
+                        {if a.disabled { "Enable the agent" } else { "Disable the agent" }}
+                    </button>
+                </form>
+            </div>
+            <p class="muted small">"A rotated secret, or a disabled agent, takes effect on every server within a second. Each change goes into the admin log."</p>
+        </section>
+    }
+    .to_html()
+}
+
+/// The admin log page.
+pub fn admin_log(view: AdminLogView) -> String {
+    let lines = view
+        .entries
+        .into_iter()
+        .map(|e| {
+            view! {
+                <tr>
+                    <td class="nowrap" data-label="When">{e.when}</td>
+                    <td data-label="Admin">{e.admin}</td>
+                    <td data-label="Did">{e.action}</td>
+                    <td data-label="Subject"><code>{e.subject}</code></td>
+                    <td data-label="Detail"><SafeText text=e.detail.unwrap_or_default() limit=FULL inline=true/></td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <AdminNav/>
+        <h1>"Admin log"</h1>
+        <p class="muted">"What admins did in this console, newest first. The database keeps it append-only."</p>
+        <section class="card">
+            <div class="table-scroll" tabindex="0" role="region" aria-label="Admin log">
+                <table class="history">
+                    <thead>
+                        <tr>
+                            <th scope="col">"When"</th>
+                            <th scope="col">"Admin"</th>
+                            <th scope="col">"Did"</th>
+                            <th scope="col">"Subject"</th>
+                            <th scope="col">"Detail"</th>
+                        </tr>
+                    </thead>
+                    <tbody>{lines}</tbody>
+                </table>
+            </div>
+        </section>
+    }
+    .to_html()
 }

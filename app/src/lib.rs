@@ -68,6 +68,10 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("account") view=pages::account::AccountPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("requests"), ParamSegment("id")) view=pages::request::RequestPage ssr=SsrMode::Async/>
                 <Route path=StaticSegment("admin") view=pages::admin::AdminPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("overview")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("agents")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("agents"), ParamSegment("id")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("log")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("requests"), ParamSegment("id")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
             </Routes>
         </Router>

@@ -223,3 +223,83 @@ pub struct HistoryDetail {
     /// The ping or push delivery, if the agent is told that way.
     pub delivery: Option<String>,
 }
+
+/// The last days at a glance: requests per day by outcome, and decision times.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverviewView {
+    pub days: Vec<DayView>,
+    pub agents: Vec<TimingView>,
+    pub approvers: Vec<TimingView>,
+}
+
+/// One UTC day's requests by where they stand now; pending is what is left.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayView {
+    /// YYYY-MM-DD.
+    pub date: String,
+    pub requests: i64,
+    pub approved: i64,
+    pub denied: i64,
+    pub expired: i64,
+}
+
+/// How fast one agent's requests, or one approver's decisions, were decided.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimingView {
+    pub name: String,
+    pub decided: usize,
+    pub approved: usize,
+    pub median_ms: i64,
+    pub p90_ms: i64,
+}
+
+/// The agents page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentsView {
+    pub agents: Vec<AgentLine>,
+    /// Why the last registration was refused, once.
+    pub error: Option<String>,
+}
+
+/// One agent, with its last 30 days.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentLine {
+    pub id: String,
+    pub name: String,
+    /// poll, ping or push.
+    pub delivery: String,
+    pub scopes: String,
+    pub resource_server: bool,
+    pub dpop: bool,
+    pub disabled: bool,
+    pub requests: i64,
+    pub approved: i64,
+    pub denied: i64,
+}
+
+/// One agent's page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentView {
+    pub agent: AgentLine,
+    pub auth_method: String,
+    pub notify_url: Option<String>,
+    pub registered: String,
+    /// A secret just issued: shown this once.
+    pub new_secret: Option<String>,
+    pub message: Option<String>,
+}
+
+/// The admin log, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminLogView {
+    pub entries: Vec<AdminLogLine>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminLogLine {
+    pub when: String,
+    pub admin: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: Option<String>,
+}

@@ -11,8 +11,8 @@ use webauthn_rs_proto::{
 
 pub use crate::error::UiError;
 use crate::model::{
-    HistoryDetail, HistoryPage, HistoryQuery, InboxView, InvitationView, Me, PasskeyView,
-    PushDevicesView, RequestView,
+    AdminLogView, AgentView, AgentsView, HistoryDetail, HistoryPage, HistoryQuery, InboxView,
+    InvitationView, Me, OverviewView, PasskeyView, PushDevicesView, RequestView,
 };
 
 /// Errors are sentences for the person at the screen with an HTTP status; details stay in the
@@ -151,6 +151,14 @@ pub trait AdminService: Send + Sync + 'static {
     async fn history(&self, user: &SignedIn, query: HistoryQuery) -> UserResult<HistoryPage>;
     /// One request (by its page reference) with its decision record and that record's checks.
     async fn history_detail(&self, user: &SignedIn, id: &str) -> UserResult<HistoryDetail>;
+    /// The last 30 days at a glance.
+    async fn overview(&self, user: &SignedIn) -> UserResult<OverviewView>;
+    /// Every agent with its last 30 days.
+    async fn agents(&self, user: &SignedIn) -> UserResult<AgentsView>;
+    /// One agent; a secret issued to it just now is shown (once).
+    async fn agent(&self, user: &SignedIn, id: &str) -> UserResult<AgentView>;
+    /// What admins did, newest first.
+    async fn admin_log(&self, user: &SignedIn) -> UserResult<AdminLogView>;
 }
 
 pub type SharedAdmin = Arc<dyn AdminService>;

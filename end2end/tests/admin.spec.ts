@@ -47,6 +47,17 @@ test('an admin reads the history, filters it, and opens a request whose record v
   expect(await violations(page), 'history').toEqual([]);
   await page.screenshot({ path: `screenshots/admin-history-${testInfo.project.name}.png`, fullPage: true });
 
+  // At a glance: requests per day and decision times, drawn on the server.
+  await page.getByRole('navigation', { name: 'Admin' }).getByRole('link', { name: 'At a glance' }).click();
+  await hydrated(page);
+  await expect(page.getByRole('heading', { name: 'The last 30 days' })).toBeVisible();
+  await expect(page.getByRole('img', { name: /requests from .* the busiest day had/ })).toBeVisible();
+  await expect(page.getByRole('region', { name: 'Time to decision per agent' }).getByRole('row', { name: /Refund agent/ }).first())
+    .toBeVisible();
+  expect(await violations(page), 'overview').toEqual([]);
+  await page.screenshot({ path: `screenshots/admin-overview-${testInfo.project.name}.png`, fullPage: true });
+  await page.goto('/admin');
+
   // Filters go into the URL, so the view can be shared.
   await page.getByLabel('Status').selectOption('denied');
   await page.getByLabel('Action or target').fill(marker);
@@ -100,6 +111,9 @@ test('an approver is refused the admin pages and every admin server function, wi
   const detail = await page.goto('/admin/requests/0000000000000000000000000000000000');
   expect(detail!.status()).toBe(403);
   expect((await page.request.get('/admin/export?format=csv')).status()).toBe(403);
+  const origin = { Origin: new URL(baseURL!).origin };
+  expect((await page.request.post('/admin/agents/register', { form: { name: 'Sneaky' }, headers: origin })).status()).toBe(403);
+  expect((await page.request.post('/admin/agents/x/disable', { headers: origin })).status()).toBe(403);
   // The one admin server function, for each admin page.
   for (const path of ['/admin', '/admin/requests/0000000000000000000000000000000000']) {
     const answer = await page.request.post('/api/admin', {
@@ -108,4 +122,55 @@ test('an approver is refused the admin pages and every admin server function, wi
     expect(answer.status(), path).toBe(403);
     expect(await answer.text(), path).not.toContain('<table');
   }
+});
+
+test('an admin registers an agent, sees its secret once, rotates it and disables it, and the admin log says so', async ({ page, baseURL }, testInfo) => {
+  const email = await enrolledAdmin(page, 'Ada Agents');
+  await page.goto('/admin/agents');
+  await hydrated(page);
+  const name = `Invoice agent ${Date.now()}`;
+  await page.getByLabel('Name', { exact: true }).fill(name);
+  await page.getByLabel('Delivery').selectOption('poll');
+  await page.getByLabel('email', { exact: true }).check();
+  await page.getByRole('button', { name: 'Register' }).click();
+  await expect(page.getByRole('heading', { name, level: 1 })).toBeVisible();
+  const secret = (await page.locator('.secret-value').textContent())!;
+  const clientId = (await page.locator('.facts dd code').first().textContent())!;
+  expect(secret.length).toBeGreaterThan(30);
+  await page.screenshot({ path: `screenshots/admin-agent-${testInfo.project.name}.png`, fullPage: true });
+  expect(await violations(page), 'agent').toEqual([]);
+  // The secret works, and is never shown again.
+  await askFor(baseURL!, { client_id: clientId, client_secret: secret }, email, 'Pay', 'invoice 7');
+  await page.reload();
+  await expect(page.locator('.secret-value')).toHaveCount(0);
+
+  await page.getByRole('button', { name: 'Rotate the secret' }).click();
+  const rotated = (await page.locator('.secret-value').textContent())!;
+  expect(rotated).not.toBe(secret);
+  const status = (clientSecret: string) => fetch(new URL('/bc-authorize', baseURL!), {
+    method: 'POST',
+    headers: {
+      Authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`,
+      'Content-Type': 'application/x-www-form-urlencoded',
+    },
+    body: '',
+  }).then((r) => r.status);
+  // The running server's agent directory refreshes within a second.
+  await expect.poll(() => status(secret)).toBe(401);
+  expect(await status(rotated)).toBe(400); // authenticated: the empty request itself is refused
+
+  await page.getByRole('button', { name: 'Disable the agent' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'The agent is disabled' })).toBeVisible();
+  await expect.poll(() => status(rotated)).toBe(401);
+
+  await page.getByRole('navigation', { name: 'Admin' }).getByRole('link', { name: 'Agents' }).click();
+  await expect(page.getByRole('row', { name: new RegExp(name) })).toContainText('Disabled');
+  expect(await violations(page), 'agents').toEqual([]);
+  await page.getByRole('navigation', { name: 'Admin' }).getByRole('link', { name: 'Admin log' }).click();
+  const entries = page.getByRole('row').filter({ hasText: clientId });
+  await expect(entries).toHaveCount(3);
+  await expect(entries.first()).toContainText('disabled an agent');
+  await expect(entries.nth(2)).toContainText('registered an agent');
+  await expect(entries.first()).toContainText(email);
+  expect(await violations(page), 'admin log').toEqual([]);
 });

@@ -122,6 +122,7 @@ pub async fn build(
             ciba.clone(),
             ciba::audit::RelyingParty::of(&config.public_url),
         ),
+        admin::agents::Agents::new(ciba.clone(), config.endpoint_policy()),
         ciba.clone(),
     ));
     let services = ui::Services {

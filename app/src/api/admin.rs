@@ -22,13 +22,29 @@ pub async fn admin_content(path: String, query: String) -> Result<String, UiErro
                     let page = service.history(&user, filters.clone()).await?;
                     Ok(crate::admin_html::history(&filters, page))
                 }
-                Some(rest) => match rest.strip_prefix("/requests/") {
-                    Some(id) if !id.contains('/') => {
+                Some("/overview") => {
+                    let overview = service.overview(&user).await?;
+                    Ok(crate::admin_html::overview(overview))
+                }
+                Some("/agents") => Ok(crate::admin_html::agents(service.agents(&user).await?)),
+                Some("/log") => Ok(crate::admin_html::admin_log(
+                    service.admin_log(&user).await?,
+                )),
+                Some(rest) => {
+                    if let Some(id) = rest
+                        .strip_prefix("/requests/")
+                        .filter(|id| !id.contains('/'))
+                    {
                         let detail = service.history_detail(&user, id).await?;
                         Ok(crate::admin_html::request(detail))
+                    } else if let Some(id) =
+                        rest.strip_prefix("/agents/").filter(|id| !id.contains('/'))
+                    {
+                        Ok(crate::admin_html::agent(service.agent(&user, id).await?))
+                    } else {
+                        Err(UiError::NotFound("There is no such admin page.".into()))
                     }
-                    _ => Err(UiError::NotFound("There is no such admin page.".into())),
-                },
+                }
                 None => Err(UiError::NotFound("There is no such admin page.".into())),
             }
         })

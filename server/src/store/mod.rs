@@ -10,6 +10,7 @@ use sqlx::{
     AnyPool, ConnectOptions, Executor,
 };
 
+pub mod admin_log;
 pub mod approvers;
 pub mod auth_requests;
 pub mod clients;
@@ -26,6 +27,7 @@ pub mod retention;
 pub mod seed;
 pub mod sessions;
 pub mod signing_keys;
+pub mod stats;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");

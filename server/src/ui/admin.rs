@@ -3,7 +3,10 @@
 use std::{collections::HashMap, sync::Arc};
 
 use app::{
-    model::{CheckView, Choice, HistoryDetail, HistoryLine, HistoryPage, HistoryQuery},
+    model::{
+        AdminLogLine, AdminLogView, AgentLine, AgentView, AgentsView, CheckView, Choice, DayView,
+        HistoryDetail, HistoryLine, HistoryPage, HistoryQuery, OverviewView, TimingView,
+    },
     service::{AdminService, SignedIn, UiError, UserResult},
 };
 use async_trait::async_trait;
@@ -11,7 +14,7 @@ use axum::{
     body::Body,
     extract::Query,
     http::{header, StatusCode},
-    response::{IntoResponse, Response},
+    response::{IntoResponse, Redirect, Response},
 };
 use futures::StreamExt;
 use tower_sessions::Session;
@@ -21,21 +24,63 @@ use super::{
     identity::{internal, IdentityApp},
 };
 use crate::{
-    admin::history::{status_of, Filters, History, HistoryError},
-    ciba::{bundle::record_json, ids::page_ref, Ciba},
+    admin::{
+        agents::{Admin, AgentSummary, Agents},
+        history::{status_of, Filters, History, HistoryError},
+        overview,
+    },
+    ciba::{
+        bundle::record_json,
+        clients::{AuthMethod, ClientError, DeliveryMode, NewClient},
+        ids::page_ref,
+        Ciba,
+    },
     clock::Millis,
-    identity::approvers::{self, Role},
+    identity::approvers::{self, Approver, Role},
     store::history::HistoryRow,
 };
 
 pub struct AdminPages {
     history: History,
+    agents: Agents,
     ciba: Arc<Ciba>,
 }
 
 impl AdminPages {
-    pub fn new(history: History, ciba: Arc<Ciba>) -> AdminPages {
-        AdminPages { history, ciba }
+    pub fn new(history: History, agents: Agents, ciba: Arc<Ciba>) -> AdminPages {
+        AdminPages {
+            history,
+            agents,
+            ciba,
+        }
+    }
+}
+
+/// The session key of what the next agents page says once: a secret just issued, or a refusal.
+const FLASH: &str = "admin_flash";
+
+/// Said once on the next agent or agents page.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Flash {
+    client_id: Option<String>,
+    secret: Option<String>,
+    message: Option<String>,
+    error: Option<String>,
+}
+
+fn agent_line(agent: AgentSummary) -> AgentLine {
+    let c = agent.client;
+    AgentLine {
+        name: c.name,
+        delivery: c.delivery_mode,
+        scopes: c.scopes,
+        resource_server: c.resource_server != 0,
+        dpop: c.dpop_bound != 0,
+        disabled: c.disabled != 0,
+        requests: agent.counts.requests,
+        approved: agent.counts.approved,
+        denied: agent.counts.denied,
+        id: c.id,
     }
 }
 
@@ -60,6 +105,15 @@ fn refusal(e: HistoryError) -> UiError {
 fn utc(ms: Millis) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
     time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+/// Day `day` (days since the Unix epoch) as YYYY-MM-DD.
+fn utc_day(day: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::OffsetDateTime::from_unix_timestamp(day * 86_400)
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_default()
@@ -143,6 +197,90 @@ impl AdminService for AdminPages {
             next: page.next,
             agents,
             approvers,
+        })
+    }
+
+    async fn overview(&self, user: &SignedIn) -> UserResult<OverviewView> {
+        admins_only(user)?;
+        let overview = overview::overview(&self.ciba).await.map_err(internal)?;
+        let timing = |t: overview::Timing| TimingView {
+            name: t.name,
+            decided: t.decided,
+            approved: t.approved,
+            median_ms: t.median_ms,
+            p90_ms: t.p90_ms,
+        };
+        Ok(OverviewView {
+            days: overview
+                .days
+                .into_iter()
+                .map(|d| DayView {
+                    date: utc_day(d.day),
+                    requests: d.requests,
+                    approved: d.approved,
+                    denied: d.denied,
+                    expired: d.expired,
+                })
+                .collect(),
+            agents: overview.agents.into_iter().map(timing).collect(),
+            approvers: overview.approvers.into_iter().map(timing).collect(),
+        })
+    }
+
+    async fn agents(&self, user: &SignedIn) -> UserResult<AgentsView> {
+        admins_only(user)?;
+        let flash: Option<Flash> = user.session.remove(FLASH).await.map_err(internal)?;
+        let agents = self.agents.list().await.map_err(internal)?;
+        Ok(AgentsView {
+            agents: agents.into_iter().map(agent_line).collect(),
+            error: flash.and_then(|f| f.error),
+        })
+    }
+
+    async fn agent(&self, user: &SignedIn, id: &str) -> UserResult<AgentView> {
+        admins_only(user)?;
+        let agent = self
+            .agents
+            .get(id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| UiError::NotFound("There is no such agent.".into()))?;
+        // Said once, and only on the page of the agent it is about.
+        let flash: Option<Flash> = user.session.get(FLASH).await.map_err(internal)?;
+        let flash = match flash {
+            Some(f) if f.client_id.as_deref() == Some(id) => {
+                user.session
+                    .remove::<Flash>(FLASH)
+                    .await
+                    .map_err(internal)?;
+                f
+            }
+            _ => Flash::default(),
+        };
+        Ok(AgentView {
+            auth_method: agent.client.auth_method.clone(),
+            notify_url: agent.client.notify_url.clone(),
+            registered: utc(agent.client.created_at),
+            agent: agent_line(agent),
+            new_secret: flash.secret,
+            message: flash.message,
+        })
+    }
+
+    async fn admin_log(&self, user: &SignedIn) -> UserResult<AdminLogView> {
+        admins_only(user)?;
+        let rows = self.ciba.store().admin_log(200).await.map_err(internal)?;
+        Ok(AdminLogView {
+            entries: rows
+                .into_iter()
+                .map(|r| AdminLogLine {
+                    when: utc(r.at),
+                    admin: r.admin_email,
+                    action: r.action,
+                    subject: r.subject,
+                    detail: r.detail,
+                })
+                .collect(),
         })
     }
 
@@ -335,4 +473,174 @@ fn json_line(row: &HistoryRow, now: Millis) -> Vec<u8> {
     .into_bytes();
     line.push(b'\n');
     line
+}
+
+/// The signed-in admin of a console form, or the answer for anyone else.
+async fn form_admin(identity: &IdentityApp, session: &Session) -> Result<Approver, Response> {
+    match identity.approver_of(session).await {
+        Ok(Some(approver)) if approver.role == Role::Admin => Ok(approver),
+        Ok(Some(_)) => Err((StatusCode::FORBIDDEN, "This is for admins only.").into_response()),
+        Ok(None) => Err((StatusCode::UNAUTHORIZED, "Please sign in.").into_response()),
+        Err(_) => Err((StatusCode::INTERNAL_SERVER_ERROR, "Please try again.").into_response()),
+    }
+}
+
+async fn flash_and_go(session: &Session, flash: Flash, to: &str) -> Response {
+    if session.insert(FLASH, flash).await.is_err() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "Please try again.").into_response();
+    }
+    Redirect::to(to).into_response()
+}
+
+/// `POST /admin/agents/register` (the agents page's form).
+pub async fn register_agent(
+    pages: Arc<AdminPages>,
+    identity: Arc<IdentityApp>,
+    session: Session,
+    form: Vec<(String, String)>,
+) -> Response {
+    let admin = match form_admin(&identity, &session).await {
+        Ok(admin) => admin,
+        Err(answer) => return answer,
+    };
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let delivery = match field("delivery")
+        .as_deref()
+        .unwrap_or("poll")
+        .parse::<DeliveryMode>()
+    {
+        Ok(mode) => mode,
+        Err(why) => {
+            let flash = Flash {
+                error: Some(why),
+                ..Flash::default()
+            };
+            return flash_and_go(&session, flash, "/admin/agents").await;
+        }
+    };
+    let new = NewClient {
+        name: field("name").unwrap_or_default(),
+        delivery_mode: delivery,
+        notify_url: field("notify_url"),
+        scopes: form
+            .iter()
+            .filter(|(k, _)| k == "scope")
+            .map(|(_, v)| v.clone())
+            .collect(),
+        auth_method: AuthMethod::ClientSecretBasic,
+        jwks: None,
+        resource_server: field("resource_server").is_some(),
+        dpop_bound: field("dpop").is_some(),
+    };
+    let who = Admin {
+        id: &admin.id,
+        email: &admin.email,
+    };
+    match pages.agents.register(&who, new).await {
+        Ok(credentials) => {
+            let to = format!("/admin/agents/{}", credentials.client_id);
+            let flash = Flash {
+                client_id: Some(credentials.client_id),
+                secret: credentials.client_secret,
+                message: Some("The agent is registered.".into()),
+                error: None,
+            };
+            flash_and_go(&session, flash, &to).await
+        }
+        Err(ClientError::Store(e)) => internal_answer(e),
+        Err(e) => {
+            let why = e.to_string().replace("--notify-url", "a notification URL");
+            let flash = Flash {
+                error: Some(why),
+                ..Flash::default()
+            };
+            flash_and_go(&session, flash, "/admin/agents").await
+        }
+    }
+}
+
+/// `POST /admin/agents/{id}/rotate`.
+pub async fn rotate_agent_secret(
+    pages: Arc<AdminPages>,
+    identity: Arc<IdentityApp>,
+    session: Session,
+    id: String,
+) -> Response {
+    let admin = match form_admin(&identity, &session).await {
+        Ok(admin) => admin,
+        Err(answer) => return answer,
+    };
+    let who = Admin {
+        id: &admin.id,
+        email: &admin.email,
+    };
+    let to = format!("/admin/agents/{id}");
+    match pages.agents.rotate_secret(&who, &id).await {
+        Ok(credentials) => {
+            let flash = Flash {
+                client_id: Some(id),
+                secret: credentials.client_secret,
+                message: Some("A new secret is issued; the old one no longer works.".into()),
+                error: None,
+            };
+            flash_and_go(&session, flash, &to).await
+        }
+        Err(ClientError::NotFound(_)) => {
+            (StatusCode::NOT_FOUND, "There is no such agent.").into_response()
+        }
+        Err(ClientError::Store(e)) => internal_answer(e),
+        Err(e) => {
+            let flash = Flash {
+                client_id: Some(id),
+                message: Some(e.to_string()),
+                ..Flash::default()
+            };
+            flash_and_go(&session, flash, &to).await
+        }
+    }
+}
+
+/// `POST /admin/agents/{id}/disable` and `…/enable`.
+pub async fn set_agent_disabled(
+    pages: Arc<AdminPages>,
+    identity: Arc<IdentityApp>,
+    session: Session,
+    id: String,
+    disabled: bool,
+) -> Response {
+    let admin = match form_admin(&identity, &session).await {
+        Ok(admin) => admin,
+        Err(answer) => return answer,
+    };
+    let who = Admin {
+        id: &admin.id,
+        email: &admin.email,
+    };
+    match pages.agents.set_disabled(&who, &id, disabled).await {
+        Ok(true) => {
+            let message = if disabled {
+                "The agent is disabled: it can no longer authenticate."
+            } else {
+                "The agent is enabled again."
+            };
+            let flash = Flash {
+                client_id: Some(id.clone()),
+                message: Some(message.into()),
+                ..Flash::default()
+            };
+            flash_and_go(&session, flash, &format!("/admin/agents/{id}")).await
+        }
+        Ok(false) => (StatusCode::NOT_FOUND, "There is no such agent.").into_response(),
+        Err(e) => internal_answer(e),
+    }
+}
+
+fn internal_answer(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "an admin change failed");
+    (StatusCode::INTERNAL_SERVER_ERROR, "Please try again.").into_response()
 }

@@ -53,6 +53,32 @@ pub fn routes(config: &ServeConfig, services: Services, sessions: DbSessionStore
             admin::export(admin.clone(), identity.clone(), session, query)
         })
     };
+    let register_agent = {
+        let (admin, identity) = (services.admin.clone(), services.identity.clone());
+        axum::routing::post(
+            move |session: tower_sessions::Session,
+                  axum::extract::Form(form): axum::extract::Form<Vec<(String, String)>>| {
+                admin::register_agent(admin.clone(), identity.clone(), session, form)
+            },
+        )
+    };
+    let change_agent = {
+        let (admin, identity) = (services.admin.clone(), services.identity.clone());
+        axum::routing::post(
+            move |session: tower_sessions::Session,
+                  axum::extract::Path((id, change)): axum::extract::Path<(String, String)>| {
+                let (admin, identity) = (admin.clone(), identity.clone());
+                async move {
+                    match change.as_str() {
+                        "rotate" => admin::rotate_agent_secret(admin, identity, session, id).await,
+                        "disable" => admin::set_agent_disabled(admin, identity, session, id, true).await,
+                        "enable" => admin::set_agent_disabled(admin, identity, session, id, false).await,
+                        _ => axum::response::IntoResponse::into_response(axum::http::StatusCode::NOT_FOUND),
+                    }
+                }
+            },
+        )
+    };
     let renew = {
         let devices = services.notifications.clone();
         axum::routing::post(move |body| devices::renew_handler(devices.clone(), body))
@@ -97,6 +123,8 @@ pub fn routes(config: &ServeConfig, services: Services, sessions: DbSessionStore
         .merge(site.router(not_found))
         .route("/events/inbox", events)
         .route("/admin/export", export)
+        .route("/admin/agents/register", register_agent)
+        .route("/admin/agents/{id}/{change}", change_agent)
         .route("/push/renew", renew)
         .layer(session_layer)
         .layer(axum::middleware::from_fn_with_state(

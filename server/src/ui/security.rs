@@ -19,7 +19,9 @@ impl Origin {
 }
 
 /// Refuses POST/PUT/PATCH/DELETE unless the browser says the request comes from this site: `Origin`
-/// equals the public origin, or (for browsers that omit it) `Sec-Fetch-Site: same-origin`.
+/// equals the public origin, or, when it is absent or `null`, `Sec-Fetch-Site: same-origin`. (Under
+/// this site's `Referrer-Policy: no-referrer` a browser sends `Origin: null` with a form's POST; a
+/// page cannot set `Sec-Fetch-Site`, and another site's form gets `cross-site` there.)
 pub async fn same_origin_only(
     State(origin): State<Origin>,
     request: Request,
@@ -32,11 +34,15 @@ pub async fn same_origin_only(
         return next.run(request).await;
     }
     let headers = request.headers();
-    let same_origin = match headers.get(header::ORIGIN) {
-        Some(value) => value.as_bytes() == origin.0.as_bytes(),
-        None => headers
+    let fetched_from_here = || {
+        headers
             .get("sec-fetch-site")
-            .is_some_and(|v| v == "same-origin"),
+            .is_some_and(|v| v == "same-origin")
+    };
+    let same_origin = match headers.get(header::ORIGIN) {
+        Some(value) if value == "null" => fetched_from_here(),
+        Some(value) => value.as_bytes() == origin.0.as_bytes(),
+        None => fetched_from_here(),
     };
     if !same_origin {
         tracing::warn!(path = %request.uri().path(), "refused a cross-site state-changing request");
@@ -128,5 +134,51 @@ mod tests {
                 "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'nonce-n0nce'; {rest}"
             )
         );
+    }
+
+    #[tokio::test]
+    async fn only_this_sites_pages_may_post() {
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .route("/x", axum::routing::post(|| async { "done" }))
+            .layer(axum::middleware::from_fn_with_state(
+                Origin::of(&"https://cs.example".parse().unwrap()),
+                same_origin_only,
+            ));
+        let post = |headers: &[(&str, &str)]| {
+            let mut request = axum::http::Request::post("/x");
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let app = app.clone();
+            async move {
+                app.oneshot(request.body(Body::empty()).unwrap())
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        let site = ("sec-fetch-site", "same-origin");
+        let other = ("sec-fetch-site", "cross-site");
+        assert_eq!(
+            post(&[("origin", "https://cs.example")]).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            post(&[("origin", "null"), site]).await,
+            StatusCode::OK,
+            "a form under no-referrer"
+        );
+        assert_eq!(post(&[site]).await, StatusCode::OK);
+        assert_eq!(
+            post(&[("origin", "https://evil.example"), site]).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            post(&[("origin", "null"), other]).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(post(&[("origin", "null")]).await, StatusCode::FORBIDDEN);
+        assert_eq!(post(&[]).await, StatusCode::FORBIDDEN);
     }
 }

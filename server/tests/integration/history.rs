@@ -12,7 +12,8 @@ on_both_databases!(
     history_filters_and_searches,
     history_pages_follow_a_keyset_cursor,
     the_detail_verdict_agrees_with_the_audit,
-    a_seeded_history_is_listed_and_never_passes_for_evidence
+    a_seeded_history_is_listed_and_never_passes_for_evidence,
+    the_overview_counts_each_day_and_times_each_decision
 );
 
 fn history(h: &Harness) -> History {
@@ -307,4 +308,60 @@ async fn a_seeded_history_is_listed_and_never_passes_for_evidence(db: Db) {
         .iter()
         .all(|(_, p)| p.contains("there is no decision record for it")));
     assert!(problems.len() > 1_000, "{}", problems.len());
+}
+
+async fn the_overview_counts_each_day_and_times_each_decision(db: Db) {
+    let h = Harness::new(db).await;
+    let jane = h.approver(APPROVER, None).await;
+    let bob = h.approver("bob@example.com", None).await;
+    let refunds = h.poll_client().await;
+    let deploys = h.poll_client().await;
+    let quick = h.start(&refunds, APPROVER).await;
+    h.clock.advance_secs(10);
+    decide(
+        &h.server.ciba,
+        &quick,
+        &jane.id,
+        Decision::approve_with_passkey(false),
+    )
+    .await
+    .unwrap();
+    let slow = h.start(&deploys, "bob@example.com").await;
+    h.clock.advance_secs(60);
+    decide(
+        &h.server.ciba,
+        &slow,
+        &bob.id,
+        Decision::Deny { reason: None },
+    )
+    .await
+    .unwrap();
+    h.start(&refunds, APPROVER).await;
+    h.clock.advance_secs(301);
+    h.start(&refunds, APPROVER).await;
+
+    let overview = server::admin::overview::overview(&h.server.ciba)
+        .await
+        .unwrap();
+    assert_eq!(overview.days.len(), 30);
+    let sum =
+        |f: fn(&server::store::stats::DayCounts) -> i64| overview.days.iter().map(f).sum::<i64>();
+    assert_eq!(sum(|d| d.requests), 4);
+    assert_eq!(sum(|d| d.approved), 1);
+    assert_eq!(sum(|d| d.denied), 1);
+    assert_eq!(sum(|d| d.expired), 1);
+    assert!(overview.days.windows(2).all(|w| w[0].day + 1 == w[1].day));
+    // Slowest first: the deploy agent's request waited a minute for its denial.
+    let agents: Vec<(usize, usize, i64)> = overview
+        .agents
+        .iter()
+        .map(|t| (t.decided, t.approved, t.median_ms))
+        .collect();
+    assert_eq!(agents, [(1, 0, 60_000), (1, 1, 10_000)]);
+    let approvers: Vec<(&str, i64)> = overview
+        .approvers
+        .iter()
+        .map(|t| (t.name.as_str(), t.p90_ms))
+        .collect();
+    assert_eq!(approvers, [("Jane Doe", 60_000), ("Jane Doe", 10_000)]);
 }

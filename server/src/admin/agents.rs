@@ -1,0 +1,155 @@
+//! Agents as admins keep them: each with its last 30 days of requests; registering one (its secret
+//! shown once), rotating its secret, disabling and enabling it. Every change is appended to the admin
+//! log, naming the admin. Running servers pick changes up within a second (`ClientDirectory`).
+use std::{collections::HashMap, sync::Arc};
+
+use crate::{
+    ciba::{
+        clients::{self, endpoint::EndpointPolicy, ClientCredentials, ClientError, NewClient},
+        Ciba,
+    },
+    store::{admin_log::AdminEntry, clients::ClientRow, stats::ClientCounts, StoreError},
+};
+
+/// How far back an agent's figures go.
+const WINDOW_MS: i64 = 30 * 86_400_000;
+
+/// The admin making a change.
+pub struct Admin<'a> {
+    pub id: &'a str,
+    pub email: &'a str,
+}
+
+/// An agent and its last 30 days.
+pub struct AgentSummary {
+    pub client: ClientRow,
+    pub counts: ClientCounts,
+}
+
+pub struct Agents {
+    ciba: Arc<Ciba>,
+    policy: EndpointPolicy,
+}
+
+impl Agents {
+    pub fn new(ciba: Arc<Ciba>, policy: EndpointPolicy) -> Agents {
+        Agents { ciba, policy }
+    }
+
+    /// Every agent, in the order registered, with its last 30 days.
+    pub async fn list(&self) -> Result<Vec<AgentSummary>, StoreError> {
+        let store = self.ciba.store();
+        let since = self.ciba.now() - WINDOW_MS;
+        let mut counts: HashMap<String, ClientCounts> = store
+            .client_counts(since)
+            .await?
+            .into_iter()
+            .map(|c| (c.client_id.clone(), c))
+            .collect();
+        Ok(store
+            .clients()
+            .await?
+            .into_iter()
+            .map(|client| AgentSummary {
+                counts: counts
+                    .remove(&client.id)
+                    .unwrap_or_else(|| ClientCounts::none(&client.id)),
+                client,
+            })
+            .collect())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<AgentSummary>, StoreError> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .find(|agent| agent.client.id == id))
+    }
+
+    pub async fn register(
+        &self,
+        admin: &Admin<'_>,
+        new: NewClient,
+    ) -> Result<ClientCredentials, ClientError> {
+        let name = new.name.clone();
+        let detail = format!(
+            "{} delivery{}{}",
+            new.delivery_mode,
+            if new.resource_server {
+                ", resource server"
+            } else {
+                ""
+            },
+            if new.dpop_bound {
+                ", DPoP required"
+            } else {
+                ""
+            }
+        );
+        let credentials =
+            clients::register(self.ciba.store(), new, self.policy, self.ciba.now()).await?;
+        self.record(
+            admin,
+            "registered an agent",
+            &credentials.client_id,
+            Some(&format!("{name}: {detail}")),
+        )
+        .await?;
+        Ok(credentials)
+    }
+
+    pub async fn rotate_secret(
+        &self,
+        admin: &Admin<'_>,
+        id: &str,
+    ) -> Result<ClientCredentials, ClientError> {
+        let credentials = clients::rotate_secret(self.ciba.store(), id, self.ciba.now()).await?;
+        self.record(admin, "rotated an agent's secret", id, None)
+            .await?;
+        Ok(credentials)
+    }
+
+    /// Disables (or enables again) agent `id`; false if there is no such agent.
+    pub async fn set_disabled(
+        &self,
+        admin: &Admin<'_>,
+        id: &str,
+        disabled: bool,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .ciba
+            .store()
+            .set_client_disabled(id, disabled, self.ciba.now())
+            .await?;
+        if changed {
+            let action = if disabled {
+                "disabled an agent"
+            } else {
+                "enabled an agent"
+            };
+            self.record(admin, action, id, None).await?;
+        }
+        Ok(changed)
+    }
+
+    async fn record(
+        &self,
+        admin: &Admin<'_>,
+        action: &str,
+        subject: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.ciba
+            .store()
+            .append_admin_log(&AdminEntry {
+                at: self.ciba.now(),
+                admin_id: admin.id,
+                admin_email: admin.email,
+                action,
+                subject,
+                detail,
+            })
+            .await
+    }
+}
