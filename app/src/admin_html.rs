@@ -7,8 +7,9 @@ use leptos::prelude::*;
 use crate::{
     components::statement::SafeText,
     model::{
-        AdminLogView, AgentLine, AgentView, AgentsView, Choice, DayView, HistoryDetail,
-        HistoryLine, HistoryPage, HistoryQuery, OverviewView, RequestStatus, TimingView,
+        AdminLogView, AgentLine, AgentView, AgentsView, ApproversView, Choice, DayView,
+        HistoryDetail, HistoryLine, HistoryPage, HistoryQuery, OverviewView, RequestStatus,
+        TimingView,
     },
     navigation::encode_query,
 };
@@ -441,6 +442,7 @@ fn AdminNav() -> impl IntoView {
             <a href="/admin">"History"</a>
             <a href="/admin/overview">"At a glance"</a>
             <a href="/admin/agents">"Agents"</a>
+            <a href="/admin/approvers">"Approvers"</a>
             <a href="/admin/log">"Admin log"</a>
         </nav>
     }
@@ -619,6 +621,88 @@ pub fn admin_log(view: AdminLogView) -> String {
                     <tbody>{lines}</tbody>
                 </table>
             </div>
+        </section>
+    }
+    .to_html()
+}
+
+/// The approvers page: everyone who can approve, inviting someone, and changing roles or offboarding.
+pub fn approvers(view: ApproversView) -> String {
+    let lines = view
+        .approvers
+        .into_iter()
+        .map(|a| {
+            let change = |what: &str| format!("/admin/approvers/{}/{what}", a.id);
+            let (role_action, role_label) = if a.admin {
+                (change("demote"), "Make approver only")
+            } else {
+                (change("promote"), "Make admin")
+            };
+            let state = if a.disabled { "Disabled" } else { "Active" };
+            let actions = (!a.disabled).then(|| {
+                view! {
+                    <form method="post" action=role_action class="inline-form">
+                        <button type="submit">{role_label}</button>
+                    </form>
+                    <form method="post" action=change("disable") class="inline-form">
+                        <button type="submit" class="danger">"Disable"</button>
+                    </form>
+                }
+            });
+            view! {
+                <tr>
+                    <th scope="row">{a.name}</th>
+                    <td data-label="E-mail">{a.email}</td>
+                    <td data-label="Role">{if a.admin { "Admin" } else { "Approver" }}</td>
+                    <td data-label="State">{state}</td>
+                    <td data-label="Passkeys">{a.passkeys}</td>
+                    <td data-label="Change">{actions}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <AdminNav/>
+        <h1>"Approvers"</h1>
+        {view.message.map(|m| view! { <p class="ok" role="status">{m}</p> })}
+        {view.error.map(|e| view! { <p class="error" role="alert">{e}</p> })}
+        {view.invite.map(|invite| view! {
+            <section class="card secret" aria-labelledby="invite-heading">
+                <h2 id="invite-heading">{format!("Enrollment link for {}", invite.email)}</h2>
+                <p>"Send it to them, or let them scan it with their phone. It works once, within 24 hours, and is shown only now."</p>
+                <p><code class="secret-value">{invite.link}</code></p>
+                <div class="qr" role="img" aria-label="The enrollment link as a QR code" inner_html=invite.qr_svg></div>
+            </section>
+        })}
+        <section class="card">
+            <div class="table-scroll" tabindex="0" role="region" aria-label="Approvers">
+                <table class="history">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Name"</th>
+                            <th scope="col">"E-mail"</th>
+                            <th scope="col">"Role"</th>
+                            <th scope="col">"State"</th>
+                            <th scope="col">"Passkeys"</th>
+                            <th scope="col">"Change"</th>
+                        </tr>
+                    </thead>
+                    <tbody>{lines}</tbody>
+                </table>
+            </div>
+            <p class="muted small">"Disabling ends their sessions at once; their pending requests and unredeemed approvals are answered access_denied. The last active admin cannot be demoted or disabled."</p>
+        </section>
+        <section class="card" aria-labelledby="invite-form-heading">
+            <h2 id="invite-form-heading">"Invite an approver"</h2>
+            <form method="post" action="/admin/approvers/invite" class="filters">
+                <label>"E-mail" <input type="email" name="email" required maxlength="254"/></label>
+                <label>"Name" <input type="text" name="name" maxlength="100"/></label>
+                <fieldset class="checks-row">
+                    <legend>"Role"</legend>
+                    <label class="inline"><input type="checkbox" name="admin" value="on"/>" an admin, who can use this console"</label>
+                </fieldset>
+                <div class="filter-actions"><button type="submit" class="primary">"Make an enrollment link"</button></div>
+            </form>
         </section>
     }
     .to_html()

@@ -303,3 +303,31 @@ pub struct AdminLogLine {
     pub subject: String,
     pub detail: Option<String>,
 }
+
+/// The approvers page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApproversView {
+    pub approvers: Vec<ApproverLine>,
+    /// An enrollment link just made: shown this once.
+    pub invite: Option<InviteView>,
+    pub message: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApproverLine {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub admin: bool,
+    pub disabled: bool,
+    pub passkeys: i64,
+}
+
+/// A one-time enrollment link, and the same link as a QR code (SVG) to open it on a phone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteView {
+    pub email: String,
+    pub link: String,
+    pub qr_svg: String,
+}

@@ -11,8 +11,8 @@ use webauthn_rs_proto::{
 
 pub use crate::error::UiError;
 use crate::model::{
-    AdminLogView, AgentView, AgentsView, HistoryDetail, HistoryPage, HistoryQuery, InboxView,
-    InvitationView, Me, OverviewView, PasskeyView, PushDevicesView, RequestView,
+    AdminLogView, AgentView, AgentsView, ApproversView, HistoryDetail, HistoryPage, HistoryQuery,
+    InboxView, InvitationView, Me, OverviewView, PasskeyView, PushDevicesView, RequestView,
 };
 
 /// Errors are sentences for the person at the screen with an HTTP status; details stay in the
@@ -159,6 +159,8 @@ pub trait AdminService: Send + Sync + 'static {
     async fn agent(&self, user: &SignedIn, id: &str) -> UserResult<AgentView>;
     /// What admins did, newest first.
     async fn admin_log(&self, user: &SignedIn) -> UserResult<AdminLogView>;
+    /// Every approver; an enrollment link made just now is shown (once).
+    async fn approvers(&self, user: &SignedIn) -> UserResult<ApproversView>;
 }
 
 pub type SharedAdmin = Arc<dyn AdminService>;

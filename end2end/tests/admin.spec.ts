@@ -1,6 +1,7 @@
 // The admin console: the history of every request with filters in the URL, one request in full with
 // its decision record re-verified, and the admin check made on the server for every admin call. The
 // content is rendered on the server (none of it is in the browser bundle).
+import { existsSync, readFileSync } from 'node:fs';
 import { test, expect } from './fixtures';
 import type { Page } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
@@ -139,6 +140,15 @@ test('an admin registers an agent, sees its secret once, rotates it and disables
   expect(secret.length).toBeGreaterThan(30);
   await page.screenshot({ path: `screenshots/admin-agent-${testInfo.project.name}.png`, fullPage: true });
   expect(await violations(page), 'agent').toEqual([]);
+  // From below: the secret went to the next page through the session, which is stored in the
+  // database, sealed (on SQLite the database is a file this test can read, write-ahead log and all).
+  const databaseUrl = (testInfo.project.metadata as { databaseUrl: string }).databaseUrl;
+  if (databaseUrl.startsWith('sqlite://')) {
+    const file = databaseUrl.slice('sqlite://'.length);
+    for (const part of [file, `${file}-wal`]) {
+      if (existsSync(part)) expect(readFileSync(part).includes(secret), part).toBe(false);
+    }
+  }
   // The secret works, and is never shown again.
   await askFor(baseURL!, { client_id: clientId, client_secret: secret }, email, 'Pay', 'invoice 7');
   await page.reload();
@@ -173,4 +183,47 @@ test('an admin registers an agent, sees its secret once, rotates it and disables
   await expect(entries.nth(2)).toContainText('registered an agent');
   await expect(entries.first()).toContainText(email);
   expect(await violations(page), 'admin log').toEqual([]);
+});
+
+test('an admin invites an approver with a link and a QR code, makes them an admin, and offboards them', async ({ page, newContext }, testInfo) => {
+  await enrolledAdmin(page, 'Ada Approvers');
+  await page.goto('/admin/approvers');
+  await hydrated(page);
+  const email = unique('nia');
+  await page.getByLabel('E-mail').fill(email);
+  await page.getByLabel('Name', { exact: true }).fill('Nia Newbie');
+  await page.getByRole('button', { name: 'Make an enrollment link' }).click();
+  await expect(page.getByRole('heading', { name: `Enrollment link for ${email}` })).toBeVisible();
+  const link = (await page.locator('.secret-value').textContent())!;
+  await expect(page.getByRole('img', { name: 'The enrollment link as a QR code' }).locator('svg')).toBeVisible();
+  expect(await violations(page), 'approvers').toEqual([]);
+  await page.screenshot({ path: `screenshots/admin-approvers-${testInfo.project.name}.png`, fullPage: true });
+
+  // The link enrolls them, in a browser of their own.
+  const theirs = await newContext({ baseURL: new URL(link).origin });
+  const phone = await theirs.newPage();
+  await addAuthenticator(phone);
+  await phone.goto(new URL(link).pathname);
+  await hydrated(phone);
+  await phone.getByRole('button', { name: 'Create passkey' }).click();
+  await phone.waitForURL(/\/inbox$/);
+
+  await page.goto('/admin/approvers');
+  const row = page.getByRole('row', { name: new RegExp(email) });
+  await expect(row).toContainText('Approver');
+  await expect(row.getByRole('cell').nth(3)).toHaveText('1'); // one passkey
+  await row.getByRole('button', { name: 'Make admin' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'They are an admin now.' })).toBeVisible();
+  await expect(row.getByRole('cell').nth(1)).toHaveText('Admin');
+  await row.getByRole('button', { name: 'Disable' }).click();
+  await expect(row.getByRole('cell').nth(2)).toHaveText('Disabled');
+  // Offboarded: their session is over.
+  await phone.goto('/inbox');
+  await expect(phone).toHaveURL(/\/sign-in/);
+
+  await page.goto('/admin/log');
+  const entries = page.getByRole('row').filter({ hasText: email });
+  await expect(entries).toHaveCount(3);
+  await expect(entries.first()).toContainText('disabled an approver');
+  await expect(entries.nth(2)).toContainText('invited an approver');
 });

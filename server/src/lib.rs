@@ -124,6 +124,8 @@ pub async fn build(
         ),
         admin::agents::Agents::new(ciba.clone(), config.endpoint_policy()),
         ciba.clone(),
+        kek.clone(),
+        &config.public_url,
     ));
     let services = ui::Services {
         identity,

@@ -30,6 +30,9 @@ pub async fn admin_content(path: String, query: String) -> Result<String, UiErro
                 Some("/log") => Ok(crate::admin_html::admin_log(
                     service.admin_log(&user).await?,
                 )),
+                Some("/approvers") => Ok(crate::admin_html::approvers(
+                    service.approvers(&user).await?,
+                )),
                 Some(rest) => {
                     if let Some(id) = rest
                         .strip_prefix("/requests/")

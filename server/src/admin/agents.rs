@@ -3,22 +3,18 @@
 //! log, naming the admin. Running servers pick changes up within a second (`ClientDirectory`).
 use std::{collections::HashMap, sync::Arc};
 
+pub use super::Admin;
+
 use crate::{
     ciba::{
         clients::{self, endpoint::EndpointPolicy, ClientCredentials, ClientError, NewClient},
         Ciba,
     },
-    store::{admin_log::AdminEntry, clients::ClientRow, stats::ClientCounts, StoreError},
+    store::{clients::ClientRow, stats::ClientCounts, StoreError},
 };
 
 /// How far back an agent's figures go.
 const WINDOW_MS: i64 = 30 * 86_400_000;
-
-/// The admin making a change.
-pub struct Admin<'a> {
-    pub id: &'a str,
-    pub email: &'a str,
-}
 
 /// An agent and its last 30 days.
 pub struct AgentSummary {
@@ -89,7 +85,8 @@ impl Agents {
         );
         let credentials =
             clients::register(self.ciba.store(), new, self.policy, self.ciba.now()).await?;
-        self.record(
+        super::record(
+            &self.ciba,
             admin,
             "registered an agent",
             &credentials.client_id,
@@ -105,8 +102,7 @@ impl Agents {
         id: &str,
     ) -> Result<ClientCredentials, ClientError> {
         let credentials = clients::rotate_secret(self.ciba.store(), id, self.ciba.now()).await?;
-        self.record(admin, "rotated an agent's secret", id, None)
-            .await?;
+        super::record(&self.ciba, admin, "rotated an agent's secret", id, None).await?;
         Ok(credentials)
     }
 
@@ -128,28 +124,8 @@ impl Agents {
             } else {
                 "enabled an agent"
             };
-            self.record(admin, action, id, None).await?;
+            super::record(&self.ciba, admin, action, id, None).await?;
         }
         Ok(changed)
-    }
-
-    async fn record(
-        &self,
-        admin: &Admin<'_>,
-        action: &str,
-        subject: &str,
-        detail: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.ciba
-            .store()
-            .append_admin_log(&AdminEntry {
-                at: self.ciba.now(),
-                admin_id: admin.id,
-                admin_email: admin.email,
-                action,
-                subject,
-                detail,
-            })
-            .await
     }
 }

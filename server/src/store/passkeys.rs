@@ -56,6 +56,15 @@ impl Store {
         .await?)
     }
 
+    /// How many passkeys each approver has (approvers without one are left out).
+    pub async fn passkey_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT approver_id, COUNT(*) FROM passkeys GROUP BY approver_id")
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
     pub async fn passkeys_of(&self, approver_id: &str) -> StoreResult<Vec<PasskeyRow>> {
         Ok(sqlx::query_as(&format!(
             "SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE approver_id = $1 ORDER BY created_at, credential_id"

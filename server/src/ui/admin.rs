@@ -4,8 +4,9 @@ use std::{collections::HashMap, sync::Arc};
 
 use app::{
     model::{
-        AdminLogLine, AdminLogView, AgentLine, AgentView, AgentsView, CheckView, Choice, DayView,
-        HistoryDetail, HistoryLine, HistoryPage, HistoryQuery, OverviewView, TimingView,
+        AdminLogLine, AdminLogView, AgentLine, AgentView, AgentsView, ApproverLine, ApproversView,
+        CheckView, Choice, DayView, HistoryDetail, HistoryLine, HistoryPage, HistoryQuery,
+        InviteView, OverviewView, TimingView,
     },
     service::{AdminService, SignedIn, UiError, UserResult},
 };
@@ -26,6 +27,7 @@ use super::{
 use crate::{
     admin::{
         agents::{Admin, AgentSummary, Agents},
+        approvers::{ApproverChangeError, Approvers},
         history::{status_of, Filters, History, HistoryError},
         overview,
     },
@@ -36,36 +38,98 @@ use crate::{
         Ciba,
     },
     clock::Millis,
-    identity::approvers::{self, Approver, Role},
+    identity::{
+        approvers::{self, Approver, Role},
+        invitations,
+    },
+    sealing::Kek,
     store::history::HistoryRow,
 };
 
 pub struct AdminPages {
     history: History,
     agents: Agents,
+    approvers: Approvers,
+    public_url: String,
     ciba: Arc<Ciba>,
+    /// Seals what the session carries to the next page: sessions are stored in the database, and a
+    /// new client secret must not sit there in plain text.
+    kek: Arc<Kek>,
 }
 
 impl AdminPages {
-    pub fn new(history: History, agents: Agents, ciba: Arc<Ciba>) -> AdminPages {
+    pub fn new(
+        history: History,
+        agents: Agents,
+        ciba: Arc<Ciba>,
+        kek: Arc<Kek>,
+        public_url: &url::Url,
+    ) -> AdminPages {
         AdminPages {
             history,
             agents,
+            approvers: Approvers::new(ciba.clone()),
+            public_url: public_url.as_str().trim_end_matches('/').to_owned(),
             ciba,
+            kek,
+        }
+    }
+
+    /// The flash the session carries, if `wanted` accepts it; it is gone from the session then.
+    async fn take_flash(
+        &self,
+        session: &Session,
+        wanted: impl Fn(&Flash) -> bool,
+    ) -> UserResult<Flash> {
+        let sealed: Option<String> = session.get(FLASH).await.map_err(internal)?;
+        let Some(sealed) = sealed else {
+            return Ok(Flash::default());
+        };
+        let flash = self
+            .kek
+            .open(FLASH_LABEL, &sealed)
+            .ok()
+            .and_then(|json| serde_json::from_str::<Flash>(&json).ok());
+        match flash {
+            Some(flash) if wanted(&flash) => {
+                session.remove::<String>(FLASH).await.map_err(internal)?;
+                Ok(flash)
+            }
+            Some(_) => Ok(Flash::default()),
+            None => {
+                session.remove::<String>(FLASH).await.map_err(internal)?;
+                Ok(Flash::default())
+            }
         }
     }
 }
 
+/// The sealing label of a flash.
+const FLASH_LABEL: &str = "countersign/admin-flash";
+
 /// The session key of what the next agents page says once: a secret just issued, or a refusal.
 const FLASH: &str = "admin_flash";
 
-/// Said once on the next agent or agents page.
+/// Said once on the next admin page it is for.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Flash {
-    client_id: Option<String>,
+    /// The page: "agents", "agent:<client_id>" or "approvers".
+    page: String,
+    /// A client secret just issued.
     secret: Option<String>,
+    /// An enrollment link just made, and for whom.
+    invite: Option<(String, String)>,
     message: Option<String>,
     error: Option<String>,
+}
+
+impl Flash {
+    fn to(page: impl Into<String>) -> Flash {
+        Flash {
+            page: page.into(),
+            ..Flash::default()
+        }
+    }
 }
 
 fn agent_line(agent: AgentSummary) -> AgentLine {
@@ -229,11 +293,13 @@ impl AdminService for AdminPages {
 
     async fn agents(&self, user: &SignedIn) -> UserResult<AgentsView> {
         admins_only(user)?;
-        let flash: Option<Flash> = user.session.remove(FLASH).await.map_err(internal)?;
+        let flash = self
+            .take_flash(&user.session, |f| f.page == "agents")
+            .await?;
         let agents = self.agents.list().await.map_err(internal)?;
         Ok(AgentsView {
             agents: agents.into_iter().map(agent_line).collect(),
-            error: flash.and_then(|f| f.error),
+            error: flash.error,
         })
     }
 
@@ -246,17 +312,9 @@ impl AdminService for AdminPages {
             .map_err(internal)?
             .ok_or_else(|| UiError::NotFound("There is no such agent.".into()))?;
         // Said once, and only on the page of the agent it is about.
-        let flash: Option<Flash> = user.session.get(FLASH).await.map_err(internal)?;
-        let flash = match flash {
-            Some(f) if f.client_id.as_deref() == Some(id) => {
-                user.session
-                    .remove::<Flash>(FLASH)
-                    .await
-                    .map_err(internal)?;
-                f
-            }
-            _ => Flash::default(),
-        };
+        let flash = self
+            .take_flash(&user.session, |f| f.page == format!("agent:{id}"))
+            .await?;
         Ok(AgentView {
             auth_method: agent.client.auth_method.clone(),
             notify_url: agent.client.notify_url.clone(),
@@ -264,6 +322,35 @@ impl AdminService for AdminPages {
             agent: agent_line(agent),
             new_secret: flash.secret,
             message: flash.message,
+        })
+    }
+
+    async fn approvers(&self, user: &SignedIn) -> UserResult<ApproversView> {
+        admins_only(user)?;
+        let flash = self
+            .take_flash(&user.session, |f| f.page == "approvers")
+            .await?;
+        let approvers = self.approvers.list().await.map_err(internal)?;
+        let invite = flash.invite.map(|(email, link)| InviteView {
+            qr_svg: qr_svg(&link),
+            email,
+            link,
+        });
+        Ok(ApproversView {
+            approvers: approvers
+                .into_iter()
+                .map(|a| ApproverLine {
+                    admin: a.approver.role == Role::Admin,
+                    disabled: a.approver.disabled,
+                    passkeys: a.passkeys,
+                    id: a.approver.id,
+                    name: a.approver.name,
+                    email: a.approver.email,
+                })
+                .collect(),
+            invite,
+            message: flash.message,
+            error: flash.error,
         })
     }
 
@@ -485,8 +572,10 @@ async fn form_admin(identity: &IdentityApp, session: &Session) -> Result<Approve
     }
 }
 
-async fn flash_and_go(session: &Session, flash: Flash, to: &str) -> Response {
-    if session.insert(FLASH, flash).await.is_err() {
+async fn flash_and_go(pages: &AdminPages, session: &Session, flash: Flash, to: &str) -> Response {
+    let json = serde_json::to_string(&flash).unwrap_or_default();
+    let sealed = pages.kek.seal(FLASH_LABEL, &json);
+    if session.insert(FLASH, sealed).await.is_err() {
         return (StatusCode::INTERNAL_SERVER_ERROR, "Please try again.").into_response();
     }
     Redirect::to(to).into_response()
@@ -518,9 +607,9 @@ pub async fn register_agent(
         Err(why) => {
             let flash = Flash {
                 error: Some(why),
-                ..Flash::default()
+                ..Flash::to("agents")
             };
-            return flash_and_go(&session, flash, "/admin/agents").await;
+            return flash_and_go(&pages, &session, flash, "/admin/agents").await;
         }
     };
     let new = NewClient {
@@ -545,21 +634,20 @@ pub async fn register_agent(
         Ok(credentials) => {
             let to = format!("/admin/agents/{}", credentials.client_id);
             let flash = Flash {
-                client_id: Some(credentials.client_id),
                 secret: credentials.client_secret,
                 message: Some("The agent is registered.".into()),
-                error: None,
+                ..Flash::to(format!("agent:{}", credentials.client_id))
             };
-            flash_and_go(&session, flash, &to).await
+            flash_and_go(&pages, &session, flash, &to).await
         }
         Err(ClientError::Store(e)) => internal_answer(e),
         Err(e) => {
             let why = e.to_string().replace("--notify-url", "a notification URL");
             let flash = Flash {
                 error: Some(why),
-                ..Flash::default()
+                ..Flash::to("agents")
             };
-            flash_and_go(&session, flash, "/admin/agents").await
+            flash_and_go(&pages, &session, flash, "/admin/agents").await
         }
     }
 }
@@ -583,12 +671,11 @@ pub async fn rotate_agent_secret(
     match pages.agents.rotate_secret(&who, &id).await {
         Ok(credentials) => {
             let flash = Flash {
-                client_id: Some(id),
                 secret: credentials.client_secret,
                 message: Some("A new secret is issued; the old one no longer works.".into()),
-                error: None,
+                ..Flash::to(format!("agent:{id}"))
             };
-            flash_and_go(&session, flash, &to).await
+            flash_and_go(&pages, &session, flash, &to).await
         }
         Err(ClientError::NotFound(_)) => {
             (StatusCode::NOT_FOUND, "There is no such agent.").into_response()
@@ -596,11 +683,10 @@ pub async fn rotate_agent_secret(
         Err(ClientError::Store(e)) => internal_answer(e),
         Err(e) => {
             let flash = Flash {
-                client_id: Some(id),
                 message: Some(e.to_string()),
-                ..Flash::default()
+                ..Flash::to(format!("agent:{id}"))
             };
-            flash_and_go(&session, flash, &to).await
+            flash_and_go(&pages, &session, flash, &to).await
         }
     }
 }
@@ -629,11 +715,10 @@ pub async fn set_agent_disabled(
                 "The agent is enabled again."
             };
             let flash = Flash {
-                client_id: Some(id.clone()),
                 message: Some(message.into()),
-                ..Flash::default()
+                ..Flash::to(format!("agent:{id}"))
             };
-            flash_and_go(&session, flash, &format!("/admin/agents/{id}")).await
+            flash_and_go(&pages, &session, flash, &format!("/admin/agents/{id}")).await
         }
         Ok(false) => (StatusCode::NOT_FOUND, "There is no such agent.").into_response(),
         Err(e) => internal_answer(e),
@@ -643,4 +728,116 @@ pub async fn set_agent_disabled(
 fn internal_answer(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "an admin change failed");
     (StatusCode::INTERNAL_SERVER_ERROR, "Please try again.").into_response()
+}
+
+/// `link` as a QR code, in SVG, for a phone to scan.
+fn qr_svg(link: &str) -> String {
+    match qrcode::QrCode::new(link.as_bytes()) {
+        Ok(code) => code
+            .render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(200, 200)
+            .quiet_zone(true)
+            .build(),
+        Err(_) => String::new(),
+    }
+}
+
+fn who(admin: &Approver) -> Admin<'_> {
+    Admin {
+        id: &admin.id,
+        email: &admin.email,
+    }
+}
+
+/// `POST /admin/approvers/invite` (the approvers page's form).
+pub async fn invite_approver(
+    pages: Arc<AdminPages>,
+    identity: Arc<IdentityApp>,
+    session: Session,
+    form: Vec<(String, String)>,
+) -> Response {
+    let admin = match form_admin(&identity, &session).await {
+        Ok(admin) => admin,
+        Err(answer) => return answer,
+    };
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let email = field("email").unwrap_or_default();
+    let role = if field("admin").is_some() {
+        Role::Admin
+    } else {
+        Role::Approver
+    };
+    let flash = match pages
+        .approvers
+        .invite(&who(&admin), &email, field("name").as_deref(), role)
+        .await
+    {
+        Ok(token) => {
+            let link = format!(
+                "{}{}",
+                pages.public_url,
+                invitations::enrollment_path(&token)
+            );
+            Flash {
+                invite: Some((approvers::normalise_email(&email), link)),
+                ..Flash::to("approvers")
+            }
+        }
+        Err(ApproverChangeError::Store(e)) => return internal_answer(e),
+        Err(e) => Flash {
+            error: Some(e.to_string()),
+            ..Flash::to("approvers")
+        },
+    };
+    flash_and_go(&pages, &session, flash, "/admin/approvers").await
+}
+
+/// `POST /admin/approvers/{id}/promote`, `…/demote` and `…/disable`.
+pub async fn change_approver(
+    pages: Arc<AdminPages>,
+    identity: Arc<IdentityApp>,
+    session: Session,
+    id: String,
+    change: String,
+) -> Response {
+    let admin = match form_admin(&identity, &session).await {
+        Ok(admin) => admin,
+        Err(answer) => return answer,
+    };
+    let admin = who(&admin);
+    let (done, message) = match change.as_str() {
+        "promote" => (
+            pages.approvers.set_role(&admin, &id, Role::Admin).await,
+            "They are an admin now.",
+        ),
+        "demote" => (
+            pages.approvers.set_role(&admin, &id, Role::Approver).await,
+            "They are an approver only now.",
+        ),
+        "disable" => (
+            pages.approvers.disable(&admin, &id).await,
+            "They are disabled: their sessions have ended and their pending requests are withdrawn.",
+        ),
+        _ => return (StatusCode::NOT_FOUND, "There is no such change.").into_response(),
+    };
+    let flash = match done {
+        Ok(()) => Flash {
+            message: Some(message.into()),
+            ..Flash::to("approvers")
+        },
+        Err(ApproverChangeError::NotFound) => {
+            return (StatusCode::NOT_FOUND, "There is no such approver.").into_response()
+        }
+        Err(ApproverChangeError::Store(e)) => return internal_answer(e),
+        Err(e) => Flash {
+            error: Some(e.to_string()),
+            ..Flash::to("approvers")
+        },
+    };
+    flash_and_go(&pages, &session, flash, "/admin/approvers").await
 }

@@ -79,6 +79,24 @@ pub fn routes(config: &ServeConfig, services: Services, sessions: DbSessionStore
             },
         )
     };
+    let invite_approver = {
+        let (admin, identity) = (services.admin.clone(), services.identity.clone());
+        axum::routing::post(
+            move |session: tower_sessions::Session,
+                  axum::extract::Form(form): axum::extract::Form<Vec<(String, String)>>| {
+                admin::invite_approver(admin.clone(), identity.clone(), session, form)
+            },
+        )
+    };
+    let change_approver = {
+        let (admin, identity) = (services.admin.clone(), services.identity.clone());
+        axum::routing::post(
+            move |session: tower_sessions::Session,
+                  axum::extract::Path((id, change)): axum::extract::Path<(String, String)>| {
+                admin::change_approver(admin.clone(), identity.clone(), session, id, change)
+            },
+        )
+    };
     let renew = {
         let devices = services.notifications.clone();
         axum::routing::post(move |body| devices::renew_handler(devices.clone(), body))
@@ -125,6 +143,8 @@ pub fn routes(config: &ServeConfig, services: Services, sessions: DbSessionStore
         .route("/admin/export", export)
         .route("/admin/agents/register", register_agent)
         .route("/admin/agents/{id}/{change}", change_agent)
+        .route("/admin/approvers/invite", invite_approver)
+        .route("/admin/approvers/{id}/{change}", change_approver)
         .route("/push/renew", renew)
         .layer(session_layer)
         .layer(axum::middleware::from_fn_with_state(

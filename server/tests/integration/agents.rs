@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use server::{
     admin::agents::{Admin, Agents},
     ciba::{clients::NewClient, AuthMethod, DeliveryMode},
+    clock::Clock,
 };
 
 use crate::{common::*, on_both_databases};
@@ -117,4 +118,97 @@ async fn admins_keep_agents_and_the_log_remembers(db: Db) {
         );
     }
     assert_eq!(h.store.admin_log(10).await.unwrap().len(), 4);
+}
+
+on_both_databases!(admins_keep_approvers_and_one_admin_always_remains);
+
+async fn admins_keep_approvers_and_one_admin_always_remains(db: Db) {
+    use server::{
+        admin::approvers::{ApproverChangeError, Approvers},
+        identity::approvers::{self, NewApprover, Role},
+    };
+    let h = Harness::new(db).await;
+    let ada = approvers::add(
+        &h.store,
+        NewApprover {
+            email: "ada@example.com".into(),
+            name: "Ada".into(),
+            role: Role::Admin,
+            user_code: None,
+        },
+        h.clock.now(),
+    )
+    .await
+    .unwrap();
+    let jane = h.approver(APPROVER, None).await;
+    let console = Approvers::new(h.server.ciba.clone());
+    let admin = Admin {
+        id: &ada.id,
+        email: &ada.email,
+    };
+    // The only admin can be neither demoted nor disabled.
+    assert!(matches!(
+        console.set_role(&admin, &ada.id, Role::Approver).await,
+        Err(ApproverChangeError::LastAdmin)
+    ));
+    assert!(matches!(
+        console.disable(&admin, &ada.id).await,
+        Err(ApproverChangeError::LastAdmin)
+    ));
+    console
+        .set_role(&admin, &jane.id, Role::Admin)
+        .await
+        .unwrap();
+    console
+        .set_role(&admin, &ada.id, Role::Approver)
+        .await
+        .unwrap();
+    assert!(matches!(
+        console.disable(&admin, &jane.id).await,
+        Err(ApproverChangeError::LastAdmin)
+    ));
+    let token = console
+        .invite(
+            &admin,
+            "New.Person@Example.com",
+            Some("New Person"),
+            Role::Approver,
+        )
+        .await
+        .unwrap();
+    assert!(token.len() >= 40);
+    assert!(matches!(
+        console
+            .invite(&admin, "not an address", None, Role::Approver)
+            .await,
+        Err(ApproverChangeError::Invalid(_))
+    ));
+    console
+        .set_role(&admin, &ada.id, Role::Admin)
+        .await
+        .unwrap();
+    console.disable(&admin, &jane.id).await.unwrap();
+    let listed = console.list().await.unwrap();
+    let jane_now = listed.iter().find(|a| a.approver.id == jane.id).unwrap();
+    assert!(jane_now.approver.disabled);
+    assert_eq!(jane_now.passkeys, 0);
+    let log: Vec<(String, String)> = h
+        .store
+        .admin_log(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.action, e.subject))
+        .collect();
+    let expected = [
+        ("disabled an approver", APPROVER),
+        ("made an approver an admin", "ada@example.com"),
+        ("invited an approver", "new.person@example.com"),
+        ("made an admin an approver only", "ada@example.com"),
+        ("made an approver an admin", APPROVER),
+    ];
+    assert_eq!(
+        log,
+        expected.map(|(a, s)| (a.to_owned(), s.to_owned())).to_vec()
+    );
 }
