@@ -140,22 +140,7 @@ fn Lines(query: HistoryQuery, page: HistoryPage) -> impl IntoView {
     }
     view! {
         <section class="card">
-            <div class="table-scroll" tabindex="0" role="region" aria-label="Requests, newest first">
-                <table class="history">
-                    <thead>
-                        <tr>
-                            <th scope="col">"Action and target"</th>
-                            <th scope="col">"Asked"</th>
-                            <th scope="col">"Agent"</th>
-                            <th scope="col">"Approver"</th>
-                            <th scope="col">"Outcome"</th>
-                        </tr>
-                    </thead>
-                    <tbody>
-                        {page.lines.into_iter().map(|line| view! { <Line line/> }).collect_view()}
-                    </tbody>
-                </table>
-            </div>
+            <DataTable label="Requests, newest first" headings=&["Action and target", "Asked", "Agent", "Approver", "Outcome"]>{page.lines.into_iter().map(|line| view! { <Line line/> }).collect_view()}</DataTable>
             {exports}
             <nav class="pager" aria-label="Pages">
                 {newest.map(|href| view! { <a href=href>"Newest"</a> })}
@@ -479,20 +464,7 @@ pub fn agents(view: AgentsView) -> String {
         <AdminNav/>
         <h1>"Agents"</h1>
         <section class="card">
-            <div class="table-scroll" tabindex="0" role="region" aria-label="Agents">
-                <table class="history">
-                    <thead>
-                        <tr>
-                            <th scope="col">"Agent"</th>
-                            <th scope="col">"Delivery"</th>
-                            <th scope="col">"State"</th>
-                            <th scope="col">"Requests (30 days)"</th>
-                            <th scope="col">"Approved"</th>
-                        </tr>
-                    </thead>
-                    <tbody>{lines}</tbody>
-                </table>
-            </div>
+            <DataTable label="Agents" headings=&["Agent", "Delivery", "State", "Requests (30 days)", "Approved"]>{lines}</DataTable>
         </section>
         <section class="card" aria-labelledby="register-heading">
             <h2 id="register-heading">"Register an agent"</h2>
@@ -607,20 +579,7 @@ pub fn admin_log(view: AdminLogView) -> String {
         <h1>"Admin log"</h1>
         <p class="muted">"What admins did in this console, newest first. The database keeps it append-only."</p>
         <section class="card">
-            <div class="table-scroll" tabindex="0" role="region" aria-label="Admin log">
-                <table class="history">
-                    <thead>
-                        <tr>
-                            <th scope="col">"When"</th>
-                            <th scope="col">"Admin"</th>
-                            <th scope="col">"Did"</th>
-                            <th scope="col">"Subject"</th>
-                            <th scope="col">"Detail"</th>
-                        </tr>
-                    </thead>
-                    <tbody>{lines}</tbody>
-                </table>
-            </div>
+            <DataTable label="Admin log" headings=&["When", "Admin", "Did", "Subject", "Detail"]>{lines}</DataTable>
         </section>
     }
     .to_html()
@@ -675,21 +634,7 @@ pub fn approvers(view: ApproversView) -> String {
             </section>
         })}
         <section class="card">
-            <div class="table-scroll" tabindex="0" role="region" aria-label="Approvers">
-                <table class="history">
-                    <thead>
-                        <tr>
-                            <th scope="col">"Name"</th>
-                            <th scope="col">"E-mail"</th>
-                            <th scope="col">"Role"</th>
-                            <th scope="col">"State"</th>
-                            <th scope="col">"Passkeys"</th>
-                            <th scope="col">"Change"</th>
-                        </tr>
-                    </thead>
-                    <tbody>{lines}</tbody>
-                </table>
-            </div>
+            <DataTable label="Approvers" headings=&["Name", "E-mail", "Role", "State", "Passkeys", "Change"]>{lines}</DataTable>
             <p class="muted small">"Disabling ends their sessions at once; their pending requests and unredeemed approvals are answered access_denied. The last active admin cannot be demoted or disabled."</p>
         </section>
         <section class="card" aria-labelledby="invite-form-heading">
@@ -706,4 +651,24 @@ pub fn approvers(view: ApproversView) -> String {
         </section>
     }
     .to_html()
+}
+
+/// A table of lines under `headings`, in a region that scrolls sideways when it must (on a phone the
+/// lines become cards, see the stylesheet).
+#[component]
+fn DataTable(
+    label: &'static str,
+    headings: &'static [&'static str],
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <div class="table-scroll" tabindex="0" role="region" aria-label=label>
+            <table class="history">
+                <thead>
+                    <tr>{headings.iter().map(|h| view! { <th scope="col">{*h}</th> }).collect_view()}</tr>
+                </thead>
+                <tbody>{children()}</tbody>
+            </table>
+        </div>
+    }
 }

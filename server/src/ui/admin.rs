@@ -572,6 +572,14 @@ async fn form_admin(identity: &IdentityApp, session: &Session) -> Result<Approve
     }
 }
 
+/// A form's value for `name`, trimmed, if one was given.
+fn form_field(form: &[(String, String)], name: &str) -> Option<String> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
 async fn flash_and_go(pages: &AdminPages, session: &Session, flash: Flash, to: &str) -> Response {
     let json = serde_json::to_string(&flash).unwrap_or_default();
     let sealed = pages.kek.seal(FLASH_LABEL, &json);
@@ -592,12 +600,7 @@ pub async fn register_agent(
         Ok(admin) => admin,
         Err(answer) => return answer,
     };
-    let field = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
+    let field = |name: &str| form_field(&form, name);
     let delivery = match field("delivery")
         .as_deref()
         .unwrap_or("poll")
@@ -760,12 +763,7 @@ pub async fn invite_approver(
         Ok(admin) => admin,
         Err(answer) => return answer,
     };
-    let field = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
+    let field = |name: &str| form_field(&form, name);
     let email = field("email").unwrap_or_default();
     let role = if field("admin").is_some() {
         Role::Admin

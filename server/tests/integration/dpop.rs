@@ -76,6 +76,19 @@ pub fn proof_claims(htu: &str, nonce: Option<&str>, now: i64) -> Value {
     claims
 }
 
+/// A token request for `id` with a fresh proof by `key` (with `nonce`, if given).
+async fn poll_proved(
+    h: &Harness,
+    creds: &Creds,
+    id: &str,
+    key: &DpopKey,
+    htu: &str,
+    nonce: Option<&str>,
+) -> Response {
+    h.poll_with_proofs(creds, id, &[&key.proof(htu, nonce, h.clock.now())])
+        .await
+}
+
 async fn token_endpoint(h: &Harness) -> String {
     let discovery = h.get("/.well-known/openid-configuration").await;
     discovery.json["token_endpoint"]
@@ -108,31 +121,17 @@ async fn a_proof_binds_the_tokens_to_the_clients_key(db: Db) {
 
     // §8: without a nonce the server asks for one, and hands it out.
     let waiting = h.start(&creds, APPROVER).await;
-    let first = h
-        .poll_with_proofs(&creds, &waiting, &[&key.proof(&htu, None, h.clock.now())])
-        .await;
+    let first = poll_proved(&h, &creds, &waiting, &key, &htu, None).await;
     first.assert_error(StatusCode::BAD_REQUEST, "use_dpop_nonce");
     let nonce = nonce_of(&first);
     // With it, the poll is answered as any other.
-    let pending = h
-        .poll_with_proofs(
-            &creds,
-            &waiting,
-            &[&key.proof(&htu, Some(&nonce), h.clock.now())],
-        )
-        .await;
+    let pending = poll_proved(&h, &creds, &waiting, &key, &htu, Some(&nonce)).await;
     pending.assert_error(StatusCode::BAD_REQUEST, "authorization_pending");
     let nonce = nonce_of(&pending);
 
     let id = h.approved(&creds, &jane.id).await;
     h.clock.advance_secs(6);
-    let tokens = h
-        .poll_with_proofs(
-            &creds,
-            &id,
-            &[&key.proof(&htu, Some(&nonce), h.clock.now())],
-        )
-        .await;
+    let tokens = poll_proved(&h, &creds, &id, &key, &htu, Some(&nonce)).await;
     assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
     // §5: token_type DPoP; §6.1: the access token names the key.
     assert_eq!(tokens.json["token_type"], "DPoP");
@@ -241,13 +240,7 @@ async fn bad_proofs_are_refused_without_spending_the_grant(db: Db) {
         .await
         .assert_error(StatusCode::BAD_REQUEST, "use_dpop_nonce");
     h.clock.advance_secs(241);
-    let stale = h
-        .poll_with_proofs(
-            &creds,
-            &id,
-            &[&key.proof(&htu, Some(&nonce), h.clock.now())],
-        )
-        .await;
+    let stale = poll_proved(&h, &creds, &id, &key, &htu, Some(&nonce)).await;
     stale.assert_error(StatusCode::BAD_REQUEST, "use_dpop_nonce");
     assert_ne!(nonce_of(&stale), nonce);
     assert_eq!(
@@ -342,21 +335,11 @@ async fn a_request_bound_with_dpop_jkt_is_redeemed_only_by_that_key(db: Db) {
     let bearer = h.poll(&creds, &id).await;
     bearer.assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
     let nonce = nonce_of(&bearer);
-    h.poll_with_proofs(
-        &creds,
-        &id,
-        &[&thief.proof(&htu, Some(&nonce), h.clock.now())],
-    )
-    .await
-    .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    poll_proved(&h, &creds, &id, &thief, &htu, Some(&nonce))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
     assert_eq!(h.count_requests("status = 'approved'").await, 1);
-    let tokens = h
-        .poll_with_proofs(
-            &creds,
-            &id,
-            &[&key.proof(&htu, Some(&nonce), h.clock.now())],
-        )
-        .await;
+    let tokens = poll_proved(&h, &creds, &id, &key, &htu, Some(&nonce)).await;
     assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
     assert_eq!(
         claims(tokens.json["access_token"].as_str().unwrap())["cnf"]["jkt"],
@@ -383,13 +366,9 @@ async fn a_binding_changed_in_the_database_is_caught(db: Db) {
         .await
         .unwrap();
     let nonce = nonce_of(&h.poll(&creds, &id).await);
-    h.poll_with_proofs(
-        &creds,
-        &id,
-        &[&thief.proof(&htu, Some(&nonce), h.clock.now())],
-    )
-    .await
-    .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    poll_proved(&h, &creds, &id, &thief, &htu, Some(&nonce))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
     let alerts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM consent_alerts")
         .fetch_one(h.store.pool())
         .await
