@@ -35,9 +35,8 @@ impl Agents {
     /// Every agent, in the order registered, with its last 30 days.
     pub async fn list(&self) -> Result<Vec<AgentSummary>, StoreError> {
         let store = self.ciba.store();
-        let since = self.ciba.now() - WINDOW_MS;
         let mut counts: HashMap<String, ClientCounts> = store
-            .client_counts(since)
+            .client_counts(self.since(), None)
             .await?
             .into_iter()
             .map(|c| (c.client_id.clone(), c))
@@ -56,11 +55,21 @@ impl Agents {
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<AgentSummary>, StoreError> {
-        Ok(self
-            .list()
+        let store = self.ciba.store();
+        let Some(client) = store.client(id).await? else {
+            return Ok(None);
+        };
+        let counts = store
+            .client_counts(self.since(), Some(id))
             .await?
-            .into_iter()
-            .find(|agent| agent.client.id == id))
+            .pop()
+            .unwrap_or_else(|| ClientCounts::none(id));
+        Ok(Some(AgentSummary { client, counts }))
+    }
+
+    /// Where an agent's figures start.
+    fn since(&self) -> i64 {
+        self.ciba.now() - WINDOW_MS
     }
 
     pub async fn register(

@@ -178,7 +178,7 @@ impl History {
         let record = store.decision_for(id).await?;
         let checks = match &record {
             Some(record) => {
-                audit::check_one(store, &self.rp, record, |jws| {
+                audit::check_one(store, &self.rp, record, &request, |jws| {
                     self.ciba.keys().verify_record(jws)
                 })
                 .await?

@@ -237,7 +237,7 @@ async fn verify_records(
         let checked = record_checks(
             row,
             &prev,
-            &request,
+            request.as_ref().map(Option::as_ref).map_err(|_| ()),
             registry.get(&row.credential_id),
             rp,
             |jws| verifier.verify(jws),
@@ -317,7 +317,7 @@ struct RecordChecks {
 fn record_checks(
     row: &DecisionRow,
     prev_hash: &str,
-    request: &Result<Option<AuthRequest>, ()>,
+    request: Result<Option<&AuthRequest>, ()>,
     registered: Option<&(String, String)>,
     rp: &RelyingParty,
     verify: impl Fn(&str) -> Result<serde_json::Map<String, Value>, crate::signing::KeyError>,
@@ -407,26 +407,34 @@ fn record_checks(
     }
 }
 
-/// One record's checks, as the detail page shows them: what `audit verify` checks of it, given the
-/// record before it and its passkey's registry entry (whose own soundness is checked, though not its
-/// place in the registry's chain). `verify` checks the server's signatures.
+/// The checks of `row`, the record of `request`, as the detail page shows them: what `audit verify`
+/// checks of it, given the record before it and its passkey's registry entry (whose own soundness is
+/// checked, though not its place in the registry's chain). `verify` checks the server's signatures.
 pub async fn check_one(
     store: &Store,
     rp: &RelyingParty,
     row: &DecisionRow,
+    request: &AuthRequest,
     verify: impl Fn(&str) -> Result<serde_json::Map<String, Value>, crate::signing::KeyError>,
 ) -> Result<Vec<Check>, StoreError> {
     let prev = store
         .record_hash_before(row.seq)
         .await?
         .unwrap_or_else(|| GENESIS_HASH.to_owned());
-    let request = read_request(store, &row.auth_req_id).await?;
     let registered = store
         .key_entry(&row.credential_id)
         .await?
         .filter(|entry| registry::entry_problems(entry, &verify).is_none())
         .map(|entry| (entry.approver_id, entry.public_key));
-    Ok(record_checks(row, &prev, &request, registered.as_ref(), rp, verify).checks)
+    Ok(record_checks(
+        row,
+        &prev,
+        Ok(Some(request)),
+        registered.as_ref(),
+        rp,
+        verify,
+    )
+    .checks)
 }
 
 /// Each chain must still hold the head the checkpoint saw: the same entry at the same place.

@@ -3,7 +3,7 @@
 //! answers from a decision that has no record.
 use sqlx::FromRow;
 
-use super::{auth_requests::apply_decision, Backend, Store, StoreResult};
+use super::{auth_requests::apply_decision, Backend, Binds, Store, StoreResult};
 use crate::ciba::auth_request::State;
 
 #[derive(Clone, Debug, FromRow, PartialEq, Eq)]
@@ -146,61 +146,48 @@ impl Selection {
         })
     }
 
-    /// The WHERE clause over `auth_requests r` and its values, in order.
-    fn condition(&self) -> (String, Vec<SelectionValue<'_>>) {
-        let mut given: Vec<(&str, SelectionValue<'_>)> = Vec::new();
+    /// The WHERE clause over `auth_requests r` and its values.
+    fn condition(&self) -> (String, Binds) {
+        let mut binds = Binds::default();
+        let mut conditions = vec!["1 = 1".to_owned()];
         if let Some(from) = self.from {
-            given.push(("r.created_at >=", SelectionValue::Int(from)));
+            conditions.push(format!("r.created_at >= {}", binds.int(from)));
         }
         if let Some(until) = self.until {
-            given.push(("r.created_at <", SelectionValue::Int(until)));
+            conditions.push(format!("r.created_at < {}", binds.int(until)));
         }
         if let Some(approver) = &self.approver_id {
-            given.push(("r.approver_id =", SelectionValue::Text(approver)));
+            conditions.push(format!("r.approver_id = {}", binds.text(approver)));
         }
         if let Some(client) = &self.client_id {
-            given.push(("r.client_id =", SelectionValue::Text(client)));
+            conditions.push(format!("r.client_id = {}", binds.text(client)));
         }
-        let mut conditions = vec!["1 = 1".to_owned()];
-        conditions.extend(
-            given
-                .iter()
-                .enumerate()
-                .map(|(i, (sql, _))| format!("{sql} ${}", i + 1)),
-        );
-        (
-            conditions.join(" AND "),
-            given.into_iter().map(|(_, v)| v).collect(),
-        )
+        (conditions.join(" AND "), binds)
     }
 }
 
-enum SelectionValue<'a> {
-    Int(i64),
-    Text(&'a str),
+/// `columns` (a comma-separated list) each prefixed with the table alias `alias`.
+fn qualified(columns: &str, alias: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Store {
     /// The decision records `selection` picks, in chain order.
     pub async fn decisions_selected(&self, selection: &Selection) -> StoreResult<Vec<DecisionRow>> {
-        let (condition, values) = selection.condition();
-        let columns = COLUMNS
-            .split(", ")
-            .map(|c| format!("d.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let (condition, binds) = selection.condition();
         let sql = format!(
-            "SELECT {columns} FROM decisions d JOIN auth_requests r ON r.id = d.auth_req_id \
-             WHERE {condition} ORDER BY d.seq"
+            "SELECT {} FROM decisions d JOIN auth_requests r ON r.id = d.auth_req_id \
+             WHERE {condition} ORDER BY d.seq",
+            qualified(COLUMNS, "d")
         );
-        let mut query = sqlx::query_as(&sql);
-        for value in values {
-            query = match value {
-                SelectionValue::Int(v) => query.bind(v),
-                SelectionValue::Text(v) => query.bind(v),
-            };
-        }
-        Ok(query.fetch_all(self.pool()).await?)
+        Ok(binds
+            .bind_as(sqlx::query_as(&sql))
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// The requests those records decided.
@@ -208,24 +195,16 @@ impl Store {
         &self,
         selection: &Selection,
     ) -> StoreResult<Vec<crate::ciba::auth_request::AuthRequest>> {
-        let (condition, values) = selection.condition();
+        let (condition, binds) = selection.condition();
         let sql = format!(
             "SELECT {} FROM auth_requests r WHERE {condition} \
              AND EXISTS (SELECT 1 FROM decisions d WHERE d.auth_req_id = r.id)",
-            super::auth_requests::COLUMNS
-                .split(", ")
-                .map(|c| format!("r.{}", c.trim()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            qualified(super::auth_requests::COLUMNS, "r")
         );
-        let mut query = sqlx::query_as::<_, super::auth_requests::AuthRequestRow>(&sql);
-        for value in values {
-            query = match value {
-                SelectionValue::Int(v) => query.bind(v),
-                SelectionValue::Text(v) => query.bind(v),
-            };
-        }
-        query
+        binds
+            .bind_as(sqlx::query_as::<_, super::auth_requests::AuthRequestRow>(
+                &sql,
+            ))
             .fetch_all(self.pool())
             .await?
             .into_iter()

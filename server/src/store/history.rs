@@ -3,7 +3,7 @@
 //! page costs what the first does: no OFFSET scan.
 use sqlx::FromRow;
 
-use super::{Store, StoreResult};
+use super::{Binds, Store, StoreResult};
 use crate::clock::Millis;
 
 /// Where a request stands, as the history filters it. Expiry is derived from the clock, as
@@ -68,12 +68,6 @@ const SELECT: &str = "SELECT r.id, r.client_id, c.name AS client_name, c.deliver
     JOIN approvers a ON a.id = r.approver_id \
     LEFT JOIN notification_outbox o ON o.auth_req_id = r.id AND o.channel = 'client'";
 
-/// A value bound to a placeholder of the history query.
-enum Bound {
-    Int(i64),
-    Text(String),
-}
-
 impl Store {
     /// Up to `limit` requests matching `filter`, newest first, after `after` if given.
     pub async fn history(
@@ -84,14 +78,10 @@ impl Store {
         now: Millis,
     ) -> StoreResult<Vec<HistoryRow>> {
         let (sql, binds) = history_query(filter, after, limit, now);
-        let mut query = sqlx::query_as::<_, HistoryRow>(&sql);
-        for value in binds {
-            query = match value {
-                Bound::Int(v) => query.bind(v),
-                Bound::Text(v) => query.bind(v),
-            };
-        }
-        Ok(query.fetch_all(self.pool()).await?)
+        Ok(binds
+            .bind_as(sqlx::query_as::<_, HistoryRow>(&sql))
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// The database's plan for [`Store::history`] with these arguments, one line per step.
@@ -107,14 +97,10 @@ impl Store {
             super::Backend::Sqlite => format!("EXPLAIN QUERY PLAN {sql}"),
             super::Backend::Postgres => format!("EXPLAIN {sql}"),
         };
-        let mut query = sqlx::query(&explain);
-        for value in binds {
-            query = match value {
-                Bound::Int(v) => query.bind(v),
-                Bound::Text(v) => query.bind(v),
-            };
-        }
-        let rows = query.fetch_all(self.pool()).await?;
+        let rows = binds
+            .bind(sqlx::query(&explain))
+            .fetch_all(self.pool())
+            .await?;
         Ok(rows
             .iter()
             .map(|row| {
@@ -133,76 +119,57 @@ fn history_query(
     after: Option<&Cursor>,
     limit: i64,
     now: Millis,
-) -> (String, Vec<Bound>) {
-    {
-        let mut conditions: Vec<String> = Vec::new();
-        let mut binds: Vec<Bound> = Vec::new();
-        // `$n` placeholders, numbered as they are added (both databases accept them).
-        let mut bind = |value: Bound| {
-            binds.push(value);
-            format!("${}", binds.len())
-        };
-        match filter.status {
-            None => {}
-            Some(HistoryStatus::Pending) => conditions.push(format!(
-                "r.status = 'pending' AND r.expires_at > {}",
-                bind(Bound::Int(now))
-            )),
-            Some(HistoryStatus::Expired) => conditions.push(format!(
-                "r.status = 'pending' AND r.expires_at <= {}",
-                bind(Bound::Int(now))
-            )),
-            Some(HistoryStatus::Approved) => {
-                conditions.push("r.status IN ('approved', 'redeemed')".into());
-            }
-            Some(HistoryStatus::Denied) => conditions.push("r.status = 'denied'".into()),
+) -> (String, Binds) {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut binds = Binds::default();
+    match filter.status {
+        None => {}
+        Some(HistoryStatus::Pending) => conditions.push(format!(
+            "r.status = 'pending' AND r.expires_at > {}",
+            binds.int(now)
+        )),
+        Some(HistoryStatus::Expired) => conditions.push(format!(
+            "r.status = 'pending' AND r.expires_at <= {}",
+            binds.int(now)
+        )),
+        Some(HistoryStatus::Approved) => {
+            conditions.push("r.status IN ('approved', 'redeemed')".into());
         }
-        if let Some(client_id) = &filter.client_id {
-            conditions.push(format!(
-                "r.client_id = {}",
-                bind(Bound::Text(client_id.clone()))
-            ));
-        }
-        if let Some(approver_id) = &filter.approver_id {
-            conditions.push(format!(
-                "r.approver_id = {}",
-                bind(Bound::Text(approver_id.clone()))
-            ));
-        }
-        if let Some(text) = &filter.text {
-            let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
-            let (a, t) = (
-                bind(Bound::Text(pattern.clone())),
-                bind(Bound::Text(pattern)),
-            );
-            conditions.push(format!(
-                "(LOWER(r.action_text) LIKE {a} ESCAPE '\\' OR LOWER(r.target_text) LIKE {t} ESCAPE '\\')"
-            ));
-        }
-        if let Some(from) = filter.from {
-            conditions.push(format!("r.created_at >= {}", bind(Bound::Int(from))));
-        }
-        if let Some(until) = filter.until {
-            conditions.push(format!("r.created_at < {}", bind(Bound::Int(until))));
-        }
-        if let Some(cursor) = after {
-            let (at, id) = (
-                bind(Bound::Int(cursor.created_at)),
-                bind(Bound::Text(cursor.id.clone())),
-            );
-            // A row value: both databases seek the (created_at, id) index to the cursor, where the
-            // equivalent OR would scan every newer row first.
-            conditions.push(format!("(r.created_at, r.id) < ({at}, {id})"));
-        }
-        let limit = bind(Bound::Int(limit));
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
-        let sql = format!("{SELECT} {filter} ORDER BY r.created_at DESC, r.id DESC LIMIT {limit}");
-        (sql, binds)
+        Some(HistoryStatus::Denied) => conditions.push("r.status = 'denied'".into()),
     }
+    if let Some(client_id) = &filter.client_id {
+        conditions.push(format!("r.client_id = {}", binds.text(client_id)));
+    }
+    if let Some(approver_id) = &filter.approver_id {
+        conditions.push(format!("r.approver_id = {}", binds.text(approver_id)));
+    }
+    if let Some(text) = &filter.text {
+        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+        let (a, t) = (binds.text(pattern.clone()), binds.text(pattern));
+        conditions.push(format!(
+            "(LOWER(r.action_text) LIKE {a} ESCAPE '\\' OR LOWER(r.target_text) LIKE {t} ESCAPE '\\')"
+        ));
+    }
+    if let Some(from) = filter.from {
+        conditions.push(format!("r.created_at >= {}", binds.int(from)));
+    }
+    if let Some(until) = filter.until {
+        conditions.push(format!("r.created_at < {}", binds.int(until)));
+    }
+    if let Some(cursor) = after {
+        let (at, id) = (binds.int(cursor.created_at), binds.text(&cursor.id));
+        // A row value: both databases seek the (created_at, id) index to the cursor, where the
+        // equivalent OR would scan every newer row first.
+        conditions.push(format!("(r.created_at, r.id) < ({at}, {id})"));
+    }
+    let limit = binds.int(limit);
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!("{SELECT} {filter} ORDER BY r.created_at DESC, r.id DESC LIMIT {limit}");
+    (sql, binds)
 }
 
 impl Store {

@@ -62,6 +62,57 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The values of a query whose SQL is put together at run time (its filters vary), in placeholder
+/// order. `push` hands out the next `$n`, which both databases accept; `bind`/`bind_as` apply them.
+#[derive(Debug, Default)]
+pub(crate) struct Binds(Vec<Bound>);
+
+#[derive(Debug)]
+enum Bound {
+    Int(i64),
+    Text(String),
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+type AnyQueryAs<'q, O> = sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>;
+
+impl Binds {
+    /// The placeholder for another integer value.
+    pub(crate) fn int(&mut self, value: i64) -> String {
+        self.push(Bound::Int(value))
+    }
+
+    /// The placeholder for another text value.
+    pub(crate) fn text(&mut self, value: impl Into<String>) -> String {
+        self.push(Bound::Text(value.into()))
+    }
+
+    fn push(&mut self, value: Bound) -> String {
+        self.0.push(value);
+        format!("${}", self.0.len())
+    }
+
+    pub(crate) fn bind(self, mut query: AnyQuery<'_>) -> AnyQuery<'_> {
+        for value in self.0 {
+            query = match value {
+                Bound::Int(v) => query.bind(v),
+                Bound::Text(v) => query.bind(v),
+            };
+        }
+        query
+    }
+
+    pub(crate) fn bind_as<O>(self, mut query: AnyQueryAs<'_, O>) -> AnyQueryAs<'_, O> {
+        for value in self.0 {
+            query = match value {
+                Bound::Int(v) => query.bind(v),
+                Bound::Text(v) => query.bind(v),
+            };
+        }
+        query
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

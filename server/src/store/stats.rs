@@ -1,7 +1,7 @@
 //! What the admin overview counts: requests per day by outcome, and how long decisions took.
 use sqlx::FromRow;
 
-use super::{Store, StoreResult};
+use super::{Binds, Store, StoreResult};
 use crate::clock::Millis;
 
 /// One UTC day's requests (made that day) by where they stand now.
@@ -47,17 +47,28 @@ impl ClientCounts {
 }
 
 impl Store {
-    /// Requests made since `since`, counted per agent.
-    pub async fn client_counts(&self, since: Millis) -> StoreResult<Vec<ClientCounts>> {
-        Ok(sqlx::query_as(
+    /// Requests made since `since`, counted per agent (only `client_id`'s, if given).
+    pub async fn client_counts(
+        &self,
+        since: Millis,
+        client_id: Option<&str>,
+    ) -> StoreResult<Vec<ClientCounts>> {
+        let mut binds = Binds::default();
+        let mut sql = format!(
             "SELECT client_id, COUNT(*) AS requests, \
              SUM(CASE WHEN status IN ('approved', 'redeemed') THEN 1 ELSE 0 END) AS approved, \
              SUM(CASE WHEN status = 'denied' THEN 1 ELSE 0 END) AS denied \
-             FROM auth_requests WHERE created_at >= $1 GROUP BY client_id",
-        )
-        .bind(since)
-        .fetch_all(self.pool())
-        .await?)
+             FROM auth_requests WHERE created_at >= {}",
+            binds.int(since)
+        );
+        if let Some(client_id) = client_id {
+            sql.push_str(&format!(" AND client_id = {}", binds.text(client_id)));
+        }
+        sql.push_str(" GROUP BY client_id");
+        Ok(binds
+            .bind_as(sqlx::query_as(&sql))
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// Requests made since `since`, counted per UTC day.
