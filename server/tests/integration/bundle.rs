@@ -63,14 +63,7 @@ async fn bundles_verify_independently_and_show_tampering(db: Db) {
     .await
     .unwrap();
     let bobs = h.start(&creds, "bob@example.com").await;
-    decide(
-        &h.server.ciba,
-        &bobs,
-        &bob.id,
-        Decision::approve_with_passkey(false),
-    )
-    .await
-    .unwrap();
+    h.approve(&bobs, &bob.id).await;
 
     let all = export(&h, Selection::default()).await;
     assert_eq!(all["format"], "countersign-evidence-bundle/1");

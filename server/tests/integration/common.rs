@@ -350,15 +350,20 @@ impl Harness {
         let r = self.bc_authorize(creds, APPROVER, extra).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let id = r.json["auth_req_id"].as_str().unwrap().to_owned();
+        self.approve(&id, approver_id).await;
+        id
+    }
+
+    /// Approves request `id` as `approver_id`, with the test passkey.
+    pub async fn approve(&self, id: &str, approver_id: &str) {
         decide(
             &self.server.ciba,
-            &id,
+            id,
             approver_id,
             server::ciba::Decision::approve_with_passkey(false),
         )
         .await
         .unwrap();
-        id
     }
 
     pub async fn poll(&self, creds: &Creds, auth_req_id: &str) -> Response {

@@ -220,14 +220,7 @@ async fn an_approval_signed_before_a_key_rotation_still_redeems(db: Db) {
         .bc_authorize(&creds, APPROVER, &[("requested_expiry", "1800")])
         .await;
     let id = r.json["auth_req_id"].as_str().unwrap().to_owned();
-    decide(
-        &h.server.ciba,
-        &id,
-        &jane.id,
-        server::ciba::Decision::approve_with_passkey(false),
-    )
-    .await
-    .unwrap();
+    h.approve(&id, &jane.id).await;
     let old = h.server.ciba.keys().active_kid();
     server::signing::rotate(&h.store, &test_kek(), h.clock.now())
         .await

@@ -54,14 +54,7 @@ async fn history_filters_and_searches(db: Db) {
     let expired = ask(&h, &refunds, APPROVER, "Refund 5%", "order 1").await;
     h.clock.advance_secs(400);
     let approved = ask(&h, &refunds, APPROVER, "Refund $120", "order 2").await;
-    decide(
-        &h.server.ciba,
-        &approved,
-        &jane.id,
-        Decision::approve_with_passkey(false),
-    )
-    .await
-    .unwrap();
+    h.approve(&approved, &jane.id).await;
     h.clock.advance_secs(1);
     let denied = ask(&h, &deploys, "bob@example.com", "Deploy", "billing to PROD").await;
     decide(
@@ -318,14 +311,7 @@ async fn the_overview_counts_each_day_and_times_each_decision(db: Db) {
     let deploys = h.poll_client().await;
     let quick = h.start(&refunds, APPROVER).await;
     h.clock.advance_secs(10);
-    decide(
-        &h.server.ciba,
-        &quick,
-        &jane.id,
-        Decision::approve_with_passkey(false),
-    )
-    .await
-    .unwrap();
+    h.approve(&quick, &jane.id).await;
     let slow = h.start(&deploys, "bob@example.com").await;
     h.clock.advance_secs(60);
     decide(

@@ -165,14 +165,7 @@ async fn ping_clients_are_told_of_approval_denial_and_expiry(db: Db) {
     let expiring = ask(&h, &creds, "tok-expiring").await;
     none_within(&mut pings, 300).await;
 
-    decide(
-        &h.server.ciba,
-        &approved,
-        &jane.id,
-        Decision::approve_with_passkey(false),
-    )
-    .await
-    .unwrap();
+    h.approve(&approved, &jane.id).await;
     assert_ping(&next(&mut pings).await, "tok-approved", &approved);
     let tokens = h.poll(&creds, &approved).await;
     assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.json);
@@ -206,14 +199,7 @@ async fn a_failed_ping_is_tried_again_later(db: Db) {
     let (url, mut pings) = receiver(vec![StatusCode::SERVICE_UNAVAILABLE]).await;
     let creds = ping_client(&h, &url).await;
     let id = ask(&h, &creds, "tok").await;
-    decide(
-        &h.server.ciba,
-        &id,
-        &jane.id,
-        Decision::approve_with_passkey(false),
-    )
-    .await
-    .unwrap();
+    h.approve(&id, &jane.id).await;
     assert_ping(&next(&mut pings).await, "tok", &id);
     // Backing off: not again at once.
     none_within(&mut pings, 1_500).await;
@@ -293,14 +279,7 @@ async fn ping_endpoints_on_private_addresses_are_refused(db: Db) {
             .unwrap();
         h.server.ciba.refresh().await.unwrap();
         let id = ask(&h, &creds, "tok").await;
-        decide(
-            &h.server.ciba,
-            &id,
-            &jane.id,
-            Decision::approve_with_passkey(false),
-        )
-        .await
-        .unwrap();
+        h.approve(&id, &jane.id).await;
         none_within(&mut pings, 1_500).await;
         let (attempts, done, error): (i64, Option<i64>, Option<String>) = sqlx::query_as(
             "SELECT attempts, done_at, last_error FROM notification_outbox \
@@ -333,14 +312,7 @@ async fn two_instances_deliver_each_ping_once(db: Db) {
     let mut ids = Vec::new();
     for i in 0..5 {
         let id = ask(&h, &creds, &format!("tok-{i}")).await;
-        decide(
-            &h.server.ciba,
-            &id,
-            &jane.id,
-            Decision::approve_with_passkey(false),
-        )
-        .await
-        .unwrap();
+        h.approve(&id, &jane.id).await;
         ids.push(id);
     }
     let mut seen = Vec::new();
@@ -507,14 +479,7 @@ async fn push_clients_receive_the_token_response_or_the_error(db: Db) {
     let tool = h.resource_server().await;
 
     let approved = ask(&h, &creds, "tok-a").await;
-    decide(
-        &h.server.ciba,
-        &approved,
-        &jane.id,
-        Decision::approve_with_passkey(false),
-    )
-    .await
-    .unwrap();
+    h.approve(&approved, &jane.id).await;
     let push = next(&mut pushes).await;
     assert_eq!(push.authorization, "Bearer tok-a");
     assert_eq!(push.content_type, "application/json");
@@ -569,14 +534,7 @@ async fn a_failed_push_is_sent_again_with_new_tokens(db: Db) {
     let creds = notified_client(&h, &url, DeliveryMode::Push).await;
     let tool = h.resource_server().await;
     let id = ask(&h, &creds, "tok").await;
-    decide(
-        &h.server.ciba,
-        &id,
-        &jane.id,
-        Decision::approve_with_passkey(false),
-    )
-    .await
-    .unwrap();
+    h.approve(&id, &jane.id).await;
     let lost = next(&mut pushes).await.body["access_token"]
         .as_str()
         .unwrap()
