@@ -46,8 +46,9 @@ self.addEventListener('notificationclick', (event) => {
 });
 
 // The push service replaced this browser's subscription (Firefox does this; so may others): tell the
-// server, proving it is the same browser with the old endpoint, which only the browser and the server
-// know. Without this the old endpoint answers 410 and notifications stop without a word.
+// server, proving it is the same browser with the old subscription's auth secret, which only the
+// browser and the server hold (the push service knows the endpoint, never the secret). Without this
+// the old endpoint answers 410 and notifications stop without a word.
 self.addEventListener('pushsubscriptionchange', (event) => {
   event.waitUntil((async () => {
     const old = event.oldSubscription;
@@ -57,7 +58,11 @@ self.addEventListener('pushsubscriptionchange', (event) => {
     await fetch('/push/renew', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ old_endpoint: old.endpoint, subscription: fresh.toJSON() }),
+      body: JSON.stringify({
+        old_endpoint: old.endpoint,
+        old_auth: old.toJSON().keys.auth,
+        subscription: fresh.toJSON(),
+      }),
     });
   })());
 });

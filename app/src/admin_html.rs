@@ -8,8 +8,8 @@ use crate::{
     components::statement::SafeText,
     model::{
         AdminLogView, AgentLine, AgentView, AgentsView, ApproversView, Choice, DayView,
-        HistoryDetail, HistoryLine, HistoryPage, HistoryQuery, OverviewView, RequestStatus,
-        TimingView,
+        HistoryDetail, HistoryLine, HistoryPage, HistoryQuery, OverviewView, PasskeyLine,
+        RequestStatus, TimingView,
     },
     navigation::encode_query,
 };
@@ -471,20 +471,7 @@ pub fn agents(view: AgentsView) -> String {
             {view.error.map(|e| view! { <p class="error" role="alert">{e}</p> })}
             <form method="post" action="/admin/agents/register" class="filters">
                 <label>"Name" <input type="text" name="name" required maxlength="100"/></label>
-                <label>
-                    "Delivery"
-                    <select name="delivery">
-                        <option value="poll">"poll"</option>
-                        <option value="ping">"ping"</option>
-                        <option value="push">"push"</option>
-                    </select>
-                </label>
-                <label>"Notification URL (ping and push)" <input type="url" name="notify_url" placeholder="https://"/></label>
-                <fieldset class="checks-row">
-                    <legend>"Scopes beyond openid"</legend>
-                    <label class="inline"><input type="checkbox" name="scope" value="profile"/>" profile"</label>
-                    <label class="inline"><input type="checkbox" name="scope" value="email"/>" email"</label>
-                </fieldset>
+                <DeliveryFields delivery="poll".into() notify_url=None scopes=String::new()/>
                 <fieldset class="checks-row">
                     <legend>"Options"</legend>
                     <label class="inline"><input type="checkbox" name="dpop" value="on"/>" require DPoP-bound tokens"</label>
@@ -496,6 +483,32 @@ pub fn agents(view: AgentsView) -> String {
         </section>
     }
     .to_html()
+}
+
+/// How an agent is told of decisions and the scopes it may ask for, as form fields set to what it
+/// has now (registering and changing an agent).
+#[component]
+fn DeliveryFields(delivery: String, notify_url: Option<String>, scopes: String) -> impl IntoView {
+    let modes = ["poll", "ping", "push"].map(|mode| {
+        view! { <option value=mode selected=delivery == mode>{mode}</option> }
+    });
+    let scope_boxes = ["profile", "email"].map(|scope| {
+        let checked = scopes.split(' ').any(|s| s == scope);
+        view! {
+            <label class="inline"><input type="checkbox" name="scope" value=scope checked=checked/>" "{scope}</label>
+        }
+    });
+    view! {
+        <label>"Delivery" <select name="delivery">{modes}</select></label>
+        <label>
+            "Notification URL (ping and push)"
+            <input type="url" name="notify_url" placeholder="https://" value=notify_url/>
+        </label>
+        <fieldset class="checks-row">
+            <legend>"Scopes beyond openid"</legend>
+            {scope_boxes}
+        </fieldset>
+    }
 }
 
 /// One agent's page.
@@ -510,6 +523,7 @@ pub fn agent(view: AgentView) -> String {
         if a.disabled { "enable" } else { "disable" }
     );
     let secret_based = view.auth_method != "private_key_jwt";
+    let settings = format!("/admin/agents/{}/settings", a.id);
     view! {
         <AdminNav/>
         <h1><SafeText text=a.name.clone() limit=FULL inline=true/></h1>
@@ -521,12 +535,13 @@ pub fn agent(view: AgentView) -> String {
             </section>
         })}
         {view.message.map(|m| view! { <p class="ok" role="status">{m}</p> })}
+        {view.error.map(|e| view! { <p class="error" role="alert">{e}</p> })}
         <section class="card">
             <dl class="facts">
                 <dt>"client_id"</dt> <dd><code>{a.id.clone()}</code></dd>
                 <dt>"State"</dt> <dd>{if a.disabled { "Disabled: it cannot authenticate" } else { "Active" }}</dd>
                 <dt>"Delivery"</dt> <dd>{a.delivery.clone()}</dd>
-                {view.notify_url.map(|u| view! { <dt>"Notification URL"</dt> <dd><code>{u}</code></dd> })}
+                {view.notify_url.clone().map(|u| view! { <dt>"Notification URL"</dt> <dd><code>{u}</code></dd> })}
                 <dt>"Authentication"</dt> <dd>{view.auth_method.clone()}</dd>
                 <dt>"Scopes"</dt> <dd>{a.scopes.clone()}</dd>
                 <dt>"DPoP"</dt> <dd>{if a.dpop { "required" } else { "optional" }}</dd>
@@ -552,6 +567,14 @@ pub fn agent(view: AgentView) -> String {
                 </form>
             </div>
             <p class="muted small">"A rotated secret, or a disabled agent, takes effect on every server within a second. Each change goes into the admin log."</p>
+        </section>
+        <section class="card" aria-labelledby="settings-heading">
+            <h2 id="settings-heading">"Delivery and scopes"</h2>
+            <form method="post" action=settings class="filters">
+                <DeliveryFields delivery=a.delivery.clone() notify_url=view.notify_url.clone() scopes=a.scopes.clone()/>
+                <div class="filter-actions"><button type="submit" class="primary">"Save"</button></div>
+            </form>
+            <p class="muted small">"Requests already made keep the notification token they were made with: those made in poll mode stay with polling."</p>
         </section>
     }
     .to_html()
@@ -608,13 +631,14 @@ pub fn approvers(view: ApproversView) -> String {
                     </form>
                 }
             });
+            let passkeys = passkeys_cell(a.id.clone(), a.name.clone(), a.passkeys);
             view! {
                 <tr>
                     <th scope="row">{a.name}</th>
                     <td data-label="E-mail">{a.email}</td>
-                    <td data-label="Role">{if a.admin { "Admin" } else { "Approver" }}</td>
-                    <td data-label="State">{state}</td>
-                    <td data-label="Passkeys">{a.passkeys}</td>
+                    <td class="nowrap" data-label="Role">{if a.admin { "Admin" } else { "Approver" }}</td>
+                    <td class="nowrap" data-label="State">{state}</td>
+                    <td data-label="Passkeys">{passkeys}</td>
                     <td data-label="Change">{actions}</td>
                 </tr>
             }
@@ -635,7 +659,7 @@ pub fn approvers(view: ApproversView) -> String {
         })}
         <section class="card">
             <DataTable label="Approvers" headings=&["Name", "E-mail", "Role", "State", "Passkeys", "Change"]>{lines}</DataTable>
-            <p class="muted small">"Disabling ends their sessions at once; their pending requests and unredeemed approvals are answered access_denied. The last active admin cannot be demoted or disabled."</p>
+            <p class="muted small">"Disabling ends their sessions at once; their pending requests and unredeemed approvals are answered access_denied. The last active admin cannot be demoted or disabled. A revoked passkey ends the sessions made with it; someone left with none needs a new enrollment link. Decisions it signed still verify."</p>
         </section>
         <section class="card" aria-labelledby="invite-form-heading">
             <h2 id="invite-form-heading">"Invite an approver"</h2>
@@ -651,6 +675,52 @@ pub fn approvers(view: ApproversView) -> String {
         </section>
     }
     .to_html()
+}
+
+/// An approver's passkeys, folded under their count, each with its revoke button.
+fn passkeys_cell(
+    approver_id: String,
+    approver: String,
+    passkeys: Vec<PasskeyLine>,
+) -> impl IntoView {
+    let suspended = passkeys.iter().filter(|p| p.suspended.is_some()).count();
+    let summary = match (passkeys.len(), suspended) {
+        (0, _) => "None".to_owned(),
+        (1, 0) => "1 passkey".to_owned(),
+        (n, 0) => format!("{n} passkeys"),
+        (n, s) => format!("{n} passkeys, {s} suspended"),
+    };
+    let items = passkeys
+        .into_iter()
+        .map(|p| {
+            let revoke = format!(
+                "/admin/approvers/{approver_id}/passkeys/{}/revoke",
+                p.credential_id
+            );
+            let label = format!("Revoke {}'s passkey {}", approver, p.name);
+            let used = match p.last_used {
+                Some(at) => format!("added {}, last used {at}", p.added),
+                None => format!("added {}, never used", p.added),
+            };
+            view! {
+                <li>
+                    <SafeText text=p.name limit=FULL inline=true/>
+                    " "
+                    <span class="muted small">{used}</span>
+                    {p.suspended.map(|why| view! { <span class="badge denied">"Suspended: "{why}</span> })}
+                    <form method="post" action=revoke class="inline-form">
+                        <button type="submit" class="danger" aria-label=label>"Revoke"</button>
+                    </form>
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <details class="admin-passkeys">
+            <summary>{summary}</summary>
+            <ul>{items}</ul>
+        </details>
+    }
 }
 
 /// A table of lines under `headings`, in a region that scrolls sideways when it must (on a phone the

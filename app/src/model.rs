@@ -287,6 +287,8 @@ pub struct AgentView {
     /// A secret just issued: shown this once.
     pub new_secret: Option<String>,
     pub message: Option<String>,
+    /// Why the last change was refused, once.
+    pub error: Option<String>,
 }
 
 /// The admin log, newest first.
@@ -321,7 +323,18 @@ pub struct ApproverLine {
     pub email: String,
     pub admin: bool,
     pub disabled: bool,
-    pub passkeys: i64,
+    pub passkeys: Vec<PasskeyLine>,
+}
+
+/// One of an approver's passkeys, as the approvers page lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyLine {
+    pub credential_id: String,
+    pub name: String,
+    pub added: String,
+    pub last_used: Option<String>,
+    /// Why it is suspended, if it is.
+    pub suspended: Option<String>,
 }
 
 /// A one-time enrollment link, and the same link as a QR code (SVG) to open it on a phone.

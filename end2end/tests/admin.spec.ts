@@ -114,7 +114,10 @@ test('an approver is refused the admin pages and every admin server function, wi
   expect((await page.request.get('/admin/export?format=csv')).status()).toBe(403);
   const origin = { Origin: new URL(baseURL!).origin };
   expect((await page.request.post('/admin/agents/register', { form: { name: 'Sneaky' }, headers: origin })).status()).toBe(403);
-  expect((await page.request.post('/admin/agents/x/disable', { headers: origin })).status()).toBe(403);
+  for (const path of ['/admin/agents/x/disable', '/admin/agents/x/settings', '/admin/approvers/x/promote',
+    '/admin/approvers/x/passkeys/y/revoke', '/admin/approvers/invite']) {
+    expect((await page.request.post(path, { form: { delivery: 'poll' }, headers: origin })).status(), path).toBe(403);
+  }
   // The one admin server function, for each admin page.
   for (const path of ['/admin', '/admin/requests/0000000000000000000000000000000000']) {
     const answer = await page.request.post('/api/admin', {
@@ -125,13 +128,13 @@ test('an approver is refused the admin pages and every admin server function, wi
   }
 });
 
-test('an admin registers an agent, sees its secret once, rotates it and disables it, and the admin log says so', async ({ page, baseURL }, testInfo) => {
+test('an admin registers an agent, sees its secret once, rotates it, changes its delivery, disables it, and the admin log says so', async ({ page, baseURL }, testInfo) => {
   const email = await enrolledAdmin(page, 'Ada Agents');
   await page.goto('/admin/agents');
   await hydrated(page);
   const name = `Invoice agent ${Date.now()}`;
   await page.getByLabel('Name', { exact: true }).fill(name);
-  await page.getByLabel('Delivery').selectOption('poll');
+  await page.locator('select[name=delivery]').selectOption('poll');
   await page.getByLabel('email', { exact: true }).check();
   await page.getByRole('button', { name: 'Register' }).click();
   await expect(page.getByRole('heading', { name, level: 1 })).toBeVisible();
@@ -169,6 +172,22 @@ test('an admin registers an agent, sees its secret once, rotates it and disables
   await expect.poll(() => status(secret)).toBe(401);
   expect(await status(rotated)).toBe(400); // authenticated: the empty request itself is refused
 
+  // Delivery and scopes: refused as at registration, then changed.
+  await page.locator('select[name=delivery]').selectOption('ping');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expect(page.getByRole('alert')).toHaveText('ping and push clients need a notification URL');
+  await expect(page.locator('.facts')).toContainText('poll');
+  await page.locator('select[name=delivery]').selectOption('ping');
+  await page.getByLabel('Notification URL (ping and push)').fill('https://agent.example/countersign');
+  await page.getByLabel('profile', { exact: true }).check();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'Saved' })).toBeVisible();
+  const facts = page.locator('.facts');
+  await expect(facts).toContainText('https://agent.example/countersign');
+  await expect(facts).toContainText('openid profile email');
+  await expect(page.locator('select[name=delivery]')).toHaveValue('ping');
+  expect(await violations(page), 'agent settings').toEqual([]);
+
   await page.getByRole('button', { name: 'Disable the agent' }).click();
   await expect(page.getByRole('status').filter({ hasText: 'The agent is disabled' })).toBeVisible();
   await expect.poll(() => status(rotated)).toBe(401);
@@ -178,14 +197,16 @@ test('an admin registers an agent, sees its secret once, rotates it and disables
   expect(await violations(page), 'agents').toEqual([]);
   await page.getByRole('navigation', { name: 'Admin' }).getByRole('link', { name: 'Admin log' }).click();
   const entries = page.getByRole('row').filter({ hasText: clientId });
-  await expect(entries).toHaveCount(3);
+  await expect(entries).toHaveCount(4);
   await expect(entries.first()).toContainText('disabled an agent');
-  await expect(entries.nth(2)).toContainText('registered an agent');
+  await expect(entries.nth(1)).toContainText('changed an agent\'s settings');
+  await expect(entries.nth(1)).toContainText('ping delivery to https://agent.example/countersign');
+  await expect(entries.nth(3)).toContainText('registered an agent');
   await expect(entries.first()).toContainText(email);
   expect(await violations(page), 'admin log').toEqual([]);
 });
 
-test('an admin invites an approver with a link and a QR code, makes them an admin, and offboards them', async ({ page, newContext }, testInfo) => {
+test('an admin invites an approver with a link and a QR code, revokes their passkey, makes them an admin, and offboards them', async ({ page, newContext }, testInfo) => {
   await enrolledAdmin(page, 'Ada Approvers');
   await page.goto('/admin/approvers');
   await hydrated(page);
@@ -211,19 +232,28 @@ test('an admin invites an approver with a link and a QR code, makes them an admi
   await page.goto('/admin/approvers');
   const row = page.getByRole('row', { name: new RegExp(email) });
   await expect(row).toContainText('Approver');
-  await expect(row.getByRole('cell').nth(3)).toHaveText('1'); // one passkey
-  await row.getByRole('button', { name: 'Make admin' }).click();
-  await expect(page.getByRole('status').filter({ hasText: 'They are an admin now.' })).toBeVisible();
-  await expect(row.getByRole('cell').nth(1)).toHaveText('Admin');
-  await row.getByRole('button', { name: 'Disable' }).click();
-  await expect(row.getByRole('cell').nth(2)).toHaveText('Disabled');
-  // Offboarded: their session is over.
+  await expect(row.locator('summary')).toHaveText('1 passkey');
+  // Revoked (lost, say): the session made with it ends.
+  await row.locator('summary').click();
+  await expect(row.getByText(/added .*, never used/)).toBeVisible(); // enrolled, not yet used to sign in
+  expect(await violations(page), 'approvers with passkeys open').toEqual([]);
+  await page.screenshot({ path: `screenshots/admin-passkeys-${testInfo.project.name}.png`, fullPage: true });
+  await row.getByRole('button', { name: /^Revoke Nia Newbie's passkey / }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'The passkey is revoked' })).toBeVisible();
+  await expect(row.locator('summary')).toHaveText('None');
   await phone.goto('/inbox');
   await expect(phone).toHaveURL(/\/sign-in/);
 
+  await row.getByRole('button', { name: 'Make admin' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'They are an admin now.' })).toBeVisible();
+  await expect(row.getByRole('cell').nth(1)).toHaveText('Admin');
+  await row.getByRole('button', { name: 'Disable', exact: true }).click();
+  await expect(row.getByRole('cell').nth(2)).toHaveText('Disabled');
+
   await page.goto('/admin/log');
   const entries = page.getByRole('row').filter({ hasText: email });
-  await expect(entries).toHaveCount(3);
+  await expect(entries).toHaveCount(4);
   await expect(entries.first()).toContainText('disabled an approver');
-  await expect(entries.nth(2)).toContainText('invited an approver');
+  await expect(entries.nth(2)).toContainText('revoked a passkey');
+  await expect(entries.nth(3)).toContainText('invited an approver');
 });

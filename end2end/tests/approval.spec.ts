@@ -234,9 +234,9 @@ async function approverWithUserCode(page: import('@playwright/test').Page, name:
 
 test('an approver whose policy needs a user code enters it before the passkey prompt', async ({ page, allowConsoleError }, testInfo) => {
   allowConsoleError(refusalBy('start_decision', 422, 403)); // the missing and the wrong code
-  const email = await approverWithUserCode(page, 'Uma Coded', '2468');
+  const email = await approverWithUserCode(page, 'Uma Coded', '246810');
   const agent = agentRequest(newClient(), email, 'Send', 'the Q3 report to press@example.com', 'It becomes public.',
-    '--user-code', '2468');
+    '--user-code', '246810');
   await page.getByRole('link', { name: /Send/ }).click();
   await hydrated(page);
   const approve = page.getByRole('button', { name: 'Approve with passkey' });
@@ -246,10 +246,10 @@ test('an approver whose policy needs a user code enters it before the passkey pr
   await page.screenshot({ path: `screenshots/request-user-code-${testInfo.project.name}.png` });
   await approve.click();
   await expect(page.getByRole('alert')).toHaveText('Enter your user code to approve this request.');
-  await code.fill('1111');
+  await code.fill('111111');
   await approve.click();
   await expect(page.getByRole('alert')).toHaveText('That user code is not correct. 4 tries left.');
-  await code.fill('2468');
+  await code.fill('246810');
   await approve.click();
   await expect(page.getByRole('status')).toContainText('You approved this request');
   expect((await agent).code).toBe(0);
@@ -257,20 +257,20 @@ test('an approver whose policy needs a user code enters it before the passkey pr
 
 test('after five wrong user codes a request can only be denied', async ({ page, allowConsoleError }) => {
   allowConsoleError(refusalBy('start_decision', 403, 429)); // the wrong codes, then the right one too late
-  const email = await approverWithUserCode(page, 'Lou Locked', '8642');
+  const email = await approverWithUserCode(page, 'Lou Locked', '864213');
   const agent = agentRequest(newClient(), email, 'Wire', '$9,000 to an unknown account', 'The money is gone.',
-    '--user-code', '8642');
+    '--user-code', '864213');
   await page.getByRole('link', { name: /Wire/ }).click();
   await hydrated(page);
   const approve = page.getByRole('button', { name: 'Approve with passkey' });
   // The page's own call to the server function, to repeat it by hand below.
   const call = page.waitForRequest((r) => r.url().includes('start_decision'));
   for (const left of ['4 tries left', '3 tries left', '2 tries left', '1 try left']) {
-    await page.getByLabel('Your user code (needed to approve)').fill('0000');
+    await page.getByLabel('Your user code (needed to approve)').fill('000000');
     await approve.click();
     await expect(page.getByRole('alert')).toContainText(left);
   }
-  await page.getByLabel('Your user code (needed to approve)').fill('0000');
+  await page.getByLabel('Your user code (needed to approve)').fill('000000');
   await approve.click();
   await expect(page.getByRole('alert')).toHaveText('Too many wrong user codes were entered for this request. It can only be denied now.');
   await expect(approve).toBeDisabled();
@@ -281,7 +281,7 @@ test('after five wrong user codes a request can only be denied', async ({ page, 
   const refused = await page.evaluate(async ([endpoint, id]) => {
     const res = await fetch(endpoint, {
       method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ id, approve: true, user_code: '8642' }),
+      body: JSON.stringify({ id, approve: true, user_code: '864213' }),
     });
     return { status: res.status, text: await res.text() };
   }, [endpoint, reference]);

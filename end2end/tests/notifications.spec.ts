@@ -182,7 +182,7 @@ test('the service worker shows a pushed request as a notification', async ({ pag
   });
   const shown = await page.evaluate(async () => {
     const registration = await navigator.serviceWorker.ready;
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < 150; i++) { // up to 15 s: under a loaded machine's parallel tests a push can take seconds
       const list = await registration.getNotifications();
       if (list.length) return list.map((n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data }));
       await new Promise((r) => setTimeout(r, 100));
@@ -201,7 +201,7 @@ test('the service worker shows a pushed request as a notification', async ({ pag
   });
   const rewritten = await page.evaluate(async () => {
     const registration = await navigator.serviceWorker.ready;
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < 150; i++) { // up to 15 s: under a loaded machine's parallel tests a push can take seconds
       const [found] = await registration.getNotifications({ tag: 'evil' });
       if (found) return found.data.url;
       await new Promise((r) => setTimeout(r, 100));

@@ -157,6 +157,8 @@ test('a session cookie is not accepted after sign-out', async ({ page, newContex
 
   await page.goto('/account');
   await hydrated(page);
+  // The page has asked for its device list (signing out first would have it answered 401).
+  await expect(page.getByText('No device receives notifications yet.')).toBeVisible();
   await page.getByRole('button', { name: 'Sign out', exact: true }).click();
   await expect(page).toHaveURL(/\/sign-in$/);
 

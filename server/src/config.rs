@@ -108,6 +108,16 @@ pub struct ServeConfig {
         default_value_t = 60
     )]
     pub max_requests_per_minute: i64,
+    /// Sign-in and enrollment calls per client address per minute (0: no limit).
+    #[arg(long, env = "COUNTERSIGN_CEREMONIES_PER_MINUTE", default_value_t = 30)]
+    pub ceremonies_per_minute: u32,
+    /// Refused `/bc-authorize` requests per client address per minute before its requests are
+    /// refused unread (0: no limit).
+    #[arg(long, env = "COUNTERSIGN_FAILURES_PER_MINUTE", default_value_t = 60)]
+    pub failures_per_minute: u32,
+    /// Behind a reverse proxy: take the client's address from the last `X-Forwarded-For` entry.
+    #[arg(long, env = "COUNTERSIGN_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
     /// A browser session ends after this many minutes without activity.
     #[arg(long, env = "COUNTERSIGN_SESSION_IDLE_MINUTES", default_value_t = 30)]
     pub session_idle_minutes: i64,
@@ -169,6 +179,15 @@ impl ServeConfig {
             id_token_ttl_secs: self.id_token_ttl.max(1),
             max_pending_per_approver: self.max_pending_per_approver.max(0),
             max_requests_per_minute: self.max_requests_per_minute.max(0),
+        }
+    }
+
+    /// The limits per client address (see `limits`).
+    pub fn address_quotas(&self) -> crate::limits::AddressQuotas {
+        crate::limits::AddressQuotas {
+            ceremonies_per_minute: self.ceremonies_per_minute,
+            failures_per_minute: self.failures_per_minute,
+            trust_forwarded_for: self.trust_forwarded_for,
         }
     }
 }

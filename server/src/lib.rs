@@ -10,6 +10,7 @@ pub mod ciba;
 pub mod clock;
 pub mod config;
 pub mod identity;
+pub mod limits;
 pub mod notify;
 pub mod oauth;
 pub mod sealing;
@@ -138,14 +139,18 @@ pub async fn build(
         ciba: ciba.clone(),
         dpop: Arc::new(oauth::dpop::DpopVerifier::new(&endpoints.token, &kek)?),
         endpoints: Arc::new(endpoints),
-        replay: Arc::new(oauth::replay::ReplayCache::default()),
+        replay: Arc::new(oauth::replay::UsedJwts::new(ciba.store().clone())),
     };
-    let router = oauth::routes(state)
-        .merge(ui::routes(config, services, sessions))
-        .layer(axum::middleware::from_fn(ui::security::log_slow_requests))
-        .layer(tower::util::option_layer(
-            ui::security::strict_transport_security(&config.public_url),
-        ));
+    let limits = Arc::new(limits::AddressLimits::new(config.address_quotas()));
+    let router =
+        oauth::routes(state, limits.clone())
+            .merge(ui::routes(config, services, sessions).layer(
+                axum::middleware::from_fn_with_state(limits, limits::limit_ceremonies),
+            ))
+            .layer(axum::middleware::from_fn(ui::security::log_slow_requests))
+            .layer(tower::util::option_layer(
+                ui::security::strict_transport_security(&config.public_url),
+            ));
     Ok(Server {
         ciba,
         pusher,
@@ -190,9 +195,15 @@ pub async fn serve(config: ServeConfig, store: Store) -> anyhow::Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %config.addr, public_url = %config.public_url, "Countersign is serving");
-    axum::serve(listener, server.router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // The peer's address, for the limits per address.
+    axum::serve(
+        listener,
+        server
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     if let Err(e) = checkpoints.write_if_moved(clock::SystemClock.now()).await {
         tracing::error!(error = %e, "no checkpoint written at shutdown");
     }

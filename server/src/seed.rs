@@ -182,6 +182,12 @@ pub async fn bench_history(store: &Store, runs: usize, now: Millis) -> anyhow::R
     )
     .fetch_optional(store.pool())
     .await?;
+    // Seeded targets end in a number unique to the request ("order #123456").
+    let some_target: Option<String> = sqlx::query_scalar(
+        "SELECT target_text FROM auth_requests ORDER BY created_at DESC LIMIT 1 OFFSET 500",
+    )
+    .fetch_optional(store.pool())
+    .await?;
     let deep: Option<(i64, String)> = sqlx::query_as(
         "SELECT created_at, id FROM auth_requests ORDER BY created_at, id LIMIT 1 OFFSET 1000",
     )
@@ -244,6 +250,22 @@ pub async fn bench_history(store: &Store, runs: usize, now: Millis) -> anyhow::R
             "search with no match",
             HistoryFilter {
                 text: Some("no such words".into()),
+                ..HistoryFilter::default()
+            },
+            None,
+        ),
+        (
+            "search: one target",
+            HistoryFilter {
+                text: some_target,
+                ..HistoryFilter::default()
+            },
+            None,
+        ),
+        (
+            "search: 2 characters, no match",
+            HistoryFilter {
+                text: Some("zq".into()),
                 ..HistoryFilter::default()
             },
             None,

@@ -32,6 +32,8 @@ pub enum KeyError {
     NoActiveKey,
     #[error("signing key {0} cannot be used: {1}")]
     Refused(String, &'static str),
+    #[error("the token is not of the expected type {0}")]
+    WrongType(String),
 }
 
 /// What is loaded from the store: the active signer, a verifier for every published key, and one for
@@ -116,15 +118,24 @@ impl KeyRing {
         )?)
     }
 
-    /// Verifies a JWT signed by any published key; returns its claims. Time claims are the caller's to check.
-    pub fn verify(&self, token: &str) -> Result<Map<String, Value>, KeyError> {
-        verify_with(&self.current().verifiers, token)
+    /// Verifies a JWT of type `typ` (its header's `typ`, exactly: RFC 8725 §3.11, so an access token
+    /// never passes for an ID token) signed by any published key; returns its claims. Time claims are
+    /// the caller's to check.
+    pub fn verify(&self, token: &str, typ: &str) -> Result<Map<String, Value>, KeyError> {
+        verify_with(&self.current().verifiers, token, Some(typ))
+    }
+
+    /// As [`KeyRing::verify`], with any key this server ever had (a token whose key has left the
+    /// published set).
+    pub fn verify_issued(&self, token: &str, typ: &str) -> Result<Map<String, Value>, KeyError> {
+        verify_with(&self.current().archive, token, Some(typ))
     }
 
     /// Verifies one of this server's own sealed records (decision records, key registry entries), which
-    /// may be older than any published key: any key this server ever had will do.
+    /// may be older than any published key: any key this server ever had will do. Each record's checks
+    /// compare its claims with the row it seals, so no other kind of JWS can pass for one.
     pub fn verify_record(&self, jws: &str) -> Result<Map<String, Value>, KeyError> {
-        verify_with(&self.current().archive, jws)
+        verify_with(&self.current().archive, jws, None)
     }
 }
 
@@ -245,14 +256,20 @@ async fn load_set(
 fn verify_with(
     verifiers: &HashMap<String, Box<dyn JwsVerifier>>,
     token: &str,
+    typ: Option<&str>,
 ) -> Result<Map<String, Value>, KeyError> {
-    let (payload, _) = jwt::decode_with_verifier_selector(token, |header| {
+    let (payload, header) = jwt::decode_with_verifier_selector(token, |header| {
         Ok(header
             .key_id()
             .and_then(|kid| verifiers.get(kid))
             .filter(|_| header.algorithm() == Some("ES256"))
             .map(|v| v.as_ref()))
     })?;
+    if let Some(typ) = typ {
+        if header.token_type() != Some(typ) {
+            return Err(KeyError::WrongType(typ.to_owned()));
+        }
+    }
     Ok(payload.claims_set().clone())
 }
 
@@ -301,6 +318,6 @@ impl ArchiveVerifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Map<String, Value>, KeyError> {
-        verify_with(&self.verifiers, token)
+        verify_with(&self.verifiers, token, None)
     }
 }

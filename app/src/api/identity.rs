@@ -22,7 +22,8 @@ pub async fn current_user() -> Result<Option<Me>, UiError> {
         .await
 }
 
-#[server(input = Json)]
+// A fixed path: the limits per address count calls to it (see the server's `limits`).
+#[server(input = Json, endpoint = "invitation")]
 pub async fn invitation(token: String) -> Result<InvitationView, UiError> {
     super::Call::<crate::service::SharedEnrollment>::new()
         .await
@@ -30,7 +31,8 @@ pub async fn invitation(token: String) -> Result<InvitationView, UiError> {
         .await
 }
 
-#[server(input = Json)]
+// A fixed path: the limits per address count calls to it (see the server's `limits`).
+#[server(input = Json, endpoint = "start_enrollment")]
 pub async fn start_enrollment(
     token: String,
     name: Option<String>,
@@ -46,7 +48,8 @@ pub async fn start_enrollment(
         .await
 }
 
-#[server(input = Json)]
+// A fixed path: the limits per address count calls to it (see the server's `limits`).
+#[server(input = Json, endpoint = "finish_enrollment")]
 pub async fn finish_enrollment(
     credential: RegisterPublicKeyCredential,
     passkey_name: String,
@@ -61,7 +64,8 @@ pub async fn finish_enrollment(
         .await
 }
 
-#[server(input = Json)]
+// A fixed path: the limits per address count calls to it (see the server's `limits`).
+#[server(input = Json, endpoint = "start_sign_in")]
 pub async fn start_sign_in(autofill: bool) -> Result<RequestChallengeResponse, UiError> {
     super::Call::<crate::service::SharedIdentity>::new()
         .await
@@ -69,7 +73,8 @@ pub async fn start_sign_in(autofill: bool) -> Result<RequestChallengeResponse, U
         .await
 }
 
-#[server(input = Json)]
+// A fixed path: the limits per address count calls to it (see the server's `limits`).
+#[server(input = Json, endpoint = "finish_sign_in")]
 pub async fn finish_sign_in(credential: PublicKeyCredential) -> Result<Me, UiError> {
     super::Call::<crate::service::SharedIdentity>::new()
         .await

@@ -202,7 +202,34 @@ pub fn suspicion(text: &str) -> Suspicion {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Any text: every character is accounted for, once, and nothing the renderer flags is left
+        /// inside plain text (where a browser would draw it unmarked).
+        #[test]
+        fn every_character_is_shown_or_flagged(text in "\\PC{0,200}", tricky in "[a-z0-9 \\u{200b}-\\u{200f}\\u{202a}-\\u{202e}\\u{2066}-\\u{2069}\\u{0430}-\\u{044f}\\u{05d0}-\\u{05ea}\\u{0300}-\\u{036f}\\u{ff10}-\\u{ff19}]{0,60}") {
+            for text in [text, tricky] {
+                let shown = segments(&text);
+                let counted: usize = shown
+                    .iter()
+                    .map(|s| match s {
+                        Segment::Plain(p) => p.chars().count(),
+                        Segment::Spaces(n) => *n,
+                        _ => 1,
+                    })
+                    .sum();
+                prop_assert_eq!(counted, text.chars().count());
+                for segment in &shown {
+                    if let Segment::Plain(plain) = segment {
+                        prop_assert!(plain.chars().all(|c| !is_invisible(c) && !is_right_to_left(c) && !is_combining_mark(c)), "{plain:?}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn invisible_and_lookalike_characters_are_flagged() {

@@ -1,5 +1,5 @@
 //! Agents as admins keep them: each with its last 30 days of requests; registering one (its secret
-//! shown once), rotating its secret, disabling and enabling it. Every change is appended to the admin
+//! shown once), rotating its secret, changing its delivery and scopes, disabling and enabling it. Every change is appended to the admin
 //! log, naming the admin. Running servers pick changes up within a second (`ClientDirectory`).
 use std::{collections::HashMap, sync::Arc};
 
@@ -7,7 +7,9 @@ pub use super::Admin;
 
 use crate::{
     ciba::{
-        clients::{self, endpoint::EndpointPolicy, ClientCredentials, ClientError, NewClient},
+        clients::{
+            self, endpoint::EndpointPolicy, ClientCredentials, ClientError, NewClient, Settings,
+        },
         Ciba,
     },
     store::{clients::ClientRow, stats::ClientCounts, StoreError},
@@ -113,6 +115,39 @@ impl Agents {
         let credentials = clients::rotate_secret(self.ciba.store(), id, self.ciba.now()).await?;
         super::record(&self.ciba, admin, "rotated an agent's secret", id, None).await?;
         Ok(credentials)
+    }
+
+    /// Changes how agent `id` is told of decisions and what it may ask for.
+    pub async fn change_settings(
+        &self,
+        admin: &Admin<'_>,
+        id: &str,
+        settings: &Settings,
+    ) -> Result<(), ClientError> {
+        let row = clients::change_settings(
+            self.ciba.store(),
+            id,
+            settings,
+            self.policy,
+            self.ciba.now(),
+        )
+        .await?;
+        let detail = match &row.notify_url {
+            Some(url) => format!(
+                "{} delivery to {url}; scopes {}",
+                row.delivery_mode, row.scopes
+            ),
+            None => format!("{} delivery; scopes {}", row.delivery_mode, row.scopes),
+        };
+        super::record(
+            &self.ciba,
+            admin,
+            "changed an agent's settings",
+            id,
+            Some(&detail),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Disables (or enables again) agent `id`; false if there is no such agent.

@@ -1,5 +1,6 @@
 //! Approvers as admins keep them: inviting one (a one-time enrollment link, shown once), disabling
-//! one (the offboarding `approver disable` does), and promoting to admin or demoting. The last active
+//! one (the offboarding `approver disable` does), revoking a passkey, and promoting to admin or
+//! demoting. The last active
 //! admin can be neither demoted nor disabled: someone must be able to run the console. Every change
 //! is appended to the admin log.
 use std::{collections::HashMap, sync::Arc};
@@ -11,7 +12,7 @@ use crate::{
         approvers::{self, Approver, Role},
         invitations,
     },
-    store::StoreError,
+    store::{passkeys::PasskeyRow, StoreError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -20,16 +21,18 @@ pub enum ApproverChangeError {
     Invalid(String),
     #[error("there is no such approver")]
     NotFound,
+    #[error("they have no such passkey")]
+    NoSuchPasskey,
     #[error("the last active admin cannot be demoted or disabled: promote someone else first")]
     LastAdmin,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// An approver and how many passkeys they have.
+/// An approver and their passkeys.
 pub struct ApproverSummary {
     pub approver: Approver,
-    pub passkeys: i64,
+    pub passkeys: Vec<PasskeyRow>,
 }
 
 pub struct Approvers {
@@ -43,15 +46,53 @@ impl Approvers {
 
     pub async fn list(&self) -> Result<Vec<ApproverSummary>, StoreError> {
         let store = self.ciba.store();
-        let counts: HashMap<String, i64> = store.passkey_counts().await?.into_iter().collect();
+        let mut passkeys: HashMap<String, Vec<PasskeyRow>> = HashMap::new();
+        for row in store.all_passkeys().await? {
+            passkeys
+                .entry(row.approver_id.clone())
+                .or_default()
+                .push(row);
+        }
         Ok(approvers::list(store)
             .await?
             .into_iter()
             .map(|approver| ApproverSummary {
-                passkeys: counts.get(&approver.id).copied().unwrap_or(0),
+                passkeys: passkeys.remove(&approver.id).unwrap_or_default(),
                 approver,
             })
             .collect())
+    }
+
+    /// Revokes one of approver `id`'s passkeys (lost or copied), even their last: sessions made
+    /// with it end at their next request, and someone with no passkey left needs a new invitation.
+    pub async fn revoke_passkey(
+        &self,
+        admin: &Admin<'_>,
+        id: &str,
+        credential_id: &str,
+    ) -> Result<(), ApproverChangeError> {
+        let approver = self.approver(id).await?;
+        let store = self.ciba.store();
+        let Some(passkey) = store
+            .passkey(credential_id)
+            .await?
+            .filter(|p| p.approver_id == approver.id)
+        else {
+            return Err(ApproverChangeError::NoSuchPasskey);
+        };
+        if !store.revoke_passkey(&approver.id, credential_id).await? {
+            return Err(ApproverChangeError::NoSuchPasskey);
+        }
+        let detail = format!("{:?}", passkey.name);
+        super::record(
+            &self.ciba,
+            admin,
+            "revoked a passkey",
+            &approver.email,
+            Some(&detail),
+        )
+        .await?;
+        Ok(())
     }
 
     /// A one-time enrollment link's token for `email` (valid 24 hours).

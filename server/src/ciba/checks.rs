@@ -5,7 +5,6 @@ use super::{
     request::RawDetails,
     CibaError, Client, DeliveryMode, Policy,
 };
-use crate::identity::approvers::Approver;
 
 /// Longest binding message accepted, in characters: it must fit on a phone screen and on the agent's.
 pub const MAX_BINDING_MESSAGE: usize = 100;
@@ -117,18 +116,6 @@ pub(super) fn check_requested_expiry(
     Ok(secs.min(policy.max_expiry_secs))
 }
 
-/// CIBA §7.1 `user_code`: required, and correct, when the approver's policy asks for one.
-pub(super) fn check_user_code(approver: &Approver, code: Option<&str>) -> Result<(), CibaError> {
-    if !approver.requires_user_code {
-        return Ok(());
-    }
-    match code {
-        None => Err(CibaError::MissingUserCode),
-        Some(code) if !approver.user_code_matches(code) => Err(CibaError::InvalidUserCode),
-        Some(_) => Ok(()),
-    }
-}
-
 /// RFC 9449 §10: `dpop_jkt` is the base64url SHA-256 JWK thumbprint (RFC 7638) of the client's DPoP
 /// key. A push client that must use DPoP has to give one: its tokens are delivered, not requested
 /// with a proof, so this is the only way to bind them.
@@ -158,7 +145,64 @@ fn is_sha256_thumbprint(jkt: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
     use super::*;
+
+    /// JSON near what `authorization_details` expects: objects with the expected keys and others,
+    /// holding values of every type.
+    fn near_details() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "\\PC{0,80}".prop_map(Value::String),
+            "[\\x00-\\x1f\\u{202a}-\\u{202e}\\u{200b}a-z ]{0,20}".prop_map(Value::String),
+        ];
+        let value = leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z_]{1,12}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        let key = prop_oneof![
+            Just("type".to_owned()),
+            Just("action".to_owned()),
+            Just("target".to_owned()),
+            Just("consequence".to_owned()),
+            Just("amount".to_owned()),
+            Just("currency".to_owned()),
+            Just("reversible".to_owned()),
+            "[a-z_]{1,12}",
+        ];
+        let entry = (key, prop_oneof![Just(Value::from("agent_action")), value]);
+        proptest::collection::vec(
+            proptest::collection::vec(entry, 0..9)
+                .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+            0..3,
+        )
+        .prop_map(Value::Array)
+    }
+
+    proptest! {
+        /// Any text, and any JSON near the expected shape, is an action or a CIBA error: never a
+        /// panic, and never a server error.
+        #[test]
+        fn any_authorization_details_are_an_action_or_a_spec_error(text in "\\PC{0,400}", json in near_details()) {
+            for raw in [RawDetails::Text(text), RawDetails::Text(json.to_string()), RawDetails::Json(json)] {
+                match check_authorization_details(Some(raw)) {
+                    Ok(action) => prop_assert!(!action.action.trim().is_empty()),
+                    Err(e) => prop_assert!(matches!(
+                        e,
+                        CibaError::InvalidRequest(_) | CibaError::InvalidAuthorizationDetails(_)
+                    ), "{e:?}"),
+                }
+            }
+        }
+    }
 
     #[test]
     fn binding_messages_must_be_short_printable_and_visible() {

@@ -70,11 +70,13 @@ impl Ciba {
             Decision::Deny { reason } => (false, reason.as_deref()),
         };
         // CIBA §10.2, §10.3: a ping or push client is told of the decision; the notification is
-        // queued with it.
-        let notify_client = matches!(
-            self.clients().get(&request.client_id).await,
-            Ok(Some(client)) if client.delivery_mode != super::DeliveryMode::Poll
-        );
+        // queued with it. Only a request made in ping or push mode carries the bearer token the
+        // client checks, so one made before a switch from poll is left to polling.
+        let notify_client = request.notification_token.is_some()
+            && matches!(
+                self.clients().get(&request.client_id).await,
+                Ok(Some(client)) if client.delivery_mode != super::DeliveryMode::Poll
+            );
         let keys = &self.keys;
         let seal = |prev_hash: &str| {
             let mut row = record::unsealed(&request, approve, reason, evidence, now, prev_hash);

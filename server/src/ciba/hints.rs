@@ -57,7 +57,10 @@ impl Ciba {
                 "id_token_hint is not an ID token issued by this server".into(),
             )
         };
-        let claims = self.keys.verify(token).map_err(|_| bad())?;
+        let claims = self
+            .keys
+            .verify(token, super::tokens::ID_TOKEN_TYPE)
+            .map_err(|_| bad())?;
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(bad());
         }
@@ -82,11 +85,13 @@ impl Ciba {
 /// A `login_hint_token` is a JWT signed by the client's registered key whose `sub_id` names the approver
 /// by email (the subject-identifier shape of RFC 9493: `{"format": "email", "email": ...}`).
 fn login_hint_token_email(client: &Client, token: &str, now: Millis) -> Result<String, CibaError> {
-    use super::clients::JwtRejection;
-    let claims = client.verify_jwt(token, now).map_err(|e| match e {
-        JwtRejection::Expired => CibaError::ExpiredLoginHintToken,
-        other => CibaError::InvalidRequest(format!("login_hint_token rejected: {other}")),
-    })?;
+    use super::clients::{jwt::JwtUse, JwtRejection};
+    let claims = client
+        .verify_jwt(token, JwtUse::LoginHintToken, now)
+        .map_err(|e| match e {
+            JwtRejection::Expired => CibaError::ExpiredLoginHintToken,
+            other => CibaError::InvalidRequest(format!("login_hint_token rejected: {other}")),
+        })?;
     let sub_id = claims.get("sub_id");
     match (sub_id.and_then(|s| s.get("format")).and_then(Value::as_str), sub_id.and_then(|s| s.get("email"))) {
         (Some("email"), Some(Value::String(email))) => Ok(email.clone()),

@@ -89,8 +89,8 @@ pub enum CibaError {
     UnauthorizedClient(String),
     #[error("this approver requires a user_code")]
     MissingUserCode,
-    #[error("the user_code is not correct")]
-    InvalidUserCode,
+    #[error("{0}")]
+    InvalidUserCode(String),
     #[error("{0}")]
     InvalidBindingMessage(String),
     #[error("{0}")]

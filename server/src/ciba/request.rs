@@ -7,7 +7,7 @@ use super::{
     auth_request::AuthRequest,
     checks::{
         check_acr_values, check_authorization_details, check_binding_message, check_dpop_jkt,
-        check_notification_token, check_requested_expiry, check_scope, check_user_code,
+        check_notification_token, check_requested_expiry, check_scope,
     },
     ids::new_auth_req_id,
     Ciba, CibaError, Client, DeliveryMode,
@@ -58,6 +58,12 @@ pub struct RequestCreated {
     pub expires_at: i64,
 }
 
+/// Wrong user codes a client may give for one approver before its codes for them are refused.
+pub const USER_CODE_TRIES: i64 = 5;
+
+/// How long wrong user codes are counted, and refused after the last try.
+pub const USER_CODE_LOCK_MS: Millis = 15 * 60_000;
+
 /// CIBA §7.3: the successful acknowledgement.
 #[derive(Debug, Serialize)]
 pub struct Acknowledgement {
@@ -97,7 +103,8 @@ impl Ciba {
                 now,
             )
             .await?;
-        check_user_code(&approver, params.user_code.as_deref())?;
+        self.check_user_code(client, &approver, params.user_code.as_deref(), now)
+            .await?;
         self.insert(
             client,
             &approver,
@@ -113,6 +120,51 @@ impl Ciba {
             now,
         )
         .await
+    }
+
+    /// CIBA §7.1 `user_code`: required, and correct, when the approver's policy asks for one. A
+    /// client that gives [`USER_CODE_TRIES`] wrong codes for an approver within
+    /// [`USER_CODE_LOCK_MS`] has its codes for them refused, right or wrong, until that long after
+    /// the last wrong one: guessing a six-character code takes years.
+    async fn check_user_code(
+        &self,
+        client: &Client,
+        approver: &Approver,
+        code: Option<&str>,
+        now: Millis,
+    ) -> Result<(), CibaError> {
+        if !approver.requires_user_code {
+            return Ok(());
+        }
+        let code = code.ok_or(CibaError::MissingUserCode)?;
+        let since = now - USER_CODE_LOCK_MS;
+        let failures = self
+            .store
+            .user_code_failures(&client.id, &approver.id, since)
+            .await?;
+        if let Some((count, last)) = failures.filter(|(count, _)| *count >= USER_CODE_TRIES) {
+            tracing::warn!(client_id = %client.id, approver_id = %approver.id, count, "user codes refused after repeated wrong ones");
+            return Err(CibaError::InvalidUserCode(format!(
+                "too many wrong user codes from this client for this approver: codes are refused \
+                 for {} more minutes",
+                (last + USER_CODE_LOCK_MS - now + 59_999) / 60_000
+            )));
+        }
+        if approver.user_code_matches(code) {
+            if failures.is_some() {
+                self.store
+                    .clear_user_code_failures(&client.id, &approver.id)
+                    .await?;
+            }
+            Ok(())
+        } else {
+            self.store
+                .record_user_code_failure(&client.id, &approver.id, now, since)
+                .await?;
+            Err(CibaError::InvalidUserCode(
+                "the user_code is not correct".into(),
+            ))
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -23,6 +23,13 @@ pub struct TokenResponse {
     pub authorization_details: Value,
 }
 
+/// The access token's `typ` (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+/// The ID token's `typ`: OpenID Connect names none, so the generic one; every other JWT this server
+/// signs has a type of its own, so none passes for an ID token (RFC 8725 §3.11).
+pub const ID_TOKEN_TYPE: &str = "JWT";
+
 pub const AUTH_REQ_ID_CLAIM: &str = "urn:openid:params:jwt:claim:auth_req_id";
 
 impl Ciba {
@@ -68,7 +75,7 @@ impl Ciba {
         if let Some(jkt) = dpop_key {
             at.insert("cnf".into(), json!({ "jkt": jkt }));
         }
-        let access_token = self.keys.sign("at+jwt", at)?;
+        let access_token = self.keys.sign(ACCESS_TOKEN_TYPE, at)?;
 
         let mut id = Map::new();
         id.insert("iss".into(), json!(self.issuer));
@@ -90,7 +97,7 @@ impl Ciba {
         if scopes.contains(&"profile") {
             id.insert("name".into(), json!(approver.name));
         }
-        let id_token = self.keys.sign("JWT", id)?;
+        let id_token = self.keys.sign(ID_TOKEN_TYPE, id)?;
 
         Ok(TokenResponse {
             access_token,
@@ -110,7 +117,7 @@ impl Ciba {
         &self,
         token: &str,
     ) -> Result<Option<Map<String, Value>>, CibaError> {
-        let Ok(claims) = self.keys.verify(token) else {
+        let Ok(claims) = self.keys.verify(token, ACCESS_TOKEN_TYPE) else {
             return Ok(None);
         };
         let now = secs(self.clock.now());
@@ -148,7 +155,7 @@ impl Ciba {
         token: &str,
     ) -> Result<Revocation, CibaError> {
         // Any key this server ever had: revoking a token whose key has left the JWKS is harmless.
-        let Ok(claims) = self.keys.verify_record(token) else {
+        let Ok(claims) = self.keys.verify_issued(token, ACCESS_TOKEN_TYPE) else {
             return Ok(Revocation::NotOurs);
         };
         let Some(jti) = claims.get("jti").and_then(Value::as_str) else {

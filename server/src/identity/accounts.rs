@@ -48,6 +48,14 @@ impl Accounts {
         self.store.invitation(token_hash).await
     }
 
+    /// Refuses a first-admin link once anyone is enrolled (see `invitations::check_open`).
+    pub async fn check_open_invitation(
+        &self,
+        row: &InvitationRow,
+    ) -> StoreResult<Result<(), String>> {
+        super::invitations::check_open(&self.store, row).await
+    }
+
     /// Uses up the invitation (once, and only before it expires), creates the approver when `create`,
     /// and registers the passkey, in one transaction; false when the invitation was no longer valid.
     pub async fn enroll(

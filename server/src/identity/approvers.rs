@@ -132,14 +132,15 @@ pub async fn add(store: &Store, new: NewApprover, now: Millis) -> Result<Approve
     let name = new.name.trim();
     validate_new(&email, name).map_err(ApproverError::Invalid)?;
     if let Some(code) = &new.user_code {
-        // No surrounding spaces: the request page trims what the person types.
-        if code.chars().count() < 4
+        // No surrounding spaces: the request page trims what the person types. Six characters at
+        // least: with five tries per client per 15 minutes, a six-digit code holds for years.
+        if code.chars().count() < 6
             || code.chars().count() > 64
             || code.chars().any(char::is_control)
             || code.trim() != code
         {
             return Err(ApproverError::Invalid(
-                "a user code must be 4 to 64 printable characters, without spaces at either end"
+                "a user code must be 6 to 64 printable characters, without spaces at either end"
                     .into(),
             ));
         }

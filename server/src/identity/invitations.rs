@@ -39,14 +39,29 @@ pub async fn create(
     Ok(token)
 }
 
-/// On a first start (no approvers at all), a link that enrolls the first admin.
+/// On a start with no approvers at all, a link that enrolls the first admin. Only the newest such
+/// link works: the ones printed at earlier starts end now.
 pub async fn first_admin_link(store: &Store, now: Millis) -> Result<Option<String>, StoreError> {
     if store.count_approvers().await? > 0 {
         return Ok(None);
     }
+    store.expire_open_invitations(now).await?;
     create(store, None, None, Role::Admin, now, INVITATION_TTL_MS)
         .await
         .map(Some)
+}
+
+/// A link without an e-mail (the first-admin link) enrolls the first approver and no one else. Were
+/// it taken once someone is enrolled, whoever opened it could give an existing approver's e-mail and
+/// add their own passkey to that account.
+pub async fn check_open(
+    store: &Store,
+    row: &InvitationRow,
+) -> Result<Result<(), String>, StoreError> {
+    if row.email.is_none() && store.count_approvers().await? > 0 {
+        return Ok(Err("This first-admin link can no longer be used: someone is already enrolled. Ask an admin for an invitation.".into()));
+    }
+    Ok(Ok(()))
 }
 
 /// Why an invitation cannot be used, in the words the enrollment page shows.

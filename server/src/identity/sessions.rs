@@ -1,6 +1,7 @@
 //! Browser sessions stored in the database (tower-sessions' `SessionStore`), so they survive restarts
 //! and are shared by several instances on PostgreSQL. A row is keyed by a hash of the session id, never
-//! the id itself: whoever reads the database cannot take over a session from it.
+//! the id itself: whoever reads the database cannot take over a session from it. A session nobody has
+//! signed in with yet (a sign-in or enrollment under way) lives only minutes.
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use tower_sessions::{
@@ -13,6 +14,14 @@ use crate::{
     secrets::{hex, sha256},
     store::Store,
 };
+
+/// The session key under which a signed-in person is kept (see `ui::identity`).
+pub const SIGNED_IN: &str = "signed_in";
+
+/// How long a session lives in the database while nobody is signed in with it: long enough for a
+/// sign-in or enrollment ceremony, short enough that calls from signed-out browsers cannot pile rows
+/// up (with the limits per address, see `limits`).
+pub const CEREMONY_TTL_MS: i64 = 10 * 60_000;
 
 #[derive(Debug, Clone)]
 pub struct DbSessionStore {
@@ -34,6 +43,17 @@ pub fn row_key(id: &Id) -> String {
     hex(&sha256(format!("countersign/session/v1:{id}").as_bytes()))
 }
 
+/// When `record`'s row ends: at its expiry once someone is signed in with it, and within
+/// [`CEREMONY_TTL_MS`] before.
+fn row_expiry(record: &Record) -> i64 {
+    let expiry = millis(record.expiry_date);
+    if record.data.contains_key(SIGNED_IN) {
+        expiry
+    } else {
+        expiry.min(millis(OffsetDateTime::now_utc()).saturating_add(CEREMONY_TTL_MS))
+    }
+}
+
 fn backend(e: impl std::fmt::Display) -> Error {
     Error::Backend(e.to_string())
 }
@@ -45,7 +65,7 @@ impl SessionStore for DbSessionStore {
         // A fresh id on the (astronomically unlikely) collision, never an overwrite of another session.
         while !self
             .store
-            .create_session(&row_key(&record.id), &data, millis(record.expiry_date))
+            .create_session(&row_key(&record.id), &data, row_expiry(record))
             .await
             .map_err(backend)?
         {
@@ -57,7 +77,7 @@ impl SessionStore for DbSessionStore {
     async fn save(&self, record: &Record) -> Result<()> {
         let data = serde_json::to_string(&record.data).map_err(|e| Error::Encode(e.to_string()))?;
         self.store
-            .save_session(&row_key(&record.id), &data, millis(record.expiry_date))
+            .save_session(&row_key(&record.id), &data, row_expiry(record))
             .await
             .map_err(backend)
     }

@@ -214,16 +214,26 @@ impl Pusher {
         self.store.delete_push_subscription(approver_id, id).await
     }
 
-    /// Replaces the subscription at `old_endpoint` (the push service renewed it); false when unknown.
+    /// Replaces the subscription at `old_endpoint` (the push service renewed it) if `old_auth` is its
+    /// `auth` secret (compared in constant time); false otherwise.
     pub async fn renew_device(
         &self,
         old_endpoint: &str,
+        old_auth: &str,
         endpoint: &str,
         p256dh: &str,
         auth: &str,
     ) -> StoreResult<bool> {
+        use subtle::ConstantTimeEq;
+        let Some(old) = self.store.push_subscription_at(old_endpoint).await? else {
+            return Ok(false);
+        };
+        if !bool::from(old.auth.as_bytes().ct_eq(old_auth.as_bytes())) {
+            tracing::warn!("a push subscription renewal did not prove the old subscription");
+            return Ok(false);
+        }
         self.store
-            .renew_push_subscription(old_endpoint, endpoint, p256dh, auth)
+            .renew_push_subscription(&old.id, old_endpoint, endpoint, p256dh, auth)
             .await
     }
 

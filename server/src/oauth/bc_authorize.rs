@@ -10,7 +10,7 @@ use super::{
     replay::Replay,
     AppState,
 };
-use crate::ciba::{BackchannelParams, Client, RawDetails};
+use crate::ciba::{clients::jwt::JwtUse, BackchannelParams, Client, RawDetails};
 
 pub async fn bc_authorize(
     State(state): State<AppState>,
@@ -24,7 +24,7 @@ pub async fn bc_authorize(
                     "with a signed request, {extra} must be inside the request JWT (CIBA §7.1.1)"
                 )));
             }
-            signed_params(&state, &client, &request)?
+            signed_params(&state, &client, &request).await?
         }
         None => BackchannelParams {
             scope: form.take("scope"),
@@ -60,14 +60,14 @@ const PARAMETERS: &[&str] = &[
 
 /// CIBA §7.1.1: a JWS signed with the client's key, with aud (this issuer), iss (the client), exp, iat,
 /// nbf and jti, the parameters as claims.
-fn signed_params(
+async fn signed_params(
     state: &AppState,
     client: &Client,
     request: &str,
 ) -> Result<BackchannelParams, OAuthError> {
     let now = state.ciba.now();
     let claims = client
-        .verify_jwt(request, now)
+        .verify_jwt(request, JwtUse::SignedRequest, now)
         .map_err(|e| OAuthError::invalid_request(format!("signed request rejected: {e}")))?;
     let reject = |why: &str| OAuthError::invalid_request(format!("signed request rejected: {why}"));
     let aud_ok = audience_includes(&claims, &[state.endpoints.issuer.as_str()]);
@@ -82,13 +82,13 @@ fn signed_params(
             return Err(reject(&format!("the {required} claim is required")));
         }
     }
-    match state
-        .replay
-        .accept_once("request", &client.id, &claims, now)
-    {
+    match state.replay.accept_once(&client.id, &claims, now).await {
         Ok(()) => {}
-        Err(Replay::MissingJti) => return Err(reject("the jti claim is required")),
+        Err(Replay::MissingJti) => {
+            return Err(reject("a jti claim of 1 to 256 characters is required"))
+        }
         Err(Replay::Repeated) => return Err(reject("this signed request was already used")),
+        Err(Replay::Unavailable(e)) => return Err(OAuthError::internal(e)),
     }
     let text = |name: &str| claim_text(&claims, name);
     Ok(BackchannelParams {

@@ -7,7 +7,7 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use serde_json::Value;
 
 use super::{error::OAuthError, form::OAuthForm, replay::Replay, AppState};
-use crate::ciba::{AuthMethod, Client};
+use crate::ciba::{clients::jwt::JwtUse, AuthMethod, Client};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -69,9 +69,9 @@ pub async fn authenticate(
         }
         let client = lookup(state, &unverified, AuthMethod::PrivateKeyJwt).await?;
         let claims = client
-            .verify_jwt(&assertion, now)
+            .verify_jwt(&assertion, JwtUse::ClientAssertion, now)
             .map_err(|e| OAuthError::invalid_client(format!("client assertion rejected: {e}")))?;
-        check_assertion_claims(state, &client, &claims, now)?;
+        check_assertion_claims(state, &client, &claims, now).await?;
         return Ok(client);
     }
     Err(OAuthError::invalid_client(
@@ -125,7 +125,7 @@ fn unverified_issuer(assertion: &str) -> Option<String> {
 }
 
 /// RFC 7523 §3: iss and sub are the client, aud names this server, and a jti is never accepted twice.
-fn check_assertion_claims(
+async fn check_assertion_claims(
     state: &AppState,
     client: &Client,
     claims: &serde_json::Map<String, Value>,
@@ -147,13 +147,11 @@ fn check_assertion_claims(
     if !aud_ok {
         return Err(reject("aud must be this server's issuer or endpoint"));
     }
-    match state
-        .replay
-        .accept_once("assertion", &client.id, claims, now)
-    {
+    match state.replay.accept_once(&client.id, claims, now).await {
         Ok(()) => {}
-        Err(Replay::MissingJti) => return Err(reject("jti is required")),
+        Err(Replay::MissingJti) => return Err(reject("a jti of 1 to 256 characters is required")),
         Err(Replay::Repeated) => return Err(reject("this assertion was already used")),
+        Err(Replay::Unavailable(e)) => return Err(OAuthError::internal(e)),
     }
     Ok(())
 }
@@ -167,5 +165,58 @@ pub fn audience_includes(claims: &serde_json::Map<String, Value>, accepted: &[&s
             .filter_map(Value::as_str)
             .any(|a| accepted.contains(&a)),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::oauth::error::ErrorCode;
+
+    fn with_authorization(value: HeaderValue) -> OAuthForm {
+        let mut form = OAuthForm::default();
+        form.headers.insert(header::AUTHORIZATION, value);
+        form
+    }
+
+    proptest! {
+        /// Any Authorization header: credentials, or `invalid_client`; never a panic.
+        #[test]
+        fn any_authorization_header_is_credentials_or_invalid_client(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let Ok(value) = HeaderValue::from_bytes(&bytes) else {
+                return Ok(());
+            };
+            if let Err(e) = basic_credentials(&with_authorization(value)) {
+                prop_assert_eq!(e.code, ErrorCode::InvalidClient);
+            }
+        }
+
+        /// Near-valid Basic credentials: what RFC 6749 §2.3.1 encodes decodes back, and a broken
+        /// encoding is `invalid_client`.
+        #[test]
+        fn basic_credentials_decode_back(id in "\\PC{1,30}", secret in "\\PC{0,40}", cut in 0usize..8) {
+            let encode = |s: &str| serde_urlencoded::to_string([("", s)]).unwrap()[1..].to_owned();
+            let joined = format!("{}:{}", encode(&id), encode(&secret));
+            let value = HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(&joined))).unwrap();
+            let decoded = basic_credentials(&with_authorization(value)).unwrap();
+            prop_assert_eq!(decoded, Some((id, secret)));
+            let mut broken = STANDARD.encode(&joined);
+            broken.truncate(broken.len().saturating_sub(cut + 1));
+            if let Ok(value) = HeaderValue::from_str(&format!("Basic {broken}!")) {
+                prop_assert_eq!(basic_credentials(&with_authorization(value)).unwrap_err().code, ErrorCode::InvalidClient);
+            }
+        }
+
+        /// An assertion's issuer is read before verification, to find the keys: any text is an
+        /// issuer or none, never a panic.
+        #[test]
+        fn any_assertion_text_has_an_issuer_or_none(text in "\\PC{0,300}", claims in "\\PC{0,100}") {
+            let _ = unverified_issuer(&text);
+            let made = format!("e30.{}.sig", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims));
+            let _ = unverified_issuer(&made);
+        }
     }
 }

@@ -168,7 +168,7 @@ impl From<CibaError> for OAuthError {
             CibaError::ExpiredLoginHintToken => ErrorCode::ExpiredLoginHintToken,
             CibaError::UnauthorizedClient(_) => ErrorCode::UnauthorizedClient,
             CibaError::MissingUserCode => ErrorCode::MissingUserCode,
-            CibaError::InvalidUserCode => ErrorCode::InvalidUserCode,
+            CibaError::InvalidUserCode(_) => ErrorCode::InvalidUserCode,
             CibaError::InvalidBindingMessage(_) => ErrorCode::InvalidBindingMessage,
             CibaError::InvalidAuthorizationDetails(_) => ErrorCode::InvalidAuthorizationDetails,
             CibaError::AccessDenied(_) => ErrorCode::AccessDenied,

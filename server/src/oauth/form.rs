@@ -100,3 +100,40 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::oauth::error::ErrorCode;
+
+    proptest! {
+        /// Any bytes at all: parameters or `invalid_request`, never a panic; what is accepted has no
+        /// empty value and none too long.
+        #[test]
+        fn any_body_is_parameters_or_invalid_request(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            match OAuthForm::parse(&bytes) {
+                Ok(params) => prop_assert!(params.values().all(|v| !v.is_empty() && v.len() <= MAX_VALUE_BYTES)),
+                Err(e) => prop_assert_eq!(e.code, ErrorCode::InvalidRequest),
+            }
+        }
+
+        /// Near-valid bodies: whatever a form encoder writes parses back to what it was given, and a
+        /// parameter given twice is refused (RFC 6749 §3.1).
+        #[test]
+        fn encoded_parameters_parse_back(
+            params in proptest::collection::btree_map("[a-z_]{1,16}", "\\PC{1,40}", 0..8),
+            repeat in any::<prop::sample::Index>(),
+        ) {
+            let body = serde_urlencoded::to_string(&params).unwrap();
+            let parsed = OAuthForm::parse(body.as_bytes()).unwrap();
+            prop_assert_eq!(&parsed, &params.clone().into_iter().collect::<HashMap<_, _>>());
+            if !params.is_empty() {
+                let name = params.keys().nth(repeat.index(params.len())).unwrap();
+                let twice = format!("{body}&{name}=again");
+                prop_assert_eq!(OAuthForm::parse(twice.as_bytes()).unwrap_err().code, ErrorCode::InvalidRequest);
+            }
+        }
+    }
+}

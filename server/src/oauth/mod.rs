@@ -49,18 +49,23 @@ impl Endpoints {
 pub struct AppState {
     pub ciba: Arc<Ciba>,
     pub endpoints: Arc<Endpoints>,
-    pub replay: Arc<replay::ReplayCache>,
+    pub replay: Arc<replay::UsedJwts>,
     pub dpop: Arc<dpop::DpopVerifier>,
 }
 
-pub fn routes(state: AppState) -> Router {
+pub fn routes(state: AppState, limits: Arc<crate::limits::AddressLimits>) -> Router {
+    let failures_counted =
+        axum::middleware::from_fn_with_state(limits, crate::limits::limit_failures);
     Router::new()
         .route(
             "/.well-known/openid-configuration",
             get(discovery::openid_configuration),
         )
         .route("/jwks.json", get(discovery::jwks))
-        .route("/bc-authorize", post(bc_authorize::bc_authorize))
+        .route(
+            "/bc-authorize",
+            post(bc_authorize::bc_authorize).layer(failures_counted),
+        )
         .route("/token", post(token::token))
         .route("/introspect", post(introspect::introspect))
         .route("/revoke", post(revoke::revoke))

@@ -1,15 +1,64 @@
-//! Remembers the `jti` of client-signed JWTs until they expire, so none is accepted twice (RFC 7523 §3
-//! item 7; CIBA §7.1.1 for signed requests). In memory: with several instances, a replay to another
-//! instance within the JWT's short lifetime is not caught, which the short `exp` bounds.
+//! Remembers the `jti`s of JWTs accepted once, until they expire, so none is accepted twice: client
+//! assertions and signed requests in the database, for every instance (RFC 7523 §3 item 7; CIBA
+//! §7.1.1), and DPoP proofs in memory (see `oauth::dpop` for why that suffices).
 use std::{collections::HashMap, sync::Mutex};
 
-use crate::clock::Millis;
+use crate::{
+    clock::Millis,
+    secrets::{hex, sha256},
+    store::Store,
+};
 
 /// Why a client-signed JWT was refused by the replay check.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Replay {
     MissingJti,
     Repeated,
+    /// The database could not be asked.
+    Unavailable(String),
+}
+
+/// The longest `jti` accepted (RFC 9449 uses the same bound for DPoP proofs).
+const MAX_JTI_CHARS: usize = 256;
+
+/// Once-only client JWTs (client assertions and signed requests), remembered in the database so that
+/// one used at any instance is refused at every other until it expires. One record for all uses: a
+/// JWT accepted as a signed request cannot then pass as a client assertion.
+pub struct UsedJwts {
+    store: Store,
+}
+
+impl UsedJwts {
+    pub fn new(store: Store) -> UsedJwts {
+        UsedJwts { store }
+    }
+
+    /// Accepts the verified `claims` of a once-only JWT from `client_id` once. `exp` was checked to be
+    /// at most minutes away (`JwtUse`), so the record is short-lived.
+    pub async fn accept_once(
+        &self,
+        client_id: &str,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        now: Millis,
+    ) -> Result<(), Replay> {
+        let jti = claims
+            .get("jti")
+            .and_then(serde_json::Value::as_str)
+            .filter(|jti| !jti.is_empty() && jti.chars().count() <= MAX_JTI_CHARS)
+            .ok_or(Replay::MissingJti)?;
+        let exp_ms = claims
+            .get("exp")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or_default()
+            .saturating_mul(1000);
+        // A digest: the key is a fixed size whatever the jti, and names neither.
+        let key = hex(&sha256(format!("{client_id}\n{jti}").as_bytes()));
+        match self.store.first_use_of_jti(&key, exp_ms, now).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Replay::Repeated),
+            Err(e) => Err(Replay::Unavailable(e.to_string())),
+        }
+    }
 }
 
 /// Past this many remembered keys, expired ones are dropped, at most once a second.
@@ -30,31 +79,6 @@ struct Seen {
 }
 
 impl ReplayCache {
-    /// Accepts the JWT `claims` of `client_id` once: its `jti` is remembered (per `purpose`) until its
-    /// `exp`.
-    pub fn accept_once(
-        &self,
-        purpose: &str,
-        client_id: &str,
-        claims: &serde_json::Map<String, serde_json::Value>,
-        now: Millis,
-    ) -> Result<(), Replay> {
-        let jti = claims
-            .get("jti")
-            .and_then(serde_json::Value::as_str)
-            .ok_or(Replay::MissingJti)?;
-        let exp = claims
-            .get("exp")
-            .and_then(serde_json::Value::as_i64)
-            .unwrap_or_default()
-            * 1000;
-        if self.first_use(&format!("{purpose}:{client_id}:{jti}"), exp, now) {
-            Ok(())
-        } else {
-            Err(Replay::Repeated)
-        }
-    }
-
     /// True the first time `key` is presented before `expires_at`; false for every repeat. The memory
     /// is bounded: when it is full of unexpired keys, new ones are refused too until some expire (a
     /// client can retry with a fresh JWT; a forgotten key could be replayed).

@@ -65,16 +65,6 @@ impl Store {
         .await?)
     }
 
-    /// Clients changed after `since` (ms), for refreshing the in-memory directory cheaply.
-    pub async fn clients_updated_since(&self, since: i64) -> StoreResult<Vec<ClientRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM clients WHERE updated_at >= $1"
-        ))
-        .bind(since)
-        .fetch_all(self.pool())
-        .await?)
-    }
-
     /// Returns false when no such client exists.
     pub async fn set_client_disabled(
         &self,
@@ -88,6 +78,30 @@ impl Store {
             .bind(id)
             .execute(self.pool())
             .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// How a client is told of decisions, and what it may ask for. Returns false when no such client
+    /// exists.
+    pub async fn set_client_settings(
+        &self,
+        id: &str,
+        delivery_mode: &str,
+        notify_url: Option<&str>,
+        scopes: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE clients SET delivery_mode = $1, notify_url = $2, scopes = $3, updated_at = $4 \
+             WHERE id = $5",
+        )
+        .bind(delivery_mode)
+        .bind(notify_url)
+        .bind(scopes)
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

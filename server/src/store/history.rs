@@ -1,6 +1,7 @@
 //! The admin history: every request with its client, approver and delivery, newest first, filtered,
 //! a page at a time. Pages follow a keyset cursor (the last row's `created_at` and `id`), so a deep
-//! page costs what the first does: no OFFSET scan.
+//! page costs what the first does: no OFFSET scan. A search that matches few requests finds them
+//! through a trigram index (migration 0017) instead of reading every row.
 use sqlx::FromRow;
 
 use super::{Binds, Store, StoreResult};
@@ -68,6 +69,13 @@ const SELECT: &str = "SELECT r.id, r.client_id, c.name AS client_name, c.deliver
     JOIN approvers a ON a.id = r.approver_id \
     LEFT JOIN notification_outbox o ON o.auth_req_id = r.id AND o.channel = 'client'";
 
+/// A search matching at most this many requests lists them from the trigram index; one matching
+/// more is answered by walking the history newest first, where a page of matches comes soon.
+const FEW_MATCHES: usize = 2000;
+
+/// The shortest search the trigram indexes can answer.
+const MIN_INDEXED_CHARS: usize = 3;
+
 impl Store {
     /// Up to `limit` requests matching `filter`, newest first, after `after` if given.
     pub async fn history(
@@ -77,11 +85,69 @@ impl Store {
         limit: i64,
         now: Millis,
     ) -> StoreResult<Vec<HistoryRow>> {
-        let (sql, binds) = history_query(filter, after, limit, now);
+        let (sql, binds) = self.history_query(filter, after, limit, now).await?;
         Ok(binds
             .bind_as(sqlx::query_as::<_, HistoryRow>(&sql))
             .fetch_all(self.pool())
             .await?)
+    }
+
+    /// The history query: a search first asks the trigram index whether its matches are few.
+    async fn history_query(
+        &self,
+        filter: &HistoryFilter,
+        after: Option<&Cursor>,
+        limit: i64,
+        now: Millis,
+    ) -> StoreResult<(String, Binds)> {
+        let few = match &filter.text {
+            Some(text) => self.few_matches(text).await?,
+            None => None,
+        };
+        Ok(history_query(
+            self.backend(),
+            filter,
+            few.as_deref(),
+            after,
+            limit,
+            now,
+        ))
+    }
+
+    /// The ids of the requests whose action or target contain `text`, from the trigram index, if
+    /// there are at most [`FEW_MATCHES`] of them (None if more, or if `text` is too short to index).
+    /// On SQLite the index folds case beyond ASCII, so it may name a few more requests than the
+    /// search's LIKE keeps; the history query applies that condition too.
+    async fn few_matches(&self, text: &str) -> StoreResult<Option<Vec<String>>> {
+        if text.chars().count() < MIN_INDEXED_CHARS {
+            return Ok(None);
+        }
+        let enough = FEW_MATCHES as i64 + 1;
+        let ids: Vec<String> = match self.backend() {
+            super::Backend::Sqlite => {
+                // One FTS5 phrase: with the trigram tokenizer, a substring match.
+                let phrase = format!("\"{}\"", text.replace('"', "\"\""));
+                sqlx::query_scalar(
+                    "SELECT id FROM request_search WHERE request_search MATCH $1 LIMIT $2",
+                )
+                .bind(phrase)
+                .bind(enough)
+                .fetch_all(self.pool())
+                .await?
+            }
+            super::Backend::Postgres => {
+                sqlx::query_scalar(
+                    "SELECT id FROM auth_requests \
+                     WHERE LOWER(action_text) LIKE $1 ESCAPE '\\' OR LOWER(target_text) LIKE $1 ESCAPE '\\' \
+                     LIMIT $2",
+                )
+                .bind(like_pattern(text))
+                .bind(enough)
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        Ok((ids.len() <= FEW_MATCHES).then_some(ids))
     }
 
     /// The database's plan for [`Store::history`] with these arguments, one line per step.
@@ -92,7 +158,7 @@ impl Store {
         limit: i64,
         now: Millis,
     ) -> StoreResult<Vec<String>> {
-        let (sql, binds) = history_query(filter, after, limit, now);
+        let (sql, binds) = self.history_query(filter, after, limit, now).await?;
         let explain = match self.backend() {
             super::Backend::Sqlite => format!("EXPLAIN QUERY PLAN {sql}"),
             super::Backend::Postgres => format!("EXPLAIN {sql}"),
@@ -113,9 +179,12 @@ impl Store {
     }
 }
 
-/// The SQL of the history query and its values, in placeholder order.
+/// The SQL of the history query and its values, in placeholder order. `few` lists every request the
+/// search can match, when the trigram index found them few.
 fn history_query(
+    backend: super::Backend,
     filter: &HistoryFilter,
+    few: Option<&[String]>,
     after: Option<&Cursor>,
     limit: i64,
     now: Millis,
@@ -143,8 +212,18 @@ fn history_query(
     if let Some(approver_id) = &filter.approver_id {
         conditions.push(format!("r.approver_id = {}", binds.text(approver_id)));
     }
+    if let Some(ids) = few {
+        let ids = binds.text(serde_json::Value::from(ids).to_string());
+        // Looked up by primary key, then sorted: a few thousand rows at most.
+        conditions.push(match backend {
+            super::Backend::Sqlite => format!("r.id IN (SELECT value FROM json_each({ids}))"),
+            super::Backend::Postgres => {
+                format!("r.id IN (SELECT jsonb_array_elements_text({ids}::jsonb))")
+            }
+        });
+    }
     if let Some(text) = &filter.text {
-        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+        let pattern = like_pattern(text);
         let (a, t) = (binds.text(pattern.clone()), binds.text(pattern));
         conditions.push(format!(
             "(LOWER(r.action_text) LIKE {a} ESCAPE '\\' OR LOWER(r.target_text) LIKE {t} ESCAPE '\\')"
@@ -190,6 +269,11 @@ impl Store {
                 .await?,
         )
     }
+}
+
+/// The LIKE pattern (escaped with `\`) of a case-insensitive search for `text` anywhere.
+fn like_pattern(text: &str) -> String {
+    format!("%{}%", escape_like(&text.to_lowercase()))
 }
 
 /// `text` matched literally inside a LIKE pattern escaped with `\`.

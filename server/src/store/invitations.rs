@@ -99,6 +99,18 @@ impl Store {
         Ok(true)
     }
 
+    /// Ends every unused invitation without an e-mail (first-admin links) still valid at `now`.
+    pub async fn expire_open_invitations(&self, now: i64) -> StoreResult<u64> {
+        Ok(sqlx::query(
+            "UPDATE invitations SET expires_at = $1 \
+             WHERE email IS NULL AND used_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .execute(self.pool())
+        .await?
+        .rows_affected())
+    }
+
     pub async fn count_approvers(&self) -> StoreResult<i64> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM approvers")
             .fetch_one(self.pool())

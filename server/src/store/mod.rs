@@ -10,6 +10,7 @@ use sqlx::{
     AnyPool, ConnectOptions, Executor,
 };
 
+pub mod abuse;
 pub mod admin_log;
 pub mod approvers;
 pub mod auth_requests;

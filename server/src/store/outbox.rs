@@ -157,7 +157,7 @@ impl Store {
             "INSERT INTO notification_outbox (auth_req_id, channel, claimed_until, attempts, done_at, due_at) \
              SELECT r.id, 'client', 0, 0, NULL, $1 FROM auth_requests r JOIN clients c ON c.id = r.client_id \
              WHERE r.status = 'pending' AND r.expires_at <= $1 AND r.expires_at > $2 \
-             AND c.delivery_mode IN ('ping', 'push') \
+             AND c.delivery_mode IN ('ping', 'push') AND r.notification_token IS NOT NULL \
              ON CONFLICT (auth_req_id, channel) DO NOTHING",
         )
         .bind(now)

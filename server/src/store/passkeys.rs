@@ -56,13 +56,13 @@ impl Store {
         .await?)
     }
 
-    /// How many passkeys each approver has (approvers without one are left out).
-    pub async fn passkey_counts(&self) -> StoreResult<Vec<(String, i64)>> {
-        Ok(
-            sqlx::query_as("SELECT approver_id, COUNT(*) FROM passkeys GROUP BY approver_id")
-                .fetch_all(self.pool())
-                .await?,
-        )
+    /// Every approver's passkeys, for the admin console.
+    pub async fn all_passkeys(&self) -> StoreResult<Vec<PasskeyRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {PASSKEY_COLUMNS} FROM passkeys ORDER BY approver_id, created_at, credential_id"
+        ))
+        .fetch_all(self.pool())
+        .await?)
     }
 
     pub async fn passkeys_of(&self, approver_id: &str) -> StoreResult<Vec<PasskeyRow>> {
@@ -121,6 +121,23 @@ impl Store {
         .bind(approver_id)
         .execute(self.pool())
         .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes one of `approver_id`'s passkeys, even their last (an admin revoking a lost or copied
+    /// one); false if they have no such passkey. Its public key stays in the key registry, so the
+    /// decisions it signed still verify.
+    pub async fn revoke_passkey(
+        &self,
+        approver_id: &str,
+        credential_id: &str,
+    ) -> StoreResult<bool> {
+        let done =
+            sqlx::query("DELETE FROM passkeys WHERE credential_id = $1 AND approver_id = $2")
+                .bind(credential_id)
+                .bind(approver_id)
+                .execute(self.pool())
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -86,8 +86,23 @@ impl Store {
 
     /// The push service gave a browser a new subscription: move the old one's record to it (same
     /// approver, device and id). False when the old endpoint is unknown.
+    /// The subscription at `endpoint`, if any.
+    pub async fn push_subscription_at(
+        &self,
+        endpoint: &str,
+    ) -> StoreResult<Option<PushSubscriptionRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM push_subscriptions WHERE endpoint = $1"
+        ))
+        .bind(endpoint)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Moves subscription `id`, still at `old_endpoint`, to a new endpoint and keys.
     pub async fn renew_push_subscription(
         &self,
+        id: &str,
         old_endpoint: &str,
         endpoint: &str,
         p256dh: &str,
@@ -95,12 +110,13 @@ impl Store {
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE push_subscriptions SET endpoint = $2, p256dh = $3, auth = $4, failures = 0 \
-             WHERE endpoint = $1",
+             WHERE endpoint = $1 AND id = $5",
         )
         .bind(old_endpoint)
         .bind(endpoint)
         .bind(p256dh)
         .bind(auth)
+        .bind(id)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)

@@ -1,5 +1,6 @@
 //! What is deleted once it can no longer matter: expired sessions (and the sign-in, enrollment and
-//! decision ceremonies kept in them), and the notification outbox of requests that have ended. The
+//! decision ceremonies kept in them), the notification outbox of requests that have ended, and the
+//! `jti`s of once-only client JWTs that have expired. The
 //! evidence (requests, decisions, issued tokens, keys) is never deleted here.
 use super::{Store, StoreResult};
 
@@ -8,6 +9,7 @@ use super::{Store, StoreResult};
 pub struct Swept {
     pub sessions: u64,
     pub outbox: u64,
+    pub used_jtis: u64,
 }
 
 impl Store {
@@ -29,6 +31,15 @@ impl Store {
         .execute(self.pool())
         .await?
         .rows_affected();
-        Ok(Swept { sessions, outbox })
+        let used_jtis = sqlx::query("DELETE FROM used_jtis WHERE expires_at <= $1")
+            .bind(now)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(Swept {
+            sessions,
+            outbox,
+            used_jtis,
+        })
     }
 }

@@ -6,16 +6,18 @@ use app::{
     model::{
         AdminLogLine, AdminLogView, AgentLine, AgentView, AgentsView, ApproverLine, ApproversView,
         CheckView, Choice, DayView, HistoryDetail, HistoryLine, HistoryPage, HistoryQuery,
-        InviteView, OverviewView, TimingView,
+        InviteView, OverviewView, PasskeyLine, TimingView,
     },
     service::{AdminService, SignedIn, UiError, UserResult},
 };
 use async_trait::async_trait;
 use axum::{
     body::Body,
-    extract::Query,
-    http::{header, StatusCode},
+    extract::{FromRequestParts, Path, Query, State},
+    http::{header, request::Parts, StatusCode},
     response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+    Form, Router,
 };
 use futures::StreamExt;
 use tower_sessions::Session;
@@ -33,7 +35,7 @@ use crate::{
     },
     ciba::{
         bundle::record_json,
-        clients::{AuthMethod, ClientError, DeliveryMode, NewClient},
+        clients::{AuthMethod, ClientError, DeliveryMode, NewClient, Settings},
         ids::page_ref,
         Ciba,
     },
@@ -322,6 +324,7 @@ impl AdminService for AdminPages {
             agent: agent_line(agent),
             new_secret: flash.secret,
             message: flash.message,
+            error: flash.error,
         })
     }
 
@@ -342,7 +345,19 @@ impl AdminService for AdminPages {
                 .map(|a| ApproverLine {
                     admin: a.approver.role == Role::Admin,
                     disabled: a.approver.disabled,
-                    passkeys: a.passkeys,
+                    passkeys: a
+                        .passkeys
+                        .into_iter()
+                        .map(|p| PasskeyLine {
+                            credential_id: p.credential_id,
+                            name: p.name,
+                            added: utc(p.created_at),
+                            last_used: p.last_used_at.map(utc),
+                            suspended: p
+                                .suspended_reason
+                                .or(p.suspended_at.map(|_| "suspended".to_owned())),
+                        })
+                        .collect(),
                     id: a.approver.id,
                     name: a.approver.name,
                     email: a.approver.email,
@@ -407,19 +422,13 @@ impl AdminService for AdminPages {
 
 /// `GET /admin/export?format=csv|jsonl&…filters`: the filtered history (every page), streamed as it
 /// is read; admins only.
-pub async fn export(
-    pages: Arc<AdminPages>,
-    identity: Arc<IdentityApp>,
-    session: Session,
+async fn export(
+    State(console): State<Console>,
+    _admin: FormAdmin,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
+    let pages = console.pages;
     let refuse = |status: StatusCode, why: &str| (status, why.to_owned()).into_response();
-    match identity.approver_of(&session).await {
-        Ok(Some(approver)) if approver.role == Role::Admin => {}
-        Ok(Some(_)) => return refuse(StatusCode::FORBIDDEN, "This is for admins only."),
-        Ok(None) => return refuse(StatusCode::UNAUTHORIZED, "Please sign in."),
-        Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "Please try again."),
-    }
     let csv = match params.get("format").map(String::as_str) {
         Some("csv") => true,
         Some("jsonl") => false,
@@ -562,13 +571,61 @@ fn json_line(row: &HistoryRow, now: Millis) -> Vec<u8> {
     line
 }
 
-/// The signed-in admin of a console form, or the answer for anyone else.
-async fn form_admin(identity: &IdentityApp, session: &Session) -> Result<Approver, Response> {
-    match identity.approver_of(session).await {
-        Ok(Some(approver)) if approver.role == Role::Admin => Ok(approver),
-        Ok(Some(_)) => Err((StatusCode::FORBIDDEN, "This is for admins only.").into_response()),
-        Ok(None) => Err((StatusCode::UNAUTHORIZED, "Please sign in.").into_response()),
-        Err(_) => Err((StatusCode::INTERNAL_SERVER_ERROR, "Please try again.").into_response()),
+/// What the console's form posts and the export need.
+#[derive(Clone)]
+pub struct Console {
+    pub pages: Arc<AdminPages>,
+    pub identity: Arc<IdentityApp>,
+}
+
+/// The console's form posts and the history export. The pages themselves are server functions
+/// (`app::api::admin`); both check the admin role on the server.
+pub fn routes(console: Console) -> Router {
+    Router::new()
+        .route("/admin/export", get(export))
+        .route("/admin/agents/register", post(register_agent))
+        .route("/admin/agents/{id}/settings", post(change_agent_settings))
+        .route("/admin/agents/{id}/{change}", post(change_agent))
+        .route("/admin/approvers/invite", post(invite_approver))
+        .route(
+            "/admin/approvers/{id}/passkeys/{credential_id}/revoke",
+            post(revoke_passkey),
+        )
+        .route("/admin/approvers/{id}/{change}", post(change_approver))
+        .with_state(console)
+}
+
+/// The signed-in admin a console request comes from, and their session; anyone else is answered
+/// 401 (signed out) or 403 (not an admin) before the handler runs.
+struct FormAdmin {
+    approver: Approver,
+    session: Session,
+}
+
+impl FormAdmin {
+    fn who(&self) -> Admin<'_> {
+        Admin {
+            id: &self.approver.id,
+            email: &self.approver.email,
+        }
+    }
+}
+
+impl FromRequestParts<Console> for FormAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Response> {
+        let session = Session::from_request_parts(parts, console)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match console.identity.approver_of(&session).await {
+            Ok(Some(approver)) if approver.role == Role::Admin => {
+                Ok(FormAdmin { approver, session })
+            }
+            Ok(Some(_)) => Err((StatusCode::FORBIDDEN, "This is for admins only.").into_response()),
+            Ok(None) => Err((StatusCode::UNAUTHORIZED, "Please sign in.").into_response()),
+            Err(_) => Err((StatusCode::INTERNAL_SERVER_ERROR, "Please try again.").into_response()),
+        }
     }
 }
 
@@ -580,6 +637,14 @@ fn form_field(form: &[(String, String)], name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// Every value a form gives for `name` (checkboxes).
+fn form_values(form: &[(String, String)], name: &str) -> Vec<String> {
+    form.iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
 async fn flash_and_go(pages: &AdminPages, session: &Session, flash: Flash, to: &str) -> Response {
     let json = serde_json::to_string(&flash).unwrap_or_default();
     let sealed = pages.kek.seal(FLASH_LABEL, &json);
@@ -589,51 +654,83 @@ async fn flash_and_go(pages: &AdminPages, session: &Session, flash: Flash, to: &
     Redirect::to(to).into_response()
 }
 
-/// `POST /admin/agents/register` (the agents page's form).
-pub async fn register_agent(
-    pages: Arc<AdminPages>,
-    identity: Arc<IdentityApp>,
-    session: Session,
-    form: Vec<(String, String)>,
+/// A refusal said on `page`, then back to it.
+async fn refuse_on(
+    pages: &AdminPages,
+    session: &Session,
+    page: String,
+    to: &str,
+    why: String,
 ) -> Response {
-    let admin = match form_admin(&identity, &session).await {
-        Ok(admin) => admin,
-        Err(answer) => return answer,
+    let flash = Flash {
+        error: Some(why),
+        ..Flash::to(page)
     };
-    let field = |name: &str| form_field(&form, name);
-    let delivery = match field("delivery")
+    flash_and_go(pages, session, flash, to).await
+}
+
+/// Said once on `page`, then back to it.
+async fn say_on(
+    pages: &AdminPages,
+    session: &Session,
+    page: String,
+    to: &str,
+    message: &str,
+) -> Response {
+    let flash = Flash {
+        message: Some(message.into()),
+        ..Flash::to(page)
+    };
+    flash_and_go(pages, session, flash, to).await
+}
+
+/// An agent's page: its flash key and its address.
+fn agent_page(id: &str) -> (String, String) {
+    (format!("agent:{id}"), format!("/admin/agents/{id}"))
+}
+
+fn no_such_agent() -> Response {
+    (StatusCode::NOT_FOUND, "There is no such agent.").into_response()
+}
+
+/// The delivery mode a form chose (poll when it chose none).
+fn form_delivery(form: &[(String, String)]) -> Result<DeliveryMode, String> {
+    form_field(form, "delivery")
         .as_deref()
         .unwrap_or("poll")
         .parse::<DeliveryMode>()
-    {
+}
+
+/// A registration refusal in the console's words (the checks speak of the CLI's flags).
+fn client_refusal(e: &ClientError) -> String {
+    e.to_string().replace("--notify-url", "a notification URL")
+}
+
+/// `POST /admin/agents/register` (the agents page's form).
+async fn register_agent(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let pages = &console.pages;
+    let field = |name: &str| form_field(&form, name);
+    let delivery = match form_delivery(&form) {
         Ok(mode) => mode,
         Err(why) => {
-            let flash = Flash {
-                error: Some(why),
-                ..Flash::to("agents")
-            };
-            return flash_and_go(&pages, &session, flash, "/admin/agents").await;
+            return refuse_on(pages, &admin.session, "agents".into(), "/admin/agents", why).await
         }
     };
     let new = NewClient {
         name: field("name").unwrap_or_default(),
         delivery_mode: delivery,
         notify_url: field("notify_url"),
-        scopes: form
-            .iter()
-            .filter(|(k, _)| k == "scope")
-            .map(|(_, v)| v.clone())
-            .collect(),
+        scopes: form_values(&form, "scope"),
         auth_method: AuthMethod::ClientSecretBasic,
         jwks: None,
         resource_server: field("resource_server").is_some(),
         dpop_bound: field("dpop").is_some(),
     };
-    let who = Admin {
-        id: &admin.id,
-        email: &admin.email,
-    };
-    match pages.agents.register(&who, new).await {
+    match pages.agents.register(&admin.who(), new).await {
         Ok(credentials) => {
             let to = format!("/admin/agents/{}", credentials.client_id);
             let flash = Flash {
@@ -641,90 +738,91 @@ pub async fn register_agent(
                 message: Some("The agent is registered.".into()),
                 ..Flash::to(format!("agent:{}", credentials.client_id))
             };
-            flash_and_go(&pages, &session, flash, &to).await
+            flash_and_go(pages, &admin.session, flash, &to).await
         }
         Err(ClientError::Store(e)) => internal_answer(e),
         Err(e) => {
-            let why = e.to_string().replace("--notify-url", "a notification URL");
-            let flash = Flash {
-                error: Some(why),
-                ..Flash::to("agents")
-            };
-            flash_and_go(&pages, &session, flash, "/admin/agents").await
+            let why = client_refusal(&e);
+            refuse_on(pages, &admin.session, "agents".into(), "/admin/agents", why).await
         }
     }
 }
 
-/// `POST /admin/agents/{id}/rotate`.
-pub async fn rotate_agent_secret(
-    pages: Arc<AdminPages>,
-    identity: Arc<IdentityApp>,
-    session: Session,
-    id: String,
+/// `POST /admin/agents/{id}/settings` (the agent page's delivery and scopes form).
+async fn change_agent_settings(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    let admin = match form_admin(&identity, &session).await {
-        Ok(admin) => admin,
-        Err(answer) => return answer,
+    let pages = &console.pages;
+    let (page, to) = agent_page(&id);
+    let delivery = match form_delivery(&form) {
+        Ok(mode) => mode,
+        Err(why) => return refuse_on(pages, &admin.session, page, &to, why).await,
     };
-    let who = Admin {
-        id: &admin.id,
-        email: &admin.email,
+    let settings = Settings {
+        delivery_mode: delivery,
+        notify_url: form_field(&form, "notify_url"),
+        scopes: form_values(&form, "scope"),
     };
-    let to = format!("/admin/agents/{id}");
-    match pages.agents.rotate_secret(&who, &id).await {
-        Ok(credentials) => {
-            let flash = Flash {
-                secret: credentials.client_secret,
-                message: Some("A new secret is issued; the old one no longer works.".into()),
-                ..Flash::to(format!("agent:{id}"))
-            };
-            flash_and_go(&pages, &session, flash, &to).await
+    match pages
+        .agents
+        .change_settings(&admin.who(), &id, &settings)
+        .await
+    {
+        Ok(()) => {
+            let saved = "Saved: every server uses the new settings within a second.";
+            say_on(pages, &admin.session, page, &to, saved).await
         }
-        Err(ClientError::NotFound(_)) => {
-            (StatusCode::NOT_FOUND, "There is no such agent.").into_response()
-        }
+        Err(ClientError::NotFound(_)) => no_such_agent(),
         Err(ClientError::Store(e)) => internal_answer(e),
-        Err(e) => {
-            let flash = Flash {
-                message: Some(e.to_string()),
-                ..Flash::to(format!("agent:{id}"))
-            };
-            flash_and_go(&pages, &session, flash, &to).await
-        }
+        Err(e) => refuse_on(pages, &admin.session, page, &to, client_refusal(&e)).await,
     }
 }
 
-/// `POST /admin/agents/{id}/disable` and `…/enable`.
-pub async fn set_agent_disabled(
-    pages: Arc<AdminPages>,
-    identity: Arc<IdentityApp>,
-    session: Session,
-    id: String,
-    disabled: bool,
+/// `POST /admin/agents/{id}/rotate`, `…/disable` and `…/enable`.
+async fn change_agent(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Path((id, change)): Path<(String, String)>,
 ) -> Response {
-    let admin = match form_admin(&identity, &session).await {
-        Ok(admin) => admin,
-        Err(answer) => return answer,
+    let pages = &console.pages;
+    let (page, to) = agent_page(&id);
+    let disabled = match change.as_str() {
+        "rotate" => return rotate_agent_secret(pages, &admin, &id).await,
+        "disable" => true,
+        "enable" => false,
+        _ => return (StatusCode::NOT_FOUND, "There is no such change.").into_response(),
     };
-    let who = Admin {
-        id: &admin.id,
-        email: &admin.email,
-    };
-    match pages.agents.set_disabled(&who, &id, disabled).await {
+    match pages.agents.set_disabled(&admin.who(), &id, disabled).await {
         Ok(true) => {
             let message = if disabled {
                 "The agent is disabled: it can no longer authenticate."
             } else {
                 "The agent is enabled again."
             };
-            let flash = Flash {
-                message: Some(message.into()),
-                ..Flash::to(format!("agent:{id}"))
-            };
-            flash_and_go(&pages, &session, flash, &format!("/admin/agents/{id}")).await
+            say_on(pages, &admin.session, page, &to, message).await
         }
-        Ok(false) => (StatusCode::NOT_FOUND, "There is no such agent.").into_response(),
+        Ok(false) => no_such_agent(),
         Err(e) => internal_answer(e),
+    }
+}
+
+async fn rotate_agent_secret(pages: &AdminPages, admin: &FormAdmin, id: &str) -> Response {
+    let (page, to) = agent_page(id);
+    match pages.agents.rotate_secret(&admin.who(), id).await {
+        Ok(credentials) => {
+            let flash = Flash {
+                secret: credentials.client_secret,
+                message: Some("A new secret is issued; the old one no longer works.".into()),
+                ..Flash::to(page)
+            };
+            flash_and_go(pages, &admin.session, flash, &to).await
+        }
+        Err(ClientError::NotFound(_)) => no_such_agent(),
+        Err(ClientError::Store(e)) => internal_answer(e),
+        Err(e) => refuse_on(pages, &admin.session, page, &to, e.to_string()).await,
     }
 }
 
@@ -745,24 +843,13 @@ fn qr_svg(link: &str) -> String {
     }
 }
 
-fn who(admin: &Approver) -> Admin<'_> {
-    Admin {
-        id: &admin.id,
-        email: &admin.email,
-    }
-}
-
 /// `POST /admin/approvers/invite` (the approvers page's form).
-pub async fn invite_approver(
-    pages: Arc<AdminPages>,
-    identity: Arc<IdentityApp>,
-    session: Session,
-    form: Vec<(String, String)>,
+async fn invite_approver(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    let admin = match form_admin(&identity, &session).await {
-        Ok(admin) => admin,
-        Err(answer) => return answer,
-    };
+    let pages = &console.pages;
     let field = |name: &str| form_field(&form, name);
     let email = field("email").unwrap_or_default();
     let role = if field("admin").is_some() {
@@ -772,7 +859,7 @@ pub async fn invite_approver(
     };
     let flash = match pages
         .approvers
-        .invite(&who(&admin), &email, field("name").as_deref(), role)
+        .invite(&admin.who(), &email, field("name").as_deref(), role)
         .await
     {
         Ok(token) => {
@@ -792,37 +879,56 @@ pub async fn invite_approver(
             ..Flash::to("approvers")
         },
     };
-    flash_and_go(&pages, &session, flash, "/admin/approvers").await
+    flash_and_go(pages, &admin.session, flash, "/admin/approvers").await
 }
 
 /// `POST /admin/approvers/{id}/promote`, `…/demote` and `…/disable`.
-pub async fn change_approver(
-    pages: Arc<AdminPages>,
-    identity: Arc<IdentityApp>,
-    session: Session,
-    id: String,
-    change: String,
+async fn change_approver(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Path((id, change)): Path<(String, String)>,
 ) -> Response {
-    let admin = match form_admin(&identity, &session).await {
-        Ok(admin) => admin,
-        Err(answer) => return answer,
-    };
-    let admin = who(&admin);
+    let (pages, who) = (&console.pages, admin.who());
     let (done, message) = match change.as_str() {
         "promote" => (
-            pages.approvers.set_role(&admin, &id, Role::Admin).await,
+            pages.approvers.set_role(&who, &id, Role::Admin).await,
             "They are an admin now.",
         ),
         "demote" => (
-            pages.approvers.set_role(&admin, &id, Role::Approver).await,
+            pages.approvers.set_role(&who, &id, Role::Approver).await,
             "They are an approver only now.",
         ),
         "disable" => (
-            pages.approvers.disable(&admin, &id).await,
+            pages.approvers.disable(&who, &id).await,
             "They are disabled: their sessions have ended and their pending requests are withdrawn.",
         ),
         _ => return (StatusCode::NOT_FOUND, "There is no such change.").into_response(),
     };
+    approver_changed(pages, &admin.session, done, message).await
+}
+
+/// `POST /admin/approvers/{id}/passkeys/{credential_id}/revoke`.
+async fn revoke_passkey(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Path((id, credential_id)): Path<(String, String)>,
+) -> Response {
+    let pages = &console.pages;
+    let done = pages
+        .approvers
+        .revoke_passkey(&admin.who(), &id, &credential_id)
+        .await;
+    let message = "The passkey is revoked: sessions made with it have ended.";
+    approver_changed(pages, &admin.session, done, message).await
+}
+
+/// Back to the approvers page, saying how a change went.
+async fn approver_changed(
+    pages: &AdminPages,
+    session: &Session,
+    done: Result<(), ApproverChangeError>,
+    message: &str,
+) -> Response {
     let flash = match done {
         Ok(()) => Flash {
             message: Some(message.into()),
@@ -831,11 +937,14 @@ pub async fn change_approver(
         Err(ApproverChangeError::NotFound) => {
             return (StatusCode::NOT_FOUND, "There is no such approver.").into_response()
         }
+        Err(ApproverChangeError::NoSuchPasskey) => {
+            return (StatusCode::NOT_FOUND, "They have no such passkey.").into_response()
+        }
         Err(ApproverChangeError::Store(e)) => return internal_answer(e),
         Err(e) => Flash {
             error: Some(e.to_string()),
             ..Flash::to("approvers")
         },
     };
-    flash_and_go(&pages, &session, flash, "/admin/approvers").await
+    flash_and_go(pages, session, flash, "/admin/approvers").await
 }

@@ -66,11 +66,13 @@ impl PushDevices {
     }
 
     /// The service worker's report that the push service replaced this browser's subscription
-    /// (`pushsubscriptionchange`). No session is needed: knowing the old endpoint, which only the
-    /// browser and this server hold, proves it is the same browser.
+    /// (`pushsubscriptionchange`). No session is needed, the worker may have none: the proof is the
+    /// old subscription's `auth` secret (RFC 8291), which only the browser and this server hold. The
+    /// endpoint alone is no proof: the push service knows it, and so may anyone who saw it in a log.
     pub async fn renew(
         &self,
         old_endpoint: &str,
+        old_auth: &str,
         fresh: BrowserSubscription,
     ) -> Result<(), RenewError> {
         if !self.acceptable(&fresh) {
@@ -80,6 +82,7 @@ impl PushDevices {
             .pusher
             .renew_device(
                 old_endpoint,
+                old_auth,
                 &fresh.endpoint,
                 &fresh.keys.p256dh,
                 &fresh.keys.auth,
@@ -99,7 +102,7 @@ impl PushDevices {
 pub enum RenewError {
     /// The new subscription names an unknown push service or malformed keys.
     Unacceptable,
-    /// No subscription has the old endpoint.
+    /// No subscription has the old endpoint with that `auth` secret.
     Unknown,
     Storage,
 }
@@ -107,18 +110,25 @@ pub enum RenewError {
 #[derive(Deserialize)]
 pub struct Renewal {
     old_endpoint: String,
+    /// The old subscription's `auth` secret (base64url), as `PushSubscription.toJSON()` gives it.
+    old_auth: String,
     subscription: BrowserSubscription,
 }
 
 /// `POST /push/renew` (JSON), from the service worker: 204 when the subscription moved, 404 when the
-/// old endpoint is unknown, 400 when the new one is unacceptable.
+/// old endpoint is unknown or the old `auth` secret does not match (one answer for both), 400 when
+/// the new one is unacceptable.
 pub async fn renew_handler(
     devices: Arc<PushDevices>,
     axum::Json(renewal): axum::Json<Renewal>,
 ) -> axum::http::StatusCode {
     use axum::http::StatusCode;
     match devices
-        .renew(&renewal.old_endpoint, renewal.subscription)
+        .renew(
+            &renewal.old_endpoint,
+            &renewal.old_auth,
+            renewal.subscription,
+        )
         .await
     {
         Ok(()) => StatusCode::NO_CONTENT,

@@ -42,61 +42,20 @@ pub fn routes(config: &ServeConfig, services: Services, sessions: DbSessionStore
         .build();
     let routes = generate_route_list(app::App);
     let events = {
-        let services = services.clone();
+        let check = Arc::new(events::SessionCheck {
+            identity: services.identity.clone(),
+            sessions: sessions.clone(),
+            streams: Arc::default(),
+        });
+        let ciba = services.ciba.clone();
         axum::routing::get(move |session: tower_sessions::Session| {
-            events::inbox(services.identity.clone(), services.ciba.clone(), session)
+            events::inbox(check.clone(), ciba.clone(), session)
         })
     };
-    let export = {
-        let (admin, identity) = (services.admin.clone(), services.identity.clone());
-        axum::routing::get(move |session: tower_sessions::Session, query| {
-            admin::export(admin.clone(), identity.clone(), session, query)
-        })
-    };
-    let register_agent = {
-        let (admin, identity) = (services.admin.clone(), services.identity.clone());
-        axum::routing::post(
-            move |session: tower_sessions::Session,
-                  axum::extract::Form(form): axum::extract::Form<Vec<(String, String)>>| {
-                admin::register_agent(admin.clone(), identity.clone(), session, form)
-            },
-        )
-    };
-    let change_agent = {
-        let (admin, identity) = (services.admin.clone(), services.identity.clone());
-        axum::routing::post(
-            move |session: tower_sessions::Session,
-                  axum::extract::Path((id, change)): axum::extract::Path<(String, String)>| {
-                let (admin, identity) = (admin.clone(), identity.clone());
-                async move {
-                    match change.as_str() {
-                        "rotate" => admin::rotate_agent_secret(admin, identity, session, id).await,
-                        "disable" => admin::set_agent_disabled(admin, identity, session, id, true).await,
-                        "enable" => admin::set_agent_disabled(admin, identity, session, id, false).await,
-                        _ => axum::response::IntoResponse::into_response(axum::http::StatusCode::NOT_FOUND),
-                    }
-                }
-            },
-        )
-    };
-    let invite_approver = {
-        let (admin, identity) = (services.admin.clone(), services.identity.clone());
-        axum::routing::post(
-            move |session: tower_sessions::Session,
-                  axum::extract::Form(form): axum::extract::Form<Vec<(String, String)>>| {
-                admin::invite_approver(admin.clone(), identity.clone(), session, form)
-            },
-        )
-    };
-    let change_approver = {
-        let (admin, identity) = (services.admin.clone(), services.identity.clone());
-        axum::routing::post(
-            move |session: tower_sessions::Session,
-                  axum::extract::Path((id, change)): axum::extract::Path<(String, String)>| {
-                admin::change_approver(admin.clone(), identity.clone(), session, id, change)
-            },
-        )
-    };
+    let console = admin::routes(admin::Console {
+        pages: services.admin.clone(),
+        identity: services.identity.clone(),
+    });
     let renew = {
         let devices = services.notifications.clone();
         axum::routing::post(move |body| devices::renew_handler(devices.clone(), body))
@@ -140,11 +99,7 @@ pub fn routes(config: &ServeConfig, services: Services, sessions: DbSessionStore
         .with_state(options)
         .merge(site.router(not_found))
         .route("/events/inbox", events)
-        .route("/admin/export", export)
-        .route("/admin/agents/register", register_agent)
-        .route("/admin/agents/{id}/{change}", change_agent)
-        .route("/admin/approvers/invite", invite_approver)
-        .route("/admin/approvers/{id}/{change}", change_approver)
+        .merge(console)
         .route("/push/renew", renew)
         .layer(session_layer)
         .layer(axum::middleware::from_fn_with_state(

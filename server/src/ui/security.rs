@@ -45,7 +45,10 @@ pub async fn same_origin_only(
         None => fetched_from_here(),
     };
     if !same_origin {
-        tracing::warn!(path = %request.uri().path(), "refused a cross-site state-changing request");
+        tracing::warn!(
+            path = loggable_path(request.uri().path()),
+            "refused a cross-site state-changing request"
+        );
         return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
     }
     next.run(request).await
@@ -110,14 +113,49 @@ pub async fn log_slow_requests(request: Request<Body>, next: Next) -> Response {
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     if elapsed > SLOW {
-        tracing::warn!(%method, path = uri.path(), status = response.status().as_u16(), elapsed_ms = elapsed.as_millis() as u64, "slow request");
+        tracing::warn!(%method, path = loggable_path(uri.path()), status = response.status().as_u16(), elapsed_ms = elapsed.as_millis() as u64, "slow request");
     }
     response
+}
+
+/// `path` with whatever may be a secret taken out: an enrollment link's token, and any segment long
+/// and random enough to be a token or an identifier that works as one.
+fn loggable_path(path: &str) -> String {
+    let mut previous = "";
+    path.split('/')
+        .map(|segment| {
+            let secret = previous == "enroll"
+                || (segment.len() >= 20
+                    && segment
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            previous = segment;
+            if secret {
+                "…"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_slow_request_log_leaves_tokens_out() {
+        let token = "Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXV4cXV1eA";
+        assert_eq!(loggable_path(&format!("/enroll/{token}")), "/enroll/…");
+        assert_eq!(loggable_path("/enroll/short"), "/enroll/…");
+        assert_eq!(
+            loggable_path(&format!("/admin/requests/{token}")),
+            "/admin/requests/…"
+        );
+        assert_eq!(loggable_path("/bc-authorize"), "/bc-authorize");
+        assert_eq!(loggable_path("/admin/agents"), "/admin/agents");
+    }
 
     #[test]
     fn pages_and_other_responses_share_one_policy() {

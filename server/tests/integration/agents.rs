@@ -1,16 +1,24 @@
-//! Agents kept from the admin console (`admin::agents`) on both databases: registering, rotating a
-//! secret, disabling and enabling, each written to the admin log, which the database keeps
-//! append-only; and each agent's last 30 days.
+//! Agents and approvers kept from the admin console (`admin::agents`, `admin::approvers`) on both
+//! databases: registering, rotating a secret, changing delivery and scopes, disabling and enabling;
+//! inviting, promoting, revoking passkeys and offboarding; each written to the admin log, which the
+//! database keeps append-only; and each agent's last 30 days.
 use axum::http::StatusCode;
 use server::{
     admin::agents::{Admin, Agents},
-    ciba::{clients::NewClient, AuthMethod, DeliveryMode},
+    ciba::{
+        clients::{ClientError, NewClient, Settings},
+        AuthMethod, DeliveryMode,
+    },
     clock::Clock,
 };
 
 use crate::{common::*, on_both_databases};
 
-on_both_databases!(admins_keep_agents_and_the_log_remembers);
+on_both_databases!(
+    admins_keep_agents_and_the_log_remembers,
+    an_agents_delivery_changes_and_earlier_requests_keep_theirs,
+    a_revoked_passkey_signs_in_no_more_and_its_decisions_still_verify
+);
 
 async fn admins_keep_agents_and_the_log_remembers(db: Db) {
     let h = Harness::new(db).await;
@@ -60,7 +68,7 @@ async fn admins_keep_agents_and_the_log_remembers(db: Db) {
                 }
             )
             .await,
-        Err(server::ciba::clients::ClientError::Invalid(_))
+        Err(ClientError::Invalid(_))
     ));
 
     // A rotated secret replaces the old one; a disabled agent cannot authenticate.
@@ -191,7 +199,7 @@ async fn admins_keep_approvers_and_one_admin_always_remains(db: Db) {
     let listed = console.list().await.unwrap();
     let jane_now = listed.iter().find(|a| a.approver.id == jane.id).unwrap();
     assert!(jane_now.approver.disabled);
-    assert_eq!(jane_now.passkeys, 0);
+    assert!(jane_now.passkeys.is_empty());
     let log: Vec<(String, String)> = h
         .store
         .admin_log(10)
@@ -210,5 +218,210 @@ async fn admins_keep_approvers_and_one_admin_always_remains(db: Db) {
     assert_eq!(
         log,
         expected.map(|(a, s)| (a.to_owned(), s.to_owned())).to_vec()
+    );
+}
+
+const ADA: Admin<'static> = Admin {
+    id: "admin-1",
+    email: "ada@example.com",
+};
+
+async fn outbox_rows(h: &Harness, auth_req_id: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM notification_outbox WHERE auth_req_id = $1 AND channel = 'client'",
+    )
+    .bind(auth_req_id)
+    .fetch_one(h.store.pool())
+    .await
+    .unwrap()
+}
+
+async fn an_agents_delivery_changes_and_earlier_requests_keep_theirs(db: Db) {
+    let h = Harness::new(db).await;
+    let jane = h.approver(APPROVER, None).await;
+    let agents = Agents::new(h.server.ciba.clone(), Default::default());
+    let creds = h.poll_client().await;
+    let made_polling = h.start(&creds, APPROVER).await;
+
+    let ping = Settings {
+        delivery_mode: DeliveryMode::Ping,
+        notify_url: Some("https://agent.example/cb".into()),
+        scopes: vec!["email".into(), "profile".into(), "email".into()],
+    };
+    agents
+        .change_settings(&ADA, &creds.id, &ping)
+        .await
+        .unwrap();
+    let row = h.store.client(&creds.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            row.delivery_mode.as_str(),
+            row.notify_url.as_deref(),
+            row.scopes.as_str()
+        ),
+        (
+            "ping",
+            Some("https://agent.example/cb"),
+            "openid email profile"
+        )
+    );
+
+    // Refused as at registration, and nothing changes.
+    let refused = [
+        Settings {
+            notify_url: None,
+            ..ping.clone()
+        },
+        Settings {
+            delivery_mode: DeliveryMode::Poll,
+            ..ping.clone()
+        },
+        Settings {
+            notify_url: Some("http://agent.example/cb".into()),
+            ..ping.clone()
+        },
+        Settings {
+            scopes: vec!["admin".into()],
+            ..ping.clone()
+        },
+    ];
+    for settings in refused {
+        assert!(
+            matches!(
+                agents.change_settings(&ADA, &creds.id, &settings).await,
+                Err(ClientError::Invalid(_))
+            ),
+            "{settings:?}"
+        );
+    }
+    assert!(matches!(
+        agents.change_settings(&ADA, "no-such-agent", &ping).await,
+        Err(ClientError::NotFound(_))
+    ));
+    let after = h.store.client(&creds.id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.delivery_mode, after.updated_at),
+        (row.delivery_mode, row.updated_at)
+    );
+
+    // CIBA §10.2: the request made in poll mode carries no notification token, so it is not
+    // pinged (the client could not check the ping); it is redeemed by polling as before.
+    h.server.ciba.refresh().await.unwrap();
+    h.approve(&made_polling, &jane.id).await;
+    assert_eq!(outbox_rows(&h, &made_polling).await, 0);
+    assert_eq!(h.poll(&creds, &made_polling).await.status, StatusCode::OK);
+
+    // A request made in ping mode now needs the token (§7.1) and is pinged.
+    h.bc_authorize(&creds, APPROVER, &[])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    let answer = h
+        .bc_authorize(
+            &creds,
+            APPROVER,
+            &[("client_notification_token", "ping-token-0123456789")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let made_pinging = answer.json["auth_req_id"].as_str().unwrap().to_owned();
+    h.approve(&made_pinging, &jane.id).await;
+    assert_eq!(outbox_rows(&h, &made_pinging).await, 1);
+
+    // Scopes taken away are refused from the next request on (CIBA §13: invalid_scope).
+    let poll_only = Settings {
+        delivery_mode: DeliveryMode::Poll,
+        notify_url: None,
+        scopes: Vec::new(),
+    };
+    agents
+        .change_settings(&ADA, &creds.id, &poll_only)
+        .await
+        .unwrap();
+    h.server.ciba.refresh().await.unwrap();
+    h.bc_authorize(&creds, APPROVER, &[])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_scope");
+
+    let log = h.store.admin_log(10).await.unwrap();
+    assert_eq!(log.len(), 2, "refusals are not logged");
+    let log = &log[1..];
+    assert_eq!(
+        (log[0].action.as_str(), log[0].detail.as_deref()),
+        (
+            "changed an agent's settings",
+            Some("ping delivery to https://agent.example/cb; scopes openid email profile")
+        )
+    );
+}
+
+async fn a_revoked_passkey_signs_in_no_more_and_its_decisions_still_verify(db: Db) {
+    use server::{
+        admin::approvers::{ApproverChangeError, Approvers},
+        identity::accounts::Accounts,
+    };
+    let h = Harness::new(db).await;
+    let jane = h.approver(APPROVER, None).await;
+    let mallory = h.approver("mallory@example.com", None).await;
+    let accounts = Accounts::new(h.store.clone(), h.server.ciba.key_registry().clone());
+    let jane_key = passkey_row(&test_credential(&jane.id), &jane.id, TEST_PASSKEY);
+    accounts
+        .insert_passkey(&jane_key, &test_public_key(TEST_PASSKEY))
+        .await
+        .unwrap();
+    let mallory_key = passkey_row("TWFsbG9yeQ", &mallory.id, 9);
+    accounts
+        .insert_passkey(&mallory_key, &test_public_key(9))
+        .await
+        .unwrap();
+    let creds = h.poll_client().await;
+    let approved = h.approved(&creds, &jane.id).await;
+
+    assert!(accounts
+        .passkey(&jane_key.credential_id)
+        .await
+        .unwrap()
+        .is_some());
+    let console = Approvers::new(h.server.ciba.clone());
+    let listed = console.list().await.unwrap();
+    let jane_listed = listed.iter().find(|a| a.approver.id == jane.id).unwrap();
+    assert_eq!(jane_listed.passkeys.len(), 1);
+
+    // Only the approver's own passkey can be revoked through their line.
+    assert!(matches!(
+        console.revoke_passkey(&ADA, &jane.id, "TWFsbG9yeQ").await,
+        Err(ApproverChangeError::NoSuchPasskey)
+    ));
+    assert!(matches!(
+        console
+            .revoke_passkey(&ADA, "no-such-approver", "TWFsbG9yeQ")
+            .await,
+        Err(ApproverChangeError::NotFound)
+    ));
+    // Even the last one: a lost or copied passkey must stop working.
+    console
+        .revoke_passkey(&ADA, &jane.id, &jane_key.credential_id)
+        .await
+        .unwrap();
+    assert!(accounts
+        .passkey(&jane_key.credential_id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(accounts.passkey("TWFsbG9yeQ").await.unwrap().is_some());
+
+    // What it signed before still verifies, and still redeems.
+    assert_eq!(
+        audit_problems(&h.store).await,
+        Vec::<(String, String)>::new()
+    );
+    assert_eq!(h.poll(&creds, &approved).await.status, StatusCode::OK);
+    let log = h.store.admin_log(10).await.unwrap();
+    assert_eq!(
+        (
+            log[0].action.as_str(),
+            log[0].subject.as_str(),
+            log[0].detail.as_deref()
+        ),
+        ("revoked a passkey", APPROVER, Some("\"Phone\""))
     );
 }

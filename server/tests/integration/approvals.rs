@@ -168,11 +168,11 @@ async fn an_approver_decides_their_own_request_once_with_a_bound_challenge(db: D
 async fn wrong_user_codes_are_counted_and_lock_approval_after_five(db: Db) {
     let h = Harness::new(db).await;
     let creds = h.poll_client().await;
-    let uma = h.approver(APPROVER, Some("2468")).await;
+    let uma = h.approver(APPROVER, Some("246810")).await;
     let approvals = Approvals::new(h.server.ciba.clone(), Arc::new(StandIn::default()));
     // The agent passes the code on (CIBA §7.1); the approver must enter it on the page too.
     let r = h
-        .bc_authorize(&creds, APPROVER, &[("user_code", "2468")])
+        .bc_authorize(&creds, APPROVER, &[("user_code", "246810")])
         .await;
     let id = r.json["auth_req_id"].as_str().unwrap().to_owned();
     let reference = page_ref(&id);
@@ -202,7 +202,7 @@ async fn wrong_user_codes_are_counted_and_lock_approval_after_five(db: Db) {
     // The right code no longer helps, and the page is told the request is locked.
     assert!(matches!(
         approvals
-            .start(&uma.id, &reference, true, Some("2468"), None)
+            .start(&uma.id, &reference, true, Some("246810"), None)
             .await,
         Err(ApprovalError::UserCodeLocked)
     ));

@@ -404,10 +404,18 @@ async fn an_id_token_hint_names_the_approver_it_was_issued_for(db: Db) {
     let other = h.poll_client().await;
     let approver = h.approver(APPROVER, None).await;
     let id = h.approved(&creds, &approver.id).await;
-    let id_token = h.poll(&creds, &id).await.json["id_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let tokens = h.poll(&creds, &id).await.json;
+    let id_token = tokens["id_token"].as_str().unwrap().to_owned();
+    // RFC 8725 §3.11: the access token is signed by the same key and names the same subject and
+    // client, but it is typed at+jwt, so it is no ID token.
+    let access_token = tokens["access_token"].as_str().unwrap();
+    h.bc_authorize(
+        &creds,
+        APPROVER,
+        &[("login_hint", ""), ("id_token_hint", access_token)],
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
     h.clock.advance_secs(3600); // expired ID tokens are still valid hints
     let r = h
         .bc_authorize(

@@ -291,7 +291,29 @@ impl Harness {
     }
 
     pub async fn send(&self, request: Request<Body>) -> Response {
-        let response = self.server.router.clone().oneshot(request).await.unwrap();
+        send_to(&self.server, request).await
+    }
+
+    /// Another instance of the server on the same database and clock, as a second replica is.
+    pub async fn another_instance(&self) -> Server {
+        server::build(&test_config(), self.store.clone(), self.clock.clone())
+            .await
+            .unwrap()
+    }
+}
+
+/// A form POST to `server`.
+pub async fn post_form_to(server: &Server, path: &str, form: &[(&str, &str)]) -> Response {
+    let request = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(serde_urlencoded::to_string(form).unwrap()))
+        .unwrap();
+    send_to(server, request).await
+}
+
+pub async fn send_to(server: &Server, request: Request<Body>) -> Response {
+    {
+        let response = server.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = axum::body::to_bytes(response.into_body(), 10 << 20)
@@ -305,7 +327,9 @@ impl Harness {
             text: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
+}
 
+impl Harness {
     /// A valid backchannel request for `email`, with `extra` parameters added or overriding.
     pub async fn bc_authorize(
         &self,
@@ -631,4 +655,36 @@ pub async fn audit_report(
     server::ciba::audit::verify(store, &test_rp(), inputs)
         .await
         .unwrap()
+}
+
+/// A stored passkey as webauthn-rs keeps it, with `test_key(seed)`'s public key.
+pub fn passkey_json(credential_id: &str, seed: u8) -> String {
+    let key: Value = serde_json::from_str(&test_public_key(seed)).unwrap();
+    serde_json::json!({"cred": {
+        "cred_id": credential_id, "cred": key, "counter": 0, "transports": null,
+        "user_verified": true, "backup_eligible": false, "backup_state": false,
+        "registration_policy": "required",
+        "extensions": {"cred_protect": "Ignored", "hmac_create_secret": "NotRequested",
+            "appid": "NotRequested", "cred_props": {"Unsigned": {"rk": true}}},
+        "attestation": {"data": "None", "metadata": "None"}, "attestation_format": "none",
+    }})
+    .to_string()
+}
+
+pub fn passkey_row(
+    credential_id: &str,
+    approver_id: &str,
+    seed: u8,
+) -> server::store::passkeys::PasskeyRow {
+    server::store::passkeys::PasskeyRow {
+        credential_id: credential_id.into(),
+        approver_id: approver_id.into(),
+        name: "Phone".into(),
+        passkey: passkey_json(credential_id, seed),
+        backup_state: 0,
+        created_at: 0,
+        last_used_at: None,
+        suspended_at: None,
+        suspended_reason: None,
+    }
 }

@@ -58,7 +58,12 @@ async fn decisions_form_a_verifiable_chain(db: Db) {
         ("deny", Some("wrong order"))
     );
     // The server's JWS carries the record and verifies against its key.
-    let claims = h.server.ciba.keys().verify(&rows[0].jws).unwrap();
+    let claims = h
+        .server
+        .ciba
+        .keys()
+        .verify(&rows[0].jws, server::ciba::record::RECORD_JWS_TYPE)
+        .unwrap();
     assert_eq!(claims["record_hash"], rows[0].record_hash.as_str());
     let report = audit_report(&h.store, None).await;
     assert_eq!(report.records, 3);

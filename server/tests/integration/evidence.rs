@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use serde_json::{json, Value};
 use server::{
     ciba::{
         audit::Subject,
@@ -27,34 +26,6 @@ on_both_databases!(
     a_deleted_tail_is_shown_by_the_checkpoint,
     an_emptied_decision_table_is_shown_by_the_checkpoint
 );
-
-/// A stored passkey as webauthn-rs keeps it, with `test_key(seed)`'s public key.
-fn passkey_json(credential_id: &str, seed: u8) -> String {
-    let key: Value = serde_json::from_str(&test_public_key(seed)).unwrap();
-    json!({"cred": {
-        "cred_id": credential_id, "cred": key, "counter": 0, "transports": null,
-        "user_verified": true, "backup_eligible": false, "backup_state": false,
-        "registration_policy": "required",
-        "extensions": {"cred_protect": "Ignored", "hmac_create_secret": "NotRequested",
-            "appid": "NotRequested", "cred_props": {"Unsigned": {"rk": true}}},
-        "attestation": {"data": "None", "metadata": "None"}, "attestation_format": "none",
-    }})
-    .to_string()
-}
-
-fn passkey_row(credential_id: &str, approver_id: &str, seed: u8) -> PasskeyRow {
-    PasskeyRow {
-        credential_id: credential_id.into(),
-        approver_id: approver_id.into(),
-        name: "Phone".into(),
-        passkey: passkey_json(credential_id, seed),
-        backup_state: 0,
-        created_at: 0,
-        last_used_at: None,
-        suspended_at: None,
-        suspended_reason: None,
-    }
-}
 
 async fn plant(h: &Harness, row: &PasskeyRow) {
     sqlx::query(

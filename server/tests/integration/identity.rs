@@ -176,8 +176,38 @@ async fn the_first_admin_link_exists_only_while_there_are_no_approvers(db: Db) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((row.email, row.role.as_str()), (None, "admin"));
+    assert_eq!((row.email.as_deref(), row.role.as_str()), (None, "admin"));
+    // A restart prints a new link, and the old one stops working: one live link at a time.
+    h.clock.advance_secs(1);
+    let again = invitations::first_admin_link(&h.store, h.clock.now())
+        .await
+        .unwrap()
+        .expect("a new first-admin link");
+    let invitation = |token: String| {
+        let store = h.store.clone();
+        async move {
+            store
+                .invitation(&hash_secret(&token))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let (old, new) = (invitation(token).await, invitation(again).await);
+    let now = h.clock.now();
+    assert!(invitations::check(Some(&old), now).is_err());
+    assert!(invitations::check(Some(&new), now).is_ok());
+    assert_eq!(
+        invitations::check_open(&h.store, &new).await.unwrap(),
+        Ok(())
+    );
+    // Once anyone is enrolled, the open link is refused: it would let whoever holds it give that
+    // person's e-mail and add a passkey to their account.
     h.approver(APPROVER, None).await;
+    assert!(invitations::check_open(&h.store, &new)
+        .await
+        .unwrap()
+        .is_err());
     assert!(invitations::first_admin_link(&h.store, h.clock.now())
         .await
         .unwrap()

@@ -18,6 +18,7 @@ on_both_databases!(
     private_key_jwt_assertions_authenticate_once,
     login_hint_tokens_name_the_approver_until_they_expire,
     signed_requests_carry_every_parameter,
+    client_jwts_are_typed_short_lived_and_used_once_on_every_instance,
 );
 
 const ISSUER: &str = "http://localhost:3000";
@@ -30,8 +31,15 @@ struct KeyedClient {
 
 impl KeyedClient {
     fn sign(&self, claims: Value) -> String {
+        self.sign_typed(claims, None)
+    }
+
+    fn sign_typed(&self, claims: Value, typ: Option<&str>) -> String {
         let mut header = JwsHeader::new();
         header.set_key_id("k1");
+        if let Some(typ) = typ {
+            header.set_token_type(typ);
+        }
         let payload = JwtPayload::from_map(claims.as_object().unwrap().clone()).unwrap();
         jwt::encode_with_signer(&payload, &header, &self.signer).unwrap()
     }
@@ -277,4 +285,61 @@ async fn signed_requests_carry_every_parameter(db: Db) {
     .await
     .assert_error(StatusCode::BAD_REQUEST, "invalid_authorization_details");
     assert_eq!(h.count_requests("1 = 1").await, 1);
+}
+
+async fn client_jwts_are_typed_short_lived_and_used_once_on_every_instance(db: Db) {
+    let h = Harness::new(db).await;
+    h.approver(APPROVER, None).await;
+    let client = keyed_client(&h).await;
+    let now = secs(h.clock.now());
+    let claims = |jti: &str, exp: i64| json!({"iss": client.id, "sub": client.id, "aud": ISSUER, "jti": jti, "exp": exp});
+    let refused = |assertion: String| {
+        let h = &h;
+        async move {
+            bc_authorize_with(h, &assertion, &[])
+                .await
+                .assert_error(StatusCode::UNAUTHORIZED, "invalid_client");
+        }
+    };
+    // An exp so large that, scaled to milliseconds, it once wrapped to the past in the replay
+    // memory, which then forgot the jti at once: the same assertion authenticated again and again.
+    let huge = client.sign(claims("b1", i64::MAX / 100));
+    refused(huge.clone()).await;
+    refused(huge).await;
+    // RFC 7523 leaves the lifetime to the server: at most 10 minutes here, and iat not ahead.
+    refused(client.sign(claims("b2", now + 3600))).await;
+    let mut ahead = claims("b3", now + 60);
+    ahead["iat"] = json!(now + 600);
+    refused(client.sign(ahead)).await;
+    // RFC 8725 §3.11: a JWT typed for something else is no client assertion.
+    refused(client.sign_typed(claims("b4", now + 60), Some("at+jwt"))).await;
+    refused(client.sign_typed(claims("b5", now + 60), Some("oauth-authz-req+jwt"))).await;
+    let typed = client.sign_typed(claims("b6", now + 60), Some("client-authentication+jwt"));
+    assert_eq!(
+        bc_authorize_with(&h, &typed, &[]).await.status,
+        StatusCode::OK
+    );
+
+    // RFC 7523 §3 item 7 across instances: the jti is remembered in the database.
+    let once = client.sign(claims("b7", now + 300));
+    let first = bc_authorize_with(&h, &once, &[]).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let other = h.another_instance().await;
+    let details = action_details();
+    let form = [
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", once.as_str()),
+        ("scope", "openid"),
+        ("login_hint", APPROVER),
+        ("authorization_details", details.as_str()),
+    ];
+    post_form_to(&other, "/bc-authorize", &form)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    // Once it has expired, the sweep forgets it; an expired JWT is refused anyway.
+    h.clock.advance_secs(301);
+    let swept = h.store.sweep_expired(h.clock.now()).await.unwrap();
+    assert_eq!(swept.used_jtis, 2);
+    refused(once).await;
+    assert_eq!(h.count_requests("1 = 1").await, 2);
 }

@@ -100,7 +100,7 @@ async fn plain_keys_from_an_earlier_version_are_sealed_on_start(db: Db) {
         .keys()
         .sign("JWT", serde_json::Map::new())
         .unwrap();
-    assert!(built.ciba.keys().verify(&token).is_ok());
+    assert!(built.ciba.keys().verify(&token, "JWT").is_ok());
     assert_ne!(
         built.pusher.public_key(),
         "stale",

@@ -1,4 +1,5 @@
 //! Integration tests of the agent-facing CIBA provider, each run on SQLite and on PostgreSQL.
+mod abuse;
 mod agents;
 mod approvals;
 mod backchannel;

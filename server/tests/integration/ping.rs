@@ -488,7 +488,7 @@ async fn push_clients_receive_the_token_response_or_the_error(db: Db) {
     assert_eq!(body["auth_req_id"], approved.as_str());
     assert_eq!(body["token_type"], "Bearer");
     let access_token = body["access_token"].as_str().unwrap();
-    h.server.ciba.keys().verify(access_token).unwrap();
+    h.server.ciba.keys().verify(access_token, "at+jwt").unwrap();
     let id_token = claims(body["id_token"].as_str().unwrap());
     assert_eq!(
         id_token["urn:openid:params:jwt:claim:auth_req_id"],

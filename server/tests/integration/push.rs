@@ -438,18 +438,22 @@ async fn the_vapid_key_is_made_once_and_kept(db: Db) {
 }
 
 /// `pushsubscriptionchange` (Push API §11.2): the service worker reports the new subscription with
-/// the old endpoint as proof; the device keeps its record and receives the next request.
+/// the old subscription's auth secret as proof; the device keeps its record and receives the next
+/// request.
 async fn a_subscription_the_push_service_replaced_is_renewed(db: Db) {
     let mut service = push_service().await;
     let h = Harness::with_config(db, |c| c.push_services = "127.0.0.1".into()).await;
     let creds = h.poll_client().await;
     let jane = h.approver(APPROVER, None).await;
     let old_endpoint = format!("{}/push/old", service.origin);
-    let id = subscribe(&h, &jane.id, &old_endpoint, &browser()).await;
+    let old_browser = browser();
+    let id = subscribe(&h, &jane.id, &old_endpoint, &old_browser).await;
+    let old_auth = URL_SAFE_NO_PAD.encode(old_browser.auth);
     let fresh = browser();
-    let renewal = |old: &str, endpoint: &str| {
+    let renewal_with = |old: &str, proof: &str, endpoint: &str| {
         serde_json::json!({
             "old_endpoint": old,
+            "old_auth": proof,
             "subscription": {
                 "endpoint": endpoint,
                 "expirationTime": null,
@@ -461,6 +465,7 @@ async fn a_subscription_the_push_service_replaced_is_renewed(db: Db) {
         })
         .to_string()
     };
+    let renewal = |old: &str, endpoint: &str| renewal_with(old, &old_auth, endpoint);
     let post = |body: String, origin: Option<&str>| {
         let mut request =
             axum::http::Request::post("/push/renew").header("content-type", "application/json");
@@ -486,6 +491,17 @@ async fn a_subscription_the_push_service_replaced_is_renewed(db: Db) {
             .await
         ),
         404
+    );
+    // Knowing the endpoint is not enough (the push service knows it): the old auth secret is the
+    // proof, and a wrong one is answered as an unknown endpoint.
+    let wrong = URL_SAFE_NO_PAD.encode(browser().auth);
+    assert_eq!(
+        status(post(renewal_with(&old_endpoint, &wrong, &new_endpoint), site).await),
+        404
+    );
+    assert_eq!(
+        h.store.push_subscriptions_of(&jane.id).await.unwrap()[0].endpoint,
+        old_endpoint
     );
     assert_eq!(
         status(post(renewal(&old_endpoint, "https://push.evil.example/x"), site).await),

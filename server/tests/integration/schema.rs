@@ -20,12 +20,15 @@ fn family(declared: &str) -> &'static str {
     }
 }
 
+/// The application's tables on SQLite. The history's search index (migration 0017) is left out: on
+/// SQLite it is an FTS5 table and its shadow tables, on PostgreSQL indexes on the columns themselves.
 async fn sqlite_columns(url: &str) -> Columns {
     let store = Store::connect(url).await.unwrap();
     let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
         "SELECT m.name, p.name, p.type, p.\"notnull\", p.pk FROM sqlite_master m \
          JOIN pragma_table_info(m.name) p \
-         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'",
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%' \
+         AND m.name NOT LIKE 'request_search%'",
     )
     .fetch_all(store.pool())
     .await

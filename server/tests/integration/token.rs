@@ -153,7 +153,7 @@ async fn an_approved_request_yields_tokens_once_and_a_replay_revokes_them(db: Db
         .server
         .ciba
         .keys()
-        .verify(id_token)
+        .verify(id_token, "JWT")
         .expect("ID token verifies against the JWKS key");
     let c = Value::Object(verified);
     assert_eq!(header_of(id_token)["alg"], "ES256");

@@ -1,10 +1,7 @@
 //! The in-memory directory of clients.
 use std::{
     collections::HashMap,
-    sync::{
-        atomic::{AtomicI64, Ordering},
-        Arc, RwLock,
-    },
+    sync::{Arc, RwLock},
 };
 
 use super::Client;
@@ -13,24 +10,21 @@ use crate::{
     store::{clients::ClientRow, Store, StoreError},
 };
 
-/// The in-memory view of the `clients` table. Refreshed every second from rows changed since the last
-/// look (so `client disable` and `rotate-secret` take effect within about a second on every instance);
-/// a miss falls through to the database, so a just-created client works at once.
+/// The in-memory view of the `clients` table, read whole every second (so `client disable` and
+/// `rotate-secret` take effect within about a second on every instance); a miss falls through to the
+/// database, so a just-created client works at once. Reading every row, rather than those changed
+/// since the last look, asks nothing of the writers' clocks: a change written by a machine whose
+/// clock is behind is seen like any other. The table holds one row per agent, so this stays cheap.
 pub struct ClientDirectory {
     store: Store,
     clients: RwLock<HashMap<String, Arc<Client>>>,
-    refreshed_at: AtomicI64,
 }
-
-/// Rows changed this close before the last refresh are read again, to cover clock skew between writers.
-const REFRESH_OVERLAP_MS: Millis = 5_000;
 
 impl ClientDirectory {
     pub fn new(store: Store) -> ClientDirectory {
         ClientDirectory {
             store,
             clients: RwLock::new(HashMap::new()),
-            refreshed_at: AtomicI64::new(0),
         }
     }
 
@@ -49,30 +43,35 @@ impl ClientDirectory {
         Ok(self.insert(row))
     }
 
-    pub async fn refresh(&self, now: Millis) -> Result<(), StoreError> {
-        let since = self.refreshed_at.load(Ordering::Relaxed) - REFRESH_OVERLAP_MS;
-        for row in self.store.clients_updated_since(since).await? {
-            self.insert(row);
+    pub async fn refresh(&self, _now: Millis) -> Result<(), StoreError> {
+        let mut fresh = HashMap::new();
+        for row in self.store.clients().await? {
+            let id = row.id.clone();
+            if let Some(client) = readable(row) {
+                fresh.insert(id, Arc::new(client));
+            }
         }
-        self.refreshed_at.store(now, Ordering::Relaxed);
+        *self.clients.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(())
     }
 
     fn insert(&self, row: ClientRow) -> Option<Arc<Client>> {
         let id = row.id.clone();
-        match Client::from_row(row) {
-            Ok(client) => {
-                let client = Arc::new(client);
-                self.clients
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(id, client.clone());
-                Some(client)
-            }
-            Err(e) => {
-                tracing::error!(client_id = %id, error = %e, "stored client is unreadable; treating it as unknown");
-                None
-            }
-        }
+        let client = Arc::new(readable(row)?);
+        self.clients
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, client.clone());
+        Some(client)
     }
+}
+
+/// The client a stored row describes; an unreadable row is logged and treated as no client.
+fn readable(row: ClientRow) -> Option<Client> {
+    let id = row.id.clone();
+    Client::from_row(row)
+        .inspect_err(|e| {
+            tracing::error!(client_id = %id, error = %e, "stored client is unreadable; treating it as unknown");
+        })
+        .ok()
 }

@@ -13,12 +13,14 @@ use crate::{
 
 mod directory;
 pub mod endpoint;
-mod jwt;
+pub mod jwt;
 mod registration;
 
 pub use directory::ClientDirectory;
 pub use jwt::{verifier_for, JwtRejection};
-pub use registration::{register, rotate_secret, ClientCredentials, ClientError, NewClient};
+pub use registration::{
+    change_settings, register, rotate_secret, ClientCredentials, ClientError, NewClient, Settings,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

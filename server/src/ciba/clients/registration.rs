@@ -57,28 +57,8 @@ pub async fn register(
             "the name must be 1 to 100 printable characters".into(),
         ));
     }
-    let notify_url = match (new.delivery_mode, new.notify_url.as_deref()) {
-        (DeliveryMode::Poll, None) => None,
-        (DeliveryMode::Poll, Some(_)) => {
-            return Err(ClientError::Invalid(
-                "--notify-url is only for ping and push clients".into(),
-            ))
-        }
-        (_, None) => {
-            return Err(ClientError::Invalid(
-                "ping and push clients need --notify-url".into(),
-            ))
-        }
-        (_, Some(raw)) => Some(validate_notify_url(raw, policy).await?),
-    };
-    for scope in &new.scopes {
-        if !SUPPORTED_SCOPES.contains(&scope.as_str()) {
-            return Err(ClientError::Invalid(format!(
-                "unknown scope {scope:?}; supported: {}",
-                SUPPORTED_SCOPES.join(" ")
-            )));
-        }
-    }
+    let notify_url = checked_delivery(new.delivery_mode, new.notify_url.as_deref(), policy).await?;
+    let scopes = checked_scopes(&new.scopes)?;
     let jwks = match (new.auth_method, new.jwks) {
         (AuthMethod::PrivateKeyJwt, None) => {
             return Err(ClientError::Invalid(
@@ -89,13 +69,6 @@ pub async fn register(
         (_, None) => None,
     };
     let secret = (new.auth_method != AuthMethod::PrivateKeyJwt).then(|| random_token(32));
-    // openid first, then each allowed scope once, in the order given.
-    let mut scopes = vec!["openid".to_owned()];
-    for scope in new.scopes {
-        if !scopes.contains(&scope) {
-            scopes.push(scope);
-        }
-    }
     let id = random_id();
     store
         .insert_client(&ClientRow {
@@ -103,7 +76,7 @@ pub async fn register(
             name: name.to_owned(),
             delivery_mode: new.delivery_mode.to_string(),
             notify_url,
-            scopes: scopes.join(" "),
+            scopes,
             auth_method: new.auth_method.to_string(),
             secret_hash: secret.as_deref().map(hash_secret),
             jwks,
@@ -118,6 +91,86 @@ pub async fn register(
         client_id: id,
         client_secret: secret,
     })
+}
+
+/// How a client is told of decisions, and the scopes it may ask for: what an admin may change after
+/// registration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub delivery_mode: DeliveryMode,
+    pub notify_url: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+/// Changes client `id`'s settings, checked as at registration. Requests already made keep the
+/// notification token they were made with: a request made in poll mode is never pinged (see
+/// `ciba::decision`), and one made in ping or push mode is told in the client's new mode.
+pub async fn change_settings(
+    store: &Store,
+    id: &str,
+    settings: &Settings,
+    policy: EndpointPolicy,
+    now: Millis,
+) -> Result<ClientRow, ClientError> {
+    let notify_url = checked_delivery(
+        settings.delivery_mode,
+        settings.notify_url.as_deref(),
+        policy,
+    )
+    .await?;
+    let scopes = checked_scopes(&settings.scopes)?;
+    let changed = store
+        .set_client_settings(
+            id,
+            settings.delivery_mode.as_str(),
+            notify_url.as_deref(),
+            &scopes,
+            now,
+        )
+        .await?;
+    if !changed {
+        return Err(ClientError::NotFound(id.into()));
+    }
+    store
+        .client(id)
+        .await?
+        .ok_or_else(|| ClientError::NotFound(id.into()))
+}
+
+/// The notification URL a client in `mode` keeps: none for poll, a checked one for ping and push.
+async fn checked_delivery(
+    mode: DeliveryMode,
+    notify_url: Option<&str>,
+    policy: EndpointPolicy,
+) -> Result<Option<String>, ClientError> {
+    match (mode, notify_url) {
+        (DeliveryMode::Poll, None) => Ok(None),
+        (DeliveryMode::Poll, Some(_)) => Err(ClientError::Invalid(
+            "--notify-url is only for ping and push clients".into(),
+        )),
+        (_, None) => Err(ClientError::Invalid(
+            "ping and push clients need --notify-url".into(),
+        )),
+        (_, Some(raw)) => Ok(Some(validate_notify_url(raw, policy).await?)),
+    }
+}
+
+/// The scopes a client may ask for, as stored: openid first, then each allowed scope once, in the
+/// order given.
+fn checked_scopes(asked: &[String]) -> Result<String, ClientError> {
+    let mut scopes = vec!["openid"];
+    for scope in asked {
+        if !SUPPORTED_SCOPES.contains(&scope.as_str()) {
+            return Err(ClientError::Invalid(format!(
+                "unknown scope {scope:?}; supported: {}",
+                SUPPORTED_SCOPES.join(" ")
+            )));
+        }
+        if !scopes.contains(&scope.as_str()) {
+            scopes.push(scope);
+        }
+    }
+    Ok(scopes.join(" "))
 }
 
 /// Issues a new secret; the old one stops working once the servers' directories refresh (about a second).

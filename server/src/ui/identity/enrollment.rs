@@ -35,6 +35,11 @@ impl EnrollmentService for IdentityApp {
             .map_err(internal)?;
         invitations::check(row.as_ref(), self.clock.now()).map_err(UiError::NotFound)?;
         let row = row.expect("checked above");
+        self.accounts
+            .check_open_invitation(&row)
+            .await
+            .map_err(internal)?
+            .map_err(UiError::Forbidden)?;
         Ok(InvitationView {
             email: row.email,
             name: row.name,
@@ -57,6 +62,11 @@ impl EnrollmentService for IdentityApp {
             .map_err(internal)?;
         invitations::check(row.as_ref(), self.clock.now()).map_err(UiError::NotFound)?;
         let row = row.expect("checked above");
+        self.accounts
+            .check_open_invitation(&row)
+            .await
+            .map_err(internal)?
+            .map_err(UiError::Forbidden)?;
         let email = match (&row.email, email) {
             (Some(invited), _) => invited.clone(),
             (None, Some(given)) => normalise_email(&given),

@@ -29,7 +29,7 @@ use crate::{
     store::{approvers::ApproverRow, passkeys::PasskeyRow, Store},
 };
 
-const SIGNED_IN: &str = "signed_in";
+use crate::identity::sessions::SIGNED_IN;
 
 #[derive(Serialize, Deserialize)]
 struct SignedInUser {
