@@ -10,7 +10,7 @@ WASM        := wasm32-unknown-unknown
 WASM_OPT    := tools/node_modules/.bin/wasm-opt
 RELEASE_BIN := target/release/countersign
 
-.PHONY: run test test-browser build site-release site-dev bench size deps-build deps-test deps-bench check clean
+.PHONY: run test test-browser test-contract contract fuzz build site-release site-dev bench size deps-build deps-test deps-bench check clean
 
 ## make run: install what is missing, build in release mode, serve on http://localhost:3000 (SQLite in ./data/)
 run: deps-build build
@@ -22,7 +22,20 @@ run: deps-build build
 test: deps-test check
 	cargo test --workspace --locked
 	$(MAKE) build
+	$(MAKE) test-contract
 	$(MAKE) test-browser
+
+## the API contract, short: schemathesis against /openapi.json on the release binary (see BENCHMARKS.md)
+test-contract:
+	scripts/api-contract.sh 25
+
+## make fuzz: every fuzz target for a bounded time (FUZZ_SECONDS each, default 60), recorded in bench/results
+fuzz:
+	scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
+
+## make contract: the API contract run at length, recorded in bench/results (see BENCHMARKS.md)
+contract: deps-test build
+	scripts/api-contract.sh 300
 
 ## the browser suite and the bundle's size budget, against the release build already made
 test-browser:

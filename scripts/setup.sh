@@ -60,10 +60,22 @@ browser_packages() {
   fi
 }
 
+# schemathesis (PyPI), pinned in tools/contract/requirements.txt, for the API contract test.
+contract_tools() {
+  apt_install curl
+  if [ ! -x tools/contract/.venv/bin/st ] || [ tools/contract/requirements.txt -nt tools/contract/.venv/.installed ]; then
+    say "installing schemathesis (the API contract test)"
+    python3 -m venv tools/contract/.venv 2>/dev/null || { apt_install python3-venv; python3 -m venv tools/contract/.venv; }
+    tools/contract/.venv/bin/pip install -q -r tools/contract/requirements.txt
+    touch tools/contract/.venv/.installed
+  fi
+}
+
 case "$purpose" in
   test)
     apt_install postgresql-client
     browser_packages
+    contract_tools
     scripts/ensure-postgres.sh
     ;;
   bench)

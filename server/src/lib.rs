@@ -9,6 +9,7 @@ pub mod agent;
 pub mod ciba;
 pub mod clock;
 pub mod config;
+pub mod fuzzing;
 pub mod identity;
 pub mod limits;
 pub mod notify;

@@ -86,7 +86,7 @@ pub(super) fn check_notification_token(
 }
 
 /// RFC 9396 `authorization_details`: required, and exactly one `agent_action` an approver can be shown.
-pub(super) fn check_authorization_details(
+pub(crate) fn check_authorization_details(
     details: Option<RawDetails>,
 ) -> Result<AgentAction, CibaError> {
     match details {

@@ -65,7 +65,7 @@ pub const USER_CODE_TRIES: i64 = 5;
 pub const USER_CODE_LOCK_MS: Millis = 15 * 60_000;
 
 /// CIBA §7.3: the successful acknowledgement.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Acknowledgement {
     pub auth_req_id: String,
     pub expires_in: i64,

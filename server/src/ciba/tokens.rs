@@ -13,13 +13,16 @@ use crate::{
 };
 
 /// CIBA §10.1.1 / RFC 6749 §5.1, plus RFC 9396 §7's `authorization_details`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// `Bearer`, or `DPoP` when bound (RFC 9449 §5).
     pub token_type: &'static str,
     pub expires_in: i64,
     pub id_token: String,
     pub scope: String,
+    /// The approved `agent_action`, as the approver saw it.
+    #[schema(value_type = Vec<Object>)]
     pub authorization_details: Value,
 }
 

@@ -12,6 +12,21 @@ use super::{
 };
 use crate::ciba::{clients::jwt::JwtUse, BackchannelParams, Client, RawDetails};
 
+/// CIBA §7: start a request for one approver's decision on one action.
+#[utoipa::path(
+    post,
+    path = "/bc-authorize",
+    tag = "CIBA",
+    request_body(content = super::openapi::BackchannelForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Accepted (CIBA §7.3): poll the token endpoint with auth_req_id", body = crate::ciba::request::Acknowledgement),
+        (status = 400, description = "CIBA §13: invalid_request, invalid_scope, expired_login_hint_token, unknown_user_id, unauthorized_client, missing_user_code, invalid_user_code, invalid_binding_message, invalid_authorization_details", body = super::error::ErrorBody),
+        (status = 401, description = "invalid_client", body = super::error::ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 403, description = "access_denied: a limit per approver or per client was reached", body = super::error::ErrorBody),
+        (status = 429, description = "temporarily_unavailable: too many refused requests from this address", body = super::error::ErrorBody, headers(("Retry-After" = u64))),
+    ),
+    security((), ("client_secret_basic" = []))
+)]
 pub async fn bc_authorize(
     State(state): State<AppState>,
     mut form: OAuthForm,
@@ -44,7 +59,9 @@ pub async fn bc_authorize(
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(ack)))
 }
 
-const PARAMETERS: &[&str] = &[
+/// The authentication request's parameters, as the form carries them (the OpenAPI description lists
+/// the same, see `openapi`).
+pub(super) const PARAMETERS: &[&str] = &[
     "scope",
     "login_hint",
     "id_token_hint",

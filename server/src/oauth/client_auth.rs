@@ -93,7 +93,7 @@ async fn lookup(state: &AppState, id: &str, method: AuthMethod) -> Result<Arc<Cl
 }
 
 /// RFC 6749 §2.3.1: the id and secret are form-urlencoded, then joined with ':' and base64-encoded.
-fn basic_credentials(form: &OAuthForm) -> Result<Option<(String, String)>, OAuthError> {
+pub(crate) fn basic_credentials(form: &OAuthForm) -> Result<Option<(String, String)>, OAuthError> {
     let Some(value) = form.headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };

@@ -10,6 +10,9 @@ use crate::ciba::{
 
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 
+/// OpenID Connect Discovery 1.0 §3, with CIBA §4's entries.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "CIBA",
+    responses((status = 200, description = "The provider's metadata", body = Object)))]
 pub async fn openid_configuration(State(state): State<AppState>) -> impl IntoResponse {
     let e = &state.endpoints;
     let body = json!({
@@ -42,6 +45,9 @@ pub async fn openid_configuration(State(state): State<AppState>) -> impl IntoRes
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(body))
 }
 
+/// The keys that verify this server's tokens (RFC 7517).
+#[utoipa::path(get, path = "/jwks.json", tag = "CIBA",
+    responses((status = 200, description = "A JWK set", body = Object, content_type = "application/jwk-set+json")))]
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     (
         [

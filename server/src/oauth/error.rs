@@ -82,8 +82,10 @@ pub struct OAuthError {
     at_token_endpoint: bool,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// RFC 6749 §5.2 and CIBA §13, §11: the body of every refusal.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    #[schema(example = "invalid_request")]
     error: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_description: Option<&'a str>,
@@ -140,7 +142,7 @@ impl OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let body = Body {
+        let body = ErrorBody {
             error: self.code.as_str(),
             error_description: self.description.as_deref(),
             interval: self.interval,

@@ -6,6 +6,19 @@ use serde_json::{json, Value};
 
 use super::{client_auth::authenticate, error::OAuthError, form::OAuthForm, AppState};
 
+/// RFC 7662: whether an access token is active, for resource servers.
+#[utoipa::path(
+    post,
+    path = "/introspect",
+    tag = "CIBA",
+    request_body(content = super::openapi::TokenParameterForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "RFC 7662 §2.2", body = super::openapi::Introspection),
+        (status = 400, description = "invalid_request; unauthorized_client (not a resource server)", body = super::error::ErrorBody),
+        (status = 401, description = "invalid_client", body = super::error::ErrorBody, headers(("WWW-Authenticate" = String))),
+    ),
+    security((), ("client_secret_basic" = []))
+)]
 pub async fn introspect(
     State(state): State<AppState>,
     mut form: OAuthForm,

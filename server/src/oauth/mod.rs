@@ -16,6 +16,7 @@ pub mod dpop;
 pub mod error;
 pub mod form;
 pub mod introspect;
+pub mod openapi;
 pub mod replay;
 pub mod revoke;
 pub mod token;
@@ -62,6 +63,7 @@ pub fn routes(state: AppState, limits: Arc<crate::limits::AddressLimits>) -> Rou
             get(discovery::openid_configuration),
         )
         .route("/jwks.json", get(discovery::jwks))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route(
             "/bc-authorize",
             post(bc_authorize::bc_authorize).layer(failures_counted),

@@ -7,6 +7,19 @@ use axum::{extract::State, http::header, response::IntoResponse};
 use super::{client_auth::authenticate, error::OAuthError, form::OAuthForm, AppState};
 use crate::ciba::Revocation;
 
+/// RFC 7009: revoke an access token this client was issued.
+#[utoipa::path(
+    post,
+    path = "/revoke",
+    tag = "CIBA",
+    request_body(content = super::openapi::TokenParameterForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or not a token of this server (RFC 7009 §2.2)"),
+        (status = 400, description = "invalid_request; unauthorized_client (issued to another client)", body = super::error::ErrorBody),
+        (status = 401, description = "invalid_client", body = super::error::ErrorBody, headers(("WWW-Authenticate" = String))),
+    ),
+    security((), ("client_secret_basic" = []))
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     mut form: OAuthForm,

@@ -17,6 +17,19 @@ use super::{
 };
 use crate::ciba::DeliveryMode;
 
+/// CIBA §10.1: redeem an approved request (poll mode, or after a ping).
+#[utoipa::path(
+    post,
+    path = "/token",
+    tag = "CIBA",
+    request_body(content = super::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The tokens (CIBA §10.1.1)", body = crate::ciba::tokens::TokenResponse, headers(("DPoP-Nonce" = String))),
+        (status = 400, description = "CIBA §11: authorization_pending, slow_down, expired_token, access_denied; RFC 6749 §5.2: invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type; RFC 9449: invalid_dpop_proof, use_dpop_nonce", body = super::error::ErrorBody, headers(("DPoP-Nonce" = String))),
+        (status = 401, description = "invalid_client", body = super::error::ErrorBody, headers(("WWW-Authenticate" = String), ("DPoP-Nonce" = String))),
+    ),
+    security((), ("client_secret_basic" = []))
+)]
 pub async fn token(State(state): State<AppState>, form: OAuthForm) -> Response {
     let mut response = match answer(&state, form).await {
         Ok(response) => response,

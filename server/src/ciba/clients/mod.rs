@@ -94,7 +94,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub(super) fn from_row(row: ClientRow) -> Result<Client, String> {
+    pub(crate) fn from_row(row: ClientRow) -> Result<Client, String> {
         Ok(Client {
             delivery_mode: row.delivery_mode.parse()?,
             auth_method: row.auth_method.parse()?,
@@ -130,4 +130,25 @@ impl Client {
     pub fn may_request_scope(&self, scope: &str) -> bool {
         scope == "openid" || self.scopes.iter().any(|s| s == scope)
     }
+}
+
+/// A private_key_jwt client with one fixed P-256 key (RFC 7515 appendix A.3's), for the fuzz targets.
+pub fn fuzz_client() -> Client {
+    let jwks = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+    Client::from_row(ClientRow {
+        id: "fuzz".into(),
+        name: "fuzz".into(),
+        delivery_mode: "poll".into(),
+        notify_url: None,
+        scopes: "openid".into(),
+        auth_method: "private_key_jwt".into(),
+        secret_hash: None,
+        jwks: Some(jwks.into()),
+        disabled: 0,
+        created_at: 0,
+        updated_at: 0,
+        resource_server: 0,
+        dpop_bound: 0,
+    })
+    .expect("a well-formed client")
 }
