@@ -10,6 +10,7 @@ pub mod ciba;
 pub mod clock;
 pub mod config;
 pub mod fuzzing;
+pub mod gate;
 pub mod identity;
 pub mod limits;
 pub mod notify;
