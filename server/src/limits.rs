@@ -22,6 +22,8 @@ use axum::{
 };
 use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::oauth::error::{ErrorCode, OAuthError};
+
 /// The server functions a signed-out browser calls to sign in or enroll.
 const CEREMONY_PATHS: &[&str] = &[
     "/api/start_sign_in",
@@ -127,19 +129,15 @@ fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
 }
 
 /// 429 with how long to wait, in whole seconds (RFC 9110 §10.2.3), and a body in the endpoint's
-/// language: OAuth's error object for the agent API, text for the pages.
+/// language: the agent API's own error response, text for the pages.
 fn too_many(wait: Duration, oauth: bool) -> Response {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let retry = HeaderValue::from(secs.max(1));
+    let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
     let mut response = if oauth {
-        (
-            StatusCode::TOO_MANY_REQUESTS,
-            axum::Json(serde_json::json!({
-                "error": "temporarily_unavailable",
-                "error_description": format!("too many failed requests from this address; retry in {} s", secs.max(1)),
-            })),
+        OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            format!("too many failed requests from this address; retry in {secs} s"),
         )
-            .into_response()
+        .into_response()
     } else {
         (
             StatusCode::TOO_MANY_REQUESTS,
@@ -147,9 +145,9 @@ fn too_many(wait: Duration, oauth: bool) -> Response {
         )
             .into_response()
     };
-    let headers = response.headers_mut();
-    headers.insert(header::RETRY_AFTER, retry);
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     response
 }
 

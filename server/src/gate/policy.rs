@@ -12,7 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::secrets::{hex, sha256};
+use crate::{
+    ciba::action::{AgentAction, AGENT_ACTION},
+    secrets::{hex, sha256},
+};
 
 /// What happens to a call.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -107,17 +110,6 @@ pub struct UpstreamTool {
     pub arguments: BTreeSet<String>,
 }
 
-/// The statement an approver reads for one call: the `agent_action` of `authorization_details`.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Statement {
-    pub action: String,
-    pub target: String,
-    pub consequence: String,
-    pub amount: Option<String>,
-    pub currency: Option<String>,
-    pub reversible: Option<bool>,
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PolicyError {
     #[error("the policy is not valid TOML for the gate: {0}")]
@@ -208,19 +200,21 @@ impl Policy {
             .or(self.approver.as_deref())
     }
 
-    /// The statement for a call of `tool` with `arguments`, from the rule's templates (checked at
-    /// start, so every placeholder names an argument the tool takes; one the call leaves out reads
-    /// "(none)").
-    pub fn statement(&self, tool: &str, arguments: &Map<String, Value>) -> Option<Statement> {
+    /// The statement for a call of `tool` with `arguments`, as the `agent_action` the approver reads,
+    /// from the rule's templates (checked at start, so every placeholder names an argument the tool
+    /// takes; one the call leaves out reads "(none)").
+    pub fn statement(&self, tool: &str, arguments: &Map<String, Value>) -> Option<AgentAction> {
         let rule = self.tools.get(tool)?;
         let fill = |template: &Option<String>| template.as_deref().map(|t| render(t, arguments));
-        Some(Statement {
+        Some(AgentAction {
+            kind: AGENT_ACTION.to_owned(),
             action: fill(&rule.action)?,
             target: fill(&rule.target)?,
             consequence: fill(&rule.consequence)?,
             amount: fill(&rule.amount),
             currency: fill(&rule.currency),
             reversible: rule.reversible,
+            resource: None,
         })
     }
 }
@@ -363,13 +357,15 @@ mod tests {
             .clone();
         assert_eq!(
             policy.statement("write_file", &arguments).unwrap(),
-            Statement {
+            AgentAction {
+                kind: AGENT_ACTION.into(),
                 action: "Write the file /srv/notes.txt".into(),
                 target: "/srv/notes.txt".into(),
                 consequence: "Its contents become the 42 the agent sent.".into(),
                 amount: None,
                 currency: None,
                 reversible: Some(false),
+                resource: None,
             }
         );
         let missing = Map::new();

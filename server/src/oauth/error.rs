@@ -32,6 +32,8 @@ pub enum ErrorCode {
     InvalidDpopProof,
     /// RFC 9449 §8: prove again with the nonce in the `DPoP-Nonce` header.
     UseDpopNonce,
+    /// Too many refused requests from one address (see `limits`): 429, with `Retry-After`.
+    TemporarilyUnavailable,
     ServerError,
 }
 
@@ -56,6 +58,7 @@ impl ErrorCode {
             ErrorCode::ExpiredToken => "expired_token",
             ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
             ErrorCode::UseDpopNonce => "use_dpop_nonce",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",
         }
     }
@@ -66,6 +69,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
+            ErrorCode::TemporarilyUnavailable => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }

@@ -136,15 +136,15 @@ impl Store {
                 .await?
             }
             super::Backend::Postgres => {
-                sqlx::query_scalar(
-                    "SELECT id FROM auth_requests \
-                     WHERE LOWER(action_text) LIKE $1 ESCAPE '\\' OR LOWER(target_text) LIKE $1 ESCAPE '\\' \
-                     LIMIT $2",
-                )
-                .bind(like_pattern(text))
-                .bind(enough)
-                .fetch_all(self.pool())
-                .await?
+                let sql = format!(
+                    "SELECT id FROM auth_requests r WHERE {} LIMIT $2",
+                    text_matches("$1", "$1")
+                );
+                sqlx::query_scalar(&sql)
+                    .bind(like_pattern(text))
+                    .bind(enough)
+                    .fetch_all(self.pool())
+                    .await?
             }
         };
         Ok((ids.len() <= FEW_MATCHES).then_some(ids))
@@ -225,9 +225,7 @@ fn history_query(
     if let Some(text) = &filter.text {
         let pattern = like_pattern(text);
         let (a, t) = (binds.text(pattern.clone()), binds.text(pattern));
-        conditions.push(format!(
-            "(LOWER(r.action_text) LIKE {a} ESCAPE '\\' OR LOWER(r.target_text) LIKE {t} ESCAPE '\\')"
-        ));
+        conditions.push(text_matches(&a, &t));
     }
     if let Some(from) = filter.from {
         conditions.push(format!("r.created_at >= {}", binds.int(from)));
@@ -269,6 +267,15 @@ impl Store {
                 .await?,
         )
     }
+}
+
+/// The search's condition on a request `r`: its action matches the LIKE pattern at placeholder `a`, or
+/// its target the one at `t`. One text for the page and for the candidates it is checked against, in
+/// the form the `pg_trgm` indexes serve (`LOWER` of each column).
+fn text_matches(a: &str, t: &str) -> String {
+    format!(
+        "(LOWER(r.action_text) LIKE {a} ESCAPE '\\' OR LOWER(r.target_text) LIKE {t} ESCAPE '\\')"
+    )
 }
 
 /// The LIKE pattern (escaped with `\`) of a case-insensitive search for `text` anywhere.
