@@ -176,38 +176,35 @@ test('the service worker shows a pushed request as a notification', async ({ pag
   await cdp.send('ServiceWorker.enable');
   const registrationId = await registered;
   const origin = new URL(page.url()).origin;
-  await cdp.send('ServiceWorker.deliverPushMessage', {
-    origin, registrationId,
-    data: JSON.stringify({ title: 'Approval needed: Refund $5.00', body: 'Refund agent asks: Refund $5.00 \u2014 order #9', url: '/requests/x', tag: 'request-x' }),
-  });
-  const shown = await page.evaluate(async () => {
-    const registration = await navigator.serviceWorker.ready;
-    for (let i = 0; i < 150; i++) { // up to 15 s: under a loaded machine's parallel tests a push can take seconds
-      const list = await registration.getNotifications();
-      if (list.length) return list.map((n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data }));
-      await new Promise((r) => setTimeout(r, 100));
+  // Every notification shown, once one with the payload's tag is. A push delivered through CDP is sometimes dropped on a
+  // loaded machine (the suite's parallel tests), so it is delivered again, up to three times; a repeat
+  // replaces the notification of the same tag rather than adding one.
+  const pushUntilShown = async (payload: Record<string, string>) => {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await cdp.send('ServiceWorker.deliverPushMessage', { origin, registrationId, data: JSON.stringify(payload) });
+      const shown = await page.evaluate(async (tag) => {
+        const registration = await navigator.serviceWorker.ready;
+        for (let i = 0; i < 50; i++) {
+          const list = await registration.getNotifications();
+          if (list.some((n) => n.tag === tag)) return list.map((n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data }));
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return [];
+      }, payload.tag);
+      if (shown.length) return shown;
     }
     return [];
-  });
+  };
+  const shown = await pushUntilShown({ title: 'Approval needed: Refund $5.00', body: 'Refund agent asks: Refund $5.00 \u2014 order #9', url: '/requests/x', tag: 'request-x' });
   expect(shown).toEqual([{
     title: 'Approval needed: Refund $5.00', body: 'Refund agent asks: Refund $5.00 \u2014 order #9', tag: 'request-x',
     data: { url: `${origin}/requests/x` },
   }]);
 
   // A payload naming another site opens the inbox instead.
-  await cdp.send('ServiceWorker.deliverPushMessage', {
-    origin, registrationId,
-    data: JSON.stringify({ title: 'Elsewhere', body: 'b', url: '//evil.example/phish', tag: 'evil' }),
-  });
-  const rewritten = await page.evaluate(async () => {
-    const registration = await navigator.serviceWorker.ready;
-    for (let i = 0; i < 150; i++) { // up to 15 s: under a loaded machine's parallel tests a push can take seconds
-      const [found] = await registration.getNotifications({ tag: 'evil' });
-      if (found) return found.data.url;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return null;
-  });
+  const evil = (await pushUntilShown({ title: 'Elsewhere', body: 'b', url: '//evil.example/phish', tag: 'evil' }))
+    .find((n) => n.tag === 'evil');
+  const rewritten = evil?.data.url;
   expect(rewritten).toBe(`${origin}/inbox`);
 });
 
