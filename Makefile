@@ -49,6 +49,7 @@ bench: deps-bench build
 	node bench/inbox-latency.mjs
 	node bench/ping-latency.mjs
 	bench/history.sh
+	node bench/gate-overhead.mjs
 
 ## make size: the bundle's size report (raw, gzip, brotli)
 size: deps-build site-release

@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 
 use crate::{
-    components::statement::SafeText,
+    components::statement::{ExactCall, SafeText},
     model::{
         AdminLogView, AgentLine, AgentView, AgentsView, ApproversView, Choice, DayView,
         HistoryDetail, HistoryLine, HistoryPage, HistoryQuery, OverviewView, PasskeyLine,
@@ -203,6 +203,7 @@ fn DetailView(detail: HistoryDetail) -> impl IntoView {
             {detail.request.amount.clone().map(|amount| view! {
                 <p class="amount">"Amount: " <strong>{amount} " " {detail.request.currency.clone().unwrap_or_default()}</strong></p>
             })}
+            <ExactCall request=detail.request.clone()/>
             {detail.request.binding_message.clone().map(|m| view! {
                 <p>"Binding message: " <span class="binding"><SafeText text=m limit=FULL inline=true/></span></p>
             })}

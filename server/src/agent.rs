@@ -78,34 +78,122 @@ impl AgentError {
     }
 }
 
+/// A registered client's view of the provider: the endpoints discovery names, and the client's
+/// credentials (client_secret_basic). The reference agent and the MCP gate both speak through it.
+pub struct CibaClient {
+    http: reqwest::Client,
+    /// The issuer as discovery states it: tokens must name exactly this `iss`.
+    pub issuer: String,
+    bc_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    client_id: String,
+    client_secret: String,
+}
+
+impl CibaClient {
+    pub async fn discover(
+        issuer: &str,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<CibaClient, AgentError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let discovery_url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let discovery: Value = http
+            .get(discovery_url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let field = |name: &str| {
+            discovery
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| AgentError::Protocol(format!("discovery lacks {name}")))
+        };
+        Ok(CibaClient {
+            issuer: field("issuer")?,
+            bc_endpoint: field("backchannel_authentication_endpoint")?,
+            token_endpoint: field("token_endpoint")?,
+            jwks_uri: field("jwks_uri")?,
+            http,
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+        })
+    }
+
+    /// Asks for approval (CIBA §7.1); the answer is the acknowledgement (§7.3).
+    pub async fn start(&self, form: &[(&str, &str)]) -> Result<Value, AgentError> {
+        self.post(
+            &self.bc_endpoint,
+            "backchannel authentication endpoint",
+            form,
+        )
+        .await
+    }
+
+    /// One token request for `auth_req_id` (CIBA §10.1).
+    pub async fn redeem(&self, auth_req_id: &str) -> Result<Value, AgentError> {
+        let form = [
+            ("grant_type", "urn:openid:params:grant-type:ciba"),
+            ("auth_req_id", auth_req_id),
+        ];
+        self.post(&self.token_endpoint, "token endpoint", &form)
+            .await
+    }
+
+    /// The provider's published keys.
+    pub async fn jwks(&self) -> Result<Value, AgentError> {
+        Ok(self
+            .http
+            .get(&self.jwks_uri)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        endpoint: &'static str,
+        form: &[(&str, &str)],
+    ) -> Result<Value, AgentError> {
+        let response = self
+            .http
+            .post(url)
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .form(form)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| AgentError::Protocol(format!("{endpoint}: {e}")))?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(AgentError::Refused {
+                endpoint,
+                status: status.as_u16(),
+                body,
+            })
+        }
+    }
+}
+
 /// Runs the whole exchange and returns the token response.
 pub async fn request(args: &AgentRequest) -> Result<Value, AgentError> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let discovery_url = format!(
-        "{}/.well-known/openid-configuration",
-        args.issuer.trim_end_matches('/')
-    );
-    let discovery: Value = http
-        .get(discovery_url)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let endpoint = |name: &str| {
-        discovery
-            .get(name)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| AgentError::Protocol(format!("discovery lacks {name}")))
-    };
-    let (bc_endpoint, token_endpoint) = (
-        endpoint("backchannel_authentication_endpoint")?,
-        endpoint("token_endpoint")?,
-    );
-
+    let client = CibaClient::discover(&args.issuer, &args.client_id, &args.client_secret).await?;
     let mut detail = json!({
         "type": "agent_action",
         "action": args.action,
@@ -147,14 +235,7 @@ pub async fn request(args: &AgentRequest) -> Result<Value, AgentError> {
             form.push((key, value));
         }
     }
-    let ack = post(
-        &http,
-        &bc_endpoint,
-        "backchannel authentication endpoint",
-        args,
-        &form,
-    )
-    .await?;
+    let ack = client.start(&form).await?;
     let auth_req_id = ack
         .get("auth_req_id")
         .and_then(Value::as_str)
@@ -165,11 +246,7 @@ pub async fn request(args: &AgentRequest) -> Result<Value, AgentError> {
         eprintln!("waiting for the ping (auth_req_id issued, expires in {expires_in}s)");
         ping.wait(&auth_req_id, Duration::from_secs(expires_in + 30))
             .await?;
-        let form = [
-            ("grant_type", "urn:openid:params:grant-type:ciba"),
-            ("auth_req_id", auth_req_id.as_str()),
-        ];
-        return post(&http, &token_endpoint, "token endpoint", args, &form).await;
+        return client.redeem(&auth_req_id).await;
     }
     // CIBA §7.3: clients default to 5 seconds when no interval is given.
     let mut interval = ack.get("interval").and_then(Value::as_u64).unwrap_or(5);
@@ -179,11 +256,7 @@ pub async fn request(args: &AgentRequest) -> Result<Value, AgentError> {
     );
     loop {
         tokio::time::sleep(Duration::from_secs(interval)).await;
-        let form = [
-            ("grant_type", "urn:openid:params:grant-type:ciba"),
-            ("auth_req_id", auth_req_id.as_str()),
-        ];
-        match post(&http, &token_endpoint, "token endpoint", args, &form).await {
+        match client.redeem(&auth_req_id).await {
             Ok(tokens) => return Ok(tokens),
             Err(e) if e.code() == Some("authorization_pending") => {
                 eprintln!("authorization_pending; polling again in {interval}s");
@@ -262,35 +335,6 @@ impl PingListener {
                 "no ping came before the request expired".into(),
             )),
         }
-    }
-}
-
-async fn post(
-    http: &reqwest::Client,
-    url: &str,
-    endpoint: &'static str,
-    args: &AgentRequest,
-    form: &[(&str, &str)],
-) -> Result<Value, AgentError> {
-    let response = http
-        .post(url)
-        .basic_auth(&args.client_id, Some(&args.client_secret))
-        .form(form)
-        .send()
-        .await?;
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .map_err(|e| AgentError::Protocol(format!("{endpoint}: {e}")))?;
-    if status.is_success() {
-        Ok(body)
-    } else {
-        Err(AgentError::Refused {
-            endpoint,
-            status: status.as_u16(),
-            body,
-        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! The `countersign` command line: `serve`, and the administration commands that work on the same
-//! database (clients, approvers, keys), plus the reference agent.
-use std::process::ExitCode;
+//! database (clients, approvers, keys), plus the reference agent and the MCP gate.
+use std::{io::IsTerminal, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use server::{
@@ -8,6 +8,7 @@ use server::{
     ciba::{audit, clients, AuthMethod, DeliveryMode},
     clock::{Clock, SystemClock},
     config::{DataConfig, ServeConfig, DEFAULT_DATABASE_URL},
+    gate,
     identity::{
         approvers::{self, NewApprover, Role},
         invitations,
@@ -55,6 +56,9 @@ enum Command {
     /// Act as an agent: the reference CIBA client.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Put approval in front of an MCP server: proxy to it, holding the tool calls the policy gates
+    /// until a person approves that exact call.
+    Gate(gate::GateArgs),
     /// For development and benchmarks only.
     #[command(subcommand)]
     Dev(DevCommand),
@@ -269,6 +273,8 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal: logs read by programs and files stay plain.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     match run(cli).await {
@@ -293,6 +299,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Err(e) => return Err(e.into()),
         });
+    }
+    if let Command::Gate(args) = cli.command {
+        gate::run(args).await?;
+        return Ok(ExitCode::SUCCESS);
     }
     let store = Store::connect(&cli.database_url).await?;
     let now = SystemClock.now();
@@ -508,7 +518,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Agent(_) => unreachable!("handled above"),
+        Command::Agent(_) | Command::Gate(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }

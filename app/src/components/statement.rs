@@ -136,5 +136,28 @@ pub fn Statement(request: RequestView) -> impl IntoView {
         {request.resource.clone().map(|resource| view! {
             <p class="muted small">"On: " <SafeText text=resource limit=80/></p>
         })}
+        <ExactCall request=request.clone()/>
     }
+}
+
+/// The exact tool call behind the statement (from the MCP gate), folded: the statement is what the
+/// approver decides on, and the call is there to check it against. Marked like any agent text.
+#[component]
+pub fn ExactCall(request: RequestView) -> impl IntoView {
+    request.tool.clone().map(|tool| {
+        let arguments = request
+            .arguments
+            .iter()
+            .map(|(name, value)| view! {
+                <dt><SafeText text=name.clone() limit=usize::MAX inline=true/></dt>
+                <dd><code><SafeText text=value.clone() limit=usize::MAX inline=true/></code></dd>
+            })
+            .collect_view();
+        view! {
+            <details class="exact-call">
+                <summary>"The exact call: " <code><SafeText text=tool limit=usize::MAX inline=true/></code></summary>
+                <dl class="facts">{arguments}</dl>
+            </details>
+        }
+    })
 }

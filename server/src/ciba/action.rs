@@ -2,7 +2,7 @@
 //! request must name the action, its target and its consequence; anything the approver cannot be shown
 //! plainly is refused, so an approval never covers more than what was on the screen.
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub const AGENT_ACTION: &str = "agent_action";
 
@@ -10,6 +10,9 @@ const MAX_ACTION: usize = 200;
 const MAX_TARGET: usize = 2000;
 const MAX_CONSEQUENCE: usize = 1000;
 const MAX_RESOURCE: usize = 2000;
+const MAX_TOOL: usize = 128;
+/// The arguments of a tool call, as compact JSON: an approver must be able to read all of them.
+const MAX_ARGUMENTS_BYTES: usize = 8 * 1024;
 
 /// One approved action. Field order here is the canonical serialisation stored and put in tokens.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +31,13 @@ pub struct AgentAction {
     pub reversible: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// The exact tool call this action is (the MCP gate sends it): the tool's name and, with
+    /// `arguments`, its arguments. Shown under the statement and bound by the approval, so the token
+    /// covers that call and no other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Map<String, Value>>,
 }
 
 /// Why `authorization_details` was refused; the text goes to the agent as `error_description`.
@@ -88,6 +98,26 @@ impl AgentAction {
         required_text("consequence", &self.consequence, MAX_CONSEQUENCE)?;
         if let Some(resource) = &self.resource {
             required_text("resource", resource, MAX_RESOURCE)?;
+        }
+        match (&self.tool, &self.arguments) {
+            (Some(tool), arguments) => {
+                required_text("tool", tool, MAX_TOOL)?;
+                if tool.chars().any(char::is_whitespace) {
+                    return Err(invalid(
+                        "agent_action.tool must be a tool name, without spaces",
+                    ));
+                }
+                let size = arguments
+                    .as_ref()
+                    .map_or(0, |a| Value::Object(a.clone()).to_string().len());
+                if size > MAX_ARGUMENTS_BYTES {
+                    return Err(invalid(format!(
+                        "agent_action.arguments are longer than {MAX_ARGUMENTS_BYTES} bytes as JSON"
+                    )));
+                }
+            }
+            (None, Some(_)) => return Err(invalid("agent_action.arguments need a tool")),
+            (None, None) => {}
         }
         match (&self.amount, &self.currency) {
             (Some(amount), Some(currency)) => {
@@ -216,6 +246,41 @@ mod tests {
             let err = parse_authorization_details(raw).unwrap_err();
             assert!(err.0.contains(expected), "{raw}: {err}");
         }
+    }
+
+    #[test]
+    fn a_tool_call_is_carried_exactly_and_within_reason() {
+        let action = parse_authorization_details(&details(
+            r#"{"type":"agent_action","action":"Write","target":"/a","consequence":"c","tool":"write_file","arguments":{"path":"/a","content":"x"}}"#,
+        ))
+        .unwrap();
+        assert_eq!(action.tool.as_deref(), Some("write_file"));
+        let back = action.to_authorization_details();
+        assert_eq!(
+            back[0]["arguments"],
+            serde_json::json!({"path": "/a", "content": "x"})
+        );
+        let cases = [
+            (r#""arguments":{"a":1}"#, "need a tool"),
+            (r#""tool":"write file""#, "without spaces"),
+            (r#""tool":"""#, "tool must not be empty"),
+            (r#""tool":"t","arguments":[1]"#, "must name"),
+        ];
+        for (extra, expected) in cases {
+            let raw = details(&format!(
+                r#"{{"type":"agent_action","action":"a","target":"t","consequence":"c",{extra}}}"#
+            ));
+            let err = parse_authorization_details(&raw).unwrap_err();
+            assert!(err.0.contains(expected), "{extra}: {err}");
+        }
+        let long = "x".repeat(MAX_ARGUMENTS_BYTES);
+        let raw = details(&format!(
+            r#"{{"type":"agent_action","action":"a","target":"t","consequence":"c","tool":"t","arguments":{{"content":"{long}"}}}}"#
+        ));
+        assert!(parse_authorization_details(&raw)
+            .unwrap_err()
+            .0
+            .contains("8192 bytes"));
     }
 
     #[test]

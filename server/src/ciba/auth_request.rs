@@ -201,6 +201,8 @@ mod tests {
             currency: None,
             reversible: None,
             resource: None,
+            tool: None,
+            arguments: None,
         };
         AuthRequest::new(
             "id".into(),

@@ -1,5 +1,140 @@
-//! `countersign gate` (being built): an MCP server in front of one upstream MCP server that stops the
-//! tool calls its policy gates until a person approves that exact call through Countersign. This
-//! first part is the policy: what passes, what waits for whom, what the approver reads, and the
-//! digest that binds an approval to one call.
+//! `countersign gate`: an MCP server in front of one upstream MCP server that holds the tool calls
+//! its policy gates until a person approves that exact call through Countersign. The agent needs no
+//! code for it: its MCP client talks to the gate (stdio or streamable HTTP) as to any server.
+//!
+//! - `policy`: what passes, what waits for whom, what the approver reads, the digest of a call;
+//! - `approvals`: asking Countersign, holding, resuming, and checking the token against the call;
+//! - `proxy`: the MCP server that puts the two in the dispatch path.
+pub mod approvals;
 pub mod policy;
+pub mod proxy;
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use rmcp::{
+    model::Tool,
+    transport::{
+        streamable_http_server::{session::local::LocalSessionManager, StreamableHttpService},
+        StreamableHttpClientTransport, StreamableHttpServerConfig, TokioChildProcess,
+    },
+    ServiceExt,
+};
+
+use self::{
+    approvals::Approvals,
+    policy::{Policy, UpstreamTool},
+    proxy::{Gate, Upstream},
+};
+use crate::agent::CibaClient;
+
+#[derive(Args, Debug, Clone)]
+pub struct GateArgs {
+    /// The policy file (TOML): which tools pass, need approval or are refused.
+    #[arg(long, env = "COUNTERSIGN_GATE_POLICY")]
+    pub policy: PathBuf,
+    /// Countersign's issuer URL.
+    #[arg(long, env = "COUNTERSIGN_ISSUER")]
+    pub issuer: String,
+    /// The gate's client id (a client registered for poll delivery).
+    #[arg(long, env = "COUNTERSIGN_CLIENT_ID")]
+    pub client_id: String,
+    /// Better passed in the environment, where other users' `ps` cannot see it.
+    #[arg(long, env = "COUNTERSIGN_CLIENT_SECRET", allow_hyphen_values = true)]
+    pub client_secret: String,
+    /// Serve MCP over streamable HTTP at http://ADDRESS/mcp instead of stdio.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// The upstream MCP server's streamable HTTP URL (instead of a command).
+    #[arg(long, conflicts_with = "command")]
+    pub upstream_url: Option<String>,
+    /// The upstream MCP server's command and arguments, after `--`.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+/// What the gate knows of a tool from `tools/list`: its annotations and argument names.
+pub fn upstream_tool(tool: &Tool) -> UpstreamTool {
+    let annotations = tool.annotations.as_ref();
+    UpstreamTool {
+        name: tool.name.to_string(),
+        read_only_hint: annotations.and_then(|a| a.read_only_hint),
+        destructive_hint: annotations.and_then(|a| a.destructive_hint),
+        arguments: tool
+            .input_schema
+            .get("properties")
+            .and_then(|p| p.as_object())
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Starts the upstream, checks the policy against its tools, and serves until the client leaves.
+pub async fn run(args: GateArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.policy)
+        .with_context(|| format!("cannot read the policy {}", args.policy.display()))?;
+    let policy = Policy::parse(&text)?;
+    let upstream = match (&args.upstream_url, args.command.split_first()) {
+        (Some(url), _) => {
+            let transport = StreamableHttpClientTransport::from_uri(url.as_str());
+            Upstream::Http {
+                service: ().serve(transport).await.context("cannot reach the upstream")?,
+                url: url.clone(),
+            }
+        }
+        (None, Some((program, rest))) => {
+            let mut command = tokio::process::Command::new(program);
+            command.args(rest);
+            let transport = TokioChildProcess::new(command)
+                .with_context(|| format!("cannot start the upstream {program}"))?;
+            Upstream::Process(
+                ().serve(transport)
+                    .await
+                    .context("the upstream did not start")?,
+            )
+        }
+        (None, None) => {
+            anyhow::bail!("name the upstream server: a command after --, or --upstream-url")
+        }
+    };
+    let tools: Vec<UpstreamTool> = upstream
+        .peer()
+        .list_all_tools()
+        .await
+        .context("the upstream did not list its tools")?
+        .iter()
+        .map(upstream_tool)
+        .collect();
+    policy.check(&tools)?;
+    let client = CibaClient::discover(&args.issuer, &args.client_id, &args.client_secret)
+        .await
+        .context("cannot reach Countersign")?;
+    let approvals = Approvals::new(client).await?;
+    tracing::info!(
+        tools = tools.len(),
+        mode = ?policy.mode,
+        "the gate is in front of the upstream"
+    );
+    let gate = Gate::new(upstream, tools, policy, approvals);
+    match args.listen {
+        None => {
+            let service = gate.serve(rmcp::transport::stdio()).await?;
+            service.waiting().await?;
+        }
+        Some(address) => {
+            let service = StreamableHttpService::new(
+                move || Ok(gate.clone()),
+                LocalSessionManager::default().into(),
+                StreamableHttpServerConfig::default(),
+            );
+            let app = axum::Router::new().nest_service("/mcp", service);
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))?;
+            tracing::info!("serving MCP at http://{address}/mcp");
+            axum::serve(listener, app).await?;
+        }
+    }
+    Ok(())
+}

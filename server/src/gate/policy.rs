@@ -215,6 +215,8 @@ impl Policy {
             currency: fill(&rule.currency),
             reversible: rule.reversible,
             resource: None,
+            tool: Some(tool.to_owned()),
+            arguments: Some(arguments.clone()),
         })
     }
 }
@@ -366,6 +368,8 @@ mod tests {
                 currency: None,
                 reversible: Some(false),
                 resource: None,
+                tool: Some("write_file".into()),
+                arguments: Some(arguments.clone()),
             }
         );
         let missing = Map::new();
@@ -421,6 +425,34 @@ mod tests {
         assert_eq!(
             (observe.mode, observe.hold_seconds),
             (Mode::ObserveOnly, 30)
+        );
+    }
+
+    /// The README's walkthrough policy fits the reference filesystem server's tools (as it lists them,
+    /// with their annotations): reads pass, the four writes wait or pass as the file says.
+    #[test]
+    fn the_walkthrough_policy_fits_the_filesystem_server() {
+        let policy = Policy::parse(include_str!("../../../examples/filesystem-gate.toml")).unwrap();
+        let read = |name: &str, args: &[&str]| tool(name, Some(true), args);
+        let write = |name: &str, args: &[&str]| UpstreamTool {
+            destructive_hint: Some(name != "create_directory"),
+            ..tool(name, Some(false), args)
+        };
+        let filesystem = vec![
+            read("read_text_file", &["path", "head", "tail"]),
+            read("read_multiple_files", &["paths"]),
+            read("list_directory", &["path"]),
+            write("write_file", &["path", "content"]),
+            write("edit_file", &["path", "edits", "dryRun"]),
+            write("create_directory", &["path"]),
+            write("move_file", &["source", "destination"]),
+        ];
+        policy.check(&filesystem).unwrap();
+        let decisions: Vec<Decision> = filesystem.iter().map(|t| policy.decide(t)).collect();
+        use Decision::{Allow, Approve};
+        assert_eq!(
+            decisions,
+            [Allow, Allow, Allow, Approve, Approve, Allow, Approve]
         );
     }
 

@@ -116,6 +116,16 @@ pub(crate) fn statement_view(request: &AuthRequest, client_name: String, now: i6
         currency: action.currency,
         reversible: action.reversible,
         resource: action.resource,
+        // By name, as RFC 8785 orders them for the digest the approval binds.
+        arguments: action
+            .arguments
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| (name, value.to_string()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_iter()
+            .collect(),
+        tool: action.tool,
         binding_message: request.binding_message.clone(),
         scope: request.scope.clone(),
         created_at: request.created_at,

@@ -16,7 +16,48 @@ on_both_databases!(
     a_hundred_concurrent_polls_yield_exactly_one_token_response,
     grant_type_and_delivery_mode_are_checked,
     decisions_are_recorded_once_by_the_addressed_approver,
+    an_exact_tool_call_is_carried_into_the_tokens,
 );
+
+async fn an_exact_tool_call_is_carried_into_the_tokens(db: Db) {
+    // RFC 9396 §2 and §7: agent_action's optional `tool` and `arguments` (what the MCP gate sends)
+    // are kept exactly, so the token binds that one call.
+    let h = Harness::new(db).await;
+    let creds = h.poll_client().await;
+    let approver = h.approver(APPROVER, None).await;
+    let details = json!([{
+        "type": "agent_action", "action": "Write the file /srv/a.txt", "target": "/srv/a.txt",
+        "consequence": "Its contents are replaced.", "tool": "write_file",
+        "arguments": {"path": "/srv/a.txt", "content": "hello\nworld", "mode": {"append": false}},
+    }]);
+    let id = h
+        .approved_with(
+            &creds,
+            &approver.id,
+            &[("authorization_details", &details.to_string())],
+        )
+        .await;
+    let r = h.poll(&creds, &id).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["authorization_details"], details);
+    let access_token = r.json["access_token"].as_str().unwrap();
+    assert_eq!(claims(access_token)["authorization_details"], details);
+
+    // Arguments without the tool they are for are refused (CIBA §13).
+    let orphan = json!([{
+        "type": "agent_action", "action": "a", "target": "t", "consequence": "c",
+        "arguments": {"path": "/srv/a.txt"},
+    }]);
+    let r = h
+        .bc_authorize(
+            &creds,
+            APPROVER,
+            &[("authorization_details", &orphan.to_string())],
+        )
+        .await;
+    r.assert_error(StatusCode::BAD_REQUEST, "invalid_authorization_details");
+    assert_eq!(r.description(), "agent_action.arguments need a tool");
+}
 
 async fn polling_before_a_decision_is_pending_and_too_fast_is_slow_down(db: Db) {
     // CIBA §11: authorization_pending; slow_down adds 5 seconds to the interval.

@@ -1,0 +1,208 @@
+// The MCP gate, end to end with real parts from npm: the official MCP TypeScript SDK as the agent's
+// client, `countersign gate` (the release binary) in front of the reference filesystem server, and the
+// approver deciding on the real page. Reads pass; writes wait for a passkey approval of that exact call.
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Page } from '@playwright/test';
+import { test, expect } from './fixtures';
+import { bin, countersign, enrolledApprover, hydrated } from './helpers';
+
+const filesystemServer = require.resolve('@modelcontextprotocol/server-filesystem/dist/index.js');
+
+interface Gate { client: Client; dir: string; stderr: () => string; links: string[] }
+
+/** A gate in front of a fresh directory, with the approver `email`; `policy` is added to the base. */
+async function startGate(port: number, email: string, policy: string): Promise<Gate> {
+  const dir = mkdtempSync(join(tmpdir(), 'gate-'));
+  const { client_id, client_secret } = JSON.parse(
+    countersign('client', 'create', '--name', 'Filesystem gate', '--delivery', 'poll', '--json'));
+  const policyFile = join(dir, '..', `${dir.split('/').pop()}.toml`);
+  writeFileSync(policyFile, `approver = "${email}"\n${policy}
+[tools.write_file]
+decision = "approve"
+action = "Write the file {path}"
+target = "{path}"
+consequence = "Its contents become: {content}"
+reversible = false
+
+[tools.edit_file]
+decision = "approve"
+action = "Edit the file {path}"
+target = "{path}"
+consequence = "The edits under the exact call are made."
+
+[tools.move_file]
+decision = "deny"
+
+[tools.create_directory]
+decision = "allow"
+`);
+  const transport = new StdioClientTransport({
+    command: bin,
+    args: ['gate', '--policy', policyFile, '--issuer', `http://localhost:${port}`, '--client-id', client_id,
+      '--', process.execPath, filesystemServer, dir],
+    env: { PATH: process.env.PATH ?? '', COUNTERSIGN_CLIENT_SECRET: client_secret, RUST_LOG: 'info' },
+    stderr: 'pipe',
+  });
+  let stderr = '';
+  transport.stderr?.on('data', (d) => { stderr += d; });
+  // A client that can show a link (URL-mode elicitation) is sent the approval page.
+  const client = new Client({ name: 'test-agent', version: '1.0.0' }, { capabilities: { elicitation: { url: {} } } });
+  const links: string[] = [];
+  client.setRequestHandler(ElicitRequestSchema, async (request) => {
+    if (request.params.mode === 'url') links.push(request.params.url);
+    return { action: 'accept' };
+  });
+  await client.connect(transport);
+  return { client, dir, stderr: () => stderr, links };
+}
+
+function text(result: { content?: unknown }): string {
+  return (result.content as { type: string; text?: string }[]).map((c) => c.text ?? '').join('\n');
+}
+
+async function decide(page: Page, action: string, button: 'Approve with passkey' | 'Deny') {
+  await page.goto('/inbox');
+  await hydrated(page);
+  await page.getByRole('list', { name: 'Pending requests' }).getByRole('link', { name: new RegExp(action) }).click();
+  await hydrated(page);
+  await page.getByRole('button', { name: button }).click();
+  await expect(page.getByRole('status')).toContainText(button === 'Deny' ? 'You denied' : 'You approved');
+}
+
+test('reads pass; a write waits for approval of the exact call; a denied write is not made', async ({ page }, testInfo) => {
+  test.skip(testInfo.project.name === 'postgres', 'the gate does not depend on the storage');
+  const port = (testInfo.project.metadata as { port: number }).port;
+  const email = await enrolledApprover(page, 'Gail Gate');
+  const gate = await startGate(port, email, 'hold_seconds = 40');
+  try {
+    const file = join(gate.dir, 'notes.txt');
+    writeFileSync(file, 'before');
+    // Denied tools are not offered; the rest are, unchanged.
+    const tools = (await gate.client.listTools()).tools.map((t) => t.name);
+    expect(tools).toContain('read_text_file');
+    expect(tools).toContain('write_file');
+    expect(tools).not.toContain('move_file');
+
+    // A read passes without a prompt.
+    const read = await gate.client.callTool({ name: 'read_text_file', arguments: { path: file } });
+    expect(read.isError ?? false).toBe(false);
+    expect(text(read)).toBe('before');
+    await page.goto('/inbox');
+    await expect(page.getByText('No requests are waiting for your decision.')).toBeVisible();
+
+    // A write waits; the approver reads the statement and the exact call, and approves.
+    const write = gate.client.callTool({ name: 'write_file', arguments: { path: file, content: 'approved text' } },
+      undefined, { timeout: 60_000 });
+    await page.goto('/inbox');
+    await hydrated(page);
+    await page.getByRole('link', { name: /Write the file/ }).click();
+    await hydrated(page);
+    const statement = page.locator('.statement-box');
+    await expect(statement).toContainText(`Write the file ${file}`);
+    await expect(statement).toContainText('This cannot be undone: Its contents become: approved text');
+    const call = page.locator('details.exact-call');
+    await expect(call.locator('summary')).toHaveText('The exact call: write_file');
+    await expect(call.locator('dd').first()).not.toBeVisible();
+    await call.locator('summary').click();
+    await expect(call.locator('dt')).toHaveText(['content', 'path']);
+    await expect(call.locator('dd')).toHaveText(['"approved text"', JSON.stringify(file)]);
+    await page.screenshot({ path: `screenshots/gate-request-${testInfo.project.name}.png`, fullPage: true });
+    expect(readFileSync(file, 'utf8'), 'nothing is written before the approval').toBe('before');
+    await page.getByRole('button', { name: 'Approve with passkey' }).click();
+    await expect(page.getByRole('status')).toContainText('You approved');
+    const written = await write;
+    expect(written.isError ?? false, text(written)).toBe(false);
+    expect(readFileSync(file, 'utf8')).toBe('approved text');
+
+    // A denied write returns a tool error the model can read, and the file stays as it was.
+    const denied = gate.client.callTool({ name: 'write_file', arguments: { path: file, content: 'never' } },
+      undefined, { timeout: 60_000 });
+    await decide(page, 'Write the file', 'Deny');
+    const refused = await denied;
+    expect(refused.isError).toBe(true);
+    expect(text(refused)).toContain(`${email} denied this call`);
+    expect(readFileSync(file, 'utf8')).toBe('approved text');
+
+    // A denied tool is refused by the gate itself.
+    const moved = await gate.client.callTool({ name: 'move_file', arguments: { source: file, destination: `${file}.old` } });
+    expect(moved.isError).toBe(true);
+    expect(text(moved)).toContain('does not allow move_file');
+    expect(readFileSync(file, 'utf8')).toBe('approved text');
+    expect(gate.stderr()).toMatch(/gated call.*outcome="?approved/);
+  } finally {
+    await gate.client.close();
+  }
+});
+
+test('a call held past the limit is pending; the identical call resumes it, a changed one never rides on it', async ({ page }, testInfo) => {
+  test.skip(testInfo.project.name !== 'desktop', 'one browser size is enough for the protocol');
+  const port = (testInfo.project.metadata as { port: number }).port;
+  const email = await enrolledApprover(page, 'Hank Hold');
+  const gate = await startGate(port, email, 'hold_seconds = 2');
+  try {
+    const file = join(gate.dir, 'held.txt');
+    writeFileSync(file, 'before');
+    const call = { name: 'write_file', arguments: { path: file, content: 'held text' } };
+    const first = await gate.client.callTool(call);
+    expect(first.isError ?? false).toBe(false);
+    expect(text(first)).toContain('Approval pending');
+    expect(text(first)).toContain('Make exactly the same call again');
+    expect(readFileSync(file, 'utf8')).toBe('before');
+    // The client declared URL-mode elicitation, so it was sent the approval page.
+    await expect.poll(() => gate.links.length).toBe(1);
+    expect(gate.links[0]).toMatch(new RegExp(`^http://localhost:${port}/requests/[A-Za-z0-9_-]{34}$`));
+
+    await page.goto(new URL(gate.links[0]).pathname);
+    await hydrated(page);
+    await expect(page.locator('.statement-box')).toContainText('Its contents become: held text');
+    await page.getByRole('button', { name: 'Approve with passkey' }).click();
+    await expect(page.getByRole('status')).toContainText('You approved');
+
+    // Changed arguments do not ride on that approval: a new request, nothing written.
+    const changed = await gate.client.callTool({ name: 'write_file', arguments: { path: file, content: 'swapped text' } });
+    expect(text(changed)).toContain('Approval pending');
+    expect(readFileSync(file, 'utf8')).toBe('before');
+
+    // The identical call resumes the approved request: no second prompt.
+    const resumed = await gate.client.callTool(call);
+    expect(resumed.isError ?? false, text(resumed)).toBe(false);
+    expect(readFileSync(file, 'utf8')).toBe('held text');
+    await page.goto('/inbox');
+    await hydrated(page);
+    await expect(page.getByRole('link', { name: /Write the file/ })).toHaveCount(2);
+    await expect(page.getByRole('list', { name: 'Pending requests' }).getByRole('link', { name: /Write the file/ })).toHaveCount(1);
+
+    // The approval was used once: the same call again needs a new one.
+    const again = await gate.client.callTool(call);
+    expect(text(again)).toContain('Approval pending');
+    await expect(page.getByRole('link', { name: /Write the file/ })).toHaveCount(3);
+  } finally {
+    await gate.client.close();
+  }
+});
+
+test('observe-only forwards everything and logs what would have needed approval', async ({ page }, testInfo) => {
+  test.skip(testInfo.project.name !== 'desktop', 'one browser size is enough for the protocol');
+  const port = (testInfo.project.metadata as { port: number }).port;
+  const email = await enrolledApprover(page, 'Otto Observe');
+  const gate = await startGate(port, email, 'mode = "observe-only"');
+  try {
+    const file = join(gate.dir, 'observed.txt');
+    const written = await gate.client.callTool({ name: 'write_file', arguments: { path: file, content: 'observed' } });
+    expect(written.isError ?? false, text(written)).toBe(false);
+    expect(readFileSync(file, 'utf8')).toBe('observed');
+    const moved = await gate.client.callTool({ name: 'move_file', arguments: { source: file, destination: `${file}.moved` } });
+    expect(moved.isError ?? false, text(moved)).toBe(false);
+    await expect.poll(gate.stderr).toMatch(/observe-only.*tool=write_file|tool=write_file.*observe-only/);
+    expect(gate.stderr()).toMatch(/tool=move_file.*would=Deny|would=Deny.*tool=move_file/);
+    await page.goto('/inbox');
+    await expect(page.getByText('No requests are waiting for your decision.')).toBeVisible();
+  } finally {
+    await gate.client.close();
+  }
+});

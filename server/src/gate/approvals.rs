@@ -1,0 +1,349 @@
+//! Approval of one exact tool call through Countersign, as a registered CIBA client in poll mode:
+//! ask (CIBA §7.1), poll within the hold (§7.3, §11), and, right before the call is forwarded, check
+//! the token against it: signed by the provider, an access token (`at+jwt`), unexpired, carrying
+//! the digest of this very call, and used once.
+//!
+//! A request not decided within the hold stays open, keyed by the call's digest: the identical call
+//! made again resumes it instead of asking the approver a second time. A call that differs in any
+//! argument has another digest, so it can never ride on someone else's approval.
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use josekit::{
+    jwk::JwkSet,
+    jws::ES256,
+    jwt::{self},
+};
+use serde_json::{Map, Value};
+use tokio::{sync::Mutex as AsyncMutex, time::Instant};
+
+use super::policy::call_digest;
+use crate::{
+    agent::{AgentError, CibaClient},
+    ciba::{action, action::AgentAction, ids::page_ref, tokens::ACCESS_TOKEN_TYPE},
+    clock::{Clock, SystemClock},
+};
+
+/// One exact call: the tool, its arguments, and their digest (see [`call_digest`]).
+pub struct Call<'a> {
+    pub tool: &'a str,
+    pub arguments: &'a Map<String, Value>,
+    pub digest: String,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(tool: &'a str, arguments: &'a Map<String, Value>) -> Call<'a> {
+        Call {
+            tool,
+            arguments,
+            digest: call_digest(tool, arguments),
+        }
+    }
+}
+
+/// How waiting for a decision ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Approved, and the token binds this call: forward it (once) with this access token.
+    Approved { access_token: String },
+    /// No decision within the hold. The request stays open; `link` is the approver's page for it
+    /// (`None` when another identical call was still asking).
+    Pending { link: Option<String>, new: bool },
+    /// The approver denied the call.
+    Denied { reason: Option<String> },
+    /// Nobody decided before the request expired.
+    Expired,
+    /// A token came, but it does not bind this call: it is never forwarded.
+    Refused(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    #[error("Countersign refused or failed: {0}")]
+    Provider(#[from] AgentError),
+    #[error("Countersign's token could not be checked: {0}")]
+    Token(String),
+}
+
+/// An open request for one call.
+struct Open {
+    auth_req_id: String,
+    interval: Duration,
+    next_poll: Instant,
+}
+
+type Slot = Arc<AsyncMutex<Option<Open>>>;
+
+pub struct Approvals {
+    client: CibaClient,
+    /// The approval page's base: `{issuer}/requests/`.
+    pages: String,
+    keys: Mutex<JwkSet>,
+    /// Open requests by call digest.
+    open: Mutex<HashMap<String, Slot>>,
+    /// The `jti` of every token already used, with its expiry (Unix seconds).
+    used: Mutex<HashMap<String, i64>>,
+}
+
+impl Approvals {
+    pub async fn new(client: CibaClient) -> Result<Approvals, ApprovalError> {
+        let keys = fetch_keys(&client).await?;
+        Ok(Approvals {
+            pages: format!("{}/requests/", client.issuer.trim_end_matches('/')),
+            client,
+            keys: Mutex::new(keys),
+            open: Mutex::new(HashMap::new()),
+            used: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Asks `approver` to approve `call` (shown as `statement`), or resumes the open request for the
+    /// identical call, and waits until a decision or the end of `hold`.
+    pub async fn decide(
+        &self,
+        call: &Call<'_>,
+        statement: &AgentAction,
+        approver: &str,
+        hold: Duration,
+    ) -> Result<Outcome, ApprovalError> {
+        let deadline = Instant::now() + hold;
+        // A concurrent identical call holds the slot while it asks; whoever gets it finds the
+        // request open (and resumes it) or, if the other one used or closed it, asks anew.
+        let (slot, mut open) = loop {
+            let slot = self
+                .open
+                .lock()
+                .expect("open requests")
+                .entry(call.digest.clone())
+                .or_default()
+                .clone();
+            let Ok(guard) = tokio::time::timeout_at(deadline, slot.clone().lock_owned()).await
+            else {
+                return Ok(Outcome::Pending {
+                    link: None,
+                    new: false,
+                });
+            };
+            if self.is_current(&call.digest, &slot) {
+                break (slot, guard);
+            }
+        };
+        let new = open.is_none();
+        if new {
+            *open = Some(self.ask(statement, approver).await.inspect_err(|_| {
+                self.close(&call.digest, &slot);
+            })?);
+        }
+        let request = open.as_mut().expect("opened above");
+        let link = Some(format!("{}{}", self.pages, page_ref(&request.auth_req_id)));
+        loop {
+            if request.next_poll > deadline {
+                return Ok(Outcome::Pending { link, new });
+            }
+            tokio::time::sleep_until(request.next_poll).await;
+            let answer = self.client.redeem(&request.auth_req_id).await;
+            request.next_poll = Instant::now() + request.interval;
+            let outcome = match answer {
+                Ok(tokens) => self.bind(&tokens, call).await,
+                Err(e) => match e.code() {
+                    Some("authorization_pending") => continue,
+                    // CIBA §11: five seconds more, for this and every later poll.
+                    Some("slow_down") => {
+                        request.interval += Duration::from_secs(5);
+                        request.next_poll = Instant::now() + request.interval;
+                        continue;
+                    }
+                    Some("access_denied") => Ok(Outcome::Denied {
+                        reason: description(&e),
+                    }),
+                    Some("expired_token") => Ok(Outcome::Expired),
+                    _ => Err(ApprovalError::Provider(e)),
+                },
+            };
+            *open = None;
+            self.close(&call.digest, &slot);
+            return outcome;
+        }
+    }
+
+    async fn ask(&self, statement: &AgentAction, approver: &str) -> Result<Open, ApprovalError> {
+        let details = statement.to_authorization_details().to_string();
+        let form = [
+            ("scope", "openid"),
+            ("login_hint", approver),
+            ("authorization_details", details.as_str()),
+        ];
+        let ack = self.client.start(&form).await?;
+        let auth_req_id = ack
+            .get("auth_req_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| AgentError::Protocol("no auth_req_id".into()))?
+            .to_owned();
+        // CIBA §7.3: a client waits 5 seconds between polls when no interval is given.
+        let interval =
+            Duration::from_secs(ack.get("interval").and_then(Value::as_u64).unwrap_or(5));
+        Ok(Open {
+            auth_req_id,
+            interval,
+            next_poll: Instant::now() + interval,
+        })
+    }
+
+    /// Checks that the token response is for `call`, right before it is forwarded.
+    async fn bind(&self, tokens: &Value, call: &Call<'_>) -> Result<Outcome, ApprovalError> {
+        let token = tokens
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApprovalError::Token("the token response has no access_token".into()))?;
+        let claims = self.verify(token).await?;
+        let now = crate::clock::secs(SystemClock.now());
+        if claims.get("iss").and_then(Value::as_str) != Some(self.client.issuer.as_str()) {
+            return Ok(Outcome::Refused("the token is from another issuer".into()));
+        }
+        let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        if exp <= now {
+            return Ok(Outcome::Refused("the approval's token has expired".into()));
+        }
+        Ok(match bound_call(&claims) {
+            Some(digest) if digest == call.digest => {
+                let jti = claims
+                    .get("jti")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let mut used = self.used.lock().expect("used tokens");
+                used.retain(|_, expires| *expires > now);
+                if jti.is_empty() || used.insert(jti.to_owned(), exp).is_some() {
+                    Outcome::Refused("this approval was already used for a call".into())
+                } else {
+                    Outcome::Approved {
+                        access_token: token.to_owned(),
+                    }
+                }
+            }
+            _ => Outcome::Refused(
+                "the approval covers a different call than the one being made".into(),
+            ),
+        })
+    }
+
+    /// The claims of an access token the provider signed; keys are fetched again for a new `kid`.
+    async fn verify(&self, token: &str) -> Result<Map<String, Value>, ApprovalError> {
+        let header = jwt::decode_header(token).map_err(|e| ApprovalError::Token(e.to_string()))?;
+        if header.claim("typ").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYPE) {
+            return Err(ApprovalError::Token(format!(
+                "the token is not of type {ACCESS_TOKEN_TYPE}"
+            )));
+        }
+        let kid = header
+            .claim("kid")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApprovalError::Token("the token names no key".into()))?
+            .to_owned();
+        let known = |keys: &JwkSet| keys.get(&kid).first().map(|jwk| (*jwk).clone());
+        let cached = known(&self.keys.lock().expect("keys"));
+        let jwk = match cached {
+            Some(jwk) => jwk,
+            None => {
+                let keys = fetch_keys(&self.client).await?;
+                let jwk = known(&keys);
+                *self.keys.lock().expect("keys") = keys;
+                jwk.ok_or_else(|| ApprovalError::Token(format!("no published key {kid}")))?
+            }
+        };
+        let verifier = ES256
+            .verifier_from_jwk(&jwk)
+            .map_err(|e| ApprovalError::Token(e.to_string()))?;
+        let (payload, _) = jwt::decode_with_verifier(token, &verifier)
+            .map_err(|e| ApprovalError::Token(e.to_string()))?;
+        Ok(payload.claims_set().clone())
+    }
+
+    fn is_current(&self, digest: &str, slot: &Slot) -> bool {
+        self.open
+            .lock()
+            .expect("open requests")
+            .get(digest)
+            .is_some_and(|s| Arc::ptr_eq(s, slot))
+    }
+
+    fn close(&self, digest: &str, slot: &Slot) {
+        let mut open = self.open.lock().expect("open requests");
+        if open.get(digest).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            open.remove(digest);
+        }
+    }
+}
+
+/// The digest of the call a token's `authorization_details` approve, if they name one.
+fn bound_call(claims: &Map<String, Value>) -> Option<String> {
+    let details = claims.get("authorization_details")?.clone();
+    let approved = action::parse_value(details).ok()?;
+    Some(call_digest(
+        &approved.tool?,
+        &approved.arguments.unwrap_or_default(),
+    ))
+}
+
+fn description(e: &AgentError) -> Option<String> {
+    match e {
+        AgentError::Refused { body, .. } => body
+            .get("error_description")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+async fn fetch_keys(client: &CibaClient) -> Result<JwkSet, ApprovalError> {
+    let jwks = client.jwks().await?;
+    let map = match jwks {
+        Value::Object(map) => map,
+        _ => return Err(ApprovalError::Token("the JWKS is not a JSON object".into())),
+    };
+    JwkSet::from_map(map).map_err(|e| ApprovalError::Token(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_token_binds_only_the_call_it_names() {
+        let arguments = json!({"path": "/srv/a.txt", "content": "hello"});
+        let arguments = arguments.as_object().unwrap();
+        let call = Call::new("write_file", arguments);
+        let claims = |tool: &str, args: Value| {
+            json!({"authorization_details": [{
+                "type": "agent_action", "action": "Write", "target": "/srv/a.txt",
+                "consequence": "c", "tool": tool, "arguments": args,
+            }]})
+            .as_object()
+            .unwrap()
+            .clone()
+        };
+        let same = claims(
+            "write_file",
+            json!({"content": "hello", "path": "/srv/a.txt"}),
+        );
+        assert_eq!(bound_call(&same), Some(call.digest.clone()));
+        let changed = claims(
+            "write_file",
+            json!({"path": "/srv/a.txt", "content": "HELLO"}),
+        );
+        assert_ne!(bound_call(&changed), Some(call.digest.clone()));
+        let other_tool = claims(
+            "move_file",
+            json!({"path": "/srv/a.txt", "content": "hello"}),
+        );
+        assert_ne!(bound_call(&other_tool), Some(call.digest.clone()));
+        let no_call = json!({"authorization_details": [{
+            "type": "agent_action", "action": "Write", "target": "t", "consequence": "c",
+        }]});
+        assert_eq!(bound_call(no_call.as_object().unwrap()), None);
+    }
+}
