@@ -203,7 +203,7 @@ fn DetailView(detail: HistoryDetail) -> impl IntoView {
             {detail.request.amount.clone().map(|amount| view! {
                 <p class="amount">"Amount: " <strong>{amount} " " {detail.request.currency.clone().unwrap_or_default()}</strong></p>
             })}
-            <ExactCall request=detail.request.clone()/>
+            <ExactCall tool=detail.request.tool.clone() arguments=detail.request.arguments.clone()/>
             {detail.request.binding_message.clone().map(|m| view! {
                 <p>"Binding message: " <span class="binding"><SafeText text=m limit=FULL inline=true/></span></p>
             })}

@@ -89,10 +89,10 @@ pub struct RequestView {
     pub currency: Option<String>,
     pub reversible: Option<bool>,
     pub resource: Option<String>,
-    /// The exact tool call the action is, when the MCP gate asked: the tool's name, and each
-    /// argument's name with its value as JSON.
+    /// The exact tool call the action is, when the MCP gate asked: the tool's name, and one line
+    /// per argument, `name: value` with the value as JSON.
     pub tool: Option<String>,
-    pub arguments: Vec<(String, String)>,
+    pub arguments: Vec<String>,
     pub binding_message: Option<String>,
     pub scope: String,
     pub created_at: i64,

@@ -3,8 +3,15 @@
 // approver deciding on the real page. Reads pass; writes wait for a passkey approval of that exact call.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from '@playwright/test';
@@ -107,10 +114,9 @@ test('reads pass; a write waits for approval of the exact call; a denied write i
     await expect(statement).toContainText('This cannot be undone: Its contents become: approved text');
     const call = page.locator('details.exact-call');
     await expect(call.locator('summary')).toHaveText('The exact call: write_file');
-    await expect(call.locator('dd').first()).not.toBeVisible();
+    await expect(call.locator('li').first()).not.toBeVisible();
     await call.locator('summary').click();
-    await expect(call.locator('dt')).toHaveText(['content', 'path']);
-    await expect(call.locator('dd')).toHaveText(['"approved text"', JSON.stringify(file)]);
+    await expect(call.locator('li')).toHaveText(['content: "approved text"', `path: ${JSON.stringify(file)}`]);
     await page.screenshot({ path: `screenshots/gate-request-${testInfo.project.name}.png`, fullPage: true });
     expect(readFileSync(file, 'utf8'), 'nothing is written before the approval').toBe('before');
     await page.getByRole('button', { name: 'Approve with passkey' }).click();
@@ -186,6 +192,22 @@ test('a call held past the limit is pending; the identical call resumes it, a ch
   }
 });
 
+test('a call nobody decides on in time comes back as a tool error, and nothing is written', async ({ page }, testInfo) => {
+  test.skip(testInfo.project.name !== 'desktop', 'one browser size is enough for the protocol');
+  const port = (testInfo.project.metadata as { port: number }).port;
+  const email = await enrolledApprover(page, 'Ezra Expiry');
+  const gate = await startGate(port, email, 'hold_seconds = 8\nrequest_expiry_seconds = 2');
+  try {
+    const file = join(gate.dir, 'late.txt');
+    const late = await gate.client.callTool({ name: 'write_file', arguments: { path: file, content: 'too late' } });
+    expect(late.isError).toBe(true);
+    expect(text(late)).toContain('Nobody approved this call before its approval request expired');
+    expect(() => readFileSync(file, 'utf8')).toThrow(/ENOENT/);
+  } finally {
+    await gate.client.close();
+  }
+});
+
 test('observe-only forwards everything and logs what would have needed approval', async ({ page }, testInfo) => {
   test.skip(testInfo.project.name !== 'desktop', 'one browser size is enough for the protocol');
   const port = (testInfo.project.metadata as { port: number }).port;
@@ -204,5 +226,80 @@ test('observe-only forwards everything and logs what would have needed approval'
     await expect(page.getByText('No requests are waiting for your decision.')).toBeVisible();
   } finally {
     await gate.client.close();
+  }
+});
+
+/** A mail tool server over streamable HTTP (the SDK's own server), recording each tools/call's
+ *  Authorization header. */
+async function mailServer() {
+  const calls: { tool: string; authorization?: string }[] = [];
+  const sent: string[] = [];
+  const http = createServer(async (req, res) => {
+    let raw = '';
+    for await (const chunk of req) raw += chunk;
+    const body = raw ? JSON.parse(raw) : undefined;
+    if (body?.method === 'tools/call') calls.push({ tool: body.params.name, authorization: req.headers.authorization });
+    const server = new McpServer({ name: 'mail', version: '1.0.0' });
+    server.registerTool('list_inbox', { description: 'List messages', inputSchema: {},
+      annotations: { readOnlyHint: true } }, async () => ({ content: [{ type: 'text', text: 'no new mail' }] }));
+    server.registerTool('send_email', { description: 'Send an email', inputSchema: { to: z.string(), body: z.string() },
+      annotations: { readOnlyHint: false, destructiveHint: false, openWorldHint: true } },
+    async ({ to, body: text }) => { sent.push(`${to}: ${text}`); return { content: [{ type: 'text', text: `sent to ${to}` }] }; });
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    res.on('close', () => { void transport.close(); void server.close(); });
+    await server.connect(transport);
+    await transport.handleRequest(req, res, body);
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`, calls, sent, close: () => http.close() };
+}
+
+test('over streamable HTTP both ways, the upstream receives the approved call\'s access token', async ({ page }, testInfo) => {
+  test.skip(testInfo.project.name !== 'desktop', 'one browser size is enough for the protocol');
+  const port = (testInfo.project.metadata as { port: number }).port;
+  const email = await enrolledApprover(page, 'Mia Mail');
+  const mail = await mailServer();
+  const { client_id, client_secret } = JSON.parse(
+    countersign('client', 'create', '--name', 'Mail gate', '--delivery', 'poll', '--json'));
+  const policyFile = join(mkdtempSync(join(tmpdir(), 'gate-http-')), 'gate.toml');
+  writeFileSync(policyFile, `approver = "${email}"
+[tools.send_email]
+decision = "approve"
+action = "Send an email to {to}"
+target = "{to}"
+consequence = "The message leaves the company: {body}"
+`);
+  const gate = spawn(bin, ['gate', '--policy', policyFile, '--issuer', `http://localhost:${port}`, '--client-id', client_id,
+    '--listen', '127.0.0.1:0', '--upstream-url', mail.url],
+  { env: { PATH: process.env.PATH ?? '', COUNTERSIGN_CLIENT_SECRET: client_secret, RUST_LOG: 'info' } });
+  let stderr = '';
+  gate.stderr.on('data', (d) => { stderr += d; });
+  try {
+    await expect.poll(() => stderr, { timeout: 15_000 }).toMatch(/serving MCP at (\S+)/);
+    const endpoint = stderr.match(/serving MCP at (\S+)/)![1];
+    const client = new Client({ name: 'test-agent', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(endpoint)));
+
+    const listed = await client.callTool({ name: 'list_inbox', arguments: {} });
+    expect(text(listed)).toBe('no new mail');
+    expect(mail.calls).toEqual([{ tool: 'list_inbox', authorization: undefined }]);
+
+    const arguments_ = { to: 'partner@example.org', body: 'The Q3 figures' };
+    const send = client.callTool({ name: 'send_email', arguments: arguments_ }, undefined, { timeout: 60_000 });
+    await decide(page, 'Send an email to partner@example.org', 'Approve with passkey');
+    const sent = await send;
+    expect(sent.isError ?? false, text(sent)).toBe(false);
+    expect(mail.sent).toEqual(['partner@example.org: The Q3 figures']);
+    const authorization = mail.calls.find((c) => c.tool === 'send_email')?.authorization ?? '';
+    expect(authorization).toMatch(/^Bearer ey/);
+    const claims = JSON.parse(Buffer.from(authorization.split('.')[1], 'base64url').toString());
+    // The token names this call, and the tool server as its audience.
+    expect(claims.aud).toBe(mail.url);
+    expect(claims.authorization_details).toEqual([expect.objectContaining({
+      type: 'agent_action', tool: 'send_email', arguments: arguments_, resource: mail.url })]);
+    await client.close();
+  } finally {
+    gate.kill();
+    mail.close();
   }
 });

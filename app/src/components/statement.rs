@@ -136,27 +136,23 @@ pub fn Statement(request: RequestView) -> impl IntoView {
         {request.resource.clone().map(|resource| view! {
             <p class="muted small">"On: " <SafeText text=resource limit=80/></p>
         })}
-        <ExactCall request=request.clone()/>
+        <ExactCall tool=request.tool.clone() arguments=request.arguments.clone()/>
     }
 }
 
 /// The exact tool call behind the statement (from the MCP gate), folded: the statement is what the
 /// approver decides on, and the call is there to check it against. Marked like any agent text.
 #[component]
-pub fn ExactCall(request: RequestView) -> impl IntoView {
-    request.tool.clone().map(|tool| {
-        let arguments = request
-            .arguments
-            .iter()
-            .map(|(name, value)| view! {
-                <dt><SafeText text=name.clone() limit=usize::MAX inline=true/></dt>
-                <dd><code><SafeText text=value.clone() limit=usize::MAX inline=true/></code></dd>
-            })
+pub fn ExactCall(tool: Option<String>, arguments: Vec<String>) -> impl IntoView {
+    tool.map(|tool| {
+        let arguments = arguments
+            .into_iter()
+            .map(|line| view! { <li><SafeText text=line limit=usize::MAX inline=true/></li> })
             .collect_view();
         view! {
             <details class="exact-call">
-                <summary>"The exact call: " <code><SafeText text=tool limit=usize::MAX inline=true/></code></summary>
-                <dl class="facts">{arguments}</dl>
+                <summary>"The exact call: " <SafeText text=tool limit=usize::MAX inline=true/></summary>
+                <ul>{arguments}</ul>
             </details>
         }
     })

@@ -44,6 +44,16 @@ impl<'a> Call<'a> {
     }
 }
 
+/// What to ask, of whom, and how long to wait.
+pub struct Ask<'a> {
+    pub statement: &'a AgentAction,
+    pub approver: &'a str,
+    /// How long this call waits before answering "pending".
+    pub hold: Duration,
+    /// `requested_expiry`, if the policy sets one.
+    pub expiry: Option<u64>,
+}
+
 /// How waiting for a decision ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -73,6 +83,7 @@ struct Open {
     auth_req_id: String,
     interval: Duration,
     next_poll: Instant,
+    expires_at: Instant,
 }
 
 type Slot = Arc<AsyncMutex<Option<Open>>>;
@@ -100,26 +111,23 @@ impl Approvals {
         })
     }
 
-    /// Asks `approver` to approve `call` (shown as `statement`), or resumes the open request for the
-    /// identical call, and waits until a decision or the end of `hold`.
-    pub async fn decide(
-        &self,
-        call: &Call<'_>,
-        statement: &AgentAction,
-        approver: &str,
-        hold: Duration,
-    ) -> Result<Outcome, ApprovalError> {
-        let deadline = Instant::now() + hold;
+    /// Asks for approval of `call`, or resumes the open request for the identical call, and waits
+    /// until a decision or the end of the hold.
+    pub async fn decide(&self, call: &Call<'_>, ask: &Ask<'_>) -> Result<Outcome, ApprovalError> {
+        let deadline = Instant::now() + ask.hold;
         // A concurrent identical call holds the slot while it asks; whoever gets it finds the
         // request open (and resumes it) or, if the other one used or closed it, asks anew.
         let (slot, mut open) = loop {
-            let slot = self
-                .open
-                .lock()
-                .expect("open requests")
-                .entry(call.digest.clone())
-                .or_default()
-                .clone();
+            let slot = {
+                let mut open = self.open.lock().expect("open requests");
+                // Requests nobody came back for are forgotten once they expire.
+                let now = Instant::now();
+                open.retain(|_, slot| {
+                    slot.try_lock()
+                        .map_or(true, |o| o.as_ref().is_none_or(|o| o.expires_at > now))
+                });
+                open.entry(call.digest.clone()).or_default().clone()
+            };
             let Ok(guard) = tokio::time::timeout_at(deadline, slot.clone().lock_owned()).await
             else {
                 return Ok(Outcome::Pending {
@@ -133,7 +141,7 @@ impl Approvals {
         };
         let new = open.is_none();
         if new {
-            *open = Some(self.ask(statement, approver).await.inspect_err(|_| {
+            *open = Some(self.ask(ask).await.inspect_err(|_| {
                 self.close(&call.digest, &slot);
             })?);
         }
@@ -169,13 +177,17 @@ impl Approvals {
         }
     }
 
-    async fn ask(&self, statement: &AgentAction, approver: &str) -> Result<Open, ApprovalError> {
-        let details = statement.to_authorization_details().to_string();
-        let form = [
+    async fn ask(&self, ask: &Ask<'_>) -> Result<Open, ApprovalError> {
+        let details = ask.statement.to_authorization_details().to_string();
+        let expiry = ask.expiry.map(|e| e.to_string());
+        let mut form = vec![
             ("scope", "openid"),
-            ("login_hint", approver),
+            ("login_hint", ask.approver),
             ("authorization_details", details.as_str()),
         ];
+        if let Some(expiry) = &expiry {
+            form.push(("requested_expiry", expiry));
+        }
         let ack = self.client.start(&form).await?;
         let auth_req_id = ack
             .get("auth_req_id")
@@ -185,10 +197,13 @@ impl Approvals {
         // CIBA §7.3: a client waits 5 seconds between polls when no interval is given.
         let interval =
             Duration::from_secs(ack.get("interval").and_then(Value::as_u64).unwrap_or(5));
+        let expires_in = ack.get("expires_in").and_then(Value::as_u64).unwrap_or(0);
         Ok(Open {
             auth_req_id,
             interval,
             next_poll: Instant::now() + interval,
+            // A moment past the provider's expiry, so a late repeat still hears `expired_token`.
+            expires_at: Instant::now() + Duration::from_secs(expires_in + 60),
         })
     }
 

@@ -132,7 +132,7 @@ pub async fn run(args: GateArgs) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(address)
                 .await
                 .with_context(|| format!("cannot listen on {address}"))?;
-            tracing::info!("serving MCP at http://{address}/mcp");
+            tracing::info!("serving MCP at http://{}/mcp", listener.local_addr()?);
             axum::serve(listener, app).await?;
         }
     }

@@ -45,6 +45,9 @@ pub struct Policy {
     /// after 60 s by default).
     #[serde(default = "default_hold_seconds")]
     pub hold_seconds: u64,
+    /// How long the approver has to decide (CIBA `requested_expiry`; Countersign caps it). Its
+    /// default when absent.
+    pub request_expiry_seconds: Option<u64>,
     /// Who approves a gated call when its rule names no one.
     pub approver: Option<String>,
     /// The decision for tools the policy does not name.
@@ -421,10 +424,17 @@ mod tests {
             refused("approver = \"a@example.com\"\n[tools.write_file]\ndecision = \"approve\"\naction = \"Write {path\"\ntarget = \"t\"\nconsequence = \"c\""),
             PolicyError::Unclosed("Write {path".into())
         );
-        let observe = Policy::parse("mode = \"observe-only\"\nhold_seconds = 30").unwrap();
+        let observe = Policy::parse(
+            "mode = \"observe-only\"\nhold_seconds = 30\nrequest_expiry_seconds = 600",
+        )
+        .unwrap();
         assert_eq!(
-            (observe.mode, observe.hold_seconds),
-            (Mode::ObserveOnly, 30)
+            (
+                observe.mode,
+                observe.hold_seconds,
+                observe.request_expiry_seconds
+            ),
+            (Mode::ObserveOnly, 30, Some(600))
         );
     }
 

@@ -19,7 +19,7 @@ use rmcp::{
 use serde_json::Map;
 
 use super::{
-    approvals::{Approvals, Call, Outcome},
+    approvals::{Approvals, Ask, Call, Outcome},
     policy::{Decision, Mode, Policy, UpstreamTool},
 };
 
@@ -128,7 +128,7 @@ impl Gate {
     ) -> Result<CallToolResponse, McpError> {
         let policy = &self.0.policy;
         let name = request.name.to_string();
-        let (Some(statement), Some(approver)) = (
+        let (Some(mut statement), Some(approver)) = (
             policy.statement(&name, arguments),
             policy.approver_of(&name),
         ) else {
@@ -136,13 +136,18 @@ impl Gate {
                 "The gate has no statement or approver for {name}; the call was not made."
             )));
         };
+        // The tool server is the token's audience (RFC 9396 §2 `resource` becomes `aud`).
+        if let Upstream::Http { url, .. } = &self.0.upstream {
+            statement.resource = Some(url.clone());
+        }
         let call = Call::new(&name, arguments);
-        let hold = Duration::from_secs(policy.hold_seconds);
-        let outcome = self
-            .0
-            .approvals
-            .decide(&call, &statement, approver, hold)
-            .await;
+        let ask = Ask {
+            statement: &statement,
+            approver,
+            hold: Duration::from_secs(policy.hold_seconds),
+            expiry: policy.request_expiry_seconds,
+        };
+        let outcome = self.0.approvals.decide(&call, &ask).await;
         let digest = &call.digest[..16];
         let outcome = match outcome {
             Ok(outcome) => outcome,

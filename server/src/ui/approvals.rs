@@ -121,9 +121,9 @@ pub(crate) fn statement_view(request: &AuthRequest, client_name: String, now: i6
             .arguments
             .unwrap_or_default()
             .into_iter()
-            .map(|(name, value)| (name, value.to_string()))
             .collect::<std::collections::BTreeMap<_, _>>()
             .into_iter()
+            .map(|(name, value)| format!("{name}: {value}"))
             .collect(),
         tool: action.tool,
         binding_message: request.binding_message.clone(),
