@@ -7,7 +7,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,10 +23,11 @@ const filesystemServer = require.resolve('@modelcontextprotocol/server-filesyste
 interface Gate { client: Client; dir: string; stderr: () => string; links: string[] }
 
 /** A gate in front of a fresh directory, with the approver `email`; `policy` is added to the base. */
-async function startGate(port: number, email: string, policy: string): Promise<Gate> {
+async function startGate(port: number, email: string, policy: string, pingPort?: number): Promise<Gate> {
   const dir = mkdtempSync(join(tmpdir(), 'gate-'));
+  const delivery = pingPort ? ['ping', '--notify-url', `http://127.0.0.1:${pingPort}/ping`] : ['poll'];
   const { client_id, client_secret } = JSON.parse(
-    countersign('client', 'create', '--name', 'Filesystem gate', '--delivery', 'poll', '--json'));
+    countersign('client', 'create', '--name', 'Filesystem gate', '--delivery', ...delivery, '--json'));
   const policyFile = join(dir, '..', `${dir.split('/').pop()}.toml`);
   writeFileSync(policyFile, `approver = "${email}"\n${policy}
 [tools.write_file]
@@ -51,7 +52,7 @@ decision = "allow"
   const transport = new StdioClientTransport({
     command: bin,
     args: ['gate', '--policy', policyFile, '--issuer', `http://localhost:${port}`, '--client-id', client_id,
-      '--', process.execPath, filesystemServer, dir],
+      ...(pingPort ? ['--ping-listen', `127.0.0.1:${pingPort}`] : []), '--', process.execPath, filesystemServer, dir],
     env: { PATH: process.env.PATH ?? '', COUNTERSIGN_CLIENT_SECRET: client_secret, RUST_LOG: 'info' },
     stderr: 'pipe',
   });
@@ -190,6 +191,50 @@ test('a call held past the limit is pending; the identical call resumes it, a ch
   } finally {
     await gate.client.close();
   }
+});
+
+test('ping delivery (CIBA §10.2): the gate redeems when pinged, not at its next poll', async ({ page }, testInfo) => {
+  test.skip(testInfo.project.name !== 'desktop', 'one browser size is enough for the protocol');
+  const port = (testInfo.project.metadata as { port: number }).port;
+  const email = await enrolledApprover(page, 'Pippa Ping');
+  const gate = await startGate(port, email, 'hold_seconds = 40', 3197);
+  try {
+    const file = join(gate.dir, 'pinged.txt');
+    const write = gate.client.callTool({ name: 'write_file', arguments: { path: file, content: 'pinged text' } },
+      undefined, { timeout: 60_000 });
+    await decide(page, 'Write the file', 'Approve with passkey');
+    const decided = Date.now();
+    const written = await write;
+    expect(written.isError ?? false, text(written)).toBe(false);
+    expect(readFileSync(file, 'utf8')).toBe('pinged text');
+    // Its polls are 15 s apart in ping mode: the call came back on the ping.
+    expect(Date.now() - decided).toBeLessThan(10_000);
+    expect(gate.stderr()).toContain('pinged: the decision is made');
+    // Anyone else posting to the endpoint is refused.
+    const stranger = await fetch('http://127.0.0.1:3197/ping', { method: 'POST', headers: { Authorization: 'Bearer guess' } });
+    expect(stranger.status).toBe(401);
+  } finally {
+    await gate.client.close();
+  }
+});
+
+test('a policy that does not fit the upstream is refused at start, with the reason', async ({}, testInfo) => {
+  test.skip(testInfo.project.name !== 'desktop', 'no browser involved');
+  const dir = mkdtempSync(join(tmpdir(), 'gate-bad-'));
+  const run = (policy: string) => {
+    writeFileSync(join(dir, 'gate.toml'), policy);
+    return spawnSync(bin, ['gate', '--policy', join(dir, 'gate.toml'), '--issuer', 'http://localhost:9', '--client-id', 'x',
+      '--', process.execPath, filesystemServer, dir],
+    { env: { PATH: process.env.PATH ?? '', COUNTERSIGN_CLIENT_SECRET: 's', RUST_LOG: 'warn' }, encoding: 'utf8', timeout: 30_000 });
+  };
+  const unknownTool = run('approver = "a@example.com"\n[tools.delete_everything]\ndecision = "deny"\n');
+  expect(unknownTool.status).toBe(1);
+  expect(unknownTool.stderr).toContain('the policy names tool "delete_everything", which the upstream server does not offer');
+  const unknownArgument = run('approver = "a@example.com"\n[tools.write_file]\ndecision = "approve"\naction = "Write {file}"\ntarget = "{path}"\nconsequence = "c"\n');
+  expect(unknownArgument.status).toBe(1);
+  expect(unknownArgument.stderr).toContain('the template for write_file.action names argument "file", which write_file does not take');
+  const noStatement = run('approver = "a@example.com"\n');
+  expect(noStatement.stderr).toMatch(/tool "(write_file|edit_file|move_file)" needs approval, so its rule must give action, target and consequence templates/);
 });
 
 test('a call nobody decides on in time comes back as a tool error, and nothing is written', async ({ page }, testInfo) => {

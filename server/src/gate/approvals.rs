@@ -3,6 +3,9 @@
 //! the token against it: signed by the provider, an access token (`at+jwt`), unexpired, carrying
 //! the digest of this very call, and used once.
 //!
+//! With ping delivery (CIBA §10.2, `--ping-listen`), Countersign says when the decision is made and the
+//! gate redeems at once; it still polls, slowly, in case a ping is lost.
+//!
 //! A request not decided within the hold stays open, keyed by the call's digest: the identical call
 //! made again resumes it instead of asking the approver a second time. A call that differs in any
 //! argument has another digest, so it can never ride on someone else's approval.
@@ -18,13 +21,17 @@ use josekit::{
     jwt::{self},
 };
 use serde_json::{Map, Value};
-use tokio::{sync::Mutex as AsyncMutex, time::Instant};
+use tokio::{
+    sync::{Mutex as AsyncMutex, Notify},
+    time::Instant,
+};
 
 use super::policy::call_digest;
 use crate::{
     agent::{AgentError, CibaClient},
     ciba::{action, action::AgentAction, ids::page_ref, tokens::ACCESS_TOKEN_TYPE},
     clock::{Clock, SystemClock},
+    secrets::{random_token, sha256},
 };
 
 /// One exact call: the tool, its arguments, and their digest (see [`call_digest`]).
@@ -84,12 +91,66 @@ struct Open {
     interval: Duration,
     next_poll: Instant,
     expires_at: Instant,
+    /// Woken by the ping for this request (ping delivery only).
+    ping: Option<Ping>,
+}
+
+/// In ping mode a lost ping costs at most this long: the gate polls this seldom as well.
+const POLL_BESIDES_PINGS: Duration = Duration::from_secs(15);
+
+/// The pings the gate waits for, by the SHA-256 of each request's `client_notification_token`.
+#[derive(Default)]
+pub struct Pings {
+    waiting: Mutex<HashMap<[u8; 32], Arc<Notify>>>,
+}
+
+struct Ping {
+    key: [u8; 32],
+    arrived: Arc<Notify>,
+}
+
+impl Pings {
+    /// A new notification token and what its ping will wake.
+    fn expect(&self) -> (String, Ping) {
+        let token = random_token(32);
+        let ping = Ping {
+            key: sha256(token.as_bytes()),
+            arrived: Arc::new(Notify::new()),
+        };
+        self.waiting
+            .lock()
+            .expect("pings")
+            .insert(ping.key, ping.arrived.clone());
+        (token, ping)
+    }
+
+    /// A ping's `Authorization` header; false when it names no request the gate waits for. The
+    /// token is looked up by its hash, so no comparison runs over the secret itself.
+    pub fn arrived(&self, authorization: &str) -> bool {
+        let Some(token) = authorization.strip_prefix("Bearer ") else {
+            return false;
+        };
+        let waiting = self.waiting.lock().expect("pings");
+        match waiting.get(&sha256(token.as_bytes())) {
+            // A permit is kept if nobody waits right now, so no ping is lost.
+            Some(arrived) => {
+                arrived.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn forget(&self, ping: &Ping) {
+        self.waiting.lock().expect("pings").remove(&ping.key);
+    }
 }
 
 type Slot = Arc<AsyncMutex<Option<Open>>>;
 
 pub struct Approvals {
     client: CibaClient,
+    pings: Option<Arc<Pings>>,
     /// The approval page's base: `{issuer}/requests/`.
     pages: String,
     keys: Mutex<JwkSet>,
@@ -100,11 +161,16 @@ pub struct Approvals {
 }
 
 impl Approvals {
-    pub async fn new(client: CibaClient) -> Result<Approvals, ApprovalError> {
+    /// `pings`: the listener's, when the gate is registered for ping delivery.
+    pub async fn new(
+        client: CibaClient,
+        pings: Option<Arc<Pings>>,
+    ) -> Result<Approvals, ApprovalError> {
         let keys = fetch_keys(&client).await?;
         Ok(Approvals {
             pages: format!("{}/requests/", client.issuer.trim_end_matches('/')),
             client,
+            pings,
             keys: Mutex::new(keys),
             open: Mutex::new(HashMap::new()),
             used: Mutex::new(HashMap::new()),
@@ -122,9 +188,17 @@ impl Approvals {
                 let mut open = self.open.lock().expect("open requests");
                 // Requests nobody came back for are forgotten once they expire.
                 let now = Instant::now();
-                open.retain(|_, slot| {
-                    slot.try_lock()
-                        .map_or(true, |o| o.as_ref().is_none_or(|o| o.expires_at > now))
+                open.retain(|_, slot| match slot.try_lock() {
+                    Ok(request) => match request.as_ref() {
+                        Some(request) if request.expires_at <= now => {
+                            if let (Some(pings), Some(ping)) = (&self.pings, &request.ping) {
+                                pings.forget(ping);
+                            }
+                            false
+                        }
+                        _ => true,
+                    },
+                    Err(_) => true,
                 });
                 open.entry(call.digest.clone()).or_default().clone()
             };
@@ -148,10 +222,20 @@ impl Approvals {
         let request = open.as_mut().expect("opened above");
         let link = Some(format!("{}{}", self.pages, page_ref(&request.auth_req_id)));
         loop {
-            if request.next_poll > deadline {
-                return Ok(Outcome::Pending { link, new });
+            let ping = request.ping.as_ref().map(|p| p.arrived.clone());
+            let pinged = async {
+                match ping {
+                    Some(arrived) => arrived.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = pinged => tracing::info!(call = &call.digest[..16], "pinged: the decision is made"),
+                () = tokio::time::sleep_until(request.next_poll) => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Ok(Outcome::Pending { link, new });
+                }
             }
-            tokio::time::sleep_until(request.next_poll).await;
             let answer = self.client.redeem(&request.auth_req_id).await;
             request.next_poll = Instant::now() + request.interval;
             let outcome = match answer {
@@ -171,6 +255,9 @@ impl Approvals {
                     _ => Err(ApprovalError::Provider(e)),
                 },
             };
+            if let (Some(pings), Some(ping)) = (&self.pings, &request.ping) {
+                pings.forget(ping);
+            }
             *open = None;
             self.close(&call.digest, &slot);
             return outcome;
@@ -188,15 +275,31 @@ impl Approvals {
         if let Some(expiry) = &expiry {
             form.push(("requested_expiry", expiry));
         }
-        let ack = self.client.start(&form).await?;
+        let expected = self.pings.as_ref().map(|pings| pings.expect());
+        if let Some((token, _)) = &expected {
+            form.push(("client_notification_token", token));
+        }
+        let ack = match self.client.start(&form).await {
+            Ok(ack) => ack,
+            Err(e) => {
+                if let (Some(pings), Some((_, ping))) = (&self.pings, &expected) {
+                    pings.forget(ping);
+                }
+                return Err(e.into());
+            }
+        };
+        let ping = expected.map(|(_, ping)| ping);
         let auth_req_id = ack
             .get("auth_req_id")
             .and_then(Value::as_str)
             .ok_or_else(|| AgentError::Protocol("no auth_req_id".into()))?
             .to_owned();
         // CIBA §7.3: a client waits 5 seconds between polls when no interval is given.
-        let interval =
+        let mut interval =
             Duration::from_secs(ack.get("interval").and_then(Value::as_u64).unwrap_or(5));
+        if ping.is_some() {
+            interval = interval.max(POLL_BESIDES_PINGS);
+        }
         let expires_in = ack.get("expires_in").and_then(Value::as_u64).unwrap_or(0);
         Ok(Open {
             auth_req_id,
@@ -204,6 +307,7 @@ impl Approvals {
             next_poll: Instant::now() + interval,
             // A moment past the provider's expiry, so a late repeat still hears `expired_token`.
             expires_at: Instant::now() + Duration::from_secs(expires_in + 60),
+            ping,
         })
     }
 

@@ -9,9 +9,10 @@ pub mod approvals;
 pub mod policy;
 pub mod proxy;
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context;
+use axum::http::{header, HeaderMap, StatusCode};
 use clap::Args;
 use rmcp::{
     model::Tool,
@@ -23,7 +24,7 @@ use rmcp::{
 };
 
 use self::{
-    approvals::Approvals,
+    approvals::{Approvals, Pings},
     policy::{Policy, UpstreamTool},
     proxy::{Gate, Upstream},
 };
@@ -46,6 +47,10 @@ pub struct GateArgs {
     /// Serve MCP over streamable HTTP at http://ADDRESS/mcp instead of stdio.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Ping delivery (CIBA §10.2): listen here for Countersign's pings. The gate's client must be
+    /// registered for ping delivery with a notification endpoint that reaches this address.
+    #[arg(long)]
+    pub ping_listen: Option<SocketAddr>,
     /// The upstream MCP server's streamable HTTP URL (instead of a command).
     #[arg(long, conflicts_with = "command")]
     pub upstream_url: Option<String>,
@@ -110,7 +115,11 @@ pub async fn run(args: GateArgs) -> anyhow::Result<()> {
     let client = CibaClient::discover(&args.issuer, &args.client_id, &args.client_secret)
         .await
         .context("cannot reach Countersign")?;
-    let approvals = Approvals::new(client).await?;
+    let pings = match args.ping_listen {
+        Some(address) => Some(listen_for_pings(address).await?),
+        None => None,
+    };
+    let approvals = Approvals::new(client, pings).await?;
     tracing::info!(
         tools = tools.len(),
         mode = ?policy.mode,
@@ -137,4 +146,34 @@ pub async fn run(args: GateArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The gate's notification endpoint: any path; a POST whose bearer token is one the gate gave with a
+/// request wakes that request's wait (204), anything else is 401.
+async fn listen_for_pings(address: SocketAddr) -> anyhow::Result<Arc<Pings>> {
+    let pings = Arc::new(Pings::default());
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen for pings on {address}"))?;
+    tracing::info!("listening for pings at http://{}", listener.local_addr()?);
+    let waiting = pings.clone();
+    let app = axum::Router::new().fallback(axum::routing::post(move |headers: HeaderMap| {
+        let pinged = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| waiting.arrived(v));
+        async move {
+            if pinged {
+                StatusCode::NO_CONTENT
+            } else {
+                StatusCode::UNAUTHORIZED
+            }
+        }
+    }));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("the ping listener stopped: {e}");
+        }
+    });
+    Ok(pings)
 }
