@@ -8,6 +8,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -277,13 +278,16 @@ test('observe-only forwards everything and logs what would have needed approval'
 /** A mail tool server over streamable HTTP (the SDK's own server), recording each tools/call's
  *  Authorization header. */
 async function mailServer() {
-  const calls: { tool: string; authorization?: string }[] = [];
+  const calls: { tool: string; authorization?: string; dpop?: string }[] = [];
+  const proofs: string[] = [];
   const sent: string[] = [];
   const http = createServer(async (req, res) => {
     let raw = '';
     for await (const chunk of req) raw += chunk;
     const body = raw ? JSON.parse(raw) : undefined;
-    if (body?.method === 'tools/call') calls.push({ tool: body.params.name, authorization: req.headers.authorization });
+    const dpop = req.headers.dpop as string | undefined;
+    if (dpop) proofs.push(dpop);
+    if (body?.method === 'tools/call') calls.push({ tool: body.params.name, authorization: req.headers.authorization, dpop });
     const server = new McpServer({ name: 'mail', version: '1.0.0' });
     server.registerTool('list_inbox', { description: 'List messages', inputSchema: {},
       annotations: { readOnlyHint: true } }, async () => ({ content: [{ type: 'text', text: 'no new mail' }] }));
@@ -296,16 +300,17 @@ async function mailServer() {
     await transport.handleRequest(req, res, body);
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`, calls, sent, close: () => http.close() };
+  return { url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`, calls, proofs, sent, close: () => http.close() };
 }
 
-test('over streamable HTTP both ways, the upstream receives the approved call\'s access token', async ({ page }, testInfo) => {
+for (const dpop of [false, true]) {
+test(`over streamable HTTP both ways, the upstream receives the approved call's access token${dpop ? ', DPoP-bound (RFC 9449)' : ''}`, async ({ page }, testInfo) => {
   test.skip(testInfo.project.name !== 'desktop', 'one browser size is enough for the protocol');
   const port = (testInfo.project.metadata as { port: number }).port;
-  const email = await enrolledApprover(page, 'Mia Mail');
+  const email = await enrolledApprover(page, dpop ? 'Dora Dpop' : 'Mia Mail');
   const mail = await mailServer();
-  const { client_id, client_secret } = JSON.parse(
-    countersign('client', 'create', '--name', 'Mail gate', '--delivery', 'poll', '--json'));
+  const { client_id, client_secret } = JSON.parse(countersign('client', 'create', '--name', 'Mail gate',
+    '--delivery', 'poll', ...(dpop ? ['--dpop'] : []), '--json'));
   const policyFile = join(mkdtempSync(join(tmpdir(), 'gate-http-')), 'gate.toml');
   writeFileSync(policyFile, `approver = "${email}"
 [tools.send_email]
@@ -315,7 +320,7 @@ target = "{to}"
 consequence = "The message leaves the company: {body}"
 `);
   const gate = spawn(bin, ['gate', '--policy', policyFile, '--issuer', `http://localhost:${port}`, '--client-id', client_id,
-    '--listen', '127.0.0.1:0', '--upstream-url', mail.url],
+    '--listen', '127.0.0.1:0', '--upstream-url', mail.url, ...(dpop ? ['--dpop'] : [])],
   { env: { PATH: process.env.PATH ?? '', COUNTERSIGN_CLIENT_SECRET: client_secret, RUST_LOG: 'info' } });
   let stderr = '';
   gate.stderr.on('data', (d) => { stderr += d; });
@@ -335,9 +340,24 @@ consequence = "The message leaves the company: {body}"
     const sent = await send;
     expect(sent.isError ?? false, text(sent)).toBe(false);
     expect(mail.sent).toEqual(['partner@example.org: The Q3 figures']);
-    const authorization = mail.calls.find((c) => c.tool === 'send_email')?.authorization ?? '';
-    expect(authorization).toMatch(/^Bearer ey/);
-    const claims = JSON.parse(Buffer.from(authorization.split('.')[1], 'base64url').toString());
+    const call = mail.calls.find((c) => c.tool === 'send_email');
+    const authorization = call?.authorization ?? '';
+    expect(authorization).toMatch(dpop ? /^DPoP ey/ : /^Bearer ey/);
+    const token = authorization.split(' ')[1];
+    const claims = decoded(token);
+    if (dpop) {
+      // The token is bound to the gate's key, and the call's request carries a fresh proof of it,
+      // naming this request and this token (RFC 9449 §4.2, §7.1).
+      const proof = decoded(call!.dpop!);
+      const header = JSON.parse(Buffer.from(call!.dpop!.split('.')[0], 'base64url').toString());
+      expect(header.typ).toBe('dpop+jwt');
+      expect(claims.cnf.jkt).toBe(thumbprint(header.jwk));
+      expect(proof).toMatchObject({ htm: 'POST', htu: mail.url,
+        ath: createHash('sha256').update(token).digest('base64url') });
+      expect(new Set(mail.proofs.map((p) => decoded(p).jti)).size, 'a new proof for every request').toBe(mail.proofs.length);
+    } else {
+      expect(call?.dpop).toBeUndefined();
+    }
     // The token names this call, and the tool server as its audience.
     expect(claims.aud).toBe(mail.url);
     expect(claims.authorization_details).toEqual([expect.objectContaining({
@@ -348,3 +368,13 @@ consequence = "The message leaves the company: {body}"
     mail.close();
   }
 });
+}
+
+function decoded(jwt: string) {
+  return JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
+}
+
+/** RFC 7638 thumbprint of an EC public key. */
+function thumbprint(jwk: { crv: string; x: string; y: string }): string {
+  return createHash('sha256').update(JSON.stringify({ crv: jwk.crv, kty: 'EC', x: jwk.x, y: jwk.y })).digest('base64url');
+}

@@ -141,12 +141,38 @@ impl CibaClient {
 
     /// One token request for `auth_req_id` (CIBA §10.1).
     pub async fn redeem(&self, auth_req_id: &str) -> Result<Value, AgentError> {
+        self.redeem_proved(auth_req_id, |_| None).await.0
+    }
+
+    /// [`CibaClient::redeem`] with a DPoP proof made by `prove` for the token endpoint's URL (RFC
+    /// 9449 §5); also returns the `DPoP-Nonce` the answer carried (§8).
+    pub async fn redeem_proved(
+        &self,
+        auth_req_id: &str,
+        prove: impl FnOnce(&str) -> Option<String>,
+    ) -> (Result<Value, AgentError>, Option<String>) {
         let form = [
             ("grant_type", "urn:openid:params:grant-type:ciba"),
             ("auth_req_id", auth_req_id),
         ];
-        self.post(&self.token_endpoint, "token endpoint", &form)
-            .await
+        let mut request = self
+            .http
+            .post(&self.token_endpoint)
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .form(&form);
+        if let Some(proof) = prove(&self.token_endpoint) {
+            request = request.header("DPoP", proof);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => return (Err(e.into()), None),
+        };
+        let nonce = response
+            .headers()
+            .get("dpop-nonce")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (answer(response, "token endpoint").await, nonce)
     }
 
     /// The provider's published keys.
@@ -174,20 +200,25 @@ impl CibaClient {
             .form(form)
             .send()
             .await?;
-        let status = response.status();
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|e| AgentError::Protocol(format!("{endpoint}: {e}")))?;
-        if status.is_success() {
-            Ok(body)
-        } else {
-            Err(AgentError::Refused {
-                endpoint,
-                status: status.as_u16(),
-                body,
-            })
-        }
+        answer(response, endpoint).await
+    }
+}
+
+/// A JSON answer: the body if successful, else the OAuth error it states.
+async fn answer(response: reqwest::Response, endpoint: &'static str) -> Result<Value, AgentError> {
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| AgentError::Protocol(format!("{endpoint}: {e}")))?;
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(AgentError::Refused {
+            endpoint,
+            status: status.as_u16(),
+            body,
+        })
     }
 }
 

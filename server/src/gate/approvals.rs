@@ -26,7 +26,7 @@ use tokio::{
     time::Instant,
 };
 
-use super::policy::call_digest;
+use super::{dpop::DpopKey, policy::call_digest};
 use crate::{
     agent::{AgentError, CibaClient},
     ciba::{action, action::AgentAction, ids::page_ref, tokens::ACCESS_TOKEN_TYPE},
@@ -151,6 +151,8 @@ type Slot = Arc<AsyncMutex<Option<Open>>>;
 pub struct Approvals {
     client: CibaClient,
     pings: Option<Arc<Pings>>,
+    /// With `--dpop`: the key tokens are bound to.
+    dpop: Option<Arc<DpopKey>>,
     /// The approval page's base: `{issuer}/requests/`.
     pages: String,
     keys: Mutex<JwkSet>,
@@ -165,12 +167,14 @@ impl Approvals {
     pub async fn new(
         client: CibaClient,
         pings: Option<Arc<Pings>>,
+        dpop: Option<Arc<DpopKey>>,
     ) -> Result<Approvals, ApprovalError> {
         let keys = fetch_keys(&client).await?;
         Ok(Approvals {
             pages: format!("{}/requests/", client.issuer.trim_end_matches('/')),
             client,
             pings,
+            dpop,
             keys: Mutex::new(keys),
             open: Mutex::new(HashMap::new()),
             used: Mutex::new(HashMap::new()),
@@ -236,7 +240,7 @@ impl Approvals {
                     return Ok(Outcome::Pending { link, new });
                 }
             }
-            let answer = self.client.redeem(&request.auth_req_id).await;
+            let answer = self.redeem(&request.auth_req_id).await;
             request.next_poll = Instant::now() + request.interval;
             let outcome = match answer {
                 Ok(tokens) => self.bind(&tokens, call).await,
@@ -311,6 +315,32 @@ impl Approvals {
         })
     }
 
+    /// The key approved calls are forwarded with, if tokens are DPoP-bound.
+    pub fn dpop(&self) -> Option<&Arc<DpopKey>> {
+        self.dpop.as_ref()
+    }
+
+    /// One token request, with a DPoP proof when the gate has a key; a server that asks for a
+    /// nonce (RFC 9449 §8) gets the request once more, proved with it.
+    async fn redeem(&self, auth_req_id: &str) -> Result<Value, AgentError> {
+        let Some(key) = &self.dpop else {
+            return self.client.redeem(auth_req_id).await;
+        };
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let prove = |url: &str| Some(key.proof("POST", url, None));
+            let (answer, nonce) = self.client.redeem_proved(auth_req_id, prove).await;
+            if let Some(nonce) = &nonce {
+                key.remember_nonce(nonce);
+            }
+            match answer {
+                Err(e) if tries == 1 && nonce.is_some() && e.code() == Some("use_dpop_nonce") => {}
+                other => return other,
+            }
+        }
+    }
+
     /// Checks that the token response is for `call`, right before it is forwarded.
     async fn bind(&self, tokens: &Value, call: &Call<'_>) -> Result<Outcome, ApprovalError> {
         let token = tokens
@@ -321,6 +351,17 @@ impl Approvals {
         let now = crate::clock::secs(SystemClock.now());
         if claims.get("iss").and_then(Value::as_str) != Some(self.client.issuer.as_str()) {
             return Ok(Outcome::Refused("the token is from another issuer".into()));
+        }
+        if let Some(key) = &self.dpop {
+            let jkt = claims
+                .get("cnf")
+                .and_then(|c| c.get("jkt"))
+                .and_then(Value::as_str);
+            if jkt != Some(key.jkt.as_str()) {
+                return Ok(Outcome::Refused(
+                    "the token is not bound to the gate's DPoP key".into(),
+                ));
+            }
         }
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
         if exp <= now {

@@ -6,6 +6,7 @@
 //! - `approvals`: asking Countersign, holding, resuming, and checking the token against the call;
 //! - `proxy`: the MCP server that puts the two in the dispatch path.
 pub mod approvals;
+pub mod dpop;
 pub mod policy;
 pub mod proxy;
 
@@ -25,6 +26,7 @@ use rmcp::{
 
 use self::{
     approvals::{Approvals, Pings},
+    dpop::DpopKey,
     policy::{Policy, UpstreamTool},
     proxy::{Gate, Upstream},
 };
@@ -51,6 +53,10 @@ pub struct GateArgs {
     /// registered for ping delivery with a notification endpoint that reaches this address.
     #[arg(long)]
     pub ping_listen: Option<SocketAddr>,
+    /// Bind tokens to a key of the gate's (DPoP, RFC 9449): the client must be registered with
+    /// `--dpop`, and an HTTP upstream receives `Authorization: DPoP` with a proof per request.
+    #[arg(long)]
+    pub dpop: bool,
     /// The upstream MCP server's streamable HTTP URL (instead of a command).
     #[arg(long, conflicts_with = "command")]
     pub upstream_url: Option<String>,
@@ -119,7 +125,11 @@ pub async fn run(args: GateArgs) -> anyhow::Result<()> {
         Some(address) => Some(listen_for_pings(address).await?),
         None => None,
     };
-    let approvals = Approvals::new(client, pings).await?;
+    let dpop = match args.dpop {
+        true => Some(Arc::new(DpopKey::generate()?)),
+        false => None,
+    };
+    let approvals = Approvals::new(client, pings, dpop).await?;
     tracing::info!(
         tools = tools.len(),
         mode = ?policy.mode,

@@ -20,6 +20,7 @@ use serde_json::Map;
 
 use super::{
     approvals::{Approvals, Ask, Call, Outcome},
+    dpop::DpopHttp,
     policy::{Decision, Mode, Policy, UpstreamTool},
 };
 
@@ -101,10 +102,20 @@ impl Gate {
     ) -> Result<CallToolResponse, McpError> {
         match (&self.0.upstream, access_token) {
             (Upstream::Http { url, .. }, Some(token)) => {
-                let config =
-                    StreamableHttpClientTransportConfig::with_uri(url.as_str()).auth_header(token);
-                let transport = StreamableHttpClientTransport::from_config(config);
-                let service = ().serve(transport).await.map_err(|e| {
+                let config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+                let service = match self.0.approvals.dpop() {
+                    Some(key) => {
+                        let client = DpopHttp::new(key.clone(), &token);
+                        ().serve(StreamableHttpClientTransport::with_client(client, config))
+                            .await
+                    }
+                    None => {
+                        let config = config.auth_header(token);
+                        ().serve(StreamableHttpClientTransport::from_config(config))
+                            .await
+                    }
+                }
+                .map_err(|e| {
                     McpError::internal_error(format!("cannot reach the upstream server: {e}"), None)
                 })?;
                 let result = service.peer().call_tool_once(request).await;
