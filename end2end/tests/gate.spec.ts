@@ -24,9 +24,10 @@ const filesystemServer = require.resolve('@modelcontextprotocol/server-filesyste
 interface Gate { client: Client; dir: string; stderr: () => string; links: string[] }
 
 /** A gate in front of a fresh directory, with the approver `email`; `policy` is added to the base. */
-async function startGate(port: number, email: string, policy: string, pingPort?: number): Promise<Gate> {
+async function startGate(port: number, email: string, policy: string,
+  listen?: { mode: 'ping' | 'push'; port: number }): Promise<Gate> {
   const dir = mkdtempSync(join(tmpdir(), 'gate-'));
-  const delivery = pingPort ? ['ping', '--notify-url', `http://127.0.0.1:${pingPort}/ping`] : ['poll'];
+  const delivery = listen ? [listen.mode, '--notify-url', `http://127.0.0.1:${listen.port}/${listen.mode}`] : ['poll'];
   const { client_id, client_secret } = JSON.parse(
     countersign('client', 'create', '--name', 'Filesystem gate', '--delivery', ...delivery, '--json'));
   const policyFile = join(dir, '..', `${dir.split('/').pop()}.toml`);
@@ -53,7 +54,7 @@ decision = "allow"
   const transport = new StdioClientTransport({
     command: bin,
     args: ['gate', '--policy', policyFile, '--issuer', `http://localhost:${port}`, '--client-id', client_id,
-      ...(pingPort ? ['--ping-listen', `127.0.0.1:${pingPort}`] : []), '--', process.execPath, filesystemServer, dir],
+      ...(listen ? [`--${listen.mode}-listen`, `127.0.0.1:${listen.port}`] : []), '--', process.execPath, filesystemServer, dir],
     env: { PATH: process.env.PATH ?? '', COUNTERSIGN_CLIENT_SECRET: client_secret, RUST_LOG: 'info' },
     stderr: 'pipe',
   });
@@ -198,7 +199,7 @@ test('ping delivery (CIBA §10.2): the gate redeems when pinged, not at its next
   test.skip(testInfo.project.name !== 'desktop', 'one browser size is enough for the protocol');
   const port = (testInfo.project.metadata as { port: number }).port;
   const email = await enrolledApprover(page, 'Pippa Ping');
-  const gate = await startGate(port, email, 'hold_seconds = 40', 3197);
+  const gate = await startGate(port, email, 'hold_seconds = 40', { mode: 'ping', port: 3197 });
   try {
     const file = join(gate.dir, 'pinged.txt');
     const write = gate.client.callTool({ name: 'write_file', arguments: { path: file, content: 'pinged text' } },
@@ -210,10 +211,37 @@ test('ping delivery (CIBA §10.2): the gate redeems when pinged, not at its next
     expect(readFileSync(file, 'utf8')).toBe('pinged text');
     // Its polls are 15 s apart in ping mode: the call came back on the ping.
     expect(Date.now() - decided).toBeLessThan(10_000);
-    expect(gate.stderr()).toContain('pinged: the decision is made');
+    expect(gate.stderr()).toContain('notified: the decision is made');
     // Anyone else posting to the endpoint is refused.
     const stranger = await fetch('http://127.0.0.1:3197/ping', { method: 'POST', headers: { Authorization: 'Bearer guess' } });
     expect(stranger.status).toBe(401);
+  } finally {
+    await gate.client.close();
+  }
+});
+
+test('push delivery (CIBA §10.3): the pushed token is checked against the call like a polled one', async ({ page }, testInfo) => {
+  test.skip(testInfo.project.name !== 'desktop', 'one browser size is enough for the protocol');
+  const port = (testInfo.project.metadata as { port: number }).port;
+  const email = await enrolledApprover(page, 'Paul Push');
+  const gate = await startGate(port, email, 'hold_seconds = 40', { mode: 'push', port: 3198 });
+  try {
+    const file = join(gate.dir, 'pushed.txt');
+    const write = gate.client.callTool({ name: 'write_file', arguments: { path: file, content: 'pushed text' } },
+      undefined, { timeout: 60_000 });
+    await decide(page, 'Write the file', 'Approve with passkey');
+    const written = await write;
+    expect(written.isError ?? false, text(written)).toBe(false);
+    expect(readFileSync(file, 'utf8')).toBe('pushed text');
+    expect(gate.stderr()).toContain('notified: the decision is made');
+
+    const denied = gate.client.callTool({ name: 'write_file', arguments: { path: file, content: 'never' } },
+      undefined, { timeout: 60_000 });
+    await decide(page, 'Write the file', 'Deny');
+    const refused = await denied;
+    expect(refused.isError).toBe(true);
+    expect(text(refused)).toContain('denied this call');
+    expect(readFileSync(file, 'utf8')).toBe('pushed text');
   } finally {
     await gate.client.close();
   }

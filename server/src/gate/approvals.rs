@@ -4,7 +4,8 @@
 //! the digest of this very call, and used once.
 //!
 //! With ping delivery (CIBA §10.2, `--ping-listen`), Countersign says when the decision is made and the
-//! gate redeems at once; it still polls, slowly, in case a ping is lost.
+//! gate redeems at once; it still polls, slowly, in case a ping is lost. With push (§10.3,
+//! `--push-listen`), the token response itself arrives, and is checked the same way.
 //!
 //! A request not decided within the hold stays open, keyed by the call's digest: the identical call
 //! made again resumes it instead of asking the approver a second time. A call that differs in any
@@ -91,58 +92,82 @@ struct Open {
     interval: Duration,
     next_poll: Instant,
     expires_at: Instant,
-    /// Woken by the ping for this request (ping delivery only).
-    ping: Option<Ping>,
+    /// What Countersign's notification about this request wakes (ping and push delivery).
+    notice: Option<Arc<Notice>>,
+}
+
+/// How decisions reach the gate (CIBA §5), as its client is registered.
+pub enum Delivery {
+    /// The gate asks the token endpoint every `interval`.
+    Poll,
+    /// Countersign pings the gate's listener and the gate redeems at once (§10.2); it also polls,
+    /// seldom, in case a ping is lost.
+    Ping(Arc<Notices>),
+    /// Countersign posts the token response, or the error, to the listener (§10.3).
+    Push(Arc<Notices>),
 }
 
 /// In ping mode a lost ping costs at most this long: the gate polls this seldom as well.
 const POLL_BESIDES_PINGS: Duration = Duration::from_secs(15);
 
-/// The pings the gate waits for, by the SHA-256 of each request's `client_notification_token`.
+/// How long a notification token is recognised: past any request's expiry (Countersign's longest
+/// is 30 minutes), so that a notification delivered again (at least once) is still acknowledged.
+const NOTICE_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The notifications the gate waits for, by the SHA-256 of each request's
+/// `client_notification_token`: looked up by hash, so no comparison runs over the secret itself.
 #[derive(Default)]
-pub struct Pings {
-    waiting: Mutex<HashMap<[u8; 32], Arc<Notify>>>,
+pub struct Notices {
+    waiting: Mutex<HashMap<TokenHash, (Arc<Notice>, Instant)>>,
 }
 
-struct Ping {
-    key: [u8; 32],
-    arrived: Arc<Notify>,
+type TokenHash = [u8; 32];
+
+#[derive(Default)]
+pub struct Notice {
+    arrived: Notify,
+    /// A push's token response or error, until the waiting call takes it.
+    pushed: Mutex<Option<Value>>,
 }
 
-impl Pings {
-    /// A new notification token and what its ping will wake.
-    fn expect(&self) -> (String, Ping) {
+impl Notices {
+    /// A new notification token and what its notification will wake.
+    fn expect(&self) -> (String, Arc<Notice>) {
         let token = random_token(32);
-        let ping = Ping {
-            key: sha256(token.as_bytes()),
-            arrived: Arc::new(Notify::new()),
-        };
-        self.waiting
-            .lock()
-            .expect("pings")
-            .insert(ping.key, ping.arrived.clone());
-        (token, ping)
+        let notice = Arc::new(Notice::default());
+        let now = Instant::now();
+        let mut waiting = self.waiting.lock().expect("notices");
+        waiting.retain(|_, (_, until)| *until > now);
+        waiting.insert(
+            sha256(token.as_bytes()),
+            (notice.clone(), now + NOTICE_LIFETIME),
+        );
+        (token, notice)
     }
 
-    /// A ping's `Authorization` header; false when it names no request the gate waits for. The
-    /// token is looked up by its hash, so no comparison runs over the secret itself.
-    pub fn arrived(&self, authorization: &str) -> bool {
+    /// A notification's `Authorization` header and body; false when it names no request the gate
+    /// asked for. A push carries the result; a ping only says there is one.
+    pub fn arrived(&self, authorization: &str, body: &[u8]) -> bool {
         let Some(token) = authorization.strip_prefix("Bearer ") else {
             return false;
         };
-        let waiting = self.waiting.lock().expect("pings");
-        match waiting.get(&sha256(token.as_bytes())) {
-            // A permit is kept if nobody waits right now, so no ping is lost.
-            Some(arrived) => {
-                arrived.notify_one();
-                true
+        let notice = self
+            .waiting
+            .lock()
+            .expect("notices")
+            .get(&sha256(token.as_bytes()))
+            .map(|(notice, _)| notice.clone());
+        let Some(notice) = notice else {
+            return false;
+        };
+        if let Ok(result) = serde_json::from_slice::<Value>(body) {
+            if result.get("access_token").is_some() || result.get("error").is_some() {
+                notice.pushed.lock().expect("pushed").get_or_insert(result);
             }
-            None => false,
         }
-    }
-
-    fn forget(&self, ping: &Ping) {
-        self.waiting.lock().expect("pings").remove(&ping.key);
+        // A permit is kept if nobody waits right now, so no notification is lost.
+        notice.arrived.notify_one();
+        true
     }
 }
 
@@ -150,7 +175,7 @@ type Slot = Arc<AsyncMutex<Option<Open>>>;
 
 pub struct Approvals {
     client: CibaClient,
-    pings: Option<Arc<Pings>>,
+    delivery: Delivery,
     /// With `--dpop`: the key tokens are bound to.
     dpop: Option<Arc<DpopKey>>,
     /// The approval page's base: `{issuer}/requests/`.
@@ -163,17 +188,16 @@ pub struct Approvals {
 }
 
 impl Approvals {
-    /// `pings`: the listener's, when the gate is registered for ping delivery.
     pub async fn new(
         client: CibaClient,
-        pings: Option<Arc<Pings>>,
+        delivery: Delivery,
         dpop: Option<Arc<DpopKey>>,
     ) -> Result<Approvals, ApprovalError> {
         let keys = fetch_keys(&client).await?;
         Ok(Approvals {
             pages: format!("{}/requests/", client.issuer.trim_end_matches('/')),
             client,
-            pings,
+            delivery,
             dpop,
             keys: Mutex::new(keys),
             open: Mutex::new(HashMap::new()),
@@ -192,17 +216,9 @@ impl Approvals {
                 let mut open = self.open.lock().expect("open requests");
                 // Requests nobody came back for are forgotten once they expire.
                 let now = Instant::now();
-                open.retain(|_, slot| match slot.try_lock() {
-                    Ok(request) => match request.as_ref() {
-                        Some(request) if request.expires_at <= now => {
-                            if let (Some(pings), Some(ping)) = (&self.pings, &request.ping) {
-                                pings.forget(ping);
-                            }
-                            false
-                        }
-                        _ => true,
-                    },
-                    Err(_) => true,
+                open.retain(|_, slot| {
+                    slot.try_lock()
+                        .map_or(true, |o| o.as_ref().is_none_or(|o| o.expires_at > now))
                 });
                 open.entry(call.digest.clone()).or_default().clone()
             };
@@ -225,22 +241,35 @@ impl Approvals {
         }
         let request = open.as_mut().expect("opened above");
         let link = Some(format!("{}{}", self.pages, page_ref(&request.auth_req_id)));
+        // Push clients may not poll: they only wait for the push.
+        let polls = !matches!(self.delivery, Delivery::Push(_));
         loop {
-            let ping = request.ping.as_ref().map(|p| p.arrived.clone());
-            let pinged = async {
-                match ping {
-                    Some(arrived) => arrived.notified().await,
+            let notice = request.notice.clone();
+            let notified = async {
+                match &notice {
+                    Some(notice) => notice.arrived.notified().await,
                     None => std::future::pending().await,
                 }
             };
+            let next_poll = match polls {
+                true => request.next_poll,
+                false => deadline + ask.hold,
+            };
             tokio::select! {
-                () = pinged => tracing::info!(call = &call.digest[..16], "pinged: the decision is made"),
-                () = tokio::time::sleep_until(request.next_poll) => {}
+                () = notified => {
+                    tracing::info!(call = &call.digest[..16], "notified: the decision is made");
+                }
+                () = tokio::time::sleep_until(next_poll) => {}
                 () = tokio::time::sleep_until(deadline) => {
                     return Ok(Outcome::Pending { link, new });
                 }
             }
-            let answer = self.redeem(&request.auth_req_id).await;
+            let pushed = notice.and_then(|n| n.pushed.lock().expect("pushed").take());
+            let answer = match pushed {
+                Some(result) => pushed_answer(result, &request.auth_req_id),
+                None if polls => self.redeem(&request.auth_req_id).await,
+                None => continue,
+            };
             request.next_poll = Instant::now() + request.interval;
             let outcome = match answer {
                 Ok(tokens) => self.bind(&tokens, call).await,
@@ -259,9 +288,6 @@ impl Approvals {
                     _ => Err(ApprovalError::Provider(e)),
                 },
             };
-            if let (Some(pings), Some(ping)) = (&self.pings, &request.ping) {
-                pings.forget(ping);
-            }
             *open = None;
             self.close(&call.digest, &slot);
             return outcome;
@@ -279,20 +305,21 @@ impl Approvals {
         if let Some(expiry) = &expiry {
             form.push(("requested_expiry", expiry));
         }
-        let expected = self.pings.as_ref().map(|pings| pings.expect());
-        if let Some((token, _)) = &expected {
+        let (token, notice) = match &self.delivery {
+            Delivery::Ping(notices) | Delivery::Push(notices) => {
+                let (token, notice) = notices.expect();
+                (Some(token), Some(notice))
+            }
+            Delivery::Poll => (None, None),
+        };
+        if let Some(token) = &token {
             form.push(("client_notification_token", token));
         }
-        let ack = match self.client.start(&form).await {
-            Ok(ack) => ack,
-            Err(e) => {
-                if let (Some(pings), Some((_, ping))) = (&self.pings, &expected) {
-                    pings.forget(ping);
-                }
-                return Err(e.into());
-            }
-        };
-        let ping = expected.map(|(_, ping)| ping);
+        // No proof goes with a push, so pushed tokens are bound at the request (RFC 9449 §10).
+        if let (Delivery::Push(_), Some(key)) = (&self.delivery, &self.dpop) {
+            form.push(("dpop_jkt", &key.jkt));
+        }
+        let ack = self.client.start(&form).await?;
         let auth_req_id = ack
             .get("auth_req_id")
             .and_then(Value::as_str)
@@ -301,7 +328,7 @@ impl Approvals {
         // CIBA §7.3: a client waits 5 seconds between polls when no interval is given.
         let mut interval =
             Duration::from_secs(ack.get("interval").and_then(Value::as_u64).unwrap_or(5));
-        if ping.is_some() {
+        if let Delivery::Ping(_) = self.delivery {
             interval = interval.max(POLL_BESIDES_PINGS);
         }
         let expires_in = ack.get("expires_in").and_then(Value::as_u64).unwrap_or(0);
@@ -311,7 +338,7 @@ impl Approvals {
             next_poll: Instant::now() + interval,
             // A moment past the provider's expiry, so a late repeat still hears `expired_token`.
             expires_at: Instant::now() + Duration::from_secs(expires_in + 60),
-            ping,
+            notice,
         })
     }
 
@@ -445,6 +472,21 @@ fn bound_call(claims: &Map<String, Value>) -> Option<String> {
         &approved.tool?,
         &approved.arguments.unwrap_or_default(),
     ))
+}
+
+/// A push (CIBA §10.3.1): the token response, or the error, for `auth_req_id`.
+fn pushed_answer(result: Value, auth_req_id: &str) -> Result<Value, AgentError> {
+    if result.get("auth_req_id").and_then(Value::as_str) != Some(auth_req_id) {
+        return Err(AgentError::Protocol("a push for another request".into()));
+    }
+    match result.get("error") {
+        Some(_) => Err(AgentError::Refused {
+            endpoint: "push",
+            status: 200,
+            body: result,
+        }),
+        None => Ok(result),
+    }
 }
 
 fn description(e: &AgentError) -> Option<String> {

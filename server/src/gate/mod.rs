@@ -13,7 +13,10 @@ pub mod proxy;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::{
+    body::Bytes,
+    http::{header, HeaderMap, StatusCode},
+};
 use clap::Args;
 use rmcp::{
     model::Tool,
@@ -25,7 +28,7 @@ use rmcp::{
 };
 
 use self::{
-    approvals::{Approvals, Pings},
+    approvals::{Approvals, Delivery, Notices},
     dpop::DpopKey,
     policy::{Policy, UpstreamTool},
     proxy::{Gate, Upstream},
@@ -51,8 +54,12 @@ pub struct GateArgs {
     pub listen: Option<SocketAddr>,
     /// Ping delivery (CIBA §10.2): listen here for Countersign's pings. The gate's client must be
     /// registered for ping delivery with a notification endpoint that reaches this address.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "push_listen")]
     pub ping_listen: Option<SocketAddr>,
+    /// Push delivery (CIBA §10.3): listen here for the pushed token responses. The gate's client
+    /// must be registered for push delivery with a notification endpoint that reaches this address.
+    #[arg(long)]
+    pub push_listen: Option<SocketAddr>,
     /// Bind tokens to a key of the gate's (DPoP, RFC 9449): the client must be registered with
     /// `--dpop`, and an HTTP upstream receives `Authorization: DPoP` with a proof per request.
     #[arg(long)]
@@ -121,15 +128,16 @@ pub async fn run(args: GateArgs) -> anyhow::Result<()> {
     let client = CibaClient::discover(&args.issuer, &args.client_id, &args.client_secret)
         .await
         .context("cannot reach Countersign")?;
-    let pings = match args.ping_listen {
-        Some(address) => Some(listen_for_pings(address).await?),
-        None => None,
+    let delivery = match (args.ping_listen, args.push_listen) {
+        (Some(address), _) => Delivery::Ping(listen_for_notifications(address).await?),
+        (None, Some(address)) => Delivery::Push(listen_for_notifications(address).await?),
+        (None, None) => Delivery::Poll,
     };
     let dpop = match args.dpop {
         true => Some(Arc::new(DpopKey::generate()?)),
         false => None,
     };
-    let approvals = Approvals::new(client, pings, dpop).await?;
+    let approvals = Approvals::new(client, delivery, dpop).await?;
     tracing::info!(
         tools = tools.len(),
         mode = ?policy.mode,
@@ -160,30 +168,35 @@ pub async fn run(args: GateArgs) -> anyhow::Result<()> {
 
 /// The gate's notification endpoint: any path; a POST whose bearer token is one the gate gave with a
 /// request wakes that request's wait (204), anything else is 401.
-async fn listen_for_pings(address: SocketAddr) -> anyhow::Result<Arc<Pings>> {
-    let pings = Arc::new(Pings::default());
+async fn listen_for_notifications(address: SocketAddr) -> anyhow::Result<Arc<Notices>> {
+    let notices = Arc::new(Notices::default());
     let listener = tokio::net::TcpListener::bind(address)
         .await
-        .with_context(|| format!("cannot listen for pings on {address}"))?;
-    tracing::info!("listening for pings at http://{}", listener.local_addr()?);
-    let waiting = pings.clone();
-    let app = axum::Router::new().fallback(axum::routing::post(move |headers: HeaderMap| {
-        let pinged = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| waiting.arrived(v));
-        async move {
-            if pinged {
-                StatusCode::NO_CONTENT
-            } else {
-                StatusCode::UNAUTHORIZED
+        .with_context(|| format!("cannot listen for notifications on {address}"))?;
+    tracing::info!(
+        "listening for Countersign's notifications at http://{}",
+        listener.local_addr()?
+    );
+    let waiting = notices.clone();
+    let app = axum::Router::new().fallback(axum::routing::post(
+        move |headers: HeaderMap, body: Bytes| {
+            let known = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| waiting.arrived(v, &body));
+            async move {
+                if known {
+                    StatusCode::NO_CONTENT
+                } else {
+                    StatusCode::UNAUTHORIZED
+                }
             }
-        }
-    }));
+        },
+    ));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!("the ping listener stopped: {e}");
+            tracing::error!("the notification listener stopped: {e}");
         }
     });
-    Ok(pings)
+    Ok(notices)
 }
