@@ -322,6 +322,10 @@ async function mailServer() {
     server.registerTool('send_email', { description: 'Send an email', inputSchema: { to: z.string(), body: z.string() },
       annotations: { readOnlyHint: false, destructiveHint: false, openWorldHint: true } },
     async ({ to, body: text }) => { sent.push(`${to}: ${text}`); return { content: [{ type: 'text', text: `sent to ${to}` }] }; });
+    server.registerPrompt('summarise', { description: 'Summarise a topic', argsSchema: { topic: z.string() } },
+      ({ topic }) => ({ messages: [{ role: 'user', content: { type: 'text', text: `Summarise ${topic}` } }] }));
+    server.registerResource('signature', 'mail://signature', { mimeType: 'text/plain' },
+      async (uri) => ({ contents: [{ uri: uri.href, text: 'Best, Mia' }] }));
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     res.on('close', () => { void transport.close(); void server.close(); });
     await server.connect(transport);
@@ -357,6 +361,13 @@ consequence = "The message leaves the company: {body}"
     const endpoint = stderr.match(/serving MCP at (\S+)/)![1];
     const client = new Client({ name: 'test-agent', version: '1.0.0' });
     await client.connect(new StreamableHTTPClientTransport(new URL(endpoint)));
+
+    // Prompts and resources pass through unchanged.
+    const prompt = await client.getPrompt({ name: 'summarise', arguments: { topic: 'Q3' } });
+    expect(prompt.messages[0].content).toEqual({ type: 'text', text: 'Summarise Q3' });
+    expect((await client.listResources()).resources.map((r) => r.uri)).toEqual(['mail://signature']);
+    const signature = await client.readResource({ uri: 'mail://signature' });
+    expect(signature.contents).toEqual([{ uri: 'mail://signature', text: 'Best, Mia' }]);
 
     const listed = await client.callTool({ name: 'list_inbox', arguments: {} });
     expect(text(listed)).toBe('no new mail');
