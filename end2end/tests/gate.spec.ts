@@ -195,6 +195,31 @@ test('a call held past the limit is pending; the identical call resumes it, a ch
   }
 });
 
+test('two identical calls at once: the approval runs one of them, the other asks anew', async ({ page }, testInfo) => {
+  test.skip(testInfo.project.name !== 'desktop', 'one browser size is enough for the protocol');
+  const port = (testInfo.project.metadata as { port: number }).port;
+  const email = await enrolledApprover(page, 'Tess Twice');
+  const gate = await startGate(port, email, 'hold_seconds = 6');
+  try {
+    const file = join(gate.dir, 'twice.txt');
+    const call = { name: 'write_file', arguments: { path: file, content: 'once' } };
+    const [first, second] = [gate.client.callTool(call), gate.client.callTool(call)];
+    await decide(page, 'Write the file', 'Approve with passkey');
+    const results = await Promise.all([first, second]);
+    const texts = results.map(text);
+    expect(texts.filter((t) => t.startsWith('Successfully wrote')), texts.join(' | ')).toHaveLength(1);
+    expect(texts.filter((t) => t.startsWith('Approval pending')), texts.join(' | ')).toHaveLength(1);
+    expect(readFileSync(file, 'utf8')).toBe('once');
+    await page.goto('/inbox');
+    await hydrated(page);
+    // The approval covered one call: the second waited for the first, then asked for its own.
+    await expect(page.getByRole('link', { name: /Write the file/ })).toHaveCount(2);
+    await expect(page.getByRole('list', { name: 'Pending requests' }).getByRole('link', { name: /Write the file/ })).toHaveCount(1);
+  } finally {
+    await gate.client.close();
+  }
+});
+
 test('ping delivery (CIBA §10.2): the gate redeems when pinged, not at its next poll', async ({ page }, testInfo) => {
   test.skip(testInfo.project.name !== 'desktop', 'one browser size is enough for the protocol');
   const port = (testInfo.project.metadata as { port: number }).port;

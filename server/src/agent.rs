@@ -69,6 +69,15 @@ pub enum AgentError {
 }
 
 impl AgentError {
+    /// A failure of the network or of the server (5xx), not an answer: worth asking again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AgentError::Http(_) => true,
+            AgentError::Refused { status, .. } => *status >= 500,
+            AgentError::Protocol(_) => false,
+        }
+    }
+
     /// The OAuth error code, when the server sent one.
     pub fn code(&self) -> Option<&str> {
         match self {
@@ -127,6 +136,10 @@ impl CibaClient {
             client_id: client_id.to_owned(),
             client_secret: client_secret.to_owned(),
         })
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
     }
 
     /// Asks for approval (CIBA §7.1); the answer is the acknowledgement (§7.3).

@@ -26,6 +26,7 @@ use tokio::{
     sync::{Mutex as AsyncMutex, Notify},
     time::Instant,
 };
+use tokio_util::sync::CancellationToken;
 
 use super::{dpop::DpopKey, policy::call_digest};
 use crate::{
@@ -60,6 +61,8 @@ pub struct Ask<'a> {
     pub hold: Duration,
     /// `requested_expiry`, if the policy sets one.
     pub expiry: Option<u64>,
+    /// Cancelled when the client gives up on the call (`notifications/cancelled`).
+    pub cancelled: CancellationToken,
 }
 
 /// How waiting for a decision ended.
@@ -116,8 +119,9 @@ const NOTICE_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// The notifications the gate waits for, by the SHA-256 of each request's
 /// `client_notification_token`: looked up by hash, so no comparison runs over the secret itself.
-#[derive(Default)]
 pub struct Notices {
+    /// Push delivery: bodies carry results. In ping mode a body is never taken for one.
+    push: bool,
     waiting: Mutex<HashMap<TokenHash, (Arc<Notice>, Instant)>>,
 }
 
@@ -131,6 +135,13 @@ pub struct Notice {
 }
 
 impl Notices {
+    pub fn new(push: bool) -> Notices {
+        Notices {
+            push,
+            waiting: Mutex::default(),
+        }
+    }
+
     /// A new notification token and what its notification will wake.
     fn expect(&self) -> (String, Arc<Notice>) {
         let token = random_token(32);
@@ -160,7 +171,7 @@ impl Notices {
         let Some(notice) = notice else {
             return false;
         };
-        if let Ok(result) = serde_json::from_slice::<Value>(body) {
+        if let (true, Ok(result)) = (self.push, serde_json::from_slice::<Value>(body)) {
             if result.get("access_token").is_some() || result.get("error").is_some() {
                 notice.pushed.lock().expect("pushed").get_or_insert(result);
             }
@@ -263,6 +274,10 @@ impl Approvals {
                 () = tokio::time::sleep_until(deadline) => {
                     return Ok(Outcome::Pending { link, new });
                 }
+                // The client gave up on the call: the request stays open for a repeat.
+                () = ask.cancelled.cancelled() => {
+                    return Ok(Outcome::Pending { link, new });
+                }
             }
             let pushed = notice.and_then(|n| n.pushed.lock().expect("pushed").take());
             let answer = match pushed {
@@ -285,6 +300,11 @@ impl Approvals {
                         reason: description(&e),
                     }),
                     Some("expired_token") => Ok(Outcome::Expired),
+                    // The network or the server failed, not the request: it stays open.
+                    _ if e.is_transient() => {
+                        tracing::warn!(call = &call.digest[..16], "asking again later: {e}");
+                        continue;
+                    }
                     _ => Err(ApprovalError::Provider(e)),
                 },
             };
@@ -394,8 +414,14 @@ impl Approvals {
         if exp <= now {
             return Ok(Outcome::Refused("the approval's token has expired".into()));
         }
-        Ok(match bound_call(&claims) {
-            Some(digest) if digest == call.digest => {
+        // The token must name this client: a token another client got for the same call is not ours.
+        if claims.get("client_id").and_then(Value::as_str) != Some(self.client.client_id()) {
+            return Ok(Outcome::Refused(
+                "the token was issued to another client".into(),
+            ));
+        }
+        Ok(match binds(&claims, call) {
+            true => {
                 let jti = claims
                     .get("jti")
                     .and_then(Value::as_str)
@@ -410,7 +436,7 @@ impl Approvals {
                     }
                 }
             }
-            _ => Outcome::Refused(
+            false => Outcome::Refused(
                 "the approval covers a different call than the one being made".into(),
             ),
         })
@@ -465,13 +491,22 @@ impl Approvals {
 }
 
 /// The digest of the call a token's `authorization_details` approve, if they name one.
-fn bound_call(claims: &Map<String, Value>) -> Option<String> {
-    let details = claims.get("authorization_details")?.clone();
-    let approved = action::parse_value(details).ok()?;
-    Some(call_digest(
-        &approved.tool?,
-        &approved.arguments.unwrap_or_default(),
-    ))
+/// Whether a token's `authorization_details` approve exactly `call`: the same digest, and the same
+/// tool and arguments value for value (RFC 8785 reads every number as a double, so 2^53 and 2^53 + 1
+/// share a digest; the values themselves do not).
+fn binds(claims: &Map<String, Value>, call: &Call<'_>) -> bool {
+    let Some(details) = claims.get("authorization_details") else {
+        return false;
+    };
+    let Ok(approved) = action::parse_value(details.clone()) else {
+        return false;
+    };
+    let (Some(tool), arguments) = (approved.tool, approved.arguments.unwrap_or_default()) else {
+        return false;
+    };
+    call_digest(&tool, &arguments) == call.digest
+        && tool == call.tool
+        && arguments == *call.arguments
 }
 
 /// A push (CIBA §10.3.1): the token response, or the error, for `auth_req_id`.
@@ -516,7 +551,8 @@ mod tests {
 
     #[test]
     fn a_token_binds_only_the_call_it_names() {
-        let arguments = json!({"path": "/srv/a.txt", "content": "hello"});
+        let arguments =
+            json!({"path": "/srv/a.txt", "content": "hello", "size": 9007199254740993u64});
         let arguments = arguments.as_object().unwrap();
         let call = Call::new("write_file", arguments);
         let claims = |tool: &str, args: Value| {
@@ -530,22 +566,32 @@ mod tests {
         };
         let same = claims(
             "write_file",
-            json!({"content": "hello", "path": "/srv/a.txt"}),
+            json!({"content": "hello", "size": 9007199254740993u64, "path": "/srv/a.txt"}),
         );
-        assert_eq!(bound_call(&same), Some(call.digest.clone()));
+        assert!(binds(&same, &call));
         let changed = claims(
             "write_file",
-            json!({"path": "/srv/a.txt", "content": "HELLO"}),
+            json!({"path": "/srv/a.txt", "content": "HELLO", "size": 9007199254740993u64}),
         );
-        assert_ne!(bound_call(&changed), Some(call.digest.clone()));
-        let other_tool = claims(
-            "move_file",
-            json!({"path": "/srv/a.txt", "content": "hello"}),
+        assert!(!binds(&changed, &call));
+        let other_tool = claims("move_file", Value::Object(arguments.clone()));
+        assert!(!binds(&other_tool, &call));
+        // Same digest (doubles cannot tell these apart), different call: refused.
+        let near = claims(
+            "write_file",
+            json!({"path": "/srv/a.txt", "content": "hello", "size": 9007199254740992u64}),
         );
-        assert_ne!(bound_call(&other_tool), Some(call.digest.clone()));
+        let near_call = Call::new(
+            "write_file",
+            near["authorization_details"][0]["arguments"]
+                .as_object()
+                .unwrap(),
+        );
+        assert_eq!(near_call.digest, call.digest);
+        assert!(!binds(&near, &call));
         let no_call = json!({"authorization_details": [{
             "type": "agent_action", "action": "Write", "target": "t", "consequence": "c",
         }]});
-        assert_eq!(bound_call(no_call.as_object().unwrap()), None);
+        assert!(!binds(no_call.as_object().unwrap(), &call));
     }
 }

@@ -56,7 +56,9 @@ impl DpopKey {
         let mut claims = Map::new();
         claims.insert("jti".into(), json!(random_token(16)));
         claims.insert("htm".into(), json!(method));
-        claims.insert("htu".into(), json!(url));
+        // §4.2: the URL without its query and fragment.
+        let htu = url.split(['?', '#']).next().unwrap_or(url);
+        claims.insert("htu".into(), json!(htu));
         claims.insert("iat".into(), json!(secs(SystemClock.now())));
         if let Some(token) = access_token {
             claims.insert("ath".into(), json!(base64url(&sha256(token.as_bytes()))));
@@ -230,6 +232,11 @@ mod tests {
         assert_eq!(claims["htu"], "https://tools.example/mcp");
         assert_eq!(claims["ath"], base64url(&sha256(b"tok")));
         assert!(claims.get("nonce").is_none());
+        let (_, queried) = parts(&key.proof("GET", "https://tools.example/mcp?a=1#x", Some("tok")));
+        assert_eq!(
+            queried["htu"], "https://tools.example/mcp",
+            "no query or fragment"
+        );
 
         // At the token endpoint, the nonce it asked for; each proof is new.
         key.remember_nonce("n-1");

@@ -129,8 +129,8 @@ pub async fn run(args: GateArgs) -> anyhow::Result<()> {
         .await
         .context("cannot reach Countersign")?;
     let delivery = match (args.ping_listen, args.push_listen) {
-        (Some(address), _) => Delivery::Ping(listen_for_notifications(address).await?),
-        (None, Some(address)) => Delivery::Push(listen_for_notifications(address).await?),
+        (Some(address), _) => Delivery::Ping(listen_for_notifications(address, false).await?),
+        (None, Some(address)) => Delivery::Push(listen_for_notifications(address, true).await?),
         (None, None) => Delivery::Poll,
     };
     let dpop = match args.dpop {
@@ -168,8 +168,8 @@ pub async fn run(args: GateArgs) -> anyhow::Result<()> {
 
 /// The gate's notification endpoint: any path; a POST whose bearer token is one the gate gave with a
 /// request wakes that request's wait (204), anything else is 401.
-async fn listen_for_notifications(address: SocketAddr) -> anyhow::Result<Arc<Notices>> {
-    let notices = Arc::new(Notices::default());
+async fn listen_for_notifications(address: SocketAddr, push: bool) -> anyhow::Result<Arc<Notices>> {
+    let notices = Arc::new(Notices::new(push));
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen for notifications on {address}"))?;

@@ -135,6 +135,10 @@ pub enum PolicyError {
     NoApprover(String),
     #[error("template {0:?} has an unclosed {{")]
     Unclosed(String),
+    #[error(
+        "hold_seconds is {0}: it must be 1 to 59, below the 60 s after which MCP clients give up on a call"
+    )]
+    Hold(u64),
 }
 
 impl Policy {
@@ -146,6 +150,9 @@ impl Policy {
     /// template names only that tool's arguments, and every tool that may need approval has a
     /// statement and an approver.
     pub fn check(&self, upstream: &[UpstreamTool]) -> Result<(), PolicyError> {
+        if !(1..60).contains(&self.hold_seconds) {
+            return Err(PolicyError::Hold(self.hold_seconds));
+        }
         for (name, rule) in &self.tools {
             let tool = upstream
                 .iter()
@@ -416,6 +423,8 @@ mod tests {
             PolicyError::Syntax(_)
         ));
         assert!(matches!(refused("typo = 1"), PolicyError::Syntax(_)));
+        assert_eq!(refused("hold_seconds = 60"), PolicyError::Hold(60));
+        assert_eq!(refused("hold_seconds = 0"), PolicyError::Hold(0));
         assert_eq!(
             refused("[tools.write_file]\ndecision = \"approve\"\naction = \"a\"\ntarget = \"t\"\nconsequence = \"c\"\n[tools.move_file]\ndecision = \"deny\""),
             PolicyError::NoApprover("write_file".into())

@@ -157,6 +157,7 @@ impl Gate {
             approver,
             hold: Duration::from_secs(policy.hold_seconds),
             expiry: policy.request_expiry_seconds,
+            cancelled: context.ct.clone(),
         };
         let outcome = self.0.approvals.decide(&call, &ask).await;
         let digest = &call.digest[..16];
@@ -172,6 +173,11 @@ impl Gate {
         tracing::info!(tool = %name, call = digest, outcome = outcome_name(&outcome), "gated call");
         Ok(match outcome {
             Outcome::Approved { access_token } => {
+                // A call its client gave up on is not made behind its back.
+                if context.ct.is_cancelled() {
+                    tracing::warn!(tool = %name, call = digest, "approved, but the client cancelled the call: not forwarded");
+                    return Ok(refusal("The call was cancelled; it was not made.".into()));
+                }
                 return self.forward(request, Some(access_token)).await;
             }
             Outcome::Pending { link, new } => {
@@ -305,6 +311,15 @@ impl ServerHandler for Gate {
                 "The gate's policy does not allow {name}; the call was not made."
             ))),
             Decision::Approve => {
+                // Only the name and the arguments are shown and bound; nothing else may ride along.
+                if request.input_responses.is_some() || request.request_state.is_some() {
+                    return Ok(refusal(format!(
+                        "The gate passes no input responses or request state with a call of {name} \
+                         that needs approval; the call was not made."
+                    )));
+                }
+                let mut request = request;
+                request.meta = None;
                 let arguments = request.arguments.clone().unwrap_or_default();
                 self.gated(request, &arguments, &context).await
             }
