@@ -257,3 +257,16 @@ test('an admin invites an approver with a link and a QR code, revokes their pass
   await expect(entries.nth(2)).toContainText('revoked a passkey');
   await expect(entries.nth(3)).toContainText('invited an approver');
 });
+
+// Issue 22: a rogue admin cannot make a link that enrolls them into an existing approver's account.
+test('the console refuses an invitation for an approver who has a passkey, and makes no link', async ({ page, newContext, baseURL }) => {
+  await enrolledAdmin(page, 'Ada Refuses');
+  const theirs = await newContext({ baseURL });
+  const jon = await enrolledApprover(await theirs.newPage(), 'Jon Enrolled');
+  await page.goto('/admin/approvers');
+  await hydrated(page);
+  await page.getByLabel('E-mail').fill(jon);
+  await page.getByRole('button', { name: 'Make an enrollment link' }).click();
+  await expect(page.getByRole('alert')).toContainText(`${jon} already has a passkey`);
+  await expect(page.getByRole('heading', { name: /Enrollment link for/ })).toHaveCount(0);
+});

@@ -177,3 +177,34 @@ test('state-changing requests from another site are refused', async ({ request }
   });
   expect(response.status()).toBe(403);
 });
+
+// Issue 22: an invitation enrolls a person's first passkey, never another one, or whoever opened the
+// link would sign as that person.
+test('an invitation for someone who has a passkey is refused; a second link stops working once the first enrolls', async ({ page, newContext, baseURL }) => {
+  const email = unique('pia');
+  countersign('approver', 'add', '--email', email, '--name', 'Pia Example');
+  // Added without a passkey: two links may be made, and the first one enrolls.
+  const first = invite(email, 'Pia Example');
+  const second = invite(email, 'Pia Example');
+  await addAuthenticator(page);
+  await page.goto(first);
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Create passkey' }).click();
+  await expect(page).toHaveURL(/\/inbox$/);
+
+  // The other link, opened elsewhere, no longer enrolls anyone into Pia's account.
+  const theirs = await newContext({ baseURL });
+  const elsewhere = await theirs.newPage();
+  await elsewhere.goto(second);
+  await expect(elsewhere.getByRole('alert')).toContainText('already has a passkey');
+  await expect(elsewhere.getByRole('button', { name: 'Create passkey' })).toHaveCount(0);
+
+  // And the command line makes no new one.
+  let refusal = '';
+  try {
+    countersign('approver', 'invite', '--email', email.toUpperCase(), '--name', 'Pia Example');
+  } catch (e) {
+    refusal = String((e as { stderr?: string }).stderr);
+  }
+  expect(refusal).toContain('already has a passkey');
+});

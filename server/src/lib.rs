@@ -15,6 +15,7 @@ pub mod identity;
 pub mod limits;
 pub mod notify;
 pub mod oauth;
+pub mod private_files;
 pub mod sealing;
 pub mod secrets;
 pub mod seed;

@@ -349,6 +349,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let email = approvers::normalise_email(&email);
             approvers::validate_new(&email, name.as_deref().unwrap_or("invitee"))
                 .map_err(anyhow::Error::msg)?;
+            invitations::check_invitee(&store, &email)
+                .await?
+                .map_err(anyhow::Error::msg)?;
             let role = if admin { Role::Admin } else { Role::Approver };
             let valid_ms = valid_minutes * 60_000;
             let token =

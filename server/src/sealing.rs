@@ -181,14 +181,14 @@ fn read_or_create(path: &Path) -> anyhow::Result<String> {
         Err(e) => anyhow::bail!("cannot read the key file {}: {e}", path.display()),
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
+        crate::private_files::create_dir_all(dir)?;
     }
     let key = Kek::generate();
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
+    match crate::private_files::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
         Ok(mut file) => {
             file.write_all(key.as_bytes())?;
             file.sync_all()?;

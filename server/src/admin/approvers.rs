@@ -95,7 +95,8 @@ impl Approvers {
         Ok(())
     }
 
-    /// A one-time enrollment link's token for `email` (valid 24 hours).
+    /// A one-time enrollment link's token for `email` (valid 24 hours): someone new, or an approver
+    /// without a passkey yet.
     pub async fn invite(
         &self,
         admin: &Admin<'_>,
@@ -105,6 +106,9 @@ impl Approvers {
     ) -> Result<String, ApproverChangeError> {
         let email = approvers::normalise_email(email);
         approvers::validate_new(&email, name.unwrap_or("invitee"))
+            .map_err(ApproverChangeError::Invalid)?;
+        invitations::check_invitee(self.ciba.store(), &email)
+            .await?
             .map_err(ApproverChangeError::Invalid)?;
         let token = invitations::create(
             self.ciba.store(),

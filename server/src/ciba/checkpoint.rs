@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     clock::Millis,
+    private_files,
     signing::{KeyError, KeyRing},
     store::{decisions::GENESIS_HASH, Store, StoreError},
 };
@@ -190,8 +191,8 @@ impl CheckpointWriter {
     }
 
     fn write(&self, jws: &str) -> std::io::Result<()> {
-        fs::create_dir_all(&self.dir)?;
-        let mut log = fs::OpenOptions::new()
+        private_files::create_dir_all(&self.dir)?;
+        let mut log = private_files::options()
             .create(true)
             .append(true)
             .open(self.dir.join(LOG))?;
@@ -199,7 +200,7 @@ impl CheckpointWriter {
         log.sync_data()?;
         // Replaced in one step, so a reader never sees half a checkpoint.
         let temp = self.dir.join(format!("{LATEST}.tmp"));
-        fs::write(&temp, jws)?;
+        private_files::write(&temp, jws.as_bytes())?;
         fs::File::open(&temp)?.sync_all()?;
         fs::rename(temp, self.dir.join(LATEST))
     }

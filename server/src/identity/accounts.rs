@@ -10,6 +10,7 @@ use super::{
     approvers::{self, Approver},
     registry::{KeyRegistry, NewKey},
 };
+pub use crate::store::invitations::Enrollment;
 use crate::store::{
     approvers::ApproverRow, invitations::InvitationRow, passkeys::PasskeyRow, Store, StoreResult,
 };
@@ -56,8 +57,13 @@ impl Accounts {
         super::invitations::check_open(&self.store, row).await
     }
 
+    /// Refuses an invitation for an approver who already has a passkey (see `invitations::check_invitee`).
+    pub async fn check_invitee(&self, email: &str) -> StoreResult<Result<(), String>> {
+        super::invitations::check_invitee(&self.store, email).await
+    }
+
     /// Uses up the invitation (once, and only before it expires), creates the approver when `create`,
-    /// and registers the passkey, in one transaction; false when the invitation was no longer valid.
+    /// and registers the passkey, in one transaction; nothing is written unless it says `Enrolled`.
     pub async fn enroll(
         &self,
         token_hash: &str,
@@ -66,7 +72,7 @@ impl Accounts {
         create: bool,
         passkey: &PasskeyRow,
         public_key: &str,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Enrollment> {
         let key = new_key(passkey, public_key);
         let seal = self.registry.sealer(&key);
         self.store

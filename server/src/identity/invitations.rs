@@ -64,6 +64,25 @@ pub async fn check_open(
     Ok(Ok(()))
 }
 
+/// An invitation enrolls a person's first passkey, never another one: were a link for an approver
+/// who has a passkey accepted, whoever opened it would sign as that approver, and a rogue admin would
+/// be every approver. `email` names someone new, or an approver with no passkey yet (`approver add`).
+/// The store checks the same again as it enrolls (`Enrollment::HasPasskey`).
+pub async fn check_invitee(store: &Store, email: &str) -> Result<Result<(), String>, StoreError> {
+    let Some(approver) = store.approver_by_email(&normalise_email(email)).await? else {
+        return Ok(Ok(()));
+    };
+    if store.passkeys_of(&approver.id).await?.is_empty() {
+        return Ok(Ok(()));
+    }
+    Ok(Err(already_enrolled(&approver.email)))
+}
+
+/// The refusal `check_invitee` and the enrollment give for an approver who has a passkey.
+pub fn already_enrolled(email: &str) -> String {
+    format!("{email} already has a passkey, and an invitation only enrolls a first passkey. They add another one from their account page, signing in with the passkey they have.")
+}
+
 /// Why an invitation cannot be used, in the words the enrollment page shows.
 pub fn check(row: Option<&InvitationRow>, now: Millis) -> Result<(), String> {
     match row {

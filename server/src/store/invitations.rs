@@ -20,6 +20,17 @@ pub struct InvitationRow {
     pub approver_id: Option<String>,
 }
 
+/// What enrolling through an invitation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enrollment {
+    Enrolled,
+    /// The invitation was already used, or expired: nothing was written.
+    InvitationSpent,
+    /// The approver has a passkey already: an invitation enrolls a first passkey only, so nothing
+    /// was written and the invitation stays unused.
+    HasPasskey,
+}
+
 const INVITATION_COLUMNS: &str =
     "token_hash, email, name, role, created_at, expires_at, used_at, approver_id";
 
@@ -56,7 +67,7 @@ impl Store {
         create: bool,
         passkey: &PasskeyRow,
         seal: KeySeal<'_>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Enrollment> {
         let mut tx = self.begin_key_chain().await?;
         // The approver first (the invitation refers to it); the whole transaction is dropped, undoing
         // it, when the invitation turns out to be used or expired.
@@ -72,6 +83,17 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::on_unique(e, "email"))?;
+        } else {
+            // Checked inside the key chain's transaction, so two links for one passkey-less approver
+            // opened at once still add one passkey, not two.
+            let existing: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM passkeys WHERE approver_id = $1")
+                    .bind(&approver.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if existing > 0 {
+                return Ok(Enrollment::HasPasskey);
+            }
         }
         let used = sqlx::query(
             "UPDATE invitations SET used_at = $1, approver_id = $2 WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1",
@@ -82,7 +104,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if used.rows_affected() != 1 {
-            return Ok(false);
+            return Ok(Enrollment::InvitationSpent);
         }
         sqlx::query(&format!("INSERT INTO passkeys ({PASSKEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL)"))
             .bind(&passkey.credential_id)
@@ -96,7 +118,7 @@ impl Store {
             .map_err(|e| StoreError::on_unique(e, "passkey"))?;
         append_key(&mut tx, seal).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Enrollment::Enrolled)
     }
 
     /// Ends every unused invitation without an e-mail (first-admin links) still valid at `now`.

@@ -200,7 +200,12 @@ fn sqlite_url(rest: &str) -> StoreResult<String> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(dir)?;
+        crate::private_files::create_dir_all(dir)?;
+    }
+    // Made here with mode 0600 rather than by SQLite with the umask's; SQLite gives its -wal and
+    // -shm files the database file's mode.
+    if !query.contains("mode=") || query.contains("mode=rwc") {
+        crate::private_files::touch(Path::new(path))?;
     }
     let query = if query.contains("mode=") {
         query.to_owned()
@@ -228,6 +233,13 @@ mod tests {
         let url = sqlite_url(&format!("//{}", path.display())).unwrap();
         assert_eq!(url, format!("sqlite://{}?mode=rwc", path.display()));
         assert!(path.parent().unwrap().is_dir());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600, "the database is its owner's alone");
+            assert_eq!(mode(path.parent().unwrap()), 0o700);
+        }
         assert!(sqlite_url("//").is_err());
         assert!(sqlite_url(":memory:").is_err());
     }

@@ -385,6 +385,27 @@ async fn a_revoked_passkey_signs_in_no_more_and_its_decisions_still_verify(db: D
     let listed = console.list().await.unwrap();
     let jane_listed = listed.iter().find(|a| a.approver.id == jane.id).unwrap();
     assert_eq!(jane_listed.passkeys.len(), 1);
+    // An invitation would enroll whoever opens it into Jane's account: refused while she has a
+    // passkey, and nothing written to the admin log.
+    let logged = h.store.admin_log(100).await.unwrap().len();
+    match console
+        .invite(
+            &ADA,
+            "Jane@Example.com",
+            None,
+            server::identity::approvers::Role::Approver,
+        )
+        .await
+    {
+        Err(ApproverChangeError::Invalid(why)) => {
+            assert!(why.contains("already has a passkey"), "{why}");
+        }
+        other => panic!(
+            "an invitation for an enrolled approver: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    assert_eq!(h.store.admin_log(100).await.unwrap().len(), logged);
 
     // Only the approver's own passkey can be revoked through their line.
     assert!(matches!(

@@ -4,7 +4,7 @@ use server::{
     clock::Clock,
     identity::{approvers::Role, invitations, sessions::DbSessionStore},
     secrets::{hash_secret, random_id},
-    store::{approvers::ApproverRow, passkeys::PasskeyRow},
+    store::{approvers::ApproverRow, invitations::Enrollment, passkeys::PasskeyRow},
 };
 use tower_sessions::{session::Record, SessionStore};
 
@@ -12,6 +12,7 @@ use crate::{common::*, on_both_databases};
 
 on_both_databases!(
     an_invitation_enrolls_once_and_only_before_it_expires,
+    an_invitation_never_adds_a_passkey_to_an_enrolled_approver,
     the_first_admin_link_exists_only_while_there_are_no_approvers,
     sessions_are_stored_loaded_and_deleted,
 );
@@ -40,6 +41,81 @@ fn passkey(approver_id: &str) -> PasskeyRow {
         suspended_at: None,
         suspended_reason: None,
     }
+}
+
+async fn enroll(
+    h: &Harness,
+    token_hash: &str,
+    now: i64,
+    approver: &ApproverRow,
+    create: bool,
+    passkey: &PasskeyRow,
+) -> Enrollment {
+    h.store
+        .enroll(token_hash, now, approver, create, passkey, &entry(passkey))
+        .await
+        .unwrap()
+}
+
+/// Invitations enroll a first passkey only: refused when issued for an approver who has one, and
+/// refused again by the store when the link exists anyway (issued before the approver enrolled, or
+/// written straight into the database), while an approver added without a passkey enrolls.
+async fn an_invitation_never_adds_a_passkey_to_an_enrolled_approver(db: Db) {
+    let h = Harness::new(db).await;
+    let now = h.clock.now();
+    // Someone added with `approver add` has no passkey yet: their invitation enrolls the first.
+    let added = new_approver("added@example.com");
+    h.store.insert_approver(&added).await.unwrap();
+    assert_eq!(
+        invitations::check_invitee(&h.store, "added@example.com")
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    // Two links while they have none, as a slow admin or a database writer might leave them.
+    let link = || {
+        invitations::create(
+            &h.store,
+            Some("added@example.com"),
+            None,
+            Role::Approver,
+            now,
+            invitations::INVITATION_TTL_MS,
+        )
+    };
+    let token = link().await.unwrap();
+    let other_token = link().await.unwrap();
+    let first = passkey(&added.id);
+    let second = passkey(&added.id);
+    assert_eq!(
+        enroll(&h, &hash_secret(&token), now, &added, false, &first).await,
+        Enrollment::Enrolled
+    );
+    // A second link issued while they had none adds nothing once they have one.
+    assert_eq!(
+        enroll(&h, &hash_secret(&other_token), now, &added, false, &second).await,
+        Enrollment::HasPasskey
+    );
+    assert_eq!(h.store.passkeys_of(&added.id).await.unwrap().len(), 1);
+    assert!(h
+        .store
+        .passkey(&second.credential_id)
+        .await
+        .unwrap()
+        .is_none());
+    let unused = h
+        .store
+        .invitation(&hash_secret(&other_token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unused.used_at, None);
+    // Issuing one now is refused, whatever the case of the address.
+    assert!(invitations::check_invitee(&h.store, "Added@Example.com")
+        .await
+        .unwrap()
+        .unwrap_err()
+        .contains("already has a passkey"));
 }
 
 async fn an_invitation_enrolls_once_and_only_before_it_expires(db: Db) {
@@ -74,18 +150,10 @@ async fn an_invitation_enrolls_once_and_only_before_it_expires(db: Db) {
 
     let ann = new_approver("ann@example.com");
     let ann_passkey = passkey(&ann.id);
-    assert!(h
-        .store
-        .enroll(
-            &row.token_hash,
-            now,
-            &ann,
-            true,
-            &ann_passkey,
-            &entry(&ann_passkey)
-        )
-        .await
-        .unwrap());
+    assert_eq!(
+        enroll(&h, &row.token_hash, now, &ann, true, &ann_passkey).await,
+        Enrollment::Enrolled
+    );
     assert_eq!(h.store.passkeys_of(&ann.id).await.unwrap().len(), 1);
     let used = h.store.invitation(&row.token_hash).await.unwrap().unwrap();
     assert!(invitations::check(Some(&used), now)
@@ -94,18 +162,10 @@ async fn an_invitation_enrolls_once_and_only_before_it_expires(db: Db) {
     // A second enrollment with the same link changes nothing, not even a half-made approver.
     let other = new_approver("other@example.com");
     let other_passkey = passkey(&other.id);
-    assert!(!h
-        .store
-        .enroll(
-            &row.token_hash,
-            now,
-            &other,
-            true,
-            &other_passkey,
-            &entry(&other_passkey)
-        )
-        .await
-        .unwrap());
+    assert_eq!(
+        enroll(&h, &row.token_hash, now, &other, true, &other_passkey).await,
+        Enrollment::InvitationSpent
+    );
     assert!(h.store.approver(&other.id).await.unwrap().is_none());
 
     let late = invitations::create(
@@ -120,18 +180,18 @@ async fn an_invitation_enrolls_once_and_only_before_it_expires(db: Db) {
     .unwrap();
     let late_approver = new_approver("late@example.com");
     let late_passkey = passkey(&late_approver.id);
-    assert!(!h
-        .store
-        .enroll(
+    assert_eq!(
+        enroll(
+            &h,
             &hash_secret(&late),
             now + 60_000,
             &late_approver,
             true,
-            &late_passkey,
-            &entry(&late_passkey)
+            &late_passkey
         )
-        .await
-        .unwrap());
+        .await,
+        Enrollment::InvitationSpent
+    );
     assert!(h.store.approver(&late_approver.id).await.unwrap().is_none());
 
     // The last passkey cannot be removed.

@@ -11,6 +11,7 @@ use webauthn_rs::prelude::{
 };
 
 use super::*;
+use crate::identity::accounts::Enrollment;
 
 const ENROLLMENT: &str = "enrollment";
 
@@ -40,6 +41,13 @@ impl EnrollmentService for IdentityApp {
             .await
             .map_err(internal)?
             .map_err(UiError::Forbidden)?;
+        if let Some(email) = &row.email {
+            self.accounts
+                .check_invitee(email)
+                .await
+                .map_err(internal)?
+                .map_err(UiError::Forbidden)?;
+        }
         Ok(InvitationView {
             email: row.email,
             name: row.name,
@@ -72,6 +80,11 @@ impl EnrollmentService for IdentityApp {
             (None, Some(given)) => normalise_email(&given),
             (None, None) => return Err(UiError::Invalid("Enter your email.".into())),
         };
+        self.accounts
+            .check_invitee(&email)
+            .await
+            .map_err(internal)?
+            .map_err(UiError::Forbidden)?;
         let existing = self
             .accounts
             .approver_by_email(&email)
@@ -136,7 +149,7 @@ impl EnrollmentService for IdentityApp {
         };
         let row = self.passkey_row(&pending.approver_id, label, &passkey)?;
         let key = public_key_json(&passkey).map_err(internal)?;
-        if !self
+        match self
             .accounts
             .enroll(
                 &pending.token_hash,
@@ -149,10 +162,16 @@ impl EnrollmentService for IdentityApp {
             .await
             .map_err(internal)?
         {
-            return Err(UiError::Conflict(
+            Enrollment::Enrolled => {}
+            Enrollment::InvitationSpent => return Err(UiError::Conflict(
                 "This invitation has already been used or has expired. Ask an admin for a new one."
                     .into(),
-            ));
+            )),
+            Enrollment::HasPasskey => {
+                return Err(UiError::Forbidden(invitations::already_enrolled(
+                    &pending.email,
+                )))
+            }
         }
         let approver = self
             .accounts
