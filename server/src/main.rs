@@ -346,17 +346,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             valid_minutes,
             public_url,
         }) => {
-            let email = approvers::normalise_email(&email);
-            approvers::validate_new(&email, name.as_deref().unwrap_or("invitee"))
-                .map_err(anyhow::Error::msg)?;
-            invitations::check_invitee(&store, &email)
-                .await?
-                .map_err(anyhow::Error::msg)?;
             let role = if admin { Role::Admin } else { Role::Approver };
-            let valid_ms = valid_minutes * 60_000;
-            let token =
-                invitations::create(&store, Some(&email), name.as_deref(), role, now, valid_ms)
-                    .await?;
+            let token = invitations::invite(
+                &store,
+                &email,
+                name.as_deref(),
+                role,
+                now,
+                valid_minutes * 60_000,
+            )
+            .await?
+            .map_err(anyhow::Error::msg)?;
             println!(
                 "{}{}",
                 public_url.as_str().trim_end_matches('/'),

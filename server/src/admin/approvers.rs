@@ -104,21 +104,17 @@ impl Approvers {
         name: Option<&str>,
         role: Role,
     ) -> Result<String, ApproverChangeError> {
-        let email = approvers::normalise_email(email);
-        approvers::validate_new(&email, name.unwrap_or("invitee"))
-            .map_err(ApproverChangeError::Invalid)?;
-        invitations::check_invitee(self.ciba.store(), &email)
-            .await?
-            .map_err(ApproverChangeError::Invalid)?;
-        let token = invitations::create(
+        let token = invitations::invite(
             self.ciba.store(),
-            Some(&email),
+            email,
             name,
             role,
             self.ciba.now(),
             invitations::INVITATION_TTL_MS,
         )
-        .await?;
+        .await?
+        .map_err(ApproverChangeError::Invalid)?;
+        let email = approvers::normalise_email(email);
         let detail = format!("as {}", role.as_str());
         super::record(
             &self.ciba,

@@ -1,7 +1,7 @@
 //! One-time enrollment links: valid 24 hours, single use, stored only as a hash of their token.
 use crate::{
     clock::Millis,
-    identity::approvers::{normalise_email, Role},
+    identity::approvers::{normalise_email, validate_new, Role},
     secrets::{hash_secret, random_token},
     store::{invitations::InvitationRow, Store, StoreError},
 };
@@ -11,6 +11,29 @@ pub const INVITATION_TTL_MS: Millis = 24 * 60 * 60 * 1000;
 /// The path of an enrollment link, relative to the public URL.
 pub fn enrollment_path(token: &str) -> String {
     format!("/enroll/{token}")
+}
+
+/// An invitation for `email` as admins make them (console and `approver invite`): the address and
+/// name checked, and refused for an approver who already has a passkey (`check_invitee`); the token
+/// is returned once, or why no invitation was made.
+pub async fn invite(
+    store: &Store,
+    email: &str,
+    name: Option<&str>,
+    role: Role,
+    now: Millis,
+    valid_ms: Millis,
+) -> Result<Result<String, String>, StoreError> {
+    let email = normalise_email(email);
+    if let Err(why) = validate_new(&email, name.unwrap_or("invitee")) {
+        return Ok(Err(why));
+    }
+    if let Err(why) = check_invitee(store, &email).await? {
+        return Ok(Err(why));
+    }
+    create(store, Some(&email), name, role, now, valid_ms)
+        .await
+        .map(Ok)
 }
 
 /// Creates an invitation and returns its token (shown once). `email` None is the first-admin link,

@@ -202,11 +202,6 @@ fn sqlite_url(rest: &str) -> StoreResult<String> {
     {
         crate::private_files::create_dir_all(dir)?;
     }
-    // Made here with mode 0600 rather than by SQLite with the umask's; SQLite gives its -wal and
-    // -shm files the database file's mode.
-    if !query.contains("mode=") || query.contains("mode=rwc") {
-        crate::private_files::touch(Path::new(path))?;
-    }
     let query = if query.contains("mode=") {
         query.to_owned()
     } else if query.is_empty() {
@@ -214,6 +209,11 @@ fn sqlite_url(rest: &str) -> StoreResult<String> {
     } else {
         format!("{query}&mode=rwc")
     };
+    // Made here with mode 0600 rather than by SQLite with the umask's; SQLite gives its -wal and
+    // -shm files the database file's mode.
+    if query.contains("mode=rwc") {
+        crate::private_files::touch(Path::new(path))?;
+    }
     Ok(format!("sqlite://{path}?{query}"))
 }
 
