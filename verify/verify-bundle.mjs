@@ -8,7 +8,9 @@
 // It checks, from the bundle alone:
 //   - the server's keys: each record, registry entry and the checkpoint is signed (ES256 JWS) by one
 //     of the public keys the bundle lists, and the signature covers exactly the stored content;
-//   - the passkey key registry: a hash chain from the genesis hash, each entry's hash and signature;
+//   - the passkey key registry: a hash chain from the genesis hash, each entry's hash and signature,
+//     and each key's provenance (an added key's authorisation: an earlier passkey of the same approver
+//     signed the addition challenge for exactly that key);
 //   - every decision record: its hash, its server signature, its link to the record before it, that
 //     the request it decided is the one in the bundle (the SHA-256 of its canonical statement), that
 //     the passkey challenge commits to this decision (approve or deny, with the reason) on this
@@ -30,6 +32,7 @@ const TYPES = {
 };
 const CHALLENGE_TAG = Buffer.from('countersign/decision/v2');
 const CHALLENGE_TAG_V1 = Buffer.from('countersign/decision/v1');
+const ADDITION_TAG = Buffer.from('countersign/passkey-addition/v1\0');
 
 const sha256 = (data) => createHash('sha256').update(data).digest();
 const hex = (buf) => Buffer.from(buf).toString('hex');
@@ -109,8 +112,53 @@ function recordContent(r) {
 }
 
 function entryContent(e) {
-  return { credential_id: e.credential_id, approver_id: e.approver_id, public_key: e.public_key,
+  const content = { credential_id: e.credential_id, approver_id: e.approver_id, public_key: e.public_key,
     registered_at: e.registered_at, prev_hash: e.prev_hash };
+  if (e.provenance !== null && e.provenance !== undefined) content.provenance = e.provenance;
+  return content;
+}
+
+/** Whether the passkey whose COSE key JSON is `coseJson` signed authenticatorData ‖ SHA-256(clientDataJSON). */
+function passkeySigned(coseJson, authData, clientDataJson, signature) {
+  const { hash, key, dsaEncoding } = passkeyKey(coseJson);
+  const signed = Buffer.concat([authData, sha256(clientDataJson)]);
+  return verify(hash, signed, dsaEncoding ? { key, dsaEncoding } : key, signature);
+}
+
+/** The challenge an existing passkey signs to authorise adding a key (see the spec, "Provenance"). */
+function additionChallenge(approverId, credentialId, publicKey, nonce) {
+  const field = (text) => {
+    const bytes = Buffer.from(text, 'utf8');
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64BE(BigInt(bytes.length));
+    return Buffer.concat([length, bytes]);
+  };
+  return sha256(Buffer.concat([ADDITION_TAG, field(approverId), field(credentialId),
+    sha256(Buffer.from(publicKey, 'utf8')), nonce]));
+}
+
+/** What is wrong with an entry's provenance, given the sound entries before it; null when it holds. */
+function provenanceProblem(entry, registered, rp, rpIdHash) {
+  const p = entry.provenance;
+  if (p.via === 'invitation') return typeof p.invitation === 'string' ? null : 'the provenance names no invitation';
+  if (p.via !== 'addition') return `the provenance is of an unknown kind (${p.via})`;
+  if (p.authorised_by === entry.credential_id) return 'the passkey authorised its own addition';
+  const authoriser = registered.get(p.authorised_by);
+  if (!authoriser) return 'the passkey that authorised the addition has no earlier, sound key registry entry';
+  if (authoriser.approver_id !== entry.approver_id) return 'the passkey that authorised the addition belongs to another approver';
+  const a = p.assertion;
+  const clientData = JSON.parse(fromB64u(a.client_data_json).toString('utf8'));
+  const expected = b64u(additionChallenge(entry.approver_id, entry.credential_id, entry.public_key, fromB64u(a.nonce)));
+  if (clientData.type !== 'webauthn.get' || clientData.origin !== rp.origin || clientData.challenge !== expected) {
+    return 'the authorising assertion does not commit to adding this key';
+  }
+  const authData = fromB64u(a.authenticator_data);
+  if (authData.length < 37 || !authData.subarray(0, 32).equals(rpIdHash)) return `the authorising assertion was not made for ${rp.id}`;
+  if ((authData[32] & 0x01) === 0 || (authData[32] & 0x04) === 0) return 'the authorising assertion lacks user presence or user verification';
+  if (!passkeySigned(authoriser.public_key, authData, fromB64u(a.client_data_json), fromB64u(a.signature))) {
+    return 'the passkey signature does not verify';
+  }
+  return null;
 }
 
 /** Every problem found in `bundle`, and what was checked. */
@@ -130,8 +178,10 @@ export function verifyBundle(bundle) {
   const rp = bundle.relying_party;
   const rpIdHash = sha256(Buffer.from(rp.id, 'utf8'));
 
-  // The key registry: one chain from the genesis hash, every entry hashed and signed.
+  // The key registry: one chain from the genesis hash, every entry hashed and signed, and each key's
+  // provenance: an addition is authorised by an earlier sound entry of the same approver.
   const registered = new Map();
+  const unvouched = [];
   let prev = GENESIS;
   for (const entry of bundle.key_registry) {
     const about = `key registry entry ${entry.seq}`;
@@ -146,8 +196,19 @@ export function verifyBundle(bundle) {
         fail('the server signature covers different content');
       }
     } catch (e) { fail(e.message); }
+    if (entry.provenance === null || entry.provenance === undefined) {
+      unvouched.push(entry.seq);
+    } else {
+      try {
+        const why = provenanceProblem(entry, registered, rp, rpIdHash);
+        if (why) fail(why);
+      } catch (e) { fail(`the provenance cannot be read: ${e.message}`); }
+    }
     if (sound) registered.set(entry.credential_id, entry);
     prev = entry.entry_hash;
+  }
+  if (unvouched.length > 0) {
+    notes.push(`${unvouched.length} key registry entries record no provenance (sealed before it was kept): entries ${unvouched.join(', ')}`);
   }
 
   // The decision records.
@@ -204,10 +265,8 @@ export function verifyBundle(bundle) {
     }
     if (record.credential_public_key) {
       try {
-        const { hash, key, dsaEncoding } = passkeyKey(record.credential_public_key);
-        const signed = Buffer.concat([authData, sha256(fromB64u(record.client_data_json))]);
-        const options = dsaEncoding ? { key, dsaEncoding } : key;
-        if (verify(hash, signed, options, fromB64u(record.signature))) {
+        if (passkeySigned(record.credential_public_key, authData, fromB64u(record.client_data_json),
+          fromB64u(record.signature))) {
           signatures += 1;
         } else {
           problem(about, 'the passkey signature does not verify');

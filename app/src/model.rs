@@ -24,6 +24,8 @@ pub struct PasskeyView {
     pub name: String,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// When and how it was added: "Added 3 Dec 2026, confirmed with your passkey “Laptop”".
+    pub added: String,
     pub last_used_at: Option<i64>,
     /// Backed up (synced) by its provider, per the authenticator's backup-state flag.
     pub synced: bool,

@@ -72,11 +72,18 @@ pub trait EnrollmentService: Send + Sync + 'static {
 pub trait PasskeyService: Send + Sync + 'static {
     async fn passkeys(&self, user: &SignedIn) -> UserResult<Vec<PasskeyView>>;
     async fn start_add_passkey(&self, user: &SignedIn) -> UserResult<CreationChallengeResponse>;
+    /// Registers the new passkey and returns the options for confirming it with one the account
+    /// already has (nothing is added until `confirm_add_passkey`).
     async fn finish_add_passkey(
         &self,
         user: &SignedIn,
         credential: RegisterPublicKeyCredential,
         name: String,
+    ) -> UserResult<RequestChallengeResponse>;
+    async fn confirm_add_passkey(
+        &self,
+        user: &SignedIn,
+        assertion: PublicKeyCredential,
     ) -> UserResult<()>;
     async fn rename_passkey(&self, user: &SignedIn, id: String, name: String) -> UserResult<()>;
     async fn remove_passkey(&self, user: &SignedIn, id: String) -> UserResult<()>;

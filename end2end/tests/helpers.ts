@@ -29,12 +29,13 @@ export function invite(email: string, name: string, ...extra: string[]): string 
   return new URL(link).pathname;
 }
 
-export async function addAuthenticator(page: Page): Promise<{ cdp: CDPSession; id: string }> {
+/** A virtual authenticator: built in (`internal`, one per browser at most) or a security key (`usb`). */
+export async function addAuthenticator(page: Page, transport: 'internal' | 'usb' = 'internal'): Promise<{ cdp: CDPSession; id: string }> {
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('WebAuthn.enable');
   const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
     options: {
-      protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true,
+      protocol: 'ctap2', transport, hasResidentKey: true, hasUserVerification: true,
       isUserVerified: true, automaticPresenceSimulation: true,
     },
   });

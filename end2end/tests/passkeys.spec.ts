@@ -62,7 +62,7 @@ async function signOut(page: Page) {
   await expect(page).toHaveURL(/\/sign-in$/);
 }
 
-test('a second passkey can be added, named and removed, but never the last; removing one ends its sessions', async ({ page, newContext, allowConsoleError }) => {
+test('a second passkey is added only when the first confirms it, can be named and removed, but never the last; removing one ends its sessions', async ({ page, newContext, allowConsoleError }) => {
   allowConsoleError(refusalBy('remove_passkey', 409));
   const first = await addAuthenticator(page);
   await page.goto(invite(unique('bea'), 'Bea Example'));
@@ -73,14 +73,39 @@ test('a second passkey can be added, named and removed, but never the last; remo
   await page.goto('/account');
   await hydrated(page);
   await expect(page.getByRole('button', { name: 'Remove' })).toBeDisabled();
-  // A second device: the first authenticator already holds a passkey for this account.
-  await first.cdp.send('WebAuthn.setUserVerified', { authenticatorId: first.id, isUserVerified: true });
+  await expect(page.getByRole('listitem')).toContainText('with an enrollment link');
+  // A second device (the first authenticator already holds a passkey for this account, so it would
+  // refuse to make another). The first one's passkey is kept, to confirm the new one with.
+  const { credentials: [laptopKey] } = await first.cdp.send('WebAuthn.getCredentials', { authenticatorId: first.id });
   await first.cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId: first.id });
-  await addAuthenticator(page);
+  const phone = await addAuthenticator(page);
   await page.getByLabel('Name for the new passkey').fill('Phone');
   await page.getByRole('button', { name: 'Add a passkey' }).click();
+  // Issue 22: made, but not added. A session alone never adds a passkey: one the account already
+  // has must confirm it, and cancelling adds nothing.
+  await expect(page.getByText('Confirm the new passkey')).toBeVisible();
+  await expect(page.getByRole('listitem')).toHaveCount(1);
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  // (The phone forgets the passkey it made, as a person would delete it.)
+  await phone.cdp.send('WebAuthn.clearCredentials', { authenticatorId: phone.id });
+  await page.reload();
+  await hydrated(page);
+  await expect(page.getByRole('listitem')).toHaveCount(1);
+
+  await page.getByLabel('Name for the new passkey').fill('Phone');
+  await page.getByRole('button', { name: 'Add a passkey' }).click();
+  await expect(page.getByText('Confirm the new passkey')).toBeVisible();
+  // The first passkey is at hand again (here on a security key), and it alone answers: it confirms
+  // the new one.
+  const laptopAgain = await addAuthenticator(page, 'usb');
+  await laptopAgain.cdp.send('WebAuthn.addCredential', { authenticatorId: laptopAgain.id, credential: laptopKey });
+  await phone.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: phone.id, enabled: false });
+  await page.getByRole('button', { name: 'Confirm with an existing passkey' }).click();
   await expect(page.getByRole('listitem')).toHaveCount(2);
   await expect(page.getByLabel('Passkey name').nth(1)).toHaveValue('Phone');
+  await expect(page.getByRole('listitem').nth(1)).toContainText('confirmed with your passkey');
+  await laptopAgain.cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId: laptopAgain.id });
+  await phone.cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: phone.id, enabled: true });
 
   await page.getByLabel('Passkey name').nth(0).fill('Laptop');
   await page.getByRole('button', { name: 'Save name' }).nth(0).click();

@@ -32,6 +32,8 @@ use store::{Backend, Store};
 /// A built server: the domain service and the router that serves it.
 pub struct Server {
     pub ciba: Arc<Ciba>,
+    /// Approvers' accounts, as the identity pages reach them.
+    pub accounts: identity::accounts::Accounts,
     pub pusher: Arc<notify::Pusher>,
     pub client_notifier: Arc<notify::client::ClientNotifier>,
     pub router: Router,
@@ -64,13 +66,40 @@ pub async fn build(
         keys.clone(),
     ));
     registry.seal_earlier_keys().await?;
+    let mailer = match &config.smtp_url {
+        Some(url) => Some(Arc::new(notify::Mailer::new(
+            url,
+            &config.smtp_from,
+            &config.public_url,
+        )?)),
+        None => None,
+    };
+    // The VAPID key is made here at first start, so browsers can subscribe from the first page view.
+    let pusher = Arc::new(
+        notify::Pusher::new(
+            store.clone(),
+            clock.clone(),
+            &kek,
+            config.push_contact(),
+            notify::push::PushServices::parse(&config.push_services),
+        )
+        .await?,
+    );
+    let accounts = identity::accounts::Accounts::new(
+        store.clone(),
+        registry.clone(),
+        identity::assertion::RelyingParty::of(&config.public_url),
+        Arc::new(notify::notices::Notices {
+            mailer: mailer.clone(),
+            pusher: pusher.clone(),
+        }),
+    );
     let max_session_ms = config.session_max_hours * 3_600_000;
     let identity = Arc::new(ui::identity::IdentityApp::new(
-        store.clone(),
+        accounts.clone(),
         clock.clone(),
         passkeys,
         max_session_ms,
-        registry.clone(),
     ));
     let sessions = identity::sessions::DbSessionStore::new(store.clone());
     let ciba = Arc::new(
@@ -89,27 +118,15 @@ pub async fn build(
     ));
     // How far back the notification sweeps look: no request stays pending longer.
     let horizon_ms = config.policy().max_expiry_secs * 1000;
-    if let Some(url) = &config.smtp_url {
-        let mailer = notify::Mailer::new(url, &config.smtp_from, &config.public_url)?;
+    if let Some(mailer) = mailer {
         notify::run(
-            Arc::new(mailer),
+            mailer,
             ciba.store().clone(),
             clock.clone(),
             horizon_ms,
             ciba.subscribe(),
         );
     }
-    // The VAPID key is made here at first start, so browsers can subscribe from the first page view.
-    let pusher = Arc::new(
-        notify::Pusher::new(
-            ciba.store().clone(),
-            clock.clone(),
-            &kek,
-            config.push_contact(),
-            notify::push::PushServices::parse(&config.push_services),
-        )
-        .await?,
-    );
     pusher.clone().start(horizon_ms, ciba.subscribe()).await;
     let client_notifier = Arc::new(notify::client::ClientNotifier::new(
         ciba.clone(),
@@ -156,6 +173,7 @@ pub async fn build(
             ));
     Ok(Server {
         ciba,
+        accounts,
         pusher,
         client_notifier,
         router,

@@ -352,6 +352,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &email,
                 name.as_deref(),
                 role,
+                None,
                 now,
                 valid_minutes * 60_000,
             )
@@ -586,7 +587,7 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> anyh
             if !store.set_client_disabled(&client_id, true, now).await? {
                 anyhow::bail!("no client {client_id:?}");
             }
-            println!("client {client_id} is disabled");
+            println!("client {client_id} is disabled; its requests made until now are withdrawn for good");
         }
         ClientCommand::RotateSecret { client_id, json } => {
             let credentials = clients::rotate_secret(store, &client_id, now).await?;
@@ -611,6 +612,18 @@ fn print_report(report: &audit::AuditReport) {
             checkpoint.made_at, checkpoint.heads.decisions.seq, checkpoint.heads.key_registry.seq
         ),
         None => println!("note: no checkpoint to compare with, so a deleted tail would go unseen"),
+    }
+    if !report.keys_without_provenance.is_empty() {
+        println!(
+            "note: {} key registry entries record no provenance (sealed before it was kept): entries {}",
+            report.keys_without_provenance.len(),
+            report
+                .keys_without_provenance
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     println!(
         "{} decision records, {} passkey signatures verified ({} older records kept no key), {} key registry entries, {} problems",

@@ -110,12 +110,23 @@ pub async fn start_add_passkey() -> Result<CreationChallengeResponse, UiError> {
 pub async fn finish_add_passkey(
     credential: RegisterPublicKeyCredential,
     name: String,
-) -> Result<(), UiError> {
+) -> Result<RequestChallengeResponse, UiError> {
     super::Call::<crate::service::SharedPasskeys>::new()
         .await
         .signed_in(|service, user| async move {
             service.finish_add_passkey(&user, credential, name).await
         })
+        .await
+}
+
+/// The new passkey counts once a passkey the account already has confirms it.
+#[server(input = Json)]
+pub async fn confirm_add_passkey(assertion: PublicKeyCredential) -> Result<(), UiError> {
+    super::Call::<crate::service::SharedPasskeys>::new()
+        .await
+        .signed_in(
+            |service, user| async move { service.confirm_add_passkey(&user, assertion).await },
+        )
         .await
 }
 

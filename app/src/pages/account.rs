@@ -1,12 +1,12 @@
-//! The account page: the person's passkeys (add, name, remove; never the last one), the devices that
-//! receive push notifications, and signing out.
+//! The account page: the person's passkeys (how each was added; add, confirmed by an existing one;
+//! name; remove, never the last one), the devices that receive push notifications, and signing out.
 use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
     api::{
         identity::{
-            finish_add_passkey, passkeys, remove_passkey, rename_passkey, sign_out,
-            start_add_passkey,
+            confirm_add_passkey, finish_add_passkey, passkeys, remove_passkey, rename_passkey,
+            sign_out, start_add_passkey,
         },
         notifications::{push_devices, subscribe_push, test_push, unsubscribe_push},
     },
@@ -17,6 +17,7 @@ use crate::{
     },
     model::{Me, PasskeyView, PushDeviceView, PushDevicesView},
 };
+use webauthn_rs_proto::RequestChallengeResponse;
 
 #[component]
 pub fn AccountPage() -> impl IntoView {
@@ -43,6 +44,9 @@ fn Account() -> impl IntoView {
         }
         Err(e) => set_error.set(Some(e)),
     };
+    // Adding is two steps: the new passkey is made, then one the account already has confirms it
+    // (a session alone never adds signing power). Between them, the confirmation's options wait here.
+    let confirming = RwSignal::new(None::<RequestChallengeResponse>);
     let add = move |_| {
         set_busy.set(true);
         let name = new_name.get_untracked();
@@ -56,6 +60,30 @@ fn Account() -> impl IntoView {
             }
             .await;
             set_busy.set(false);
+            match outcome {
+                Ok(options) => {
+                    set_error.set(None);
+                    confirming.set(Some(options));
+                }
+                Err(e) => set_error.set(Some(e)),
+            }
+        });
+    };
+    let confirm = move |_| {
+        let Some(options) = confirming.get_untracked() else {
+            return;
+        };
+        set_busy.set(true);
+        spawn_local(async move {
+            let outcome = async {
+                let assertion = passkey::get(options).await?;
+                confirm_add_passkey(assertion)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            set_busy.set(false);
+            confirming.set(None);
             report(outcome);
         });
     };
@@ -98,12 +126,28 @@ fn Account() -> impl IntoView {
                         })
                 }}
             </Suspense>
-            <div class="row">
-                <label class="sr-only" for="new-passkey-name">"Name for the new passkey"</label>
-                <input id="new-passkey-name" type="text" prop:value=new_name
-                    on:input=move |ev| set_new_name.set(event_target_value(&ev))/>
-                <button type="button" on:click=add disabled=busy>"Add a passkey"</button>
-            </div>
+            <Show
+                when=move || confirming.with(Option::is_some)
+                fallback=move || view! {
+                    <div class="row">
+                        <label class="sr-only" for="new-passkey-name">"Name for the new passkey"</label>
+                        <input id="new-passkey-name" type="text" prop:value=new_name
+                            on:input=move |ev| set_new_name.set(event_target_value(&ev))/>
+                        <button type="button" on:click=add disabled=busy>"Add a passkey"</button>
+                    </div>
+                }
+            >
+                <div class="hint" role="group" aria-labelledby="confirm-addition">
+                    <p id="confirm-addition">
+                        <strong>"Confirm the new passkey"</strong>
+                        " with a passkey you already have. Until then it is not added."
+                    </p>
+                    <div class="row">
+                        <button type="button" on:click=confirm disabled=busy>"Confirm with an existing passkey"</button>
+                        <button type="button" on:click=move |_| confirming.set(None) disabled=busy>"Cancel"</button>
+                    </div>
+                </div>
+            </Show>
             <ErrorLine message=error/>
         </section>
         <Notifications/>
@@ -150,6 +194,7 @@ fn PasskeyRow(
             <label class="sr-only" for=input_id.clone()>"Passkey name"</label>
             <input id=input_id type="text" prop:value=name on:input=move |ev| set_name.set(event_target_value(&ev))/>
             <span class="muted small">
+                {key.added} " · "
                 {if key.synced { "synced" } else { "this device only" }}
                 {key.suspended.then_some(" · suspended: its signature counter went backwards")}
             </span>

@@ -109,6 +109,7 @@ impl Approvers {
             email,
             name,
             role,
+            Some(admin.id),
             self.ciba.now(),
             invitations::INVITATION_TTL_MS,
         )

@@ -11,17 +11,21 @@ use std::collections::HashMap;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::Serialize;
 use serde_json::Value;
-use webauthn_rs::prelude::COSEKey;
 
 use super::{
     auth_request::AuthRequest,
     checkpoint::{self, Checkpoint},
     record::{decision_challenge, decision_challenge_v1, request_digest, seal_problems},
 };
+pub use crate::identity::assertion::RelyingParty;
 use crate::{
-    identity::registry,
+    identity::{
+        assertion::KeptAssertion,
+        provenance::{authorisation_problem, Provenance, Vouched},
+        registry,
+    },
     sealing::Kek,
-    secrets::{base64url, hex, sha256},
+    secrets::{base64url, hex},
     signing::ArchiveVerifier,
     store::{
         decisions::{Covered, DecisionRow, GENESIS_HASH},
@@ -29,10 +33,6 @@ use crate::{
         Store, StoreError,
     },
 };
-
-/// authenticatorData flags (WebAuthn §6.1): user present, user verified.
-const FLAG_UP: u8 = 0x01;
-const FLAG_UV: u8 = 0x04;
 
 /// What a finding is about.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -90,6 +90,9 @@ pub struct AuditReport {
     /// Older records that kept no public key: their signature could not be checked.
     pub signatures_unchecked: usize,
     pub key_registry_entries: usize,
+    /// The registry entries (by seq) that record no provenance: keys sealed before it was kept, which
+    /// the registry holds but nothing shows how they arrived.
+    pub keys_without_provenance: Vec<i64>,
     /// Whether the signing keys were checked against the key-encryption key.
     pub signing_keys_checked: bool,
     /// The checkpoint compared with, if one was found.
@@ -100,26 +103,6 @@ pub struct AuditReport {
 impl AuditReport {
     pub fn is_clean(&self) -> bool {
         self.findings.is_empty()
-    }
-}
-
-/// The site the passkeys belong to, as the assertions must name it.
-pub struct RelyingParty {
-    /// The passkeys' RP id: the public URL's host.
-    pub id: String,
-    /// `clientDataJSON.origin`.
-    pub origin: String,
-    /// SHA-256 of the RP id (the public URL's host): the first 32 bytes of authenticatorData.
-    pub id_hash: [u8; 32],
-}
-
-impl RelyingParty {
-    pub fn of(public_url: &url::Url) -> RelyingParty {
-        RelyingParty {
-            id: public_url.host_str().unwrap_or_default().to_owned(),
-            origin: public_url.origin().ascii_serialization(),
-            id_hash: sha256(public_url.host_str().unwrap_or_default().as_bytes()),
-        }
     }
 }
 
@@ -147,7 +130,8 @@ pub async fn verify(
         })
         .collect();
     let entries = store.key_registry().await?;
-    let registry = verify_registry(&entries, &verifier, &mut findings);
+    let (registry, keys_without_provenance) =
+        verify_registry(&entries, &verifier, rp, &mut findings);
     let rows = store.decisions().await?;
     let (signatures_verified, signatures_unchecked) =
         verify_records(store, rp, &rows, &registry, &verifier, &mut findings).await?;
@@ -173,20 +157,24 @@ pub async fn verify(
         signatures_verified,
         signatures_unchecked,
         key_registry_entries: entries.len(),
+        keys_without_provenance,
         signing_keys_checked: verifier.keys_checked,
         checkpoint,
         findings,
     })
 }
 
-/// The key registry's chain, and each entry's hash and JWS; returns the entries that hold, by
-/// credential id: (approver id, public key).
+/// The key registry's chain, each entry's hash and JWS, and its provenance: an addition's
+/// authorisation must be an earlier sound entry's assertion over this very key. Returns the entries
+/// that hold, by credential id (approver id, public key), and the entries that record no provenance.
 fn verify_registry(
     entries: &[KeyEntryRow],
     verifier: &ArchiveVerifier,
+    rp: &RelyingParty,
     findings: &mut Vec<Finding>,
-) -> HashMap<String, (String, String)> {
-    let mut trusted = HashMap::new();
+) -> (HashMap<String, (String, String)>, Vec<i64>) {
+    let mut trusted: HashMap<String, (String, String)> = HashMap::new();
+    let mut unvouched = Vec::new();
     let mut prev = GENESIS_HASH;
     for entry in entries {
         let mut problem = |text: &str| {
@@ -207,6 +195,30 @@ fn verify_registry(
             problem(why);
             sound = false;
         }
+        match (&entry.provenance, registry::provenance(entry)) {
+            (None, _) => unvouched.push(entry.seq),
+            (Some(_), None) => {
+                problem("the key's provenance is unreadable, so nothing vouches for it");
+                sound = false;
+            }
+            (Some(_), Some(provenance)) => {
+                let authoriser = match &provenance {
+                    Provenance::Addition { authorised_by, .. } => trusted
+                        .get(authorised_by)
+                        .map(|(owner, key)| (owner.as_str(), key.as_str())),
+                    Provenance::Invitation { .. } => None,
+                };
+                let key = Vouched {
+                    approver_id: &entry.approver_id,
+                    credential_id: &entry.credential_id,
+                    public_key: &entry.public_key,
+                };
+                if let Some(why) = authorisation_problem(&provenance, &key, authoriser, rp) {
+                    problem(why);
+                    sound = false;
+                }
+            }
+        }
         if sound {
             trusted.insert(
                 entry.credential_id.clone(),
@@ -215,7 +227,7 @@ fn verify_registry(
         }
         prev = &entry.entry_hash;
     }
-    trusted
+    (trusted, unvouched)
 }
 
 async fn verify_records(
@@ -356,7 +368,7 @@ fn record_checks(
                 vec!["the request has changed since it was decided"]
             };
             checks.push(check("Request unchanged since the decision", changed));
-            let answered = assertion_commits(row, &digest, &rp.origin);
+            let answered = assertion_commits(row, &digest, rp);
             commitment = Some(answered);
             checks.push(match answered {
                 Commitment::Current => check("Passkey challenge covers this decision", vec![]),
@@ -374,7 +386,7 @@ fn record_checks(
     let mut signature = None;
     match &row.credential_public_key {
         Some(key) => {
-            let signed = assertion_signed(row, key, &rp.id_hash);
+            let signed = kept(row).signed_by(key, rp);
             signature = Some(signed.is_ok());
             checks.push(check(
                 "Approver's passkey signature",
@@ -525,42 +537,6 @@ async fn uncovered(store: &Store) -> Result<Vec<Finding>, StoreError> {
     Ok(findings)
 }
 
-/// WebAuthn §7.2 steps 15–21, offline: the assertion was made for this site with the person present
-/// and verified, and the passkey's key signed authenticatorData ‖ SHA-256(clientDataJSON).
-fn assertion_signed(
-    row: &DecisionRow,
-    key: &str,
-    rp_id_hash: &[u8; 32],
-) -> Result<(), &'static str> {
-    let key: COSEKey =
-        serde_json::from_str(key).map_err(|_| "the recorded public key is unreadable")?;
-    let decode = |field: &str| URL_SAFE_NO_PAD.decode(field);
-    let (Ok(auth_data), Ok(client_data), Ok(signature)) = (
-        decode(&row.authenticator_data),
-        decode(&row.client_data_json),
-        decode(&row.signature),
-    ) else {
-        return Err("the recorded assertion is not base64url");
-    };
-    if auth_data.len() < 37 {
-        return Err("the recorded authenticatorData is too short");
-    }
-    if auth_data[..32] != rp_id_hash[..] {
-        return Err(
-            "the passkey assertion was made for another site (rpIdHash; is COUNTERSIGN_PUBLIC_URL the server's?)",
-        );
-    }
-    if auth_data[32] & FLAG_UP == 0 || auth_data[32] & FLAG_UV == 0 {
-        return Err("the passkey assertion lacks user presence or user verification");
-    }
-    let mut signed = auth_data;
-    signed.extend_from_slice(&sha256(&client_data));
-    match key.verify_signature(&signature, &signed) {
-        Ok(true) => Ok(()),
-        _ => Err("the passkey signature does not verify"),
-    }
-}
-
 /// Which challenge an assertion answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Commitment {
@@ -573,29 +549,27 @@ enum Commitment {
 
 /// clientDataJSON (signed by the authenticator) must be a `webauthn.get` from this site whose challenge
 /// is the decision challenge for this record's decision, reason, request digest and nonce.
-fn assertion_commits(row: &DecisionRow, digest: &[u8; 32], origin: &str) -> Commitment {
-    let (Ok(client_data), Ok(nonce)) = (
-        URL_SAFE_NO_PAD.decode(&row.client_data_json),
-        URL_SAFE_NO_PAD.decode(&row.nonce),
-    ) else {
+fn assertion_commits(row: &DecisionRow, digest: &[u8; 32], rp: &RelyingParty) -> Commitment {
+    let (Some(challenge), Ok(nonce)) =
+        (kept(row).challenge(rp), URL_SAFE_NO_PAD.decode(&row.nonce))
+    else {
         return Commitment::None;
     };
-    let Ok(client_data) = serde_json::from_slice::<Value>(&client_data) else {
-        return Commitment::None;
-    };
-    if client_data.get("type").and_then(Value::as_str) != Some("webauthn.get")
-        || client_data.get("origin").and_then(Value::as_str) != Some(origin)
-    {
-        return Commitment::None;
-    }
-    let challenge = client_data.get("challenge").and_then(Value::as_str);
     let approve = row.decision == "approve";
     let current = decision_challenge(approve, row.reason.as_deref(), digest, &nonce);
-    if challenge == Some(base64url(&current).as_str()) {
+    if challenge == base64url(&current) {
         return Commitment::Current;
     }
-    if challenge == Some(base64url(&decision_challenge_v1(approve, digest, &nonce)).as_str()) {
+    if challenge == base64url(&decision_challenge_v1(approve, digest, &nonce)) {
         return Commitment::V1;
     }
     Commitment::None
+}
+
+fn kept(row: &DecisionRow) -> KeptAssertion<'_> {
+    KeptAssertion {
+        authenticator_data: &row.authenticator_data,
+        client_data_json: &row.client_data_json,
+        signature: &row.signature,
+    }
 }

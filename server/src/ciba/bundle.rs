@@ -34,11 +34,17 @@ pub async fn export(
         .await?
         .into_iter()
         .map(|e| {
-            json!({
+            let mut entry = json!({
                 "seq": e.seq, "credential_id": e.credential_id, "approver_id": e.approver_id,
                 "public_key": e.public_key, "registered_at": e.registered_at,
                 "prev_hash": e.prev_hash, "entry_hash": e.entry_hash, "jws": e.jws,
-            })
+            });
+            // As the entry's hash covers it: the JSON object, present only when recorded.
+            if let Some(provenance) = &e.provenance {
+                entry["provenance"] = serde_json::from_str(provenance)
+                    .unwrap_or_else(|_| Value::String(provenance.clone()));
+            }
+            entry
         })
         .collect();
     let records = store.decisions_selected(selection).await?;

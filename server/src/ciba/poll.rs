@@ -103,6 +103,17 @@ impl Ciba {
         again: bool,
     ) -> Result<TokenResponse, CibaError> {
         let now = self.clock.now();
+        // Disabling an agent withdraws what it asked for until then, for good: nothing by push while
+        // it is disabled (polling, it cannot even authenticate), nothing once it is enabled again.
+        if client.disabled
+            || client
+                .last_disabled_at
+                .is_some_and(|at| row.created_at <= at)
+        {
+            return Err(CibaError::AccessDenied(
+                "the agent was disabled after this request was made, which withdrew it".into(),
+            ));
+        }
         let approver = approvers::by_id(&self.store, &row.approver_id)
             .await?
             .ok_or_else(|| CibaError::InvalidGrant("the approver no longer exists".into()))?;
@@ -134,6 +145,14 @@ impl Ciba {
         if !registered {
             let problem = "the passkey that approved has no sealed key registry entry";
             return Err(self.unverified(&row, problem).await);
+        }
+        // Revocation withdraws: an approval whose passkey has since been revoked (it may be lost or
+        // copied) or suspended (its counter went backwards) earns nothing. Its record still verifies.
+        let passkey = self.store.passkey(&decision.credential_id).await?;
+        if !passkey.is_some_and(|p| p.approver_id == row.approver_id && p.suspended_at.is_none()) {
+            return Err(CibaError::AccessDenied(
+                "the passkey that approved has since been revoked or suspended".into(),
+            ));
         }
         let jti = random_token(16);
         // Mint first, then claim the redemption: only the caller whose conditional update wins gets the

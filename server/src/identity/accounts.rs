@@ -8,6 +8,10 @@ use webauthn_rs::prelude::Passkey;
 
 use super::{
     approvers::{self, Approver},
+    assertion::RelyingParty,
+    notices::{AccountNotice, AccountNotices},
+    passkeys::public_key_json,
+    provenance::{authorisation_problem, Authorisation, Provenance, Vouched},
     registry::{KeyRegistry, NewKey},
 };
 pub use crate::store::invitations::Enrollment;
@@ -19,11 +23,45 @@ use crate::store::{
 pub struct Accounts {
     store: Store,
     registry: Arc<KeyRegistry>,
+    rp: Arc<RelyingParty>,
+    notices: Arc<dyn AccountNotices>,
+}
+
+/// An enrollment through an invitation: the approver (created when `create`), the first passkey,
+/// its public key and how it arrived.
+pub struct Enrolling<'a> {
+    pub token_hash: &'a str,
+    pub approver: &'a ApproverRow,
+    pub create: bool,
+    pub passkey: &'a PasskeyRow,
+    pub public_key: &'a str,
+    pub provenance: &'a Provenance,
+}
+
+/// Why a passkey was not added.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AdditionRefused {
+    #[error("the authorising passkey is not one of the approver's usable passkeys")]
+    NotAuthorised,
+    #[error("{0}")]
+    Authorisation(&'static str),
+    #[error("the passkey is registered already")]
+    Registered,
 }
 
 impl Accounts {
-    pub fn new(store: Store, registry: Arc<KeyRegistry>) -> Accounts {
-        Accounts { store, registry }
+    pub fn new(
+        store: Store,
+        registry: Arc<KeyRegistry>,
+        rp: RelyingParty,
+        notices: Arc<dyn AccountNotices>,
+    ) -> Accounts {
+        Accounts {
+            store,
+            registry,
+            rp: Arc::new(rp),
+            notices,
+        }
     }
 
     pub async fn approver(&self, id: &str) -> StoreResult<Option<Approver>> {
@@ -62,21 +100,25 @@ impl Accounts {
         super::invitations::check_invitee(&self.store, email).await
     }
 
-    /// Uses up the invitation (once, and only before it expires), creates the approver when `create`,
-    /// and registers the passkey, in one transaction; nothing is written unless it says `Enrolled`.
-    pub async fn enroll(
-        &self,
-        token_hash: &str,
-        now: i64,
-        approver: &ApproverRow,
-        create: bool,
-        passkey: &PasskeyRow,
-        public_key: &str,
-    ) -> StoreResult<Enrollment> {
-        let key = new_key(passkey, public_key);
+    /// Uses up the invitation (once, and only before it expires), creates the approver when
+    /// `enrolling.create`, and registers the passkey with its provenance, in one transaction; nothing
+    /// is written unless it says `Enrolled`.
+    pub async fn enroll(&self, enrolling: Enrolling<'_>, now: i64) -> StoreResult<Enrollment> {
+        let key = new_key(
+            enrolling.passkey,
+            enrolling.public_key,
+            enrolling.provenance,
+        );
         let seal = self.registry.sealer(&key);
         self.store
-            .enroll(token_hash, now, approver, create, passkey, &seal)
+            .enroll(
+                enrolling.token_hash,
+                now,
+                enrolling.approver,
+                enrolling.create,
+                enrolling.passkey,
+                &seal,
+            )
             .await
     }
 
@@ -108,11 +150,71 @@ impl Accounts {
             .await
     }
 
-    /// Registers a passkey, with its public key sealed into the key registry.
-    pub async fn insert_passkey(&self, row: &PasskeyRow, public_key: &str) -> StoreResult<()> {
-        let key = new_key(row, public_key);
+    /// Adds a passkey `row.approver_id` registered, authorised by `authorised_by`, a usable passkey
+    /// they already have, whose assertion signed the addition challenge for exactly this key. The
+    /// authorisation is checked here as `audit verify` will check it, then sealed into the key's
+    /// registry entry with it, and the approver is told.
+    pub async fn add_passkey(
+        &self,
+        row: &PasskeyRow,
+        public_key: &str,
+        authorised_by: &str,
+        authorisation: Authorisation,
+    ) -> StoreResult<Result<(), AdditionRefused>> {
+        let authoriser = match self.passkey(authorised_by).await? {
+            Some(p) if p.approver_id == row.approver_id && p.suspended_at.is_none() => p,
+            _ => return Ok(Err(AdditionRefused::NotAuthorised)),
+        };
+        let Ok(authorising_key) = serde_json::from_str::<Passkey>(&authoriser.passkey)
+            .map_err(|_| ())
+            .and_then(|p| public_key_json(&p).map_err(|_| ()))
+        else {
+            return Ok(Err(AdditionRefused::NotAuthorised));
+        };
+        let provenance = Provenance::Addition {
+            authorised_by: authorised_by.to_owned(),
+            assertion: authorisation,
+        };
+        let vouched = Vouched {
+            approver_id: &row.approver_id,
+            credential_id: &row.credential_id,
+            public_key,
+        };
+        if let Some(problem) = authorisation_problem(
+            &provenance,
+            &vouched,
+            Some((&authoriser.approver_id, &authorising_key)),
+            &self.rp,
+        ) {
+            return Ok(Err(AdditionRefused::Authorisation(problem)));
+        }
+        let key = new_key(row, public_key, &provenance);
         let seal = self.registry.sealer(&key);
-        self.store.insert_passkey(row, &seal).await
+        match self.store.insert_passkey(row, &seal).await {
+            Err(crate::store::StoreError::Conflict(_)) => {
+                return Ok(Err(AdditionRefused::Registered))
+            }
+            other => other?,
+        }
+        if let Some(approver) = self.approver(&row.approver_id).await? {
+            self.notices.tell(AccountNotice {
+                approver_id: approver.id,
+                email: approver.email,
+                name: approver.name,
+                title: format!("A passkey was added to your account: {}", row.name),
+                body: format!(
+                    "The passkey \u{201c}{}\u{201d} was added to your Countersign account, confirmed with your passkey \u{201c}{}\u{201d}. It can now approve requests as you.",
+                    row.name, authoriser.name
+                ),
+            });
+        }
+        Ok(Ok(()))
+    }
+
+    /// How a passkey came to be registered, as its sound registry entry records it (None: sealed
+    /// before provenance was recorded).
+    pub async fn provenance_of(&self, credential_id: &str) -> StoreResult<Option<Provenance>> {
+        self.registry.provenance(credential_id).await
     }
 
     pub async fn rename_passkey(
@@ -158,11 +260,12 @@ impl Accounts {
     }
 }
 
-fn new_key<'a>(row: &'a PasskeyRow, public_key: &'a str) -> NewKey<'a> {
+fn new_key<'a>(row: &'a PasskeyRow, public_key: &'a str, provenance: &'a Provenance) -> NewKey<'a> {
     NewKey {
         credential_id: &row.credential_id,
         approver_id: &row.approver_id,
         public_key,
         registered_at: row.created_at,
+        provenance: Some(provenance),
     }
 }

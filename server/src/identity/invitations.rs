@@ -2,7 +2,7 @@
 use crate::{
     clock::Millis,
     identity::approvers::{normalise_email, validate_new, Role},
-    secrets::{hash_secret, random_token},
+    secrets::{hash_secret, random_id, random_token},
     store::{invitations::InvitationRow, Store, StoreError},
 };
 
@@ -21,6 +21,7 @@ pub async fn invite(
     email: &str,
     name: Option<&str>,
     role: Role,
+    issued_by: Option<&str>,
     now: Millis,
     valid_ms: Millis,
 ) -> Result<Result<String, String>, StoreError> {
@@ -31,18 +32,19 @@ pub async fn invite(
     if let Err(why) = check_invitee(store, &email).await? {
         return Ok(Err(why));
     }
-    create(store, Some(&email), name, role, now, valid_ms)
+    create(store, Some(&email), name, role, issued_by, now, valid_ms)
         .await
         .map(Ok)
 }
 
 /// Creates an invitation and returns its token (shown once). `email` None is the first-admin link,
-/// where the person enters who they are.
+/// where the person enters who they are. `issued_by`: the admin, or None for the operator.
 pub async fn create(
     store: &Store,
     email: Option<&str>,
     name: Option<&str>,
     role: Role,
+    issued_by: Option<&str>,
     now: Millis,
     valid_ms: Millis,
 ) -> Result<String, StoreError> {
@@ -57,6 +59,8 @@ pub async fn create(
             expires_at: now + valid_ms.min(INVITATION_TTL_MS),
             used_at: None,
             approver_id: None,
+            id: Some(random_id()),
+            issued_by: issued_by.map(str::to_owned),
         })
         .await?;
     Ok(token)
@@ -69,7 +73,7 @@ pub async fn first_admin_link(store: &Store, now: Millis) -> Result<Option<Strin
         return Ok(None);
     }
     store.expire_open_invitations(now).await?;
-    create(store, None, None, Role::Admin, now, INVITATION_TTL_MS)
+    create(store, None, None, Role::Admin, None, now, INVITATION_TTL_MS)
         .await
         .map(Some)
 }

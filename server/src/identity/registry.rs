@@ -13,7 +13,7 @@ use std::{
 use serde_json::{json, Map, Value};
 use webauthn_rs::prelude::Passkey;
 
-use super::passkeys::public_key_json;
+use super::{passkeys::public_key_json, provenance::Provenance};
 use crate::{
     clock::Millis,
     secrets::{hex, sha256},
@@ -34,17 +34,31 @@ pub struct NewKey<'a> {
     /// webauthn-rs's COSEKey as JSON (`public_key_json`).
     pub public_key: &'a str,
     pub registered_at: Millis,
+    /// How it arrived; None only for keys sealed from before provenance was recorded.
+    pub provenance: Option<&'a Provenance>,
 }
 
 /// An entry's content, as hashed and signed: every column but `seq`, `entry_hash` and `jws`.
+/// The provenance enters as its JSON object, and only when recorded, so entries sealed before it was
+/// kept keep their hashes; one whose stored text is not JSON enters as that text and matches nothing.
 fn entry_content(row: &KeyEntryRow) -> Value {
-    json!({
+    let mut content = json!({
         "credential_id": row.credential_id,
         "approver_id": row.approver_id,
         "public_key": row.public_key,
         "registered_at": row.registered_at,
         "prev_hash": row.prev_hash,
-    })
+    });
+    if let Some(provenance) = &row.provenance {
+        content["provenance"] =
+            serde_json::from_str(provenance).unwrap_or_else(|_| Value::String(provenance.clone()));
+    }
+    content
+}
+
+/// The entry's provenance, if it records one that reads.
+pub fn provenance(row: &KeyEntryRow) -> Option<Provenance> {
+    serde_json::from_str(row.provenance.as_deref()?).ok()
 }
 
 pub fn entry_hash(row: &KeyEntryRow) -> String {
@@ -69,6 +83,11 @@ pub fn seal(keys: &KeyRing, key: &NewKey<'_>, prev_hash: &str) -> StoreResult<Ke
         approver_id: key.approver_id.to_owned(),
         public_key: key.public_key.to_owned(),
         registered_at: key.registered_at,
+        provenance: key
+            .provenance
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Unavailable(format!("encoding the key's provenance: {e}")))?,
         prev_hash: prev_hash.to_owned(),
         entry_hash: String::new(),
         jws: String::new(),
@@ -160,6 +179,18 @@ impl KeyRegistry {
         Ok(owner == approver_id && key == public_key)
     }
 
+    /// The provenance a sound entry records for `credential_id` (None: no sound entry, or one sealed
+    /// before provenance was recorded).
+    pub async fn provenance(&self, credential_id: &str) -> StoreResult<Option<Provenance>> {
+        let Some(row) = self.store.key_entry(credential_id).await? else {
+            return Ok(None);
+        };
+        if entry_problems(&row, |jws| self.keys.verify_record(jws)).is_some() {
+            return Ok(None);
+        }
+        Ok(provenance(&row))
+    }
+
     /// Whether this stored passkey may sign: registered, sealed, with the key it holds.
     pub async fn admits(
         &self,
@@ -207,6 +238,7 @@ impl KeyRegistry {
                 approver_id: a,
                 public_key: k,
                 registered_at: *at,
+                provenance: None,
             })
             .collect();
         let sealers: Vec<_> = new.iter().map(|key| self.sealer(key)).collect();

@@ -1,4 +1,4 @@
-//! Notification e-mail over SMTP (lettre), one message per new request.
+//! Notification e-mail over SMTP (lettre): one message per new request, and account notices.
 use std::{sync::Arc, time::Duration};
 
 use lettre::{
@@ -9,6 +9,7 @@ use lettre::{
 use super::{one_line, warning};
 use crate::{
     ciba::{ids::page_ref, request::RequestCreated},
+    identity::notices::AccountNotice,
     store::outbox::Audience,
 };
 
@@ -53,28 +54,48 @@ impl Mailer {
             url = self.public_url,
             id = page_ref(&event.auth_req_id),
         );
+        self.compose(
+            &event.approver_name,
+            &event.approver_email,
+            format!("Approval needed: {action}"),
+            body,
+        )
+    }
+
+    /// A plain-text message to one approver.
+    fn compose(
+        &self,
+        name: &str,
+        email: &str,
+        subject: String,
+        body: String,
+    ) -> anyhow::Result<Message> {
         let to: Mailbox = format!(
-            "{} <{}>",
-            one_line(&event.approver_name, 60).replace(['<', '>', '"'], ""),
-            event.approver_email
+            "{} <{email}>",
+            one_line(name, 60).replace(['<', '>', '"'], "")
         )
         .parse()
-        .or_else(|_| event.approver_email.parse())?;
+        .or_else(|_| email.parse())?;
         Ok(Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(format!("Approval needed: {action}"))
+            .subject(subject)
             .header(ContentType::TEXT_PLAIN)
             .body(body)?)
     }
 
-    async fn deliver(&self, event: &RequestCreated) {
-        let message = match self.message(event) {
-            Ok(m) => m,
-            Err(e) => {
-                return tracing::warn!(error = %e, "notification e-mail could not be composed")
-            }
-        };
+    /// The message telling an approver of a change to their account (`identity::notices`).
+    pub fn notice_message(&self, notice: &AccountNotice) -> anyhow::Result<Message> {
+        let body = format!(
+            "{}\n\nSee your account: {}/account\n\n\
+             If this was not you, tell an admin now: they can revoke the passkey.\n",
+            notice.body, self.public_url
+        );
+        self.compose(&notice.name, &notice.email, notice.title.clone(), body)
+    }
+
+    /// Sends `message`, with retries.
+    pub async fn send(&self, approver_id: &str, message: Message) {
         let sent = super::with_retries(
             "email",
             ATTEMPTS,
@@ -83,8 +104,15 @@ impl Mailer {
         )
         .await;
         match sent {
-            Ok(_) => tracing::info!(approver_id = %event.approver_id, "notification e-mail sent"),
+            Ok(_) => tracing::info!(approver_id, "notification e-mail sent"),
             Err(e) => tracing::error!(error = %e, "notification e-mail failed; giving up"),
+        }
+    }
+
+    async fn deliver(&self, event: &RequestCreated) {
+        match self.message(event) {
+            Ok(message) => self.send(&event.approver_id, message).await,
+            Err(e) => tracing::warn!(error = %e, "notification e-mail could not be composed"),
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::{
 
 pub mod client;
 pub mod mail;
+pub mod notices;
 pub mod push;
 
 pub use mail::Mailer;

@@ -20,14 +20,16 @@ pub struct ClientRow {
     pub resource_server: i64,
     /// Must use DPoP (see migration 0014).
     pub dpop_bound: i64,
+    /// When it was last disabled (see migration 0020).
+    pub last_disabled_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, name, delivery_mode, notify_url, scopes, auth_method, secret_hash, jwks, disabled, created_at, updated_at, resource_server, dpop_bound";
+const COLUMNS: &str = "id, name, delivery_mode, notify_url, scopes, auth_method, secret_hash, jwks, disabled, created_at, updated_at, resource_server, dpop_bound, last_disabled_at";
 
 impl Store {
     pub async fn insert_client(&self, row: &ClientRow) -> StoreResult<()> {
         sqlx::query(&format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(&row.id)
         .bind(&row.name)
@@ -42,6 +44,7 @@ impl Store {
         .bind(row.updated_at)
         .bind(row.resource_server)
         .bind(row.dpop_bound)
+        .bind(row.last_disabled_at)
         .execute(self.pool())
         .await
         .map_err(|e| StoreError::on_unique(e, "client id"))?;
@@ -72,12 +75,15 @@ impl Store {
         disabled: bool,
         now: i64,
     ) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE clients SET disabled = $1, updated_at = $2 WHERE id = $3")
-            .bind(flag(disabled))
-            .bind(now)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        let done = sqlx::query(
+            "UPDATE clients SET disabled = $1, updated_at = $2, \
+             last_disabled_at = CASE WHEN $1 = 1 THEN $2 ELSE last_disabled_at END WHERE id = $3",
+        )
+        .bind(flag(disabled))
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -18,6 +18,10 @@ pub struct InvitationRow {
     pub expires_at: i64,
     pub used_at: Option<i64>,
     pub approver_id: Option<String>,
+    /// Its public id, named in the key registry entry of the passkey it enrolls (None: made before ids).
+    pub id: Option<String>,
+    /// The admin who issued it; None: the operator, on the server's command line.
+    pub issued_by: Option<String>,
 }
 
 /// What enrolling through an invitation did.
@@ -32,17 +36,19 @@ pub enum Enrollment {
 }
 
 const INVITATION_COLUMNS: &str =
-    "token_hash, email, name, role, created_at, expires_at, used_at, approver_id";
+    "token_hash, email, name, role, created_at, expires_at, used_at, approver_id, id, issued_by";
 
 impl Store {
     pub async fn insert_invitation(&self, row: &InvitationRow) -> StoreResult<()> {
-        sqlx::query(&format!("INSERT INTO invitations ({INVITATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL)"))
+        sqlx::query(&format!("INSERT INTO invitations ({INVITATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7, $8)"))
             .bind(&row.token_hash)
             .bind(&row.email)
             .bind(&row.name)
             .bind(&row.role)
             .bind(row.created_at)
             .bind(row.expires_at)
+            .bind(&row.id)
+            .bind(&row.issued_by)
             .execute(self.pool())
             .await?;
         Ok(())

@@ -12,13 +12,15 @@ pub struct KeyEntryRow {
     pub approver_id: String,
     pub public_key: String,
     pub registered_at: i64,
+    /// How the key arrived (`identity::provenance`), as JSON; None for keys sealed before it was kept.
+    pub provenance: Option<String>,
     pub prev_hash: String,
     pub entry_hash: String,
     pub jws: String,
 }
 
 const COLUMNS: &str =
-    "seq, credential_id, approver_id, public_key, registered_at, prev_hash, entry_hash, jws";
+    "seq, credential_id, approver_id, public_key, registered_at, provenance, prev_hash, entry_hash, jws";
 
 /// PostgreSQL advisory lock ids: one per chain.
 pub(super) const DECISION_CHAIN_LOCK: i64 = 7_242_001;
@@ -168,13 +170,14 @@ pub(super) async fn append_key(
             .map_or(super::decisions::GENESIS_HASH, |(h,)| h),
     )?;
     sqlx::query(
-        "INSERT INTO key_registry (credential_id, approver_id, public_key, registered_at, prev_hash, entry_hash, jws) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO key_registry (credential_id, approver_id, public_key, registered_at, provenance, prev_hash, entry_hash, jws) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&row.credential_id)
     .bind(&row.approver_id)
     .bind(&row.public_key)
     .bind(row.registered_at)
+    .bind(&row.provenance)
     .bind(&row.prev_hash)
     .bind(&row.entry_hash)
     .bind(&row.jws)

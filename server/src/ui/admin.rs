@@ -798,9 +798,9 @@ async fn change_agent(
     match pages.agents.set_disabled(&admin.who(), &id, disabled).await {
         Ok(true) => {
             let message = if disabled {
-                "The agent is disabled: it can no longer authenticate."
+                "The agent is disabled: it can no longer authenticate, and its requests so far are withdrawn for good."
             } else {
-                "The agent is enabled again."
+                "The agent is enabled again. Its requests made before it was disabled stay withdrawn."
             };
             say_on(pages, &admin.session, page, &to, message).await
         }

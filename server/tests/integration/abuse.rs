@@ -171,13 +171,7 @@ async fn the_live_inbox_ends_with_the_session_and_is_bounded_per_person(db: Db) 
     assert_eq!(next_event(&mut body).await.as_deref(), Some("changed"));
 
     // Signed out everywhere (from another device, say): the open stream says nothing more and ends.
-    server::identity::accounts::Accounts::new(
-        h.store.clone(),
-        h.server.ciba.key_registry().clone(),
-    )
-    .end_every_session(&jane.id)
-    .await
-    .unwrap();
+    h.server.accounts.end_every_session(&jane.id).await.unwrap();
     h.start(&creds, APPROVER).await;
     assert_eq!(next_event(&mut body).await, None);
     assert_eq!(open_stream(&h, &cookie).await.0, StatusCode::UNAUTHORIZED);

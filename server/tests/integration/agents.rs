@@ -355,25 +355,18 @@ async fn an_agents_delivery_changes_and_earlier_requests_keep_theirs(db: Db) {
 }
 
 async fn a_revoked_passkey_signs_in_no_more_and_its_decisions_still_verify(db: Db) {
-    use server::{
-        admin::approvers::{ApproverChangeError, Approvers},
-        identity::accounts::Accounts,
-    };
+    use server::admin::approvers::{ApproverChangeError, Approvers};
     let h = Harness::new(db).await;
     let jane = h.approver(APPROVER, None).await;
     let mallory = h.approver("mallory@example.com", None).await;
-    let accounts = Accounts::new(h.store.clone(), h.server.ciba.key_registry().clone());
+    let accounts = h.server.accounts.clone();
     let jane_key = passkey_row(&test_credential(&jane.id), &jane.id, TEST_PASSKEY);
-    accounts
-        .insert_passkey(&jane_key, &test_public_key(TEST_PASSKEY))
-        .await
-        .unwrap();
+    register_passkey(&h, &jane_key, TEST_PASSKEY).await;
     let mallory_key = passkey_row("TWFsbG9yeQ", &mallory.id, 9);
-    accounts
-        .insert_passkey(&mallory_key, &test_public_key(9))
-        .await
-        .unwrap();
+    register_passkey(&h, &mallory_key, 9).await;
     let creds = h.poll_client().await;
+    let redeemed = h.approved(&creds, &jane.id).await;
+    assert_eq!(h.poll(&creds, &redeemed).await.status, StatusCode::OK);
     let approved = h.approved(&creds, &jane.id).await;
 
     assert!(accounts
@@ -430,12 +423,19 @@ async fn a_revoked_passkey_signs_in_no_more_and_its_decisions_still_verify(db: D
         .is_none());
     assert!(accounts.passkey("TWFsbG9yeQ").await.unwrap().is_some());
 
-    // What it signed before still verifies, and still redeems.
+    // What it signed before still verifies; an approval of its not yet redeemed is withdrawn with it
+    // (issue 22: revocation withdraws), so a copied passkey's last approvals earn nothing.
     assert_eq!(
         audit_problems(&h.store).await,
         Vec::<(String, String)>::new()
     );
-    assert_eq!(h.poll(&creds, &approved).await.status, StatusCode::OK);
+    let answer = h.poll(&creds, &approved).await;
+    answer.assert_error(StatusCode::BAD_REQUEST, "access_denied");
+    assert!(
+        answer.description().contains("revoked or suspended"),
+        "{}",
+        answer.description()
+    );
     let log = h.store.admin_log(10).await.unwrap();
     assert_eq!(
         (

@@ -570,14 +570,21 @@ pub async fn decide_signed(
     let challenge = decision_challenge(approve, reason.as_deref(), &digest, &nonce);
     // The approver's passkey, registered once with the test key, as enrollment would.
     let credential_id = test_credential(approver_id);
+    let public_key = test_public_key(TEST_PASSKEY);
+    let provenance = enrolled();
+    let key = server::identity::registry::NewKey {
+        credential_id: &credential_id,
+        approver_id,
+        public_key: &public_key,
+        registered_at: 0,
+        provenance: Some(&provenance),
+    };
     let registered = ciba
-        .key_registry()
-        .register(&server::identity::registry::NewKey {
-            credential_id: &credential_id,
-            approver_id,
-            public_key: &test_public_key(TEST_PASSKEY),
-            registered_at: 0,
-        })
+        .store()
+        .insert_passkey(
+            &passkey_row(&credential_id, approver_id, TEST_PASSKEY),
+            &ciba.key_registry().sealer(&key),
+        )
         .await;
     assert!(matches!(
         registered,
@@ -687,4 +694,30 @@ pub fn passkey_row(
         suspended_at: None,
         suspended_reason: None,
     }
+}
+
+/// The provenance test passkeys are registered with, standing in for an enrollment.
+pub fn enrolled() -> server::identity::provenance::Provenance {
+    server::identity::provenance::Provenance::Invitation {
+        invitation: "test-invitation".into(),
+        issued_by: None,
+    }
+}
+
+/// Registers `row`, whose key is `test_public_key(seed)`, as an enrollment does: the passkey and its
+/// sealed key registry entry, in one transaction.
+pub async fn register_passkey(h: &Harness, row: &server::store::passkeys::PasskeyRow, seed: u8) {
+    let public_key = test_public_key(seed);
+    let provenance = enrolled();
+    let key = server::identity::registry::NewKey {
+        credential_id: &row.credential_id,
+        approver_id: &row.approver_id,
+        public_key: &public_key,
+        registered_at: row.created_at,
+        provenance: Some(&provenance),
+    };
+    h.store
+        .insert_passkey(row, &h.server.ciba.key_registry().sealer(&key))
+        .await
+        .unwrap();
 }

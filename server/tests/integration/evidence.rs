@@ -14,7 +14,7 @@ use server::{
         Decision,
     },
     clock::Clock,
-    identity::{accounts::Accounts, registry},
+    identity::registry,
     store::{key_registry::KeyEntryRow, passkeys::PasskeyRow},
 };
 
@@ -44,17 +44,14 @@ async fn a_passkey_written_into_the_database_is_refused(db: Db) {
     let h = Harness::new(db).await;
     let jane = h.approver(APPROVER, None).await;
     let mallory = h.approver("mallory@example.com", None).await;
-    let accounts = Accounts::new(h.store.clone(), h.server.ciba.key_registry().clone());
+    let accounts = h.server.accounts.clone();
     let ids = |rows: Vec<PasskeyRow>| -> Vec<String> {
         rows.into_iter().map(|r| r.credential_id).collect()
     };
 
     // Registered the ordinary way: usable.
     let own = passkey_row("AAAA", &jane.id, TEST_PASSKEY);
-    accounts
-        .insert_passkey(&own, &test_public_key(TEST_PASSKEY))
-        .await
-        .unwrap();
+    register_passkey(&h, &own, TEST_PASSKEY).await;
     assert!(accounts.passkey("AAAA").await.unwrap().is_some());
 
     // Planted: a row in `passkeys` with the attacker's key, and no registry entry.
@@ -63,10 +60,7 @@ async fn a_passkey_written_into_the_database_is_refused(db: Db) {
 
     // Re-pointed: Mallory's own, properly registered passkey moved to Jane's account.
     let theirs = passkey_row("CCCC", &mallory.id, 9);
-    accounts
-        .insert_passkey(&theirs, &test_public_key(9))
-        .await
-        .unwrap();
+    register_passkey(&h, &theirs, 9).await;
     sqlx::query("UPDATE passkeys SET approver_id = $1 WHERE credential_id = 'CCCC'")
         .bind(&jane.id)
         .execute(h.store.pool())
@@ -94,6 +88,7 @@ async fn a_passkey_written_into_the_database_is_refused(db: Db) {
         approver_id: jane.id.clone(),
         public_key: test_public_key(9),
         registered_at: h.clock.now(),
+        provenance: None,
         prev_hash: head.entry_hash,
         entry_hash: String::new(),
         jws: "eyJhbGciOiJFUzI1NiJ9.e30.forged".into(),
@@ -142,6 +137,7 @@ async fn a_forged_registry_entry_earns_no_tokens(db: Db) {
         approver_id: jane.id.clone(),
         public_key: test_public_key(9),
         registered_at: h.clock.now(),
+        provenance: None,
         prev_hash: head.entry_hash,
         entry_hash: String::new(),
         jws: head.jws.clone(),

@@ -2,8 +2,15 @@
 //! in end2end/tests/passkeys.spec.ts).
 use server::{
     clock::Clock,
-    identity::{approvers::Role, invitations, sessions::DbSessionStore},
-    secrets::{hash_secret, random_id},
+    identity::{
+        accounts::AdditionRefused,
+        approvers::Role,
+        invitations,
+        provenance::{addition_challenge, Authorisation, Provenance},
+        registry::NewKey,
+        sessions::DbSessionStore,
+    },
+    secrets::{base64url, hash_secret, random_id},
     store::{approvers::ApproverRow, invitations::Enrollment, passkeys::PasskeyRow},
 };
 use tower_sessions::{session::Record, SessionStore};
@@ -13,6 +20,7 @@ use crate::{common::*, on_both_databases};
 on_both_databases!(
     an_invitation_enrolls_once_and_only_before_it_expires,
     an_invitation_never_adds_a_passkey_to_an_enrolled_approver,
+    a_passkey_is_added_only_when_one_the_approver_has_authorises_that_very_key,
     the_first_admin_link_exists_only_while_there_are_no_approvers,
     sessions_are_stored_loaded_and_deleted,
 );
@@ -57,6 +65,153 @@ async fn enroll(
         .unwrap()
 }
 
+/// An assertion by `test_key(seed)` as credential `by`, over the challenge that authorises adding
+/// `credential_id` with `public_key` to `approver_id`.
+fn authorisation(
+    by: &str,
+    seed: u8,
+    approver_id: &str,
+    credential_id: &str,
+    public_key: &str,
+) -> Authorisation {
+    let nonce = server::secrets::random_bytes::<32>().to_vec();
+    let challenge = addition_challenge(approver_id, credential_id, public_key, &nonce);
+    let e = test_evidence(by.into(), &challenge, nonce, seed, seed);
+    Authorisation {
+        nonce: base64url(&e.nonce),
+        authenticator_data: base64url(&e.authenticator_data),
+        client_data_json: base64url(&e.client_data_json),
+        signature: base64url(&e.signature),
+    }
+}
+
+/// Issue 22: a session alone never adds a signing passkey. An addition needs a user-verified
+/// assertion by a usable passkey the approver already has, over the addition challenge for exactly
+/// the new key; it is sealed with that authorisation as the key's provenance, `audit verify` checks
+/// it, and the approver is told by e-mail.
+async fn a_passkey_is_added_only_when_one_the_approver_has_authorises_that_very_key(db: Db) {
+    let (url, mut mails) = crate::notify::smtp_sink().await;
+    let h = Harness::with_config(db, |c| c.smtp_url = Some(url)).await;
+    let accounts = &h.server.accounts;
+    let jane = h.approver(APPROVER, None).await;
+    let mallory = h.approver("mallory@example.com", None).await;
+    register_passkey(
+        &h,
+        &passkey_row("TGFwdG9w", &jane.id, TEST_PASSKEY),
+        TEST_PASSKEY,
+    )
+    .await;
+    register_passkey(&h, &passkey_row("T2xk", &jane.id, 5), 5).await;
+    h.store
+        .suspend_passkey("T2xk", "signature counter went backwards", 1)
+        .await
+        .unwrap();
+    register_passkey(&h, &passkey_row("TWFsbG9yeQ", &mallory.id, 9), 9).await;
+    let phone = passkey_row("UGhvbmU", &jane.id, 11);
+    let key = test_public_key(11);
+    let add = |by: &'static str, a: Authorisation| accounts.add_passkey(&phone, &key, by, a);
+
+    // Mallory's passkey, signing correctly: it is not one of Jane's.
+    let by_mallory = authorisation("TWFsbG9yeQ", 9, &jane.id, "UGhvbmU", &key);
+    assert_eq!(
+        add("TWFsbG9yeQ", by_mallory).await.unwrap(),
+        Err(AdditionRefused::NotAuthorised)
+    );
+    // Jane's suspended passkey: it may not sign anything.
+    let by_old = authorisation("T2xk", 5, &jane.id, "UGhvbmU", &key);
+    assert_eq!(
+        add("T2xk", by_old).await.unwrap(),
+        Err(AdditionRefused::NotAuthorised)
+    );
+    // The new passkey vouching for itself.
+    let by_itself = authorisation("UGhvbmU", 11, &jane.id, "UGhvbmU", &key);
+    assert_eq!(
+        add("UGhvbmU", by_itself).await.unwrap(),
+        Err(AdditionRefused::NotAuthorised)
+    );
+    // Laptop's genuine confirmation of another key, replayed for this one.
+    let for_another = authorisation("TGFwdG9w", TEST_PASSKEY, &jane.id, "T3RoZXI", &key);
+    assert_eq!(
+        add("TGFwdG9w", for_another).await.unwrap(),
+        Err(AdditionRefused::Authorisation(
+            "the authorising assertion does not commit to adding this key"
+        ))
+    );
+    // A confirmation made up without Laptop's private key.
+    let forged = authorisation("TGFwdG9w", 9, &jane.id, "UGhvbmU", &key);
+    assert_eq!(
+        add("TGFwdG9w", forged).await.unwrap(),
+        Err(AdditionRefused::Authorisation(
+            "the passkey signature does not verify"
+        ))
+    );
+    assert!(h.store.passkey("UGhvbmU").await.unwrap().is_none());
+    assert!(h.store.key_entry("UGhvbmU").await.unwrap().is_none());
+
+    // Laptop confirms exactly this key: added, with the authorisation sealed as its provenance.
+    let confirmed = authorisation("TGFwdG9w", TEST_PASSKEY, &jane.id, "UGhvbmU", &key);
+    assert_eq!(add("TGFwdG9w", confirmed.clone()).await.unwrap(), Ok(()));
+    assert!(accounts.passkey("UGhvbmU").await.unwrap().is_some());
+    assert_eq!(
+        accounts.provenance_of("UGhvbmU").await.unwrap(),
+        Some(Provenance::Addition {
+            authorised_by: "TGFwdG9w".into(),
+            assertion: confirmed.clone()
+        })
+    );
+    assert_eq!(
+        add("TGFwdG9w", confirmed).await.unwrap(),
+        Err(AdditionRefused::Registered)
+    );
+    assert_eq!(
+        audit_problems(&h.store).await,
+        Vec::<(String, String)>::new()
+    );
+    assert!(audit_report(&h.store, None)
+        .await
+        .keys_without_provenance
+        .is_empty());
+
+    let mail = tokio::time::timeout(std::time::Duration::from_secs(10), mails.recv())
+        .await
+        .expect("an e-mail within 10 s")
+        .unwrap()
+        .replace("=\n", "");
+    assert!(mail.contains(&format!("RCPT TO:<{APPROVER}>")), "{mail}");
+    assert!(
+        mail.contains("Subject: A passkey was added to your account: Phone"),
+        "{mail}"
+    );
+    assert!(mail.contains("http://localhost:3000/account"), "{mail}");
+
+    // From below: an entry sealed with an authorisation that does not cover its key (a server
+    // holding the signing key, misused) vouches for nothing, and the audit says why.
+    let planted_key = test_public_key(12);
+    let bad = Provenance::Addition {
+        authorised_by: "TGFwdG9w".into(),
+        assertion: authorisation("TGFwdG9w", TEST_PASSKEY, &jane.id, "UGhvbmU", &key),
+    };
+    h.server
+        .ciba
+        .key_registry()
+        .register(&NewKey {
+            credential_id: "UGxhbnRlZA",
+            approver_id: &jane.id,
+            public_key: &planted_key,
+            registered_at: 0,
+            provenance: Some(&bad),
+        })
+        .await
+        .unwrap();
+    let problems = audit_problems(&h.store).await;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].0.contains("(UGxhbnRlZA)"), "{problems:?}");
+    assert_eq!(
+        problems[0].1,
+        "the authorising assertion does not commit to adding this key"
+    );
+}
+
 /// Invitations enroll a first passkey only: refused when issued for an approver who has one, and
 /// refused again by the store when the link exists anyway (issued before the approver enrolled, or
 /// written straight into the database), while an approver added without a passkey enrolls.
@@ -79,6 +234,7 @@ async fn an_invitation_never_adds_a_passkey_to_an_enrolled_approver(db: Db) {
             Some("added@example.com"),
             None,
             Role::Approver,
+            None,
             now,
             invitations::INVITATION_TTL_MS,
         )
@@ -126,6 +282,7 @@ async fn an_invitation_enrolls_once_and_only_before_it_expires(db: Db) {
         Some("Ann@Example.com"),
         Some("Ann"),
         Role::Approver,
+        None,
         now,
         invitations::INVITATION_TTL_MS,
     )
@@ -173,6 +330,7 @@ async fn an_invitation_enrolls_once_and_only_before_it_expires(db: Db) {
         Some("late@example.com"),
         None,
         Role::Admin,
+        None,
         now,
         60_000,
     )
@@ -336,6 +494,7 @@ fn entry(
             approver_id: row.approver_id.clone(),
             public_key: "{}".into(),
             registered_at: row.created_at,
+            provenance: None,
             prev_hash: prev.into(),
             entry_hash: "unsealed".into(),
             jws: "unsealed".into(),

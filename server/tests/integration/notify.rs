@@ -14,7 +14,7 @@ use crate::{common::*, on_both_databases};
 on_both_databases!(a_new_request_is_announced_by_email);
 
 /// A minimal SMTP receiver on loopback that hands over each message's whole transcript.
-async fn smtp_sink() -> (String, mpsc::UnboundedReceiver<String>) {
+pub(crate) async fn smtp_sink() -> (String, mpsc::UnboundedReceiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("smtp://{}", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::unbounded_channel();

@@ -184,6 +184,7 @@ mod tests {
             secret_hash: None,
             jwks: Some(jwks.to_string()),
             disabled: 0,
+            last_disabled_at: None,
             created_at: 0,
             updated_at: 0,
             resource_server: 0,

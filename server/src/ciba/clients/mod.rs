@@ -86,6 +86,8 @@ pub struct Client {
     secret_digest: Option<[u8; 32]>,
     jwks: Option<JwkSet>,
     pub disabled: bool,
+    /// When it was last disabled: its requests made until then are withdrawn.
+    pub last_disabled_at: Option<crate::clock::Millis>,
     /// May introspect tokens.
     pub resource_server: bool,
     /// Its tokens must be DPoP-bound (RFC 9449 §5.2): every token request carries a proof, and a
@@ -113,6 +115,7 @@ impl Client {
                 .transpose()
                 .map_err(|e| e.to_string())?,
             disabled: row.disabled != 0,
+            last_disabled_at: row.last_disabled_at,
             resource_server: row.resource_server != 0,
             dpop_bound: row.dpop_bound != 0,
             id: row.id,
@@ -145,6 +148,7 @@ pub fn fuzz_client() -> Client {
         secret_hash: None,
         jwks: Some(jwks.into()),
         disabled: 0,
+        last_disabled_at: None,
         created_at: 0,
         updated_at: 0,
         resource_server: 0,

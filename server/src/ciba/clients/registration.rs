@@ -81,6 +81,7 @@ pub async fn register(
             secret_hash: secret.as_deref().map(hash_secret),
             jwks,
             disabled: 0,
+            last_disabled_at: None,
             created_at: now,
             updated_at: now,
             resource_server: i64::from(new.resource_server),

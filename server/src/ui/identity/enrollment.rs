@@ -11,7 +11,10 @@ use webauthn_rs::prelude::{
 };
 
 use super::*;
-use crate::identity::accounts::Enrollment;
+use crate::identity::{
+    accounts::{Enrolling, Enrollment},
+    provenance::Provenance,
+};
 
 const ENROLLMENT: &str = "enrollment";
 
@@ -24,6 +27,11 @@ struct PendingEnrollment {
     role: String,
     create: bool,
     state: PasskeyRegistration,
+    /// The invitation's public id and issuer, for the key's provenance.
+    #[serde(default)]
+    invitation_id: Option<String>,
+    #[serde(default)]
+    issued_by: Option<String>,
 }
 
 #[async_trait]
@@ -115,6 +123,8 @@ impl EnrollmentService for IdentityApp {
             role: row.role,
             create,
             state,
+            invitation_id: row.id,
+            issued_by: row.issued_by,
         };
         put(session, ENROLLMENT, pending).await?;
         Ok(options)
@@ -149,15 +159,24 @@ impl EnrollmentService for IdentityApp {
         };
         let row = self.passkey_row(&pending.approver_id, label, &passkey)?;
         let key = public_key_json(&passkey).map_err(internal)?;
+        let provenance = Provenance::Invitation {
+            invitation: pending
+                .invitation_id
+                .unwrap_or_else(|| "made before invitations had ids".into()),
+            issued_by: pending.issued_by,
+        };
         match self
             .accounts
             .enroll(
-                &pending.token_hash,
+                Enrolling {
+                    token_hash: &pending.token_hash,
+                    approver: &approver,
+                    create: pending.create,
+                    passkey: &row,
+                    public_key: &key,
+                    provenance: &provenance,
+                },
                 now,
-                &approver,
-                pending.create,
-                &row,
-                &key,
             )
             .await
             .map_err(internal)?

@@ -19,14 +19,13 @@ use webauthn_rs::prelude::Passkey;
 use crate::{
     clock::{Clock, Millis},
     identity::accounts::Accounts,
-    identity::registry::KeyRegistry,
     identity::{
         approvers::{self, normalise_email, Approver, Role},
         invitations,
         passkeys::{public_key_json, AssertionError, PasskeyError, Passkeys},
     },
     secrets::{base64url, hash_secret, random_id},
-    store::{approvers::ApproverRow, passkeys::PasskeyRow, Store},
+    store::{approvers::ApproverRow, passkeys::PasskeyRow},
 };
 
 use crate::identity::sessions::SIGNED_IN;
@@ -114,14 +113,13 @@ fn passkey_label(name: &str) -> UserResult<String> {
 
 impl IdentityApp {
     pub fn new(
-        store: Store,
+        accounts: Accounts,
         clock: Arc<dyn Clock>,
         passkeys: Passkeys,
         max_session_ms: Millis,
-        registry: Arc<KeyRegistry>,
     ) -> IdentityApp {
         IdentityApp {
-            accounts: Accounts::new(store, registry),
+            accounts,
             clock,
             webauthn: passkeys,
             max_session_ms,

@@ -1,16 +1,51 @@
-//! The account page's passkeys: listing, adding, renaming and removing (never the last one).
+//! The account page's passkeys: listing (with how each arrived), adding, renaming and removing (never
+//! the last one). Adding takes two ceremonies: the new passkey is registered, then a passkey the
+//! account already has confirms it with a user-verified assertion whose challenge commits to the new
+//! key (`identity::provenance`), so a session alone never adds signing power.
 use app::{
     model::PasskeyView,
     service::{PasskeyService, SignedIn, UiError, UserResult},
 };
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, Passkey, PasskeyRegistration, RegisterPublicKeyCredential,
+    CreationChallengeResponse, Passkey, PasskeyAuthentication, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse,
 };
 
 use super::*;
+use crate::identity::{
+    accounts::AdditionRefused,
+    provenance::{addition_challenge, describe, Authorisation},
+};
 
+/// The registration half of an addition, then its confirmation by an existing passkey.
 const ADDITION: &str = "passkey_addition";
+const CONFIRMATION: &str = "passkey_addition_confirmation";
+
+const NO_CONFIRMATION: &str = "None of your passkeys can confirm a new one (they are suspended). Ask an admin to recover your account.";
+
+const NOT_CONFIRMED: &str =
+    "Your passkey could not confirm the new one; nothing was added. Please try again.";
+
+/// A date as the account page shows it: "3 Dec 2026" (UTC).
+fn day(ms: Millis) -> String {
+    let format = time::macros::format_description!("[day padding:none] [month repr:short] [year]");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(format).ok())
+        .unwrap_or_default()
+}
+
+/// A registered passkey waiting for a passkey the account already has to confirm it, with the
+/// assertion state whose challenge commits to exactly this key.
+#[derive(Serialize, Deserialize)]
+struct PendingAddition {
+    passkey: Passkey,
+    name: String,
+    state: PasskeyAuthentication,
+    nonce: Vec<u8>,
+}
 
 #[async_trait]
 impl PasskeyService for IdentityApp {
@@ -20,17 +55,33 @@ impl PasskeyService for IdentityApp {
             .passkeys_of(&user.approver_id)
             .await
             .map_err(internal)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| PasskeyView {
-                id: r.credential_id,
-                name: r.name,
+        let name_of = |id: &str| {
+            rows.iter()
+                .find(|r| r.credential_id == id)
+                .map(|r| r.name.clone())
+        };
+        let mut views = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let provenance = self
+                .accounts
+                .provenance_of(&r.credential_id)
+                .await
+                .map_err(internal)?;
+            views.push(PasskeyView {
+                id: r.credential_id.clone(),
+                name: r.name.clone(),
                 created_at: r.created_at,
+                added: format!(
+                    "Added {}, {}",
+                    day(r.created_at),
+                    describe(provenance.as_ref(), name_of)
+                ),
                 last_used_at: r.last_used_at,
                 synced: r.backup_state != 0,
                 suspended: r.suspended_at.is_some(),
-            })
-            .collect())
+            });
+        }
+        Ok(views)
     }
 
     async fn start_add_passkey(&self, user: &SignedIn) -> UserResult<CreationChallengeResponse> {
@@ -61,7 +112,7 @@ impl PasskeyService for IdentityApp {
         user: &SignedIn,
         credential: RegisterPublicKeyCredential,
         name: String,
-    ) -> UserResult<()> {
+    ) -> UserResult<RequestChallengeResponse> {
         let label = passkey_label(&name)?;
         let state: PasskeyRegistration = take(&user.session, ADDITION)
             .await?
@@ -73,17 +124,92 @@ impl PasskeyService for IdentityApp {
                 tracing::warn!(error = %e, "passkey registration refused");
                 UiError::Invalid("The passkey could not be registered. Please try again.".into())
             })?;
-        let row = self.passkey_row(&user.approver_id, label, &passkey)?;
+        let credential_id = base64url(passkey.cred_id().as_ref());
         let key = public_key_json(&passkey).map_err(internal)?;
-        self.accounts
-            .insert_passkey(&row, &key)
+        let existing = self
+            .usable_passkeys(&user.approver_id)
             .await
-            .map_err(|e| match e {
-                crate::store::StoreError::Conflict(_) => {
-                    UiError::Conflict("This passkey is already registered.".into())
-                }
-                other => internal(other),
+            .map_err(passkey_refusal)?;
+        if existing.is_empty() {
+            return Err(UiError::Forbidden(NO_CONFIRMATION.into()));
+        }
+        let bound = self
+            .webauthn
+            .start_bound_assertion(&existing, |nonce| {
+                addition_challenge(&user.approver_id, &credential_id, &key, nonce)
             })
+            .map_err(internal)?;
+        put(
+            &user.session,
+            CONFIRMATION,
+            PendingAddition {
+                passkey,
+                name: label,
+                state: bound.state,
+                nonce: bound.nonce,
+            },
+        )
+        .await?;
+        Ok(bound.options)
+    }
+
+    async fn confirm_add_passkey(
+        &self,
+        user: &SignedIn,
+        assertion: PublicKeyCredential,
+    ) -> UserResult<()> {
+        let pending: PendingAddition = take(&user.session, CONFIRMATION)
+            .await?
+            .ok_or_else(|| UiError::Conflict("Start adding the passkey again.".into()))?;
+        let authorised_by = base64url(assertion.raw_id.as_ref());
+        let mut authoriser = self
+            .passkey_of(&user.approver_id, &authorised_by)
+            .await
+            .map_err(passkey_refusal)?;
+        let now = self.now();
+        let backed_up =
+            match self
+                .webauthn
+                .finish_bound_assertion(&assertion, &pending.state, &mut authoriser)
+            {
+                Ok((_, backed_up)) => backed_up,
+                Err(AssertionError::PossibleClone) => {
+                    return Err(passkey_refusal(self.suspend(&authorised_by, now).await))
+                }
+                Err(AssertionError::Invalid(e)) => {
+                    tracing::warn!(error = %e, "passkey addition's confirmation refused");
+                    return Err(UiError::Forbidden(NOT_CONFIRMED.into()));
+                }
+            };
+        self.record_use(&authorised_by, &authoriser, backed_up, now)
+            .await
+            .map_err(passkey_refusal)?;
+        let row = self.passkey_row(&user.approver_id, pending.name, &pending.passkey)?;
+        let key = public_key_json(&pending.passkey).map_err(internal)?;
+        let authorisation = Authorisation {
+            nonce: base64url(&pending.nonce),
+            authenticator_data: base64url(assertion.response.authenticator_data.as_ref()),
+            client_data_json: base64url(assertion.response.client_data_json.as_ref()),
+            signature: base64url(assertion.response.signature.as_ref()),
+        };
+        match self
+            .accounts
+            .add_passkey(&row, &key, &authorised_by, authorisation)
+            .await
+            .map_err(internal)?
+        {
+            Ok(()) => {
+                tracing::info!(approver_id = %user.approver_id, credential_id = %row.credential_id, authorised_by, "passkey added");
+                Ok(())
+            }
+            Err(AdditionRefused::Registered) => Err(UiError::Conflict(
+                "This passkey is already registered.".into(),
+            )),
+            Err(refused) => {
+                tracing::warn!(error = %refused, "passkey addition refused");
+                Err(UiError::Forbidden(NOT_CONFIRMED.into()))
+            }
+        }
     }
 
     async fn rename_passkey(&self, user: &SignedIn, id: String, name: String) -> UserResult<()> {
