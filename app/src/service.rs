@@ -72,13 +72,17 @@ pub trait EnrollmentService: Send + Sync + 'static {
 pub trait PasskeyService: Send + Sync + 'static {
     async fn passkeys(&self, user: &SignedIn) -> UserResult<Vec<PasskeyView>>;
     async fn start_add_passkey(&self, user: &SignedIn) -> UserResult<CreationChallengeResponse>;
-    /// Registers the new passkey and returns the options for confirming it with one the account
-    /// already has (nothing is added until `confirm_add_passkey`).
+    /// Registers the new passkey and keeps it in the session until one the account already has
+    /// confirms it (`start_confirm_add_passkey`, `confirm_add_passkey`); nothing is added before.
     async fn finish_add_passkey(
         &self,
         user: &SignedIn,
         credential: RegisterPublicKeyCredential,
         name: String,
+    ) -> UserResult<()>;
+    async fn start_confirm_add_passkey(
+        &self,
+        user: &SignedIn,
     ) -> UserResult<RequestChallengeResponse>;
     async fn confirm_add_passkey(
         &self,

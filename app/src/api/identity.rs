@@ -106,11 +106,12 @@ pub async fn start_add_passkey() -> Result<CreationChallengeResponse, UiError> {
         .await
 }
 
+/// Registers the new passkey; it counts once one the account already has confirms it.
 #[server(input = Json)]
 pub async fn finish_add_passkey(
     credential: RegisterPublicKeyCredential,
     name: String,
-) -> Result<RequestChallengeResponse, UiError> {
+) -> Result<(), UiError> {
     super::Call::<crate::service::SharedPasskeys>::new()
         .await
         .signed_in(|service, user| async move {
@@ -119,7 +120,14 @@ pub async fn finish_add_passkey(
         .await
 }
 
-/// The new passkey counts once a passkey the account already has confirms it.
+#[server(input = Json)]
+pub async fn start_confirm_add_passkey() -> Result<RequestChallengeResponse, UiError> {
+    super::Call::<crate::service::SharedPasskeys>::new()
+        .await
+        .signed_in(|service, user| async move { service.start_confirm_add_passkey(&user).await })
+        .await
+}
+
 #[server(input = Json)]
 pub async fn confirm_add_passkey(assertion: PublicKeyCredential) -> Result<(), UiError> {
     super::Call::<crate::service::SharedPasskeys>::new()

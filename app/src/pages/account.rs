@@ -6,7 +6,7 @@ use crate::{
     api::{
         identity::{
             confirm_add_passkey, finish_add_passkey, passkeys, remove_passkey, rename_passkey,
-            sign_out, start_add_passkey,
+            sign_out, start_add_passkey, start_confirm_add_passkey,
         },
         notifications::{push_devices, subscribe_push, test_push, unsubscribe_push},
     },
@@ -17,7 +17,6 @@ use crate::{
     },
     model::{Me, PasskeyView, PushDeviceView, PushDevicesView},
 };
-use webauthn_rs_proto::RequestChallengeResponse;
 
 #[component]
 pub fn AccountPage() -> impl IntoView {
@@ -45,8 +44,8 @@ fn Account() -> impl IntoView {
         Err(e) => set_error.set(Some(e)),
     };
     // Adding is two steps: the new passkey is made, then one the account already has confirms it
-    // (a session alone never adds signing power). Between them, the confirmation's options wait here.
-    let confirming = RwSignal::new(None::<RequestChallengeResponse>);
+    // (a session alone never adds signing power). The server keeps the new one in between.
+    let (confirming, set_confirming) = signal(false);
     let add = move |_| {
         set_busy.set(true);
         let name = new_name.get_untracked();
@@ -60,22 +59,17 @@ fn Account() -> impl IntoView {
             }
             .await;
             set_busy.set(false);
-            match outcome {
-                Ok(options) => {
-                    set_error.set(None);
-                    confirming.set(Some(options));
-                }
-                Err(e) => set_error.set(Some(e)),
-            }
+            set_confirming.set(outcome.is_ok());
+            set_error.set(outcome.err());
         });
     };
     let confirm = move |_| {
-        let Some(options) = confirming.get_untracked() else {
-            return;
-        };
         set_busy.set(true);
         spawn_local(async move {
             let outcome = async {
+                let options = start_confirm_add_passkey()
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let assertion = passkey::get(options).await?;
                 confirm_add_passkey(assertion)
                     .await
@@ -83,7 +77,7 @@ fn Account() -> impl IntoView {
             }
             .await;
             set_busy.set(false);
-            confirming.set(None);
+            set_confirming.set(false);
             report(outcome);
         });
     };
@@ -126,28 +120,23 @@ fn Account() -> impl IntoView {
                         })
                 }}
             </Suspense>
-            <Show
-                when=move || confirming.with(Option::is_some)
-                fallback=move || view! {
-                    <div class="row">
-                        <label class="sr-only" for="new-passkey-name">"Name for the new passkey"</label>
-                        <input id="new-passkey-name" type="text" prop:value=new_name
-                            on:input=move |ev| set_new_name.set(event_target_value(&ev))/>
-                        <button type="button" on:click=add disabled=busy>"Add a passkey"</button>
-                    </div>
-                }
-            >
-                <div class="hint" role="group" aria-labelledby="confirm-addition">
-                    <p id="confirm-addition">
-                        <strong>"Confirm the new passkey"</strong>
-                        " with a passkey you already have. Until then it is not added."
-                    </p>
-                    <div class="row">
-                        <button type="button" on:click=confirm disabled=busy>"Confirm with an existing passkey"</button>
-                        <button type="button" on:click=move |_| confirming.set(None) disabled=busy>"Cancel"</button>
-                    </div>
+            // Both steps are in the page; the one not under way is hidden.
+            <div class="row" hidden=confirming>
+                <label class="sr-only" for="new-passkey-name">"Name for the new passkey"</label>
+                <input id="new-passkey-name" type="text" prop:value=new_name
+                    on:input=move |ev| set_new_name.set(event_target_value(&ev))/>
+                <button type="button" on:click=add disabled=busy>"Add a passkey"</button>
+            </div>
+            <div class="hint" role="group" aria-labelledby="confirm-addition" hidden=move || !confirming.get()>
+                <p id="confirm-addition">
+                    <strong>"Confirm the new passkey"</strong>
+                    " with a passkey you already have. Until then it is not added."
+                </p>
+                <div class="row">
+                    <button type="button" on:click=confirm disabled=busy>"Confirm with an existing passkey"</button>
+                    <button type="button" on:click=move |_| set_confirming.set(false) disabled=busy>"Cancel"</button>
                 </div>
-            </Show>
+            </div>
             <ErrorLine message=error/>
         </section>
         <Notifications/>

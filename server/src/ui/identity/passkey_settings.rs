@@ -19,8 +19,10 @@ use crate::identity::{
     provenance::{addition_challenge, describe, Authorisation},
 };
 
-/// The registration half of an addition, then its confirmation by an existing passkey.
+/// The registration ceremony of an addition, the passkey it registered, then its confirmation by an
+/// existing passkey.
 const ADDITION: &str = "passkey_addition";
+const REGISTERED: &str = "passkey_addition_registered";
 const CONFIRMATION: &str = "passkey_addition_confirmation";
 
 const NO_CONFIRMATION: &str = "None of your passkeys can confirm a new one (they are suspended). Ask an admin to recover your account.";
@@ -35,6 +37,13 @@ fn day(ms: Millis) -> String {
         .ok()
         .and_then(|t| t.format(format).ok())
         .unwrap_or_default()
+}
+
+/// A registered passkey, not yet added.
+#[derive(Serialize, Deserialize)]
+struct Registered {
+    passkey: Passkey,
+    name: String,
 }
 
 /// A registered passkey waiting for a passkey the account already has to confirm it, with the
@@ -112,7 +121,7 @@ impl PasskeyService for IdentityApp {
         user: &SignedIn,
         credential: RegisterPublicKeyCredential,
         name: String,
-    ) -> UserResult<RequestChallengeResponse> {
+    ) -> UserResult<()> {
         let label = passkey_label(&name)?;
         let state: PasskeyRegistration = take(&user.session, ADDITION)
             .await?
@@ -124,8 +133,26 @@ impl PasskeyService for IdentityApp {
                 tracing::warn!(error = %e, "passkey registration refused");
                 UiError::Invalid("The passkey could not be registered. Please try again.".into())
             })?;
-        let credential_id = base64url(passkey.cred_id().as_ref());
-        let key = public_key_json(&passkey).map_err(internal)?;
+        put(
+            &user.session,
+            REGISTERED,
+            Registered {
+                passkey,
+                name: label,
+            },
+        )
+        .await
+    }
+
+    async fn start_confirm_add_passkey(
+        &self,
+        user: &SignedIn,
+    ) -> UserResult<RequestChallengeResponse> {
+        let registered: Registered = take(&user.session, REGISTERED)
+            .await?
+            .ok_or_else(|| UiError::Conflict("Start adding the passkey again.".into()))?;
+        let credential_id = base64url(registered.passkey.cred_id().as_ref());
+        let key = public_key_json(&registered.passkey).map_err(internal)?;
         let existing = self
             .usable_passkeys(&user.approver_id)
             .await
@@ -143,8 +170,8 @@ impl PasskeyService for IdentityApp {
             &user.session,
             CONFIRMATION,
             PendingAddition {
-                passkey,
-                name: label,
+                passkey: registered.passkey,
+                name: registered.name,
                 state: bound.state,
                 nonce: bound.nonce,
             },
