@@ -34,6 +34,9 @@ pub struct Server {
     pub ciba: Arc<Ciba>,
     /// Approvers' accounts, as the identity pages reach them.
     pub accounts: identity::accounts::Accounts,
+    /// The browser sessions' store, as the router uses it.
+    pub sessions: identity::sessions::DbSessionStore,
+    pub invitations: identity::invitations::Invitations,
     pub pusher: Arc<notify::Pusher>,
     pub client_notifier: Arc<notify::client::ClientNotifier>,
     pub router: Router,
@@ -85,6 +88,7 @@ pub async fn build(
         )
         .await?,
     );
+    let invitations = identity::invitations::Invitations::new(store.clone(), &kek);
     let accounts = identity::accounts::Accounts::new(
         store.clone(),
         registry.clone(),
@@ -93,6 +97,7 @@ pub async fn build(
             mailer: mailer.clone(),
             pusher: pusher.clone(),
         }),
+        invitations.clone(),
     );
     let max_session_ms = config.session_max_hours * 3_600_000;
     let identity = Arc::new(ui::identity::IdentityApp::new(
@@ -101,7 +106,7 @@ pub async fn build(
         passkeys,
         max_session_ms,
     ));
-    let sessions = identity::sessions::DbSessionStore::new(store.clone());
+    let sessions = identity::sessions::DbSessionStore::new(store.clone(), kek.clone());
     let ciba = Arc::new(
         Ciba::new(
             store,
@@ -162,18 +167,19 @@ pub async fn build(
         replay: Arc::new(oauth::replay::UsedJwts::new(ciba.store().clone())),
     };
     let limits = Arc::new(limits::AddressLimits::new(config.address_quotas()));
-    let router =
-        oauth::routes(state, limits.clone())
-            .merge(ui::routes(config, services, sessions).layer(
-                axum::middleware::from_fn_with_state(limits, limits::limit_ceremonies),
-            ))
-            .layer(axum::middleware::from_fn(ui::security::log_slow_requests))
-            .layer(tower::util::option_layer(
-                ui::security::strict_transport_security(&config.public_url),
-            ));
+    let router = oauth::routes(state, limits.clone())
+        .merge(ui::routes(config, services, sessions.clone()).layer(
+            axum::middleware::from_fn_with_state(limits, limits::limit_ceremonies),
+        ))
+        .layer(axum::middleware::from_fn(ui::security::log_slow_requests))
+        .layer(tower::util::option_layer(
+            ui::security::strict_transport_security(&config.public_url),
+        ));
     Ok(Server {
         ciba,
         accounts,
+        sessions,
+        invitations,
         pusher,
         client_notifier,
         router,
@@ -204,8 +210,10 @@ pub async fn serve(config: ServeConfig, store: Store) -> anyhow::Result<()> {
     if store.backend() == Backend::Postgres {
         spawn_decision_listener(server.ciba.clone(), store.url().to_owned());
     }
-    if let Some(token) =
-        identity::invitations::first_admin_link(&store, clock::SystemClock.now()).await?
+    if let Some(token) = server
+        .invitations
+        .first_admin_link(clock::SystemClock.now())
+        .await?
     {
         // Printed, not logged: the link is a one-time secret for whoever started the server.
         println!(

@@ -165,6 +165,9 @@ enum ApproverCommand {
             default_value = "http://localhost:3000"
         )]
         public_url: url::Url,
+        /// Where the server's key-encryption key is: links are stored as digests under it.
+        #[command(flatten)]
+        data: DataConfig,
     },
     /// List approvers.
     List {
@@ -345,19 +348,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             admin,
             valid_minutes,
             public_url,
+            data,
         }) => {
             let role = if admin { Role::Admin } else { Role::Approver };
-            let token = invitations::invite(
-                &store,
-                &email,
-                name.as_deref(),
-                role,
-                None,
-                now,
-                valid_minutes * 60_000,
-            )
-            .await?
-            .map_err(anyhow::Error::msg)?;
+            // The link is stored as a digest under the server's key-encryption key: without the
+            // server's key, the server would not know the link.
+            let kek = Kek::load_existing(&data.kek_source(&cli.database_url))?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "approver invite needs the server's key file (COUNTERSIGN_KEY_FILE or COUNTERSIGN_KEY), which was not found"
+                )
+            })?;
+            let token = invitations::Invitations::new(store.clone(), &kek)
+                .invite(
+                    &email,
+                    name.as_deref(),
+                    role,
+                    None,
+                    now,
+                    valid_minutes * 60_000,
+                )
+                .await?
+                .map_err(anyhow::Error::msg)?;
             println!(
                 "{}{}",
                 public_url.as_str().trim_end_matches('/'),

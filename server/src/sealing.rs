@@ -157,6 +157,39 @@ impl Kek {
     }
 }
 
+/// Digests of bearer secrets (session ids, invitation tokens) as the database stores them: HMAC-SHA256
+/// under a key derived from the key-encryption key, so a database writer can neither compute the row of
+/// a session id they chose nor plant an invitation whose token they know. `kind` separates the uses.
+#[derive(Clone)]
+pub struct BearerDigests {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for BearerDigests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerDigests(..)")
+    }
+}
+
+impl BearerDigests {
+    pub fn new(kek: &Kek) -> BearerDigests {
+        BearerDigests {
+            key: kek.derive("countersign/bearer-digests/v1"),
+        }
+    }
+
+    /// Lower-case hex HMAC-SHA256 of `kind` ‖ 0x00 ‖ `secret`.
+    pub fn of(&self, kind: &str, secret: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+        mac.update(kind.as_bytes());
+        mac.update(&[0]);
+        mac.update(secret.as_bytes());
+        crate::secrets::hex(&mac.finalize().into_bytes())
+    }
+}
+
 pub fn is_sealed(stored: &str) -> bool {
     stored.starts_with(SEALED_V1)
 }
@@ -237,6 +270,25 @@ mod tests {
             Err(SealError::Plain)
         ));
         assert_ne!(sealed, kek.seal("signing_keys/a", "secret"), "fresh nonce");
+    }
+
+    #[test]
+    fn bearer_digests_depend_on_the_key_and_the_kind() {
+        let digests = BearerDigests::new(&Kek::from_bytes([1; 32]));
+        let digest = digests.of("session", "abc");
+        assert_eq!(digest.len(), 64);
+        assert_eq!(digest, digests.of("session", "abc"));
+        assert_ne!(digest, digests.of("invitation", "abc"));
+        assert_ne!(digest, digests.of("session", "abd"));
+        assert_ne!(
+            digest,
+            BearerDigests::new(&Kek::from_bytes([2; 32])).of("session", "abc")
+        );
+        assert_ne!(
+            digest,
+            crate::secrets::hash_secret("abc"),
+            "not a plain hash"
+        );
     }
 
     #[test]

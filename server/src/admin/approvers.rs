@@ -10,7 +10,7 @@ use crate::{
     ciba::Ciba,
     identity::{
         approvers::{self, Approver, Role},
-        invitations,
+        invitations::{self, Invitations},
     },
     store::{passkeys::PasskeyRow, StoreError},
 };
@@ -37,11 +37,12 @@ pub struct ApproverSummary {
 
 pub struct Approvers {
     ciba: Arc<Ciba>,
+    invitations: Invitations,
 }
 
 impl Approvers {
-    pub fn new(ciba: Arc<Ciba>) -> Approvers {
-        Approvers { ciba }
+    pub fn new(ciba: Arc<Ciba>, invitations: Invitations) -> Approvers {
+        Approvers { ciba, invitations }
     }
 
     pub async fn list(&self) -> Result<Vec<ApproverSummary>, StoreError> {
@@ -104,17 +105,18 @@ impl Approvers {
         name: Option<&str>,
         role: Role,
     ) -> Result<String, ApproverChangeError> {
-        let token = invitations::invite(
-            self.ciba.store(),
-            email,
-            name,
-            role,
-            Some(admin.id),
-            self.ciba.now(),
-            invitations::INVITATION_TTL_MS,
-        )
-        .await?
-        .map_err(ApproverChangeError::Invalid)?;
+        let token = self
+            .invitations
+            .invite(
+                email,
+                name,
+                role,
+                Some(admin.id),
+                self.ciba.now(),
+                invitations::INVITATION_TTL_MS,
+            )
+            .await?
+            .map_err(ApproverChangeError::Invalid)?;
         let email = approvers::normalise_email(email);
         let detail = format!("as {}", role.as_str());
         super::record(

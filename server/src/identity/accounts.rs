@@ -9,6 +9,7 @@ use webauthn_rs::prelude::Passkey;
 use super::{
     approvers::{self, Approver},
     assertion::RelyingParty,
+    invitations::Invitations,
     notices::{AccountNotice, AccountNotices},
     passkeys::public_key_json,
     provenance::{authorisation_problem, Authorisation, Provenance, Vouched},
@@ -25,11 +26,13 @@ pub struct Accounts {
     registry: Arc<KeyRegistry>,
     rp: Arc<RelyingParty>,
     notices: Arc<dyn AccountNotices>,
+    invitations: Invitations,
 }
 
 /// An enrollment through an invitation: the approver (created when `create`), the first passkey,
 /// its public key and how it arrived.
 pub struct Enrolling<'a> {
+    /// What the database keeps of the invitation's token (`Invitations::digest`).
     pub token_hash: &'a str,
     pub approver: &'a ApproverRow,
     pub create: bool,
@@ -55,12 +58,14 @@ impl Accounts {
         registry: Arc<KeyRegistry>,
         rp: RelyingParty,
         notices: Arc<dyn AccountNotices>,
+        invitations: Invitations,
     ) -> Accounts {
         Accounts {
             store,
             registry,
             rp: Arc::new(rp),
             notices,
+            invitations,
         }
     }
 
@@ -82,9 +87,12 @@ impl Accounts {
         self.store.bump_session_epoch(approver_id).await
     }
 
-    /// The invitation whose token hashes to `token_hash`, used or not.
-    pub async fn invitation(&self, token_hash: &str) -> StoreResult<Option<InvitationRow>> {
-        self.store.invitation(token_hash).await
+    /// The invitation of `token`, used or not, and what the database keeps of the token.
+    pub async fn invitation(&self, token: &str) -> StoreResult<(Option<InvitationRow>, String)> {
+        Ok((
+            self.invitations.find(token).await?,
+            self.invitations.digest(token),
+        ))
     }
 
     /// Refuses a first-admin link once anyone is enrolled (see `invitations::check_open`).

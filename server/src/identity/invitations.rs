@@ -1,8 +1,9 @@
-//! One-time enrollment links: valid 24 hours, single use, stored only as a hash of their token.
+//! One-time enrollment links: valid 24 hours, single use, stored only as a keyed digest of their token.
 use crate::{
     clock::Millis,
     identity::approvers::{normalise_email, validate_new, Role},
-    secrets::{hash_secret, random_id, random_token},
+    sealing::{BearerDigests, Kek},
+    secrets::{random_id, random_token},
     store::{invitations::InvitationRow, Store, StoreError},
 };
 
@@ -13,69 +14,97 @@ pub fn enrollment_path(token: &str) -> String {
     format!("/enroll/{token}")
 }
 
-/// An invitation for `email` as admins make them (console and `approver invite`): the address and
-/// name checked, and refused for an approver who already has a passkey (`check_invitee`); the token
-/// is returned once, or why no invitation was made.
-pub async fn invite(
-    store: &Store,
-    email: &str,
-    name: Option<&str>,
-    role: Role,
-    issued_by: Option<&str>,
-    now: Millis,
-    valid_ms: Millis,
-) -> Result<Result<String, String>, StoreError> {
-    let email = normalise_email(email);
-    if let Err(why) = validate_new(&email, name.unwrap_or("invitee")) {
-        return Ok(Err(why));
-    }
-    if let Err(why) = check_invitee(store, &email).await? {
-        return Ok(Err(why));
-    }
-    create(store, Some(&email), name, role, issued_by, now, valid_ms)
-        .await
-        .map(Ok)
+/// Making and finding invitations. A token is stored only as its HMAC under a key derived from the
+/// key-encryption key (`sealing::BearerDigests`): the database neither reveals a link nor lets its
+/// writer plant one whose token they know.
+#[derive(Clone)]
+pub struct Invitations {
+    store: Store,
+    digests: BearerDigests,
 }
 
-/// Creates an invitation and returns its token (shown once). `email` None is the first-admin link,
-/// where the person enters who they are. `issued_by`: the admin, or None for the operator.
-pub async fn create(
-    store: &Store,
-    email: Option<&str>,
-    name: Option<&str>,
-    role: Role,
-    issued_by: Option<&str>,
-    now: Millis,
-    valid_ms: Millis,
-) -> Result<String, StoreError> {
-    let token = random_token(32);
-    store
-        .insert_invitation(&InvitationRow {
-            token_hash: hash_secret(&token),
-            email: email.map(normalise_email),
-            name: name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
-            role: role.as_str().to_owned(),
-            created_at: now,
-            expires_at: now + valid_ms.min(INVITATION_TTL_MS),
-            used_at: None,
-            approver_id: None,
-            id: Some(random_id()),
-            issued_by: issued_by.map(str::to_owned),
-        })
-        .await?;
-    Ok(token)
-}
-
-/// On a start with no approvers at all, a link that enrolls the first admin. Only the newest such
-/// link works: the ones printed at earlier starts end now.
-pub async fn first_admin_link(store: &Store, now: Millis) -> Result<Option<String>, StoreError> {
-    if store.count_approvers().await? > 0 {
-        return Ok(None);
+impl Invitations {
+    pub fn new(store: Store, kek: &Kek) -> Invitations {
+        Invitations {
+            store,
+            digests: BearerDigests::new(kek),
+        }
     }
-    store.expire_open_invitations(now).await?;
-    create(store, None, None, Role::Admin, None, now, INVITATION_TTL_MS)
-        .await
-        .map(Some)
+
+    /// What the database keeps of `token`.
+    pub fn digest(&self, token: &str) -> String {
+        self.digests.of("invitation", token)
+    }
+
+    /// The invitation of `token`, used or not.
+    pub async fn find(&self, token: &str) -> Result<Option<InvitationRow>, StoreError> {
+        self.store.invitation(&self.digest(token)).await
+    }
+
+    /// An invitation for `email` as admins make them (console and `approver invite`): the address
+    /// and name checked, and refused for an approver who already has a passkey (`check_invitee`);
+    /// the token is returned once, or why no invitation was made.
+    pub async fn invite(
+        &self,
+        email: &str,
+        name: Option<&str>,
+        role: Role,
+        issued_by: Option<&str>,
+        now: Millis,
+        valid_ms: Millis,
+    ) -> Result<Result<String, String>, StoreError> {
+        let email = normalise_email(email);
+        if let Err(why) = validate_new(&email, name.unwrap_or("invitee")) {
+            return Ok(Err(why));
+        }
+        if let Err(why) = check_invitee(&self.store, &email).await? {
+            return Ok(Err(why));
+        }
+        self.create(Some(&email), name, role, issued_by, now, valid_ms)
+            .await
+            .map(Ok)
+    }
+
+    /// Creates an invitation and returns its token (shown once). `email` None is the first-admin
+    /// link, where the person enters who they are. `issued_by`: the admin, or None for the operator.
+    pub async fn create(
+        &self,
+        email: Option<&str>,
+        name: Option<&str>,
+        role: Role,
+        issued_by: Option<&str>,
+        now: Millis,
+        valid_ms: Millis,
+    ) -> Result<String, StoreError> {
+        let token = random_token(32);
+        self.store
+            .insert_invitation(&InvitationRow {
+                token_hash: self.digest(&token),
+                email: email.map(normalise_email),
+                name: name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
+                role: role.as_str().to_owned(),
+                created_at: now,
+                expires_at: now + valid_ms.min(INVITATION_TTL_MS),
+                used_at: None,
+                approver_id: None,
+                id: Some(random_id()),
+                issued_by: issued_by.map(str::to_owned),
+            })
+            .await?;
+        Ok(token)
+    }
+
+    /// On a start with no approvers at all, a link that enrolls the first admin. Only the newest
+    /// such link works: the ones printed at earlier starts end now.
+    pub async fn first_admin_link(&self, now: Millis) -> Result<Option<String>, StoreError> {
+        if self.store.count_approvers().await? > 0 {
+            return Ok(None);
+        }
+        self.store.expire_open_invitations(now).await?;
+        self.create(None, None, Role::Admin, None, now, INVITATION_TTL_MS)
+            .await
+            .map(Some)
+    }
 }
 
 /// A link without an e-mail (the first-admin link) enrolls the first approver and no one else. Were

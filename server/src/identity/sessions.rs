@@ -1,7 +1,12 @@
 //! Browser sessions stored in the database (tower-sessions' `SessionStore`), so they survive restarts
-//! and are shared by several instances on PostgreSQL. A row is keyed by a hash of the session id, never
-//! the id itself: whoever reads the database cannot take over a session from it. A session nobody has
-//! signed in with yet (a sign-in or enrollment under way) lives only minutes.
+//! and are shared by several instances on PostgreSQL. A row is keyed by an HMAC of the session id under
+//! a key derived from the key-encryption key, never the id itself, and its data is sealed under that
+//! key with the row key as label: whoever reads the database cannot take over a session from it, and
+//! whoever writes it can neither mint a session (a row they make has no key they could compute, and
+//! data they write does not open) nor move one to another row. A session nobody has signed in with
+//! yet (a sign-in or enrollment under way) lives only minutes.
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use tower_sessions::{
@@ -11,7 +16,7 @@ use tower_sessions::{
 };
 
 use crate::{
-    secrets::{hex, sha256},
+    sealing::{BearerDigests, Kek},
     store::Store,
 };
 
@@ -26,21 +31,37 @@ pub const CEREMONY_TTL_MS: i64 = 10 * 60_000;
 #[derive(Debug, Clone)]
 pub struct DbSessionStore {
     store: Store,
+    kek: Arc<Kek>,
+    digests: BearerDigests,
 }
 
 impl DbSessionStore {
-    pub fn new(store: Store) -> DbSessionStore {
-        DbSessionStore { store }
+    pub fn new(store: Store, kek: Arc<Kek>) -> DbSessionStore {
+        DbSessionStore {
+            store,
+            digests: BearerDigests::new(&kek),
+            kek,
+        }
     }
+
+    /// The row key of session `id`.
+    pub fn row_key(&self, id: &Id) -> String {
+        self.digests.of("session", &id.to_string())
+    }
+
+    fn seal(&self, row_key: &str, record: &Record) -> Result<String> {
+        let data = serde_json::to_string(&record.data).map_err(|e| Error::Encode(e.to_string()))?;
+        Ok(self.kek.seal(&label(row_key), &data))
+    }
+}
+
+/// The sealing label of a session row's data: the row it belongs to.
+fn label(row_key: &str) -> String {
+    format!("sessions/{row_key}")
 }
 
 fn millis(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-/// The row key of session `id`: SHA-256 of its 128 random bits, domain-separated.
-pub fn row_key(id: &Id) -> String {
-    hex(&sha256(format!("countersign/session/v1:{id}").as_bytes()))
 }
 
 /// When `record`'s row ends: at its expiry once someone is signed in with it, and within
@@ -61,35 +82,43 @@ fn backend(e: impl std::fmt::Display) -> Error {
 #[async_trait]
 impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> Result<()> {
-        let data = serde_json::to_string(&record.data).map_err(|e| Error::Encode(e.to_string()))?;
         // A fresh id on the (astronomically unlikely) collision, never an overwrite of another session.
-        while !self
-            .store
-            .create_session(&row_key(&record.id), &data, row_expiry(record))
-            .await
-            .map_err(backend)?
-        {
+        loop {
+            let key = self.row_key(&record.id);
+            let data = self.seal(&key, record)?;
+            if self
+                .store
+                .create_session(&key, &data, row_expiry(record))
+                .await
+                .map_err(backend)?
+            {
+                return Ok(());
+            }
             record.id = Id::default();
         }
-        Ok(())
     }
 
     async fn save(&self, record: &Record) -> Result<()> {
-        let data = serde_json::to_string(&record.data).map_err(|e| Error::Encode(e.to_string()))?;
+        let key = self.row_key(&record.id);
+        let data = self.seal(&key, record)?;
         self.store
-            .save_session(&row_key(&record.id), &data, row_expiry(record))
+            .save_session(&key, &data, row_expiry(record))
             .await
             .map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
         let now = millis(OffsetDateTime::now_utc());
-        let Some((data, expires_at)) = self
-            .store
-            .load_session(&row_key(id), now)
-            .await
-            .map_err(backend)?
+        let key = self.row_key(id);
+        let Some((sealed, expires_at)) =
+            self.store.load_session(&key, now).await.map_err(backend)?
         else {
+            return Ok(None);
+        };
+        // Data that does not open was not written by this server for this row (written by hand,
+        // moved from another row, or left by a version that stored it plain): no session.
+        let Ok(data) = self.kek.open(&label(&key), &sealed) else {
+            tracing::warn!("a session row whose data does not open was ignored");
             return Ok(None);
         };
         let data = serde_json::from_str(&data).map_err(|e| Error::Decode(e.to_string()))?;
@@ -105,7 +134,7 @@ impl SessionStore for DbSessionStore {
 
     async fn delete(&self, id: &Id) -> Result<()> {
         self.store
-            .delete_session(&row_key(id))
+            .delete_session(&self.row_key(id))
             .await
             .map_err(backend)
     }

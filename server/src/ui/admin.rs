@@ -70,7 +70,10 @@ impl AdminPages {
         AdminPages {
             history,
             agents,
-            approvers: Approvers::new(ciba.clone()),
+            approvers: Approvers::new(
+                ciba.clone(),
+                invitations::Invitations::new(ciba.store().clone(), &kek),
+            ),
             public_url: public_url.as_str().trim_end_matches('/').to_owned(),
             ciba,
             kek,

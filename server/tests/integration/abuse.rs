@@ -99,23 +99,7 @@ async fn a_client_disabled_from_a_machine_whose_clock_is_behind_is_disabled_ever
 
 /// A session row as signing in leaves it, for `approver_id` at their current epoch; its cookie.
 async fn signed_in_cookie(h: &Harness, approver_id: &str) -> String {
-    use tower_sessions::{session::Record, SessionStore};
-    let epoch = h.store.session_epoch(approver_id).await.unwrap().unwrap();
-    let mut record = Record {
-        id: Default::default(),
-        data: [(
-            "signed_in".to_owned(),
-            serde_json::json!({"approver_id": approver_id, "epoch": epoch, "since": h.clock.now()}),
-        )]
-        .into_iter()
-        .collect(),
-        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::minutes(30),
-    };
-    server::identity::sessions::DbSessionStore::new(h.store.clone())
-        .create(&mut record)
-        .await
-        .unwrap();
-    format!("countersign_session={}", record.id)
+    signed_in_session(h, approver_id).await
 }
 
 /// Opens the live inbox stream with `cookie`: its status, and its body once it is 200.

@@ -149,7 +149,7 @@ async fn admins_keep_approvers_and_one_admin_always_remains(db: Db) {
     .await
     .unwrap();
     let jane = h.approver(APPROVER, None).await;
-    let console = Approvers::new(h.server.ciba.clone());
+    let console = Approvers::new(h.server.ciba.clone(), h.server.invitations.clone());
     let admin = Admin {
         id: &ada.id,
         email: &ada.email,
@@ -374,7 +374,7 @@ async fn a_revoked_passkey_signs_in_no_more_and_its_decisions_still_verify(db: D
         .await
         .unwrap()
         .is_some());
-    let console = Approvers::new(h.server.ciba.clone());
+    let console = Approvers::new(h.server.ciba.clone(), h.server.invitations.clone());
     let listed = console.list().await.unwrap();
     let jane_listed = listed.iter().find(|a| a.approver.id == jane.id).unwrap();
     assert_eq!(jane_listed.passkeys.len(), 1);

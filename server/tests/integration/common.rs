@@ -721,3 +721,32 @@ pub async fn register_passkey(h: &Harness, row: &server::store::passkeys::Passke
         .await
         .unwrap();
 }
+
+/// A session cookie for `approver_id`, signed in with their test passkey (registered here if it is
+/// not yet), as a passkey sign-in makes it: stored by the server's own session store.
+pub async fn signed_in_session(h: &Harness, approver_id: &str) -> String {
+    use tower_sessions::{session::Record, SessionStore};
+    let credential_id = test_credential(approver_id);
+    if h.store.passkey(&credential_id).await.unwrap().is_none() {
+        register_passkey(
+            h,
+            &passkey_row(&credential_id, approver_id, TEST_PASSKEY),
+            TEST_PASSKEY,
+        )
+        .await;
+    }
+    let epoch = h.store.session_epoch(approver_id).await.unwrap().unwrap();
+    let mut record = Record {
+        id: Default::default(),
+        data: [(
+            "signed_in".to_owned(),
+            serde_json::json!({"approver_id": approver_id, "epoch": epoch, "since": h.clock.now(),
+                "credential_id": credential_id}),
+        )]
+        .into_iter()
+        .collect(),
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::minutes(30),
+    };
+    h.server.sessions.create(&mut record).await.unwrap();
+    format!("countersign_session={}", record.id)
+}

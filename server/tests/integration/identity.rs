@@ -8,9 +8,8 @@ use server::{
         invitations,
         provenance::{addition_challenge, Authorisation, Provenance},
         registry::NewKey,
-        sessions::DbSessionStore,
     },
-    secrets::{base64url, hash_secret, random_id},
+    secrets::{base64url, random_id},
     store::{approvers::ApproverRow, invitations::Enrollment, passkeys::PasskeyRow},
 };
 use tower_sessions::{session::Record, SessionStore};
@@ -23,6 +22,7 @@ on_both_databases!(
     a_passkey_is_added_only_when_one_the_approver_has_authorises_that_very_key,
     the_first_admin_link_exists_only_while_there_are_no_approvers,
     sessions_are_stored_loaded_and_deleted,
+    a_database_writer_mints_no_session,
 );
 
 fn new_approver(email: &str) -> ApproverRow {
@@ -229,8 +229,7 @@ async fn an_invitation_never_adds_a_passkey_to_an_enrolled_approver(db: Db) {
     );
     // Two links while they have none, as a slow admin or a database writer might leave them.
     let link = || {
-        invitations::create(
-            &h.store,
+        h.server.invitations.create(
             Some("added@example.com"),
             None,
             Role::Approver,
@@ -244,12 +243,28 @@ async fn an_invitation_never_adds_a_passkey_to_an_enrolled_approver(db: Db) {
     let first = passkey(&added.id);
     let second = passkey(&added.id);
     assert_eq!(
-        enroll(&h, &hash_secret(&token), now, &added, false, &first).await,
+        enroll(
+            &h,
+            &h.server.invitations.digest(&token),
+            now,
+            &added,
+            false,
+            &first
+        )
+        .await,
         Enrollment::Enrolled
     );
     // A second link issued while they had none adds nothing once they have one.
     assert_eq!(
-        enroll(&h, &hash_secret(&other_token), now, &added, false, &second).await,
+        enroll(
+            &h,
+            &h.server.invitations.digest(&other_token),
+            now,
+            &added,
+            false,
+            &second
+        )
+        .await,
         Enrollment::HasPasskey
     );
     assert_eq!(h.store.passkeys_of(&added.id).await.unwrap().len(), 1);
@@ -261,7 +276,7 @@ async fn an_invitation_never_adds_a_passkey_to_an_enrolled_approver(db: Db) {
         .is_none());
     let unused = h
         .store
-        .invitation(&hash_secret(&other_token))
+        .invitation(&h.server.invitations.digest(&other_token))
         .await
         .unwrap()
         .unwrap();
@@ -277,20 +292,22 @@ async fn an_invitation_never_adds_a_passkey_to_an_enrolled_approver(db: Db) {
 async fn an_invitation_enrolls_once_and_only_before_it_expires(db: Db) {
     let h = Harness::new(db).await;
     let now = h.clock.now();
-    let token = invitations::create(
-        &h.store,
-        Some("Ann@Example.com"),
-        Some("Ann"),
-        Role::Approver,
-        None,
-        now,
-        invitations::INVITATION_TTL_MS,
-    )
-    .await
-    .unwrap();
+    let token = h
+        .server
+        .invitations
+        .create(
+            Some("Ann@Example.com"),
+            Some("Ann"),
+            Role::Approver,
+            None,
+            now,
+            invitations::INVITATION_TTL_MS,
+        )
+        .await
+        .unwrap();
     let row = h
         .store
-        .invitation(&hash_secret(&token))
+        .invitation(&h.server.invitations.digest(&token))
         .await
         .unwrap()
         .unwrap();
@@ -325,23 +342,25 @@ async fn an_invitation_enrolls_once_and_only_before_it_expires(db: Db) {
     );
     assert!(h.store.approver(&other.id).await.unwrap().is_none());
 
-    let late = invitations::create(
-        &h.store,
-        Some("late@example.com"),
-        None,
-        Role::Admin,
-        None,
-        now,
-        60_000,
-    )
-    .await
-    .unwrap();
+    let late = h
+        .server
+        .invitations
+        .create(
+            Some("late@example.com"),
+            None,
+            Role::Admin,
+            None,
+            now,
+            60_000,
+        )
+        .await
+        .unwrap();
     let late_approver = new_approver("late@example.com");
     let late_passkey = passkey(&late_approver.id);
     assert_eq!(
         enroll(
             &h,
-            &hash_secret(&late),
+            &h.server.invitations.digest(&late),
             now + 60_000,
             &late_approver,
             true,
@@ -384,32 +403,32 @@ async fn an_invitation_enrolls_once_and_only_before_it_expires(db: Db) {
 
 async fn the_first_admin_link_exists_only_while_there_are_no_approvers(db: Db) {
     let h = Harness::new(db).await;
-    let token = invitations::first_admin_link(&h.store, h.clock.now())
+    let token = h
+        .server
+        .invitations
+        .first_admin_link(h.clock.now())
         .await
         .unwrap()
         .expect("a first-admin link");
     let row = h
         .store
-        .invitation(&hash_secret(&token))
+        .invitation(&h.server.invitations.digest(&token))
         .await
         .unwrap()
         .unwrap();
     assert_eq!((row.email.as_deref(), row.role.as_str()), (None, "admin"));
     // A restart prints a new link, and the old one stops working: one live link at a time.
     h.clock.advance_secs(1);
-    let again = invitations::first_admin_link(&h.store, h.clock.now())
+    let again = h
+        .server
+        .invitations
+        .first_admin_link(h.clock.now())
         .await
         .unwrap()
         .expect("a new first-admin link");
     let invitation = |token: String| {
-        let store = h.store.clone();
-        async move {
-            store
-                .invitation(&hash_secret(&token))
-                .await
-                .unwrap()
-                .unwrap()
-        }
+        let invitations = h.server.invitations.clone();
+        async move { invitations.find(&token).await.unwrap().unwrap() }
     };
     let (old, new) = (invitation(token).await, invitation(again).await);
     let now = h.clock.now();
@@ -426,7 +445,10 @@ async fn the_first_admin_link_exists_only_while_there_are_no_approvers(db: Db) {
         .await
         .unwrap()
         .is_err());
-    assert!(invitations::first_admin_link(&h.store, h.clock.now())
+    assert!(h
+        .server
+        .invitations
+        .first_admin_link(h.clock.now())
         .await
         .unwrap()
         .is_none());
@@ -434,7 +456,7 @@ async fn the_first_admin_link_exists_only_while_there_are_no_approvers(db: Db) {
 
 async fn sessions_are_stored_loaded_and_deleted(db: Db) {
     let h = Harness::new(db).await;
-    let sessions = DbSessionStore::new(h.store.clone());
+    let sessions = h.server.sessions.clone();
     let mut record = Record {
         id: Default::default(),
         data: [(
@@ -454,7 +476,7 @@ async fn sessions_are_stored_loaded_and_deleted(db: Db) {
         .await
         .unwrap();
     assert_ne!(key, record.id.to_string());
-    assert_eq!(key, server::identity::sessions::row_key(&record.id));
+    assert_eq!(key, sessions.row_key(&record.id));
     assert_eq!(key.len(), 64);
     record.expiry_date = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
     sessions.save(&record).await.unwrap();
@@ -500,4 +522,84 @@ fn entry(
             jws: "unsealed".into(),
         })
     }
+}
+
+/// What `/inbox` answers the browser with `cookie`: 200 when it is a session, a redirect to sign-in
+/// otherwise.
+async fn inbox_with(h: &Harness, cookie: &str) -> axum::http::StatusCode {
+    let request = axum::http::Request::get("/inbox")
+        .header("cookie", cookie)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    h.send(request).await.status
+}
+
+async fn write_session(h: &Harness, row_key: &str, data: &str) {
+    sqlx::query("INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3)")
+        .bind(row_key)
+        .bind(data)
+        .bind(h.clock.now() + 3_600_000)
+        .execute(h.store.pool())
+        .await
+        .unwrap();
+}
+
+/// Issue 22: session rows are keyed by an HMAC of the id and sealed to their row, and a session names
+/// the passkey that made it. A database writer who inserts a row, even under the right key, signs no
+/// one in; nor does moving a genuine session's data to a row of their own, or a session without a
+/// passkey.
+async fn a_database_writer_mints_no_session(db: Db) {
+    use axum::http::StatusCode;
+    use tower_sessions::{session::Id, session::Record, SessionStore};
+    let h = Harness::new(db).await;
+    let jane = h.approver(APPROVER, None).await;
+    let genuine = signed_in_session(&h, &jane.id).await;
+    assert_eq!(inbox_with(&h, &genuine).await, StatusCode::OK);
+
+    let epoch = h.store.session_epoch(&jane.id).await.unwrap().unwrap();
+    let signed_in = serde_json::json!({"signed_in": {"approver_id": jane.id, "epoch": epoch,
+        "since": h.clock.now(), "credential_id": test_credential(&jane.id)}})
+    .to_string();
+    // Under the key an unkeyed hash of the chosen id gives (what the rows were keyed by before).
+    let chosen = Id::default();
+    let unkeyed = server::secrets::hex(&server::secrets::sha256(
+        format!("countersign/session/v1:{chosen}").as_bytes(),
+    ));
+    write_session(&h, &unkeyed, &signed_in).await;
+    let cookie = format!("countersign_session={chosen}");
+    assert_ne!(inbox_with(&h, &cookie).await, StatusCode::OK);
+    // Even under the right key (which needs the key-encryption key), plain data does not open.
+    let chosen = Id::default();
+    write_session(&h, &h.server.sessions.row_key(&chosen), &signed_in).await;
+    let cookie = format!("countersign_session={chosen}");
+    assert_ne!(inbox_with(&h, &cookie).await, StatusCode::OK);
+    // Jane's genuine, sealed data copied to the attacker's row opens only in its own row.
+    let (sealed,): (String,) = sqlx::query_as("SELECT data FROM sessions WHERE id = $1")
+        .bind(
+            h.server
+                .sessions
+                .row_key(&genuine["countersign_session=".len()..].parse().unwrap()),
+        )
+        .fetch_one(h.store.pool())
+        .await
+        .unwrap();
+    let chosen = Id::default();
+    write_session(&h, &h.server.sessions.row_key(&chosen), &sealed).await;
+    let cookie = format!("countersign_session={chosen}");
+    assert_ne!(inbox_with(&h, &cookie).await, StatusCode::OK);
+    // A session that names no passkey, however it was stored, signs no one in.
+    let mut record = Record {
+        id: Default::default(),
+        data: [(
+            "signed_in".to_owned(),
+            serde_json::json!({"approver_id": jane.id, "epoch": epoch, "since": h.clock.now()}),
+        )]
+        .into_iter()
+        .collect(),
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::minutes(30),
+    };
+    h.server.sessions.create(&mut record).await.unwrap();
+    let cookie = format!("countersign_session={}", record.id);
+    assert_ne!(inbox_with(&h, &cookie).await, StatusCode::OK);
+    assert_eq!(inbox_with(&h, &genuine).await, StatusCode::OK);
 }

@@ -37,11 +37,7 @@ struct PendingEnrollment {
 #[async_trait]
 impl EnrollmentService for IdentityApp {
     async fn invitation(&self, token: &str) -> UserResult<InvitationView> {
-        let row = self
-            .accounts
-            .invitation(&hash_secret(token))
-            .await
-            .map_err(internal)?;
+        let (row, _) = self.accounts.invitation(token).await.map_err(internal)?;
         invitations::check(row.as_ref(), self.clock.now()).map_err(UiError::NotFound)?;
         let row = row.expect("checked above");
         self.accounts
@@ -70,12 +66,7 @@ impl EnrollmentService for IdentityApp {
         name: Option<String>,
         email: Option<String>,
     ) -> UserResult<CreationChallengeResponse> {
-        let token_hash = hash_secret(token);
-        let row = self
-            .accounts
-            .invitation(&token_hash)
-            .await
-            .map_err(internal)?;
+        let (row, token_hash) = self.accounts.invitation(token).await.map_err(internal)?;
         invitations::check(row.as_ref(), self.clock.now()).map_err(UiError::NotFound)?;
         let row = row.expect("checked above");
         self.accounts

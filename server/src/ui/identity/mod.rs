@@ -24,7 +24,7 @@ use crate::{
         invitations,
         passkeys::{public_key_json, AssertionError, PasskeyError, Passkeys},
     },
-    secrets::{base64url, hash_secret, random_id},
+    secrets::{base64url, random_id},
     store::{approvers::ApproverRow, passkeys::PasskeyRow},
 };
 
@@ -35,8 +35,8 @@ struct SignedInUser {
     approver_id: String,
     epoch: i64,
     since: Millis,
-    /// The passkey the session was made with: removing or suspending it ends the session. (None in
-    /// sessions made before this was kept.)
+    /// The passkey the session was made with: removing or suspending it ends the session. A session
+    /// without one is refused.
     #[serde(default)]
     credential_id: Option<String>,
 }
@@ -141,6 +141,8 @@ impl IdentityApp {
             .await
             .map_err(internal)?;
         let fresh = self.clock.now() - user.since < self.max_session_ms;
+        // Every session is made by a passkey, which it names: one that names none (written into the
+        // database, or made before this was kept) signs no one in.
         let passkey_kept = match &user.credential_id {
             Some(credential_id) => self
                 .accounts
@@ -148,7 +150,7 @@ impl IdentityApp {
                 .await
                 .map_err(internal)?
                 .is_some_and(|p| p.approver_id == user.approver_id && p.suspended_at.is_none()),
-            None => true,
+            None => false,
         };
         if epoch != Some(user.epoch) || !fresh || !passkey_kept {
             session.flush().await.map_err(internal)?;
