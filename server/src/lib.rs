@@ -12,6 +12,7 @@ pub mod config;
 pub mod fuzzing;
 pub mod gate;
 pub mod identity;
+pub mod legacy;
 pub mod limits;
 pub mod notify;
 pub mod oauth;
@@ -68,7 +69,7 @@ pub async fn build(
         store.clone(),
         keys.clone(),
     ));
-    registry.seal_earlier_keys().await?;
+    registry.refuse_unsealed_keys().await?;
     let mailer = match &config.smtp_url {
         Some(url) => Some(Arc::new(notify::Mailer::new(
             url,
@@ -186,6 +187,33 @@ pub async fn build(
     })
 }
 
+/// Before serving: what the latest checkpoint (kept outside the database) saw of the evidence chains
+/// must still be there, and the checkpoint must be this server's. A tail deleted, a table emptied, a
+/// database put back from an older copy, or a checkpoint directory of another deployment stops the
+/// start: the operator looks (`countersign audit verify`) before anything is trusted or signed.
+pub async fn refuse_changed_evidence(
+    checkpoints: &ciba::checkpoint::CheckpointWriter,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let problems = checkpoints.compare_with_latest().await.map_err(|e| {
+        anyhow::anyhow!(
+            "the latest checkpoint in {} cannot be checked ({e}): it was not signed by this server's keys. \
+             Is the checkpoint directory another deployment's, or were the signing keys replaced?",
+            dir.display()
+        )
+    })?;
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "the evidence chains no longer hold what the latest checkpoint in {} saw: {}. Run \
+             `countersign audit verify`; the server starts again once the chains hold it (restore the \
+             database) or the checkpoint is moved aside deliberately.",
+            dir.display(),
+            problems.join("; ")
+        );
+    }
+    Ok(())
+}
+
 /// Serves until Ctrl-C or SIGTERM, with the background upkeep running beside the router.
 pub async fn serve(config: ServeConfig, store: Store) -> anyhow::Result<()> {
     let server = build(&config, store.clone(), Arc::new(clock::SystemClock)).await?;
@@ -194,18 +222,7 @@ pub async fn serve(config: ServeConfig, store: Store) -> anyhow::Result<()> {
             .ciba
             .checkpoints(config.data.checkpoint_dir(store.url())),
     );
-    match checkpoints.compare_with_latest().await {
-        Ok(problems) => {
-            for problem in problems {
-                tracing::error!(problem, "the evidence chains disagree with the latest checkpoint; run `countersign audit verify`");
-            }
-        }
-        Err(e) => tracing::error!(
-            error = %e,
-            dir = %config.data.checkpoint_dir(store.url()).display(),
-            "the latest checkpoint was not signed by this server's keys: the chains cannot be compared with it (is the checkpoint directory another deployment's?)"
-        ),
-    }
+    refuse_changed_evidence(&checkpoints, &config.data.checkpoint_dir(store.url())).await?;
     spawn_upkeep(server.ciba.clone(), Some(checkpoints.clone()));
     if store.backend() == Backend::Postgres {
         spawn_decision_listener(server.ciba.clone(), store.url().to_owned());

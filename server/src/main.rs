@@ -183,6 +183,10 @@ enum ApproverCommand {
 enum KeysCommand {
     /// Make a new signing key active; the old one stays published until its tokens expire.
     Rotate(DataConfig),
+    /// Once, for a database an earlier version left: seal its plain signing and VAPID keys and its
+    /// passkey keys from before the key registry. A start refuses such a database rather than seal
+    /// what it holds, which could be keys someone planted.
+    SealLegacy(DataConfig),
 }
 
 #[derive(Subcommand)]
@@ -403,6 +407,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let kek = Kek::load(&data.kek_source(&cli.database_url))?;
             let kid = signing::rotate(&store, &kek, now).await?;
             println!("new signing key {kid} is active; the previous key stays published until its tokens expire");
+        }
+        Command::Keys(KeysCommand::SealLegacy(data)) => {
+            let kek = Kek::load(&data.kek_source(&cli.database_url))?;
+            let sealed = server::legacy::seal_legacy(&store, std::sync::Arc::new(kek), now).await?;
+            println!(
+                "sealed {} signing keys, {} VAPID key, {} passkey keys into the key registry",
+                sealed.signing_keys,
+                if sealed.vapid_key { "the" } else { "no" },
+                sealed.passkey_keys
+            );
         }
         Command::Audit(AuditCommand::Verify { json, evidence }) => {
             let (kek, checkpoint) = evidence.load(&cli.database_url)?;

@@ -64,7 +64,6 @@ impl KeyRing {
         retention: Millis,
         now: Millis,
     ) -> Result<KeyRing, KeyError> {
-        seal_plain_keys(&store, &kek).await?;
         let set = match load_set(&store, &kek, retention, now).await {
             Err(KeyError::NoActiveKey) => {
                 rotate(&store, &kek, now).await?;
@@ -167,21 +166,22 @@ fn seal_label(kid: &str) -> String {
     format!("signing_keys/{kid}")
 }
 
-/// Seals keys stored in plain text by versions before sealing, once: when no key is sealed yet. After
-/// that a plain key can only have been written by hand, and is refused (see `open_key`).
-async fn seal_plain_keys(store: &Store, kek: &Kek) -> Result<(), KeyError> {
+/// Seals keys stored in plain text by versions before sealing, when no key is sealed yet; only
+/// `countersign keys seal-legacy` does this (`legacy`), never a start, so a plain key planted in the
+/// database is refused rather than adopted. Returns how many were sealed.
+pub(crate) async fn seal_plain_keys(store: &Store, kek: &Kek) -> Result<usize, KeyError> {
     let rows = store.signing_keys(i64::MIN).await?;
     if rows.iter().any(|r| is_sealed(&r.private_jwk)) {
-        return Ok(());
+        return Ok(0);
     }
-    for row in rows {
+    for row in &rows {
         let sealed = kek.seal(&seal_label(&row.kid), &row.private_jwk);
         store
             .reseal_signing_key(&row.kid, &row.private_jwk, &sealed)
             .await?;
         tracing::info!(kid = %row.kid, "signing key sealed under the key-encryption key");
     }
-    Ok(())
+    Ok(rows.len())
 }
 
 /// The key pair of a stored key, if its private half opens with `kek` and its public half is its own.
@@ -190,7 +190,7 @@ fn open_key(kek: &Kek, row: &SigningKeyRow) -> Result<(Jwk, Jwk), KeyError> {
     let private = kek
         .open(&seal_label(&row.kid), &row.private_jwk)
         .map_err(|e| match e {
-            SealError::Plain => refused("its private key is stored in plain text, unlike the others (written by hand?)"),
+            SealError::Plain => refused("its private key is stored in plain text (written by hand? If an earlier version stored it so, `countersign keys seal-legacy` seals it once)"),
             SealError::WrongKey => refused("its private key is not sealed by this server's key-encryption key (is COUNTERSIGN_KEY_FILE or COUNTERSIGN_KEY the one the keys were made with?)"),
         })?;
     let private =

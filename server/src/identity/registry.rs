@@ -214,8 +214,28 @@ impl KeyRegistry {
         Ok(registered)
     }
 
+    /// At start: an empty registry beside passkeys means a database from before the registry, or
+    /// one whose registry was emptied from below. Either way the server does not seal what the
+    /// database holds on its own (that would vouch for planted keys); the operator decides, with
+    /// `countersign keys seal-legacy`.
+    pub async fn refuse_unsealed_keys(&self) -> anyhow::Result<()> {
+        if self.store.key_registry_len().await? > 0 {
+            return Ok(());
+        }
+        let unsealed = self.store.unsealed_keys().await?.len();
+        if unsealed > 0 {
+            anyhow::bail!(
+                "the key registry is empty, yet the database holds {unsealed} passkey keys: this database \
+                 comes from a version before the registry, or its registry was emptied. If it is the \
+                 former, run `countersign keys seal-legacy` once; otherwise restore the database."
+            );
+        }
+        Ok(())
+    }
+
     /// Once, when the registry is still empty: seals the keys registered before it was a chain (the
-    /// unsealed `passkey_keys`, and passkeys older than that) into it, oldest first.
+    /// unsealed `passkey_keys`, and passkeys older than that) into it, oldest first. Only
+    /// `countersign keys seal-legacy` calls this (`legacy`).
     pub async fn seal_earlier_keys(&self) -> anyhow::Result<usize> {
         if self.store.key_registry_len().await? > 0 {
             return Ok(0);

@@ -82,6 +82,22 @@ impl PushServices {
     }
 }
 
+/// Seals a VAPID key an earlier version stored in plain text; only `countersign keys seal-legacy`
+/// does this (`legacy`). True if it sealed one.
+pub async fn seal_plain_vapid_key(store: &Store, kek: &Kek) -> anyhow::Result<bool> {
+    let Some(key) = store.current_vapid_key().await? else {
+        return Ok(false);
+    };
+    if !matches!(kek.open(VAPID_LABEL, &key), Err(SealError::Plain)) {
+        return Ok(false);
+    }
+    store
+        .reseal_vapid_key(&key, &kek.seal(VAPID_LABEL, &key))
+        .await?;
+    tracing::info!("VAPID key sealed under the key-encryption key");
+    Ok(true)
+}
+
 /// What the service worker receives (and shows): the action in the title, the agent and target in
 /// the body, the request page to open.
 #[derive(Debug, Serialize)]
@@ -147,7 +163,7 @@ const SUBSCRIBERS_REFRESH: Duration = Duration::from_secs(2);
 
 impl Pusher {
     /// Loads the deployment's VAPID key, making one at first start. The private key is stored sealed
-    /// (see `sealing`); one stored in plain text by an earlier version is sealed now. The public key
+    /// (see `sealing`); one in plain text is refused (`seal_plain_vapid_key` is the way). The public key
     /// browsers subscribe with is derived from the private one, never read from the database.
     pub async fn new(
         store: Store,
@@ -160,12 +176,9 @@ impl Pusher {
         let key = store.vapid_key(|| new_vapid_key(kek, now)).await?;
         let private = match kek.open(VAPID_LABEL, &key.private_key) {
             Ok(private) => private,
-            Err(SealError::Plain) => {
-                let sealed = kek.seal(VAPID_LABEL, &key.private_key);
-                store.reseal_vapid_key(&key.private_key, &sealed).await?;
-                tracing::info!("VAPID key sealed under the key-encryption key");
-                key.private_key.clone()
-            }
+            Err(SealError::Plain) => anyhow::bail!(
+                "the stored VAPID key is in plain text (written by hand? If an earlier version stored it so, `countersign keys seal-legacy` seals it once)"
+            ),
             Err(e) => anyhow::bail!("the stored VAPID key cannot be used: {e}"),
         };
         let vapid = VapidSignatureBuilder::from_base64_no_sub(&private)

@@ -51,6 +51,15 @@ impl Store {
         Ok(sqlx::query_as(select).fetch_one(self.pool()).await?)
     }
 
+    /// The stored VAPID private key (sealed, or plain from an earlier version), if there is one.
+    pub async fn current_vapid_key(&self) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT private_key FROM vapid_keys WHERE id = 'current'")
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
     /// Replaces the stored VAPID private key, if it is still `was`.
     pub async fn reseal_vapid_key(&self, was: &str, sealed: &str) -> StoreResult<()> {
         sqlx::query(

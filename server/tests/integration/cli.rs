@@ -103,6 +103,26 @@ async fn clients_and_approvers_are_managed_from_the_command_line(db: Db) {
         ],
     );
     assert!(!ok && err.contains("already exists"), "{err}");
+    // An invitation's link is stored as a digest under the server's key, so making one needs it.
+    let (ok, out, err) = countersign(&url, &["approver", "invite", "--email", "new@example.com"]);
+    assert!(ok && out.contains("/enroll/"), "{err}");
+    let token = out.trim().rsplit('/').next().unwrap();
+    assert!(h.server.invitations.find(token).await.unwrap().is_some());
+    let out = Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args(["approver", "invite", "--email", "other@example.com"])
+        .env("DATABASE_URL", &url)
+        .env("COUNTERSIGN_KEY_FILE", "/nonexistent/countersign.key")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("key file"), "{err}");
+    // Nothing an earlier version left here: the explicit sealing step finds nothing to seal.
+    let (ok, out, err) = countersign(&url, &["keys", "seal-legacy"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        "sealed 0 signing keys, no VAPID key, 0 passkey keys into the key registry"
+    );
     let r = h.bc_authorize(&creds, APPROVER, &[]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 

@@ -263,11 +263,28 @@ async fn a_deleted_tail_is_shown_by_the_checkpoint(db: Db) {
         problems[0].1
     );
     assert!(problems[0].1.ends_with("entries were deleted (2 left)"));
-    assert_eq!(
-        writer.compare_with_latest().await.unwrap().len(),
-        1,
-        "the server sees it at start too"
+    // Issue 22: and a start refuses (before, it logged and served on).
+    assert_eq!(writer.compare_with_latest().await.unwrap().len(), 1);
+    let refused = server::refuse_changed_evidence(&writer, dir.path())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("no longer hold what the latest checkpoint")
+            && refused.contains("audit verify"),
+        "{refused}"
     );
+    // A checkpoint directory whose latest checkpoint this server did not sign stops a start too.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(
+        elsewhere.path().join("latest.jws"),
+        "eyJhbGciOiJFUzI1NiJ9.e30.c2ln",
+    )
+    .unwrap();
+    let other = h.server.ciba.checkpoints(elsewhere.path().to_path_buf());
+    assert!(server::refuse_changed_evidence(&other, elsewhere.path())
+        .await
+        .is_err());
 }
 
 async fn an_emptied_decision_table_is_shown_by_the_checkpoint(db: Db) {

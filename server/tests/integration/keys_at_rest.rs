@@ -11,11 +11,11 @@ use crate::{common::*, on_both_databases};
 
 on_both_databases!(
     private_keys_are_stored_sealed,
-    plain_keys_from_an_earlier_version_are_sealed_on_start,
+    plain_keys_from_an_earlier_version_are_sealed_only_when_the_operator_says_so,
     a_key_written_by_hand_is_never_used,
     a_swapped_public_key_is_never_published,
     another_key_encryption_key_opens_nothing,
-    earlier_passkey_keys_are_sealed_into_the_registry_once
+    earlier_passkey_keys_are_sealed_into_the_registry_once_and_only_on_command
 );
 
 async fn stored_private_keys(store: &Store) -> Vec<String> {
@@ -63,7 +63,10 @@ async fn private_keys_are_stored_sealed(db: Db) {
     }
 }
 
-async fn plain_keys_from_an_earlier_version_are_sealed_on_start(db: Db) {
+/// Issue 22: a start never seals what the database holds (a planted plain key would be adopted and
+/// published); it refuses and names `countersign keys seal-legacy`, which seals an earlier version's
+/// keys once.
+async fn plain_keys_from_an_earlier_version_are_sealed_only_when_the_operator_says_so(db: Db) {
     let test_db = TestDb::new(db).await;
     let store = Store::connect(&test_db.url).await.unwrap();
     // What an earlier version stored: both private keys in plain text.
@@ -84,11 +87,32 @@ async fn plain_keys_from_an_earlier_version_are_sealed_on_start(db: Db) {
     let clock = std::sync::Arc::new(server::clock::ManualClock::new(
         server::clock::SystemClock.now(),
     ));
+    let refused = server::build(&test_config(), store.clone(), clock.clone())
+        .await
+        .err()
+        .expect("a start refuses plain keys")
+        .to_string();
+    assert!(refused.contains("keys seal-legacy"), "{refused}");
+    assert!(
+        stored_private_keys(&store).await.contains(&private),
+        "nothing was sealed by the start"
+    );
+    let sealed = server::legacy::seal_legacy(&store, std::sync::Arc::new(test_kek()), clock.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        sealed,
+        server::legacy::Sealed {
+            signing_keys: 1,
+            vapid_key: true,
+            passkey_keys: 0
+        }
+    );
     let built = server::build(&test_config(), store.clone(), clock)
         .await
         .unwrap();
     for key in stored_private_keys(&store).await {
-        assert!(is_sealed(&key), "sealed on start: {key}");
+        assert!(is_sealed(&key), "sealed by seal-legacy: {key}");
     }
     assert_eq!(
         built.ciba.keys().active_kid(),
@@ -190,7 +214,7 @@ async fn another_key_encryption_key_opens_nothing(db: Db) {
     );
 }
 
-async fn earlier_passkey_keys_are_sealed_into_the_registry_once(db: Db) {
+async fn earlier_passkey_keys_are_sealed_into_the_registry_once_and_only_on_command(db: Db) {
     let test_db = TestDb::new(db).await;
     let store = Store::connect(&test_db.url).await.unwrap();
     // What an earlier version left: an approver whose key sits in the unsealed `passkey_keys`.
@@ -213,6 +237,20 @@ async fn earlier_passkey_keys_are_sealed_into_the_registry_once(db: Db) {
     let clock = std::sync::Arc::new(server::clock::ManualClock::new(
         server::clock::SystemClock.now(),
     ));
+    // A start refuses rather than seal them: the same database could be one whose registry was
+    // emptied from below, with a planted key among its passkeys.
+    let refused = server::build(&test_config(), store.clone(), clock.clone())
+        .await
+        .err()
+        .expect("a start refuses an empty registry beside passkey keys")
+        .to_string();
+    assert!(refused.contains("keys seal-legacy"), "{refused}");
+    assert_eq!(store.key_registry_len().await.unwrap(), 0);
+    let kek = std::sync::Arc::new(test_kek());
+    let sealed = server::legacy::seal_legacy(&store, kek.clone(), clock.now())
+        .await
+        .unwrap();
+    assert_eq!(sealed.passkey_keys, 1);
     let built = server::build(&test_config(), store.clone(), clock.clone())
         .await
         .unwrap();
@@ -233,8 +271,15 @@ async fn earlier_passkey_keys_are_sealed_into_the_registry_once(db: Db) {
         .unwrap());
     assert!(audit_problems(&store).await.is_empty());
 
-    // Later, a key added to the old table is not taken in: the registry is filled once.
+    // Later, a key added to the old table is not taken in, not even by the command: the registry is
+    // filled once.
     insert_key("planted").await;
+    assert_eq!(
+        server::legacy::seal_legacy(&store, kek, clock.now())
+            .await
+            .unwrap(),
+        server::legacy::Sealed::default()
+    );
     let again = server::build(&test_config(), store.clone(), clock)
         .await
         .unwrap();
