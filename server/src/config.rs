@@ -44,6 +44,11 @@ impl DataConfig {
     }
 }
 
+/// `path` made absolute against the working directory, without touching the file system.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// The directory of a SQLite database file; `data` otherwise.
 pub fn data_dir(database_url: &str) -> PathBuf {
     let file = database_url
@@ -152,9 +157,53 @@ pub struct ServeConfig {
     /// addresses.
     #[arg(long, env = "COUNTERSIGN_ALLOW_LOOPBACK_NOTIFY", value_parser = clap::builder::FalseyValueParser::new())]
     pub allow_loopback_notify: bool,
+    /// With an https public URL, allow the key file or the checkpoint directory inside the SQLite
+    /// database's directory (by default a start refuses: whoever can write the database there could
+    /// put back older checkpoints, or take the key with the database).
+    #[arg(long, env = "COUNTERSIGN_ALLOW_KEYS_BESIDE_DATABASE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub allow_keys_beside_database: bool,
 }
 
 impl ServeConfig {
+    /// A deployment (an https public URL) keeps the key file and the checkpoints out of the SQLite
+    /// database's directory, unless told otherwise: there they share the database's fate (one
+    /// backup, one directory someone can write), and the checkpoints exist to be kept apart. The
+    /// defaults put them there, which suits `make run` on a laptop.
+    pub fn check_placement(&self, database_url: &str) -> Result<(), String> {
+        let sqlite = database_url.starts_with("sqlite:");
+        if !sqlite || self.public_url.scheme() != "https" || self.allow_keys_beside_database {
+            return Ok(());
+        }
+        let database_dir = absolute(&data_dir(database_url));
+        let key_file = match self.data.kek_source(database_url) {
+            crate::sealing::KekSource::File(path) => Some(path),
+            _ => None,
+        };
+        let inside = |path: &Path| absolute(path).starts_with(&database_dir);
+        for (what, path, setting) in [
+            (
+                "key file",
+                key_file,
+                "COUNTERSIGN_KEY_FILE (or COUNTERSIGN_KEY)",
+            ),
+            (
+                "checkpoint directory",
+                Some(self.data.checkpoint_dir(database_url)),
+                "COUNTERSIGN_CHECKPOINT_DIR",
+            ),
+        ] {
+            if let Some(path) = path.filter(|p| inside(p)) {
+                return Err(format!(
+                    "the {what} {} is inside the database's directory {}: set {setting} to a place \
+                     the database's users cannot write, or COUNTERSIGN_ALLOW_KEYS_BESIDE_DATABASE=1 to keep it there",
+                    path.display(),
+                    database_dir.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The VAPID `sub` claim.
     pub fn push_contact(&self) -> String {
         match &self.push_contact {
@@ -206,5 +255,57 @@ mod tests {
         assert_eq!(data_dir("sqlite://cs.db"), PathBuf::from("."));
         assert_eq!(data_dir("sqlite::memory:"), PathBuf::from("data"));
         assert_eq!(data_dir("postgres://db/countersign"), PathBuf::from("data"));
+    }
+
+    fn config(args: &[&str]) -> ServeConfig {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: ServeConfig,
+        }
+        Wrapper::parse_from(std::iter::once("test").chain(args.iter().copied())).config
+    }
+
+    #[test]
+    fn a_deployment_keeps_its_keys_and_checkpoints_apart_from_the_database() {
+        let db = "sqlite:///var/lib/cs/countersign.db?mode=rwc";
+        let https = ["--public-url", "https://approve.example.com"];
+        // The defaults put both beside the database: fine for http://localhost, refused for https.
+        assert!(config(&[]).check_placement(db).is_ok());
+        let refused = config(&https).check_placement(db).unwrap_err();
+        assert!(
+            refused.contains("key file /var/lib/cs/countersign.key"),
+            "{refused}"
+        );
+        let apart = [
+            &https[..],
+            &[
+                "--key-file",
+                "/etc/countersign/key",
+                "--checkpoint-dir",
+                "/srv/checkpoints",
+            ],
+        ]
+        .concat();
+        assert!(config(&apart).check_placement(db).is_ok());
+        let checkpoints_inside = [
+            &https[..],
+            &[
+                "--key-file",
+                "/etc/countersign/key",
+                "--checkpoint-dir",
+                "/var/lib/cs/cp",
+            ],
+        ]
+        .concat();
+        let refused = config(&checkpoints_inside).check_placement(db).unwrap_err();
+        assert!(refused.contains("checkpoint directory"), "{refused}");
+        let allowed = [&https[..], &["--allow-keys-beside-database"]].concat();
+        assert!(config(&allowed).check_placement(db).is_ok());
+        // PostgreSQL has no database directory here.
+        assert!(config(&https)
+            .check_placement("postgres://db/countersign")
+            .is_ok());
     }
 }

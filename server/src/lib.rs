@@ -216,6 +216,9 @@ pub async fn refuse_changed_evidence(
 
 /// Serves until Ctrl-C or SIGTERM, with the background upkeep running beside the router.
 pub async fn serve(config: ServeConfig, store: Store) -> anyhow::Result<()> {
+    config
+        .check_placement(store.url())
+        .map_err(anyhow::Error::msg)?;
     let server = build(&config, store.clone(), Arc::new(clock::SystemClock)).await?;
     let checkpoints = Arc::new(
         server
