@@ -255,14 +255,26 @@ struct EvidenceArgs {
 }
 
 impl EvidenceArgs {
-    /// The key-encryption key if there is one, and the checkpoint to use.
-    fn load(&self, database_url: &str) -> anyhow::Result<(Option<Kek>, Option<String>)> {
+    /// The key-encryption key if there is one, the checkpoint to use, and the directory it came from
+    /// (None for a file given with --checkpoint).
+    #[allow(clippy::type_complexity)]
+    fn load(
+        &self,
+        database_url: &str,
+    ) -> anyhow::Result<(Option<Kek>, Option<String>, Option<std::path::PathBuf>)> {
         let kek = Kek::load_existing(&self.data.kek_source(database_url))?;
-        let checkpoint = match &self.checkpoint {
-            Some(file) => Some(std::fs::read_to_string(file)?.trim().to_owned()),
-            None => server::ciba::checkpoint::latest(&self.data.checkpoint_dir(database_url))?,
-        };
-        Ok((kek, checkpoint))
+        Ok(match &self.checkpoint {
+            Some(file) => (
+                kek,
+                Some(std::fs::read_to_string(file)?.trim().to_owned()),
+                None,
+            ),
+            None => {
+                let dir = self.data.checkpoint_dir(database_url);
+                let latest = server::ciba::checkpoint::latest(&dir)?;
+                (kek, latest, Some(dir))
+            }
+        })
     }
 }
 
@@ -419,10 +431,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Audit(AuditCommand::Verify { json, evidence }) => {
-            let (kek, checkpoint) = evidence.load(&cli.database_url)?;
+            let (kek, checkpoint, checkpoint_dir) = evidence.load(&cli.database_url)?;
             let inputs = audit::AuditInputs {
                 kek: kek.as_ref(),
                 checkpoint,
+                checkpoint_dir,
             };
             let rp = audit::RelyingParty::of(&evidence.public_url);
             let report = audit::verify(&store, &rp, inputs).await?;
@@ -465,7 +478,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 approver_id,
                 client_id: agent,
             };
-            let (kek, checkpoint) = evidence.load(&cli.database_url)?;
+            let (kek, checkpoint, _) = evidence.load(&cli.database_url)?;
             let bundle = server::ciba::bundle::export(
                 &store,
                 kek.as_ref(),

@@ -113,6 +113,9 @@ pub struct AuditInputs<'a> {
     pub kek: Option<&'a Kek>,
     /// The checkpoint to compare the chains with (a JWS), when there is one.
     pub checkpoint: Option<String>,
+    /// The checkpoint directory `checkpoint` was read from (None for a file given on its own): its
+    /// latest must be the last checkpoint the database recorded it was given.
+    pub checkpoint_dir: Option<std::path::PathBuf>,
 }
 
 pub async fn verify(
@@ -136,6 +139,25 @@ pub async fn verify(
     let (signatures_verified, signatures_unchecked) =
         verify_records(store, rp, &rows, &registry, &verifier, &mut findings).await?;
     findings.extend(uncovered(store).await?);
+    if let Some(dir) = &inputs.checkpoint_dir {
+        let read = inputs.checkpoint.as_ref().and_then(|jws| {
+            checkpoint::read(jws, |jws| verifier.verify(jws))
+                .ok()
+                .map(|c| (c, jws.clone()))
+        });
+        let latest = read.as_ref().map(|(c, jws)| (c, jws.as_str()));
+        match checkpoint::rollback_problem(store, dir, latest).await {
+            Ok(Some(problem)) => findings.push(Finding {
+                about: Subject::Checkpoint,
+                problem,
+            }),
+            Ok(None) => {}
+            Err(e) => findings.push(Finding {
+                about: Subject::Checkpoint,
+                problem: format!("the checkpoint directory cannot be read: {e}"),
+            }),
+        }
+    }
     let checkpoint = match &inputs.checkpoint {
         None => None,
         Some(jws) => match checkpoint::read(jws, |jws| verifier.verify(jws)) {

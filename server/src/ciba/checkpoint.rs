@@ -4,7 +4,9 @@
 //! cannot write does. The server writes one when a head moved (checked every minute) and on shutdown,
 //! to `latest.jws` (replaced atomically) and appended to `checkpoints.jws` (one per line);
 //! `countersign audit checkpoint` prints one for storage elsewhere, and `audit verify` compares the
-//! chains with the latest.
+//! chains with the latest. The checkpoints of a directory are numbered, each naming the one before
+//! (hash of its JWS), and the database records what each directory was given, so a directory put back
+//! from an older copy is seen at start and by `audit verify`.
 use std::{
     fs,
     io::Write,
@@ -57,6 +59,63 @@ pub struct Checkpoint {
     pub made_at: Millis,
     #[serde(flatten)]
     pub heads: Heads,
+    /// Its place among the checkpoints of its directory, from 1; 0 for one made to be kept elsewhere
+    /// (`audit checkpoint`), and for those made before checkpoints were numbered.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seq: i64,
+    /// The SHA-256 (hex) of the JWS of the checkpoint before it in its directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// The file in a checkpoint directory naming it, for the database's record of what it was given.
+const DIRECTORY_ID: &str = "directory.id";
+
+/// The SHA-256 (hex) of a checkpoint's JWS, as the next one and the database name it.
+pub fn jws_hash(jws: &str) -> String {
+    crate::secrets::hex(&crate::secrets::sha256(jws.trim().as_bytes()))
+}
+
+/// The id of checkpoint directory `dir`, if it has one.
+pub fn directory_id(dir: &Path) -> std::io::Result<Option<String>> {
+    match fs::read_to_string(dir.join(DIRECTORY_ID)) {
+        Ok(id) => Ok(Some(id.trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What is wrong with `latest` (the latest checkpoint in `dir`, or none) given what the database
+/// recorded that directory was given: a checkpoint older than the last one written means the
+/// directory was put back from a copy; the latest one missing, that it was emptied.
+pub async fn rollback_problem(
+    store: &Store,
+    dir: &Path,
+    latest: Option<(&Checkpoint, &str)>,
+) -> Result<Option<String>, CheckpointError> {
+    let Some(id) = directory_id(dir)? else {
+        return Ok(None);
+    };
+    let Some((seq, hash)) = store.last_checkpoint(&id).await? else {
+        return Ok(None);
+    };
+    Ok(match latest {
+        None => Some(format!(
+            "the checkpoint directory has lost its latest checkpoint: checkpoint {seq} was written to it"
+        )),
+        Some((checkpoint, _)) if checkpoint.seq < seq => Some(format!(
+            "the checkpoint directory's latest checkpoint is number {}, yet number {seq} was written to it: an older checkpoint was put back",
+            checkpoint.seq
+        )),
+        Some((checkpoint, jws)) if checkpoint.seq == seq && jws_hash(jws) != hash => Some(format!(
+            "the checkpoint directory's latest checkpoint is not checkpoint {seq} as it was written"
+        )),
+        Some(_) => None,
+    })
 }
 
 pub async fn heads(store: &Store) -> Result<Heads, StoreError> {
@@ -81,6 +140,8 @@ pub async fn make(
         iss: issuer.to_owned(),
         made_at: now,
         heads: heads(store).await?,
+        seq: 0,
+        prev: None,
     };
     sign(keys, &checkpoint)
 }
@@ -146,9 +207,17 @@ impl CheckpointWriter {
     /// there. Returns what is not (the full check is `audit verify`).
     pub async fn compare_with_latest(&self) -> Result<Vec<String>, CheckpointError> {
         let Some(jws) = latest(&self.dir)? else {
-            return Ok(Vec::new());
+            return Ok(rollback_problem(&self.store, &self.dir, None)
+                .await?
+                .into_iter()
+                .collect());
         };
         let checkpoint = read(&jws, |jws| self.keys.verify_record(jws))?;
+        if let Some(problem) =
+            rollback_problem(&self.store, &self.dir, Some((&checkpoint, &jws))).await?
+        {
+            return Ok(vec![problem]);
+        }
         let (decision, entry) = self
             .store
             .chain_hashes_at(
@@ -177,17 +246,46 @@ impl CheckpointWriter {
         if self.last.lock().unwrap_or_else(|e| e.into_inner()).as_ref() == Some(&heads) {
             return Ok(false);
         }
+        let id = self.directory_id()?;
+        // The next in this directory's sequence, after the last one the database recorded for it
+        // (or, for a directory from before the record, its latest).
+        let previous = match self.store.last_checkpoint(&id).await? {
+            Some(last) => Some(last),
+            None => match latest(&self.dir)? {
+                Some(jws) => read(&jws, |jws| self.keys.verify_record(jws))
+                    .ok()
+                    .map(|c| (c.seq, jws_hash(&jws))),
+                None => None,
+            },
+        };
+        let seq = previous.as_ref().map_or(1, |(seq, _)| seq + 1);
         let jws = sign(
             &self.keys,
             &Checkpoint {
                 iss: self.issuer.clone(),
                 made_at: now,
                 heads: heads.clone(),
+                seq,
+                prev: previous.map(|(_, hash)| hash),
             },
         )?;
         self.write(&jws)?;
+        self.store
+            .record_checkpoint(&id, seq, &jws_hash(&jws), now)
+            .await?;
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(heads);
         Ok(true)
+    }
+
+    /// This directory's id, made at its first checkpoint.
+    fn directory_id(&self) -> std::io::Result<String> {
+        if let Some(id) = directory_id(&self.dir)? {
+            return Ok(id);
+        }
+        private_files::create_dir_all(&self.dir)?;
+        let id = crate::secrets::random_id();
+        private_files::write(&self.dir.join(DIRECTORY_ID), id.as_bytes())?;
+        Ok(id)
     }
 
     fn write(&self, jws: &str) -> std::io::Result<()> {

@@ -14,6 +14,7 @@ pub mod abuse;
 pub mod admin_log;
 pub mod approvers;
 pub mod auth_requests;
+pub mod checkpoint_log;
 pub mod clients;
 pub mod decisions;
 pub mod history;

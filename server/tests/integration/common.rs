@@ -658,6 +658,7 @@ pub async fn audit_report(
     let inputs = server::ciba::audit::AuditInputs {
         kek: Some(&kek),
         checkpoint,
+        checkpoint_dir: None,
     };
     server::ciba::audit::verify(store, &test_rp(), inputs)
         .await

@@ -24,7 +24,8 @@ on_both_databases!(
     a_passkey_written_into_the_database_is_refused,
     a_forged_registry_entry_earns_no_tokens,
     a_deleted_tail_is_shown_by_the_checkpoint,
-    an_emptied_decision_table_is_shown_by_the_checkpoint
+    an_emptied_decision_table_is_shown_by_the_checkpoint,
+    an_older_checkpoint_put_back_is_seen_at_start_and_by_the_audit
 );
 
 async fn plant(h: &Harness, row: &PasskeyRow) {
@@ -319,4 +320,78 @@ async fn an_emptied_decision_table_is_shown_by_the_checkpoint(db: Db) {
     assert!(report.findings[0]
         .problem
         .ends_with("entries were deleted (0 left)"));
+}
+
+/// Issue 22: a file-system writer who puts an older checkpoint back (to hide a later rollback of the
+/// database) is seen: each checkpoint is numbered and names the one before, and the database records
+/// what the directory was given. The server refuses to start on it, and `audit verify` says so.
+async fn an_older_checkpoint_put_back_is_seen_at_start_and_by_the_audit(db: Db) {
+    let h = Harness::new(db).await;
+    let creds = h.poll_client().await;
+    let jane = h.approver(APPROVER, None).await;
+    h.approved(&creds, &jane.id).await;
+    let dir = tempfile::tempdir().unwrap();
+    let writer = h.server.ciba.checkpoints(dir.path().to_path_buf());
+    assert!(writer.write_if_moved(h.clock.now()).await.unwrap());
+    let older = checkpoint::latest(dir.path()).unwrap().unwrap();
+    h.approved(&creds, &jane.id).await;
+    assert!(writer.write_if_moved(h.clock.now()).await.unwrap());
+    let newer = checkpoint::latest(dir.path()).unwrap().unwrap();
+    let verify = |jws: &str| h.server.ciba.keys().verify_record(jws);
+    let (first, second) = (
+        checkpoint::read(&older, verify).unwrap(),
+        checkpoint::read(&newer, verify).unwrap(),
+    );
+    assert_eq!((first.seq, first.prev.as_deref()), (1, None));
+    assert_eq!(second.seq, 2);
+    assert_eq!(second.prev, Some(checkpoint::jws_hash(&older)));
+    assert!(writer.compare_with_latest().await.unwrap().is_empty());
+
+    let audit = |jws: Option<String>| {
+        let kek = test_kek();
+        let store = h.store.clone();
+        let dir = dir.path().to_path_buf();
+        async move {
+            let inputs = server::ciba::audit::AuditInputs {
+                kek: Some(&kek),
+                checkpoint: jws,
+                checkpoint_dir: Some(dir),
+            };
+            server::ciba::audit::verify(&store, &test_rp(), inputs)
+                .await
+                .unwrap()
+                .findings
+                .into_iter()
+                .map(|f| f.problem)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(audit(Some(newer.clone())).await, Vec::<String>::new());
+    // The older one put back: consistent with the chains, yet not the latest written.
+    std::fs::write(dir.path().join("latest.jws"), &older).unwrap();
+    let problems = writer.compare_with_latest().await.unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("an older checkpoint was put back"),
+        "{problems:?}"
+    );
+    assert!(server::refuse_changed_evidence(&writer, dir.path())
+        .await
+        .is_err());
+    let found = audit(Some(older)).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("an older checkpoint was put back"),
+        "{found:?}"
+    );
+    // The latest removed altogether.
+    std::fs::remove_file(dir.path().join("latest.jws")).unwrap();
+    let problems = writer.compare_with_latest().await.unwrap();
+    assert!(
+        problems[0].contains("lost its latest checkpoint"),
+        "{problems:?}"
+    );
+    // The genuine latest back in place: all is well again.
+    std::fs::write(dir.path().join("latest.jws"), &newer).unwrap();
+    assert!(writer.compare_with_latest().await.unwrap().is_empty());
 }
