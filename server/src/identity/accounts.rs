@@ -11,13 +11,17 @@ use super::{
     assertion::RelyingParty,
     invitations::Invitations,
     notices::{AccountNotice, AccountNotices},
-    passkeys::public_key_json,
+    passkeys::{public_key_json, PasskeyError},
     provenance::{authorisation_problem, Authorisation, Provenance, Vouched},
     registry::{KeyRegistry, NewKey},
+    sessions::SignedInUser,
 };
 pub use crate::store::invitations::Enrollment;
-use crate::store::{
-    approvers::ApproverRow, invitations::InvitationRow, passkeys::PasskeyRow, Store, StoreResult,
+/// The rows the identity pages hand back in: an approver being enrolled, a passkey being added.
+pub use crate::store::{approvers::ApproverRow, passkeys::PasskeyRow};
+use crate::{
+    clock::Millis,
+    store::{invitations::InvitationRow, Store, StoreResult},
 };
 
 #[derive(Clone)]
@@ -246,26 +250,107 @@ impl Accounts {
     }
 
     /// After a verified assertion: the passkey's new counter and backup state.
-    pub async fn record_passkey_use(
+    pub async fn record_use(
         &self,
         credential_id: &str,
-        passkey: &str,
-        backup_state: bool,
-        now: i64,
-    ) -> StoreResult<()> {
-        self.store
-            .record_passkey_use(credential_id, passkey, backup_state, now)
-            .await
+        passkey: &Passkey,
+        backed_up: bool,
+        now: Millis,
+    ) -> Result<(), PasskeyError> {
+        let stored =
+            serde_json::to_string(passkey).map_err(|e| PasskeyError::Unavailable(e.to_string()))?;
+        Ok(self
+            .store
+            .record_passkey_use(credential_id, &stored, backed_up, now)
+            .await?)
     }
 
-    pub async fn suspend_passkey(
-        &self,
-        credential_id: &str,
-        reason: &str,
-        now: i64,
-    ) -> StoreResult<()> {
-        self.store.suspend_passkey(credential_id, reason, now).await
+    /// Suspends a passkey whose signature counter went backwards (a possible clone).
+    pub async fn suspend(&self, credential_id: &str, now: Millis) -> PasskeyError {
+        tracing::warn!(
+            credential_id,
+            "signature counter went backwards; passkey suspended"
+        );
+        match self
+            .store
+            .suspend_passkey(credential_id, "signature counter went backwards", now)
+            .await
+        {
+            Ok(()) => PasskeyError::PossibleClone,
+            Err(e) => e.into(),
+        }
     }
+
+    /// The approver's passkeys that may still sign: sealed, not suspended.
+    pub async fn usable_passkeys(&self, approver_id: &str) -> Result<Vec<Passkey>, PasskeyError> {
+        let rows = self.passkeys_of(approver_id).await?;
+        Ok(rows
+            .iter()
+            .filter(|r| r.suspended_at.is_none())
+            .filter_map(|r| serde_json::from_str(&r.passkey).ok())
+            .collect())
+    }
+
+    /// One of the approver's passkeys by credential id, refusing suspended ones.
+    pub async fn passkey_of(
+        &self,
+        approver_id: &str,
+        credential_id: &str,
+    ) -> Result<Passkey, PasskeyError> {
+        let row = self
+            .passkey(credential_id)
+            .await?
+            .filter(|r| r.approver_id == approver_id)
+            .ok_or(PasskeyError::NotYours)?;
+        if row.suspended_at.is_some() {
+            return Err(PasskeyError::Suspended);
+        }
+        serde_json::from_str(&row.passkey).map_err(|e| PasskeyError::Unavailable(e.to_string()))
+    }
+
+    /// Whom the session made for `user` still signs in at `now`: nobody once the approver's epoch
+    /// moved on ("sign out everywhere", offboarding), after the absolute lifetime, or when the passkey
+    /// it was made with is gone, suspended or not named at all.
+    pub async fn session_holder(
+        &self,
+        user: &SignedInUser,
+        now: Millis,
+        max_session_ms: Millis,
+    ) -> StoreResult<Option<Approver>> {
+        let epoch = self.session_epoch(&user.approver_id).await?;
+        let fresh = now - user.since < max_session_ms;
+        let passkey_kept = match &user.credential_id {
+            Some(credential_id) => self
+                .passkey(credential_id)
+                .await?
+                .is_some_and(|p| p.approver_id == user.approver_id && p.suspended_at.is_none()),
+            None => false,
+        };
+        if epoch != Some(user.epoch) || !fresh || !passkey_kept {
+            return Ok(None);
+        }
+        self.approver(&user.approver_id).await
+    }
+}
+
+/// The row of a passkey `approver_id` just registered, named `name`.
+pub fn new_passkey_row(
+    approver_id: &str,
+    name: String,
+    passkey: &Passkey,
+    now: Millis,
+) -> serde_json::Result<PasskeyRow> {
+    Ok(PasskeyRow {
+        credential_id: crate::secrets::base64url(passkey.cred_id().as_ref()),
+        approver_id: approver_id.to_owned(),
+        name,
+        passkey: serde_json::to_string(passkey)?,
+        backup_state: 0,
+        created_at: now,
+        last_used_at: None,
+        suspended_at: None,
+        suspended_reason: None,
+    })
 }
 
 fn new_key<'a>(row: &'a PasskeyRow, public_key: &'a str, provenance: &'a Provenance) -> NewKey<'a> {

@@ -23,6 +23,20 @@ use crate::{
 /// The session key under which a signed-in person is kept (see `ui::identity`).
 pub const SIGNED_IN: &str = "signed_in";
 
+/// Who a session signed in, as the session keeps it; whether it still does is
+/// `Accounts::session_holder`'s to say.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SignedInUser {
+    pub approver_id: String,
+    /// The approver's session epoch when it was made: "sign out everywhere" moves it on.
+    pub epoch: i64,
+    pub since: crate::clock::Millis,
+    /// The passkey the session was made with: removing or suspending it ends the session. A session
+    /// without one is refused.
+    #[serde(default)]
+    pub credential_id: Option<String>,
+}
+
 /// How long a session lives in the database while nobody is signed in with it: long enough for a
 /// sign-in or enrollment ceremony, short enough that calls from signed-out browsers cannot pile rows
 /// up (with the limits per address, see `limits`).

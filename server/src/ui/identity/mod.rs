@@ -12,7 +12,7 @@ use app::{
     model::Me,
     service::{Session, UiError, UserResult},
 };
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Serialize};
 use uuid::Uuid;
 use webauthn_rs::prelude::Passkey;
 
@@ -25,21 +25,12 @@ use crate::{
         passkeys::{public_key_json, AssertionError, PasskeyError, Passkeys},
     },
     secrets::{base64url, random_id},
-    store::{approvers::ApproverRow, passkeys::PasskeyRow},
 };
 
-use crate::identity::sessions::SIGNED_IN;
-
-#[derive(Serialize, Deserialize)]
-struct SignedInUser {
-    approver_id: String,
-    epoch: i64,
-    since: Millis,
-    /// The passkey the session was made with: removing or suspending it ends the session. A session
-    /// without one is refused.
-    #[serde(default)]
-    credential_id: Option<String>,
-}
+use crate::identity::{
+    accounts::{new_passkey_row, ApproverRow, PasskeyRow},
+    sessions::{SignedInUser, SIGNED_IN},
+};
 
 pub struct IdentityApp {
     accounts: Accounts,
@@ -126,7 +117,8 @@ impl IdentityApp {
         }
     }
 
-    /// The signed-in approver, if the session is still valid (epoch and absolute lifetime).
+    /// The signed-in approver, if the session still signs them in (`Accounts::session_holder`); a
+    /// session that no longer does is ended.
     pub(crate) async fn approver_of(&self, session: &Session) -> UserResult<Option<Approver>> {
         let Some(user) = session
             .get::<SignedInUser>(SIGNED_IN)
@@ -135,31 +127,15 @@ impl IdentityApp {
         else {
             return Ok(None);
         };
-        let epoch = self
+        let holder = self
             .accounts
-            .session_epoch(&user.approver_id)
+            .session_holder(&user, self.clock.now(), self.max_session_ms)
             .await
             .map_err(internal)?;
-        let fresh = self.clock.now() - user.since < self.max_session_ms;
-        // Every session is made by a passkey, which it names: one that names none (written into the
-        // database, or made before this was kept) signs no one in.
-        let passkey_kept = match &user.credential_id {
-            Some(credential_id) => self
-                .accounts
-                .passkey(credential_id)
-                .await
-                .map_err(internal)?
-                .is_some_and(|p| p.approver_id == user.approver_id && p.suspended_at.is_none()),
-            None => false,
-        };
-        if epoch != Some(user.epoch) || !fresh || !passkey_kept {
+        if holder.is_none() {
             session.flush().await.map_err(internal)?;
-            return Ok(None);
         }
-        self.accounts
-            .approver(&user.approver_id)
-            .await
-            .map_err(internal)
+        Ok(holder)
     }
 
     /// The passkey the session was made with, if it was kept.
@@ -180,35 +156,19 @@ impl IdentityApp {
         self.clock.now()
     }
 
-    /// The approver's passkeys that may still sign (not suspended).
     pub(crate) async fn usable_passkeys(
         &self,
         approver_id: &str,
     ) -> Result<Vec<Passkey>, PasskeyError> {
-        let rows = self.accounts.passkeys_of(approver_id).await?;
-        Ok(rows
-            .iter()
-            .filter(|r| r.suspended_at.is_none())
-            .filter_map(|r| serde_json::from_str(&r.passkey).ok())
-            .collect())
+        self.accounts.usable_passkeys(approver_id).await
     }
 
-    /// One of the approver's passkeys by credential id, refusing suspended ones.
     pub(crate) async fn passkey_of(
         &self,
         approver_id: &str,
         credential_id: &str,
     ) -> Result<Passkey, PasskeyError> {
-        let row = self
-            .accounts
-            .passkey(credential_id)
-            .await?
-            .filter(|r| r.approver_id == approver_id)
-            .ok_or(PasskeyError::NotYours)?;
-        if row.suspended_at.is_some() {
-            return Err(PasskeyError::Suspended);
-        }
-        serde_json::from_str(&row.passkey).map_err(|e| PasskeyError::Unavailable(e.to_string()))
+        self.accounts.passkey_of(approver_id, credential_id).await
     }
 
     pub(crate) async fn record_use(
@@ -218,28 +178,13 @@ impl IdentityApp {
         backed_up: bool,
         now: Millis,
     ) -> Result<(), PasskeyError> {
-        let stored =
-            serde_json::to_string(passkey).map_err(|e| PasskeyError::Unavailable(e.to_string()))?;
-        Ok(self
-            .accounts
-            .record_passkey_use(credential_id, &stored, backed_up, now)
-            .await?)
+        self.accounts
+            .record_use(credential_id, passkey, backed_up, now)
+            .await
     }
 
-    /// Suspends a passkey whose signature counter went backwards (a possible clone).
     pub(crate) async fn suspend(&self, credential_id: &str, now: Millis) -> PasskeyError {
-        tracing::warn!(
-            credential_id,
-            "signature counter went backwards; passkey suspended"
-        );
-        match self
-            .accounts
-            .suspend_passkey(credential_id, "signature counter went backwards", now)
-            .await
-        {
-            Ok(()) => PasskeyError::PossibleClone,
-            Err(e) => e.into(),
-        }
+        self.accounts.suspend(credential_id, now).await
     }
 
     /// A new session id at sign-in (no fixation), bound to the approver's current epoch and to the
@@ -276,16 +221,6 @@ impl IdentityApp {
         name: String,
         passkey: &Passkey,
     ) -> UserResult<PasskeyRow> {
-        Ok(PasskeyRow {
-            credential_id: base64url(passkey.cred_id().as_ref()),
-            approver_id: approver_id.to_owned(),
-            name,
-            passkey: serde_json::to_string(passkey).map_err(internal)?,
-            backup_state: 0,
-            created_at: self.clock.now(),
-            last_used_at: None,
-            suspended_at: None,
-            suspended_reason: None,
-        })
+        new_passkey_row(approver_id, name, passkey, self.clock.now()).map_err(internal)
     }
 }
