@@ -12,7 +12,10 @@ use server::{
 
 use crate::{common::*, on_both_databases};
 
-on_both_databases!(bundles_verify_independently_and_show_tampering);
+on_both_databases!(
+    bundles_verify_independently_and_show_tampering,
+    an_added_passkeys_provenance_is_verified_independently,
+);
 
 /// Runs the independent verifier on `bundle`: its exit status and its verdict.
 fn verify(bundle: &Value) -> (i32, Value) {
@@ -109,4 +112,72 @@ async fn bundles_verify_independently_and_show_tampering(db: Db) {
         "{problems}"
     );
     assert!(problems.contains(&approved), "{problems}");
+}
+
+/// Issue 22: the independent verifier checks each key's provenance from the bundle alone: a passkey
+/// added with an earlier passkey's authorisation verifies; an entry the server sealed with an
+/// authorisation that does not cover its key vouches for nothing, and a decision it signed with it
+/// is no evidence.
+async fn an_added_passkeys_provenance_is_verified_independently(db: Db) {
+    use server::identity::{provenance::Provenance, registry::NewKey};
+    let h = Harness::new(db).await;
+    let jane = h.approver(APPROVER, None).await;
+    register_passkey(
+        &h,
+        &passkey_row("TGFwdG9w", &jane.id, TEST_PASSKEY),
+        TEST_PASSKEY,
+    )
+    .await;
+    let phone = passkey_row("UGhvbmU", &jane.id, 11);
+    let key = test_public_key(11);
+    let confirmed = addition_authorisation("TGFwdG9w", TEST_PASSKEY, &jane.id, "UGhvbmU", &key);
+    h.server
+        .accounts
+        .add_passkey(&phone, &key, "TGFwdG9w", confirmed)
+        .await
+        .unwrap()
+        .unwrap();
+    let all = export(&h, Selection::default()).await;
+    let entries = all["key_registry"].as_array().unwrap();
+    let added = entries
+        .iter()
+        .find(|e| e["credential_id"] == "UGhvbmU")
+        .unwrap();
+    assert_eq!(added["provenance"]["via"], "addition");
+    assert_eq!(added["provenance"]["authorised_by"], "TGFwdG9w");
+    let (status, verdict) = verify(&all);
+    assert_eq!(verdict["problems"], serde_json::json!([]), "{verdict}");
+    assert_eq!(status, 0);
+
+    // Sealed by the server, hashed and signed, but authorised for another key.
+    let bad = Provenance::Addition {
+        authorised_by: "TGFwdG9w".into(),
+        assertion: addition_authorisation("TGFwdG9w", TEST_PASSKEY, &jane.id, "UGhvbmU", &key),
+    };
+    let planted = test_public_key(12);
+    h.server
+        .ciba
+        .key_registry()
+        .register(&NewKey {
+            credential_id: "UGxhbnRlZA",
+            approver_id: &jane.id,
+            public_key: &planted,
+            registered_at: 0,
+            provenance: Some(&bad),
+        })
+        .await
+        .unwrap();
+    let (status, verdict) = verify(&export(&h, Selection::default()).await);
+    assert_eq!(status, 1, "{verdict}");
+    let problems: Vec<&str> = verdict["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(problems.len(), 1, "{verdict}");
+    assert!(
+        problems[0].ends_with("the authorising assertion does not commit to adding this key"),
+        "{verdict}"
+    );
 }

@@ -751,3 +751,29 @@ pub async fn signed_in_session(h: &Harness, approver_id: &str) -> String {
     h.server.sessions.create(&mut record).await.unwrap();
     format!("countersign_session={}", record.id)
 }
+
+/// An assertion by `test_key(seed)` as credential `by`, over the challenge that authorises adding
+/// `credential_id` with `public_key` to `approver_id` (`identity::provenance::addition_challenge`).
+pub fn addition_authorisation(
+    by: &str,
+    seed: u8,
+    approver_id: &str,
+    credential_id: &str,
+    public_key: &str,
+) -> server::identity::provenance::Authorisation {
+    use server::secrets::base64url;
+    let nonce = server::secrets::random_bytes::<32>().to_vec();
+    let challenge = server::identity::provenance::addition_challenge(
+        approver_id,
+        credential_id,
+        public_key,
+        &nonce,
+    );
+    let e = test_evidence(by.into(), &challenge, nonce, seed, seed);
+    server::identity::provenance::Authorisation {
+        nonce: base64url(&e.nonce),
+        authenticator_data: base64url(&e.authenticator_data),
+        client_data_json: base64url(&e.client_data_json),
+        signature: base64url(&e.signature),
+    }
+}

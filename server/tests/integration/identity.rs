@@ -6,7 +6,7 @@ use server::{
         accounts::AdditionRefused,
         approvers::Role,
         invitations,
-        provenance::{addition_challenge, Authorisation, Provenance},
+        provenance::{Authorisation, Provenance},
         registry::NewKey,
     },
     secrets::{base64url, random_id},
@@ -65,26 +65,6 @@ async fn enroll(
         .unwrap()
 }
 
-/// An assertion by `test_key(seed)` as credential `by`, over the challenge that authorises adding
-/// `credential_id` with `public_key` to `approver_id`.
-fn authorisation(
-    by: &str,
-    seed: u8,
-    approver_id: &str,
-    credential_id: &str,
-    public_key: &str,
-) -> Authorisation {
-    let nonce = server::secrets::random_bytes::<32>().to_vec();
-    let challenge = addition_challenge(approver_id, credential_id, public_key, &nonce);
-    let e = test_evidence(by.into(), &challenge, nonce, seed, seed);
-    Authorisation {
-        nonce: base64url(&e.nonce),
-        authenticator_data: base64url(&e.authenticator_data),
-        client_data_json: base64url(&e.client_data_json),
-        signature: base64url(&e.signature),
-    }
-}
-
 /// Issue 22: a session alone never adds a signing passkey. An addition needs a user-verified
 /// assertion by a usable passkey the approver already has, over the addition challenge for exactly
 /// the new key; it is sealed with that authorisation as the key's provenance, `audit verify` checks
@@ -112,25 +92,25 @@ async fn a_passkey_is_added_only_when_one_the_approver_has_authorises_that_very_
     let add = |by: &'static str, a: Authorisation| accounts.add_passkey(&phone, &key, by, a);
 
     // Mallory's passkey, signing correctly: it is not one of Jane's.
-    let by_mallory = authorisation("TWFsbG9yeQ", 9, &jane.id, "UGhvbmU", &key);
+    let by_mallory = addition_authorisation("TWFsbG9yeQ", 9, &jane.id, "UGhvbmU", &key);
     assert_eq!(
         add("TWFsbG9yeQ", by_mallory).await.unwrap(),
         Err(AdditionRefused::NotAuthorised)
     );
     // Jane's suspended passkey: it may not sign anything.
-    let by_old = authorisation("T2xk", 5, &jane.id, "UGhvbmU", &key);
+    let by_old = addition_authorisation("T2xk", 5, &jane.id, "UGhvbmU", &key);
     assert_eq!(
         add("T2xk", by_old).await.unwrap(),
         Err(AdditionRefused::NotAuthorised)
     );
     // The new passkey vouching for itself.
-    let by_itself = authorisation("UGhvbmU", 11, &jane.id, "UGhvbmU", &key);
+    let by_itself = addition_authorisation("UGhvbmU", 11, &jane.id, "UGhvbmU", &key);
     assert_eq!(
         add("UGhvbmU", by_itself).await.unwrap(),
         Err(AdditionRefused::NotAuthorised)
     );
     // Laptop's genuine confirmation of another key, replayed for this one.
-    let for_another = authorisation("TGFwdG9w", TEST_PASSKEY, &jane.id, "T3RoZXI", &key);
+    let for_another = addition_authorisation("TGFwdG9w", TEST_PASSKEY, &jane.id, "T3RoZXI", &key);
     assert_eq!(
         add("TGFwdG9w", for_another).await.unwrap(),
         Err(AdditionRefused::Authorisation(
@@ -138,7 +118,7 @@ async fn a_passkey_is_added_only_when_one_the_approver_has_authorises_that_very_
         ))
     );
     // A confirmation made up without Laptop's private key.
-    let forged = authorisation("TGFwdG9w", 9, &jane.id, "UGhvbmU", &key);
+    let forged = addition_authorisation("TGFwdG9w", 9, &jane.id, "UGhvbmU", &key);
     assert_eq!(
         add("TGFwdG9w", forged).await.unwrap(),
         Err(AdditionRefused::Authorisation(
@@ -149,7 +129,7 @@ async fn a_passkey_is_added_only_when_one_the_approver_has_authorises_that_very_
     assert!(h.store.key_entry("UGhvbmU").await.unwrap().is_none());
 
     // Laptop confirms exactly this key: added, with the authorisation sealed as its provenance.
-    let confirmed = authorisation("TGFwdG9w", TEST_PASSKEY, &jane.id, "UGhvbmU", &key);
+    let confirmed = addition_authorisation("TGFwdG9w", TEST_PASSKEY, &jane.id, "UGhvbmU", &key);
     assert_eq!(add("TGFwdG9w", confirmed.clone()).await.unwrap(), Ok(()));
     assert!(accounts.passkey("UGhvbmU").await.unwrap().is_some());
     assert_eq!(
@@ -189,7 +169,7 @@ async fn a_passkey_is_added_only_when_one_the_approver_has_authorises_that_very_
     let planted_key = test_public_key(12);
     let bad = Provenance::Addition {
         authorised_by: "TGFwdG9w".into(),
-        assertion: authorisation("TGFwdG9w", TEST_PASSKEY, &jane.id, "UGhvbmU", &key),
+        assertion: addition_authorisation("TGFwdG9w", TEST_PASSKEY, &jane.id, "UGhvbmU", &key),
     };
     h.server
         .ciba
