@@ -119,7 +119,6 @@ async fn bundles_verify_independently_and_show_tampering(db: Db) {
 /// authorisation that does not cover its key vouches for nothing, and a decision it signed with it
 /// is no evidence.
 async fn an_added_passkeys_provenance_is_verified_independently(db: Db) {
-    use server::identity::{provenance::Provenance, registry::NewKey};
     let h = Harness::new(db).await;
     let jane = h.approver(APPROVER, None).await;
     register_passkey(
@@ -150,23 +149,7 @@ async fn an_added_passkeys_provenance_is_verified_independently(db: Db) {
     assert_eq!(status, 0);
 
     // Sealed by the server, hashed and signed, but authorised for another key.
-    let bad = Provenance::Addition {
-        authorised_by: "TGFwdG9w".into(),
-        assertion: addition_authorisation("TGFwdG9w", TEST_PASSKEY, &jane.id, "UGhvbmU", &key),
-    };
-    let planted = test_public_key(12);
-    h.server
-        .ciba
-        .key_registry()
-        .register(&NewKey {
-            credential_id: "UGxhbnRlZA",
-            approver_id: &jane.id,
-            public_key: &planted,
-            registered_at: 0,
-            provenance: Some(&bad),
-        })
-        .await
-        .unwrap();
+    seal_misauthorised_entry(&h, &jane.id, &key).await;
     let (status, verdict) = verify(&export(&h, Selection::default()).await);
     assert_eq!(status, 1, "{verdict}");
     let problems: Vec<&str> = verdict["problems"]

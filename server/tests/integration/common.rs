@@ -777,3 +777,32 @@ pub fn addition_authorisation(
         signature: base64url(&e.signature),
     }
 }
+
+/// Seals, as the server would (it holds the signing key), a registry entry for `UGxhbnRlZA` with
+/// `test_public_key(12)` in `approver_id`'s name, claiming to be authorised by `TGFwdG9w` with a
+/// genuine assertion of that passkey over the addition of another key (`UGhvbmU`, `other_key`): the
+/// misuse that the audit and the independent verifier must name.
+pub async fn seal_misauthorised_entry(h: &Harness, approver_id: &str, other_key: &str) {
+    let bad = server::identity::provenance::Provenance::Addition {
+        authorised_by: "TGFwdG9w".into(),
+        assertion: addition_authorisation(
+            "TGFwdG9w",
+            TEST_PASSKEY,
+            approver_id,
+            "UGhvbmU",
+            other_key,
+        ),
+    };
+    h.server
+        .ciba
+        .key_registry()
+        .register(&server::identity::registry::NewKey {
+            credential_id: "UGxhbnRlZA",
+            approver_id,
+            public_key: &test_public_key(12),
+            registered_at: 0,
+            provenance: Some(&bad),
+        })
+        .await
+        .unwrap();
+}

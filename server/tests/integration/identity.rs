@@ -7,9 +7,8 @@ use server::{
         approvers::Role,
         invitations,
         provenance::{Authorisation, Provenance},
-        registry::NewKey,
     },
-    secrets::{base64url, random_id},
+    secrets::random_id,
     store::{approvers::ApproverRow, invitations::Enrollment, passkeys::PasskeyRow},
 };
 use tower_sessions::{session::Record, SessionStore};
@@ -166,23 +165,7 @@ async fn a_passkey_is_added_only_when_one_the_approver_has_authorises_that_very_
 
     // From below: an entry sealed with an authorisation that does not cover its key (a server
     // holding the signing key, misused) vouches for nothing, and the audit says why.
-    let planted_key = test_public_key(12);
-    let bad = Provenance::Addition {
-        authorised_by: "TGFwdG9w".into(),
-        assertion: addition_authorisation("TGFwdG9w", TEST_PASSKEY, &jane.id, "UGhvbmU", &key),
-    };
-    h.server
-        .ciba
-        .key_registry()
-        .register(&NewKey {
-            credential_id: "UGxhbnRlZA",
-            approver_id: &jane.id,
-            public_key: &planted_key,
-            registered_at: 0,
-            provenance: Some(&bad),
-        })
-        .await
-        .unwrap();
+    seal_misauthorised_entry(&h, &jane.id, &key).await;
     let problems = audit_problems(&h.store).await;
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].0.contains("(UGxhbnRlZA)"), "{problems:?}");
