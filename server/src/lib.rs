@@ -49,7 +49,7 @@ pub async fn build(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Server> {
     let endpoints = Endpoints::new(&config.public_url);
-    let passkeys = identity::passkeys::Passkeys::new(&config.public_url).map_err(|e| {
+    let passkeys = identity::passkeys::Passkeys::new(&config.public_url).map(Arc::new).map_err(|e| {
         anyhow::anyhow!(
             "COUNTERSIGN_PUBLIC_URL {} cannot be a passkey origin ({e}): use a host name such as localhost, not an IP address",
             config.public_url
@@ -104,8 +104,13 @@ pub async fn build(
     let identity = Arc::new(ui::identity::IdentityApp::new(
         accounts.clone(),
         clock.clone(),
-        passkeys,
+        passkeys.clone(),
         max_session_ms,
+    ));
+    let verifier = Arc::new(identity::verifier::WebauthnVerifier::new(
+        accounts.clone(),
+        passkeys,
+        clock.clone(),
     ));
     let sessions = identity::sessions::DbSessionStore::new(store.clone(), kek.clone());
     let ciba = Arc::new(
@@ -120,7 +125,7 @@ pub async fn build(
         .await?,
     );
     let approvals = Arc::new(ui::approvals::ApprovalPages::new(
-        ciba::approval::Approvals::new(ciba.clone(), identity.clone()),
+        ciba::approval::Approvals::new(ciba.clone(), verifier),
     ));
     // How far back the notification sweeps look: no request stays pending longer.
     let horizon_ms = config.policy().max_expiry_secs * 1000;

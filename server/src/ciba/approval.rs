@@ -1,10 +1,9 @@
 //! The approval use-case: an approver reads their requests and decides one with a fresh passkey
 //! assertion whose challenge commits to that decision on that request (`record::decision_challenge`).
-//! Passkeys are reached through the narrow [`PasskeyVerifier`]; the browser-facing adapter (`ui`) keeps
+//! Passkeys are reached through the narrow [`PasskeyVerifier`] (`identity::verifier`); the browser-facing adapter (`ui`) keeps
 //! the ceremony between its two halves and turns refusals into sentences.
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use webauthn_rs_proto::{PublicKeyCredential, RequestChallengeResponse};
 
@@ -29,40 +28,7 @@ pub const MAX_REASON: usize = 500;
 const INBOX_WINDOW: i64 = 100;
 const RECENT_SHOWN: usize = 20;
 
-/// What deciding needs of passkeys.
-#[async_trait]
-pub trait PasskeyVerifier: Send + Sync {
-    /// Assertion options for the approver's usable passkeys whose challenge is `bind(nonce)`, where the
-    /// nonce is fresh randomness; None when the approver has no usable passkey.
-    async fn challenge(
-        &self,
-        approver_id: &str,
-        bind: &(dyn for<'n> Fn(&'n [u8]) -> [u8; 32] + Send + Sync),
-    ) -> Result<Option<Challenge>, PasskeyError>;
-
-    /// Verifies `credential` against the ceremony `state` as one of the approver's own passkeys, and
-    /// records its use.
-    async fn verify(
-        &self,
-        approver_id: &str,
-        state: &str,
-        credential: &PublicKeyCredential,
-    ) -> Result<Verified, PasskeyError>;
-}
-
-/// Assertion options sent to the browser, and what verifying the answer needs.
-pub struct Challenge {
-    pub options: RequestChallengeResponse,
-    pub nonce: Vec<u8>,
-    /// The verifier's ceremony state, opaque to the domain.
-    pub state: String,
-}
-
-/// A verified assertion: the evidence the decision record keeps, and whether the passkey is synced.
-pub struct Verified {
-    pub evidence: Evidence,
-    pub synced: bool,
-}
+pub use crate::identity::verifier::{Challenge, PasskeyVerifier, Verified};
 
 /// A decision ceremony between its start and its finish; the adapter keeps it (in the session).
 #[derive(Clone, Debug, Serialize, Deserialize)]

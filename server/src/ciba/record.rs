@@ -83,18 +83,7 @@ pub fn decision_challenge_v1(approve: bool, digest: &[u8; 32], nonce: &[u8]) -> 
     sha256(&input)
 }
 
-/// The raw assertion a decision was made with, kept so anyone can re-verify it later.
-#[derive(Clone, Debug)]
-pub struct Evidence {
-    pub credential_id: String,
-    pub authenticator_data: Vec<u8>,
-    pub client_data_json: Vec<u8>,
-    pub signature: Vec<u8>,
-    pub nonce: Vec<u8>,
-    /// The COSE public key the assertion was verified with (webauthn-rs JSON), kept so an auditor can
-    /// check the signature offline.
-    pub public_key: String,
-}
+pub use crate::identity::verifier::Evidence;
 
 /// The record's content, as hashed and signed: every column but `seq`, `record_hash` and `jws`.
 pub fn record_content(row: &DecisionRow) -> Value {

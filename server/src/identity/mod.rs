@@ -8,3 +8,4 @@ pub mod passkeys;
 pub mod provenance;
 pub mod registry;
 pub mod sessions;
+pub mod verifier;

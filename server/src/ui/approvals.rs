@@ -1,25 +1,19 @@
 //! The inbox and request pages' service: the approval use-case (`ciba::approval`) with its answers as
 //! views and its refusals as sentences with HTTP statuses, and the decision ceremony kept in the
-//! session between its two halves. Also the passkey verifier the use-case decides with.
+//! session between its two halves. (The passkey verifier the use-case decides with is
+//! `identity::verifier`.)
 use app::{
     model::{InboxView, RequestSummary, RequestView},
     service::{ApprovalService, SignedIn, UiError, UserResult},
 };
 use async_trait::async_trait;
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use webauthn_rs::prelude::{PasskeyAuthentication, PublicKeyCredential, RequestChallengeResponse};
+use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
-use super::identity::{internal, passkey_refusal, take, IdentityApp};
-use crate::{
-    ciba::{
-        approval::{
-            ApprovalError, Approvals, Challenge, PasskeyVerifier, PendingDecision, Shown, Verified,
-        },
-        auth_request::{AuthRequest, State},
-        ids::page_ref,
-        record::Evidence,
-    },
-    identity::passkeys::{public_key_json, AssertionError, PasskeyError},
+use super::identity::{internal, passkey_refusal, take};
+use crate::ciba::{
+    approval::{ApprovalError, Approvals, PendingDecision, Shown},
+    auth_request::{AuthRequest, State},
+    ids::page_ref,
 };
 
 /// The session key of a decision ceremony in progress.
@@ -206,73 +200,5 @@ impl ApprovalService for ApprovalPages {
             .await
             .map_err(refusal)?;
         Ok(view(shown, user))
-    }
-}
-
-/// Deciding with webauthn-rs: the approver's own, unsuspended passkeys, and the raw assertion kept as
-/// evidence.
-#[async_trait]
-impl PasskeyVerifier for IdentityApp {
-    async fn challenge(
-        &self,
-        approver_id: &str,
-        bind: &(dyn for<'n> Fn(&'n [u8]) -> [u8; 32] + Send + Sync),
-    ) -> Result<Option<Challenge>, PasskeyError> {
-        let passkeys = self.usable_passkeys(approver_id).await?;
-        if passkeys.is_empty() {
-            return Ok(None);
-        }
-        let bound = self
-            .webauthn()
-            .start_bound_assertion(&passkeys, |nonce| bind(nonce))
-            .map_err(|e| PasskeyError::Unavailable(e.to_string()))?;
-        Ok(Some(Challenge {
-            options: bound.options,
-            nonce: bound.nonce,
-            state: serde_json::to_string(&bound.state)
-                .map_err(|e| PasskeyError::Unavailable(e.to_string()))?,
-        }))
-    }
-
-    async fn verify(
-        &self,
-        approver_id: &str,
-        state: &str,
-        credential: &PublicKeyCredential,
-    ) -> Result<Verified, PasskeyError> {
-        let state: PasskeyAuthentication =
-            serde_json::from_str(state).map_err(|e| PasskeyError::Unavailable(e.to_string()))?;
-        let credential_id = URL_SAFE_NO_PAD.encode::<&[u8]>(credential.raw_id.as_ref());
-        let mut passkey = self.passkey_of(approver_id, &credential_id).await?;
-        let now = self.now();
-        let (synced, backed_up) =
-            match self
-                .webauthn()
-                .finish_bound_assertion(credential, &state, &mut passkey)
-            {
-                Ok(flags) => flags,
-                Err(AssertionError::PossibleClone) => {
-                    return Err(self.suspend(&credential_id, now).await)
-                }
-                Err(AssertionError::Invalid(e)) => {
-                    tracing::warn!(error = %e, "decision assertion refused");
-                    return Err(PasskeyError::Invalid);
-                }
-            };
-        self.record_use(&credential_id, &passkey, backed_up, now)
-            .await?;
-        let public_key =
-            public_key_json(&passkey).map_err(|e| PasskeyError::Unavailable(e.to_string()))?;
-        Ok(Verified {
-            evidence: Evidence {
-                credential_id,
-                authenticator_data: credential.response.authenticator_data.to_vec(),
-                client_data_json: credential.response.client_data_json.to_vec(),
-                signature: credential.response.signature.to_vec(),
-                nonce: Vec::new(),
-                public_key,
-            },
-            synced,
-        })
     }
 }

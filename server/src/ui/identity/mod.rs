@@ -35,7 +35,7 @@ use crate::identity::{
 pub struct IdentityApp {
     accounts: Accounts,
     clock: Arc<dyn Clock>,
-    webauthn: Passkeys,
+    webauthn: Arc<Passkeys>,
     /// Absolute session lifetime: a session older than this is ended whatever its activity.
     max_session_ms: Millis,
 }
@@ -106,7 +106,7 @@ impl IdentityApp {
     pub fn new(
         accounts: Accounts,
         clock: Arc<dyn Clock>,
-        passkeys: Passkeys,
+        passkeys: Arc<Passkeys>,
         max_session_ms: Millis,
     ) -> IdentityApp {
         IdentityApp {
@@ -145,11 +145,6 @@ impl IdentityApp {
             .await
             .map_err(internal)?
             .and_then(|user| user.credential_id))
-    }
-
-    /// WebAuthn with this server as the relying party.
-    pub(crate) fn webauthn(&self) -> &Passkeys {
-        &self.webauthn
     }
 
     pub(crate) fn now(&self) -> Millis {
