@@ -35,6 +35,10 @@ async fn unannounced_request(h: &Harness, service: &PushService) -> (String, Bro
     let creds = h.poll_client().await;
     let jane = h.approver(APPROVER, None).await;
     let id = h.start(&creds, APPROVER).await;
+    // The push channel learns of the request from an event it handles on its own task; subscribing
+    // before it has (a busy machine) would let it announce the request at once, which these tests
+    // need it not to. It takes microseconds; this leaves it ample time.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let phone = browser();
     subscribe(
         h,
