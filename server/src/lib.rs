@@ -101,16 +101,17 @@ pub async fn build(
         invitations.clone(),
     );
     let max_session_ms = config.session_max_hours * 3_600_000;
+    let verifier = Arc::new(identity::verifier::WebauthnVerifier::new(
+        accounts.clone(),
+        passkeys.clone(),
+        clock.clone(),
+    ));
     let identity = Arc::new(ui::identity::IdentityApp::new(
         accounts.clone(),
         clock.clone(),
-        passkeys.clone(),
-        max_session_ms,
-    ));
-    let verifier = Arc::new(identity::verifier::WebauthnVerifier::new(
-        accounts.clone(),
         passkeys,
-        clock.clone(),
+        verifier.clone(),
+        max_session_ms,
     ));
     let sessions = identity::sessions::DbSessionStore::new(store.clone(), kek.clone());
     let ciba = Arc::new(

@@ -82,8 +82,13 @@ pub fn jws_hash(jws: &str) -> String {
 
 /// The id of checkpoint directory `dir`, if it has one.
 pub fn directory_id(dir: &Path) -> std::io::Result<Option<String>> {
-    match fs::read_to_string(dir.join(DIRECTORY_ID)) {
-        Ok(id) => Ok(Some(id.trim().to_owned())),
+    Ok(read_if_there(&dir.join(DIRECTORY_ID))?.map(|id| id.trim().to_owned()))
+}
+
+/// A file's text, or None when there is no such file.
+fn read_if_there(path: &Path) -> std::io::Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
@@ -164,11 +169,7 @@ pub fn read(
 
 /// The latest checkpoint written to `dir`, if any.
 pub fn latest(dir: &Path) -> std::io::Result<Option<String>> {
-    match fs::read_to_string(dir.join(LATEST)) {
-        Ok(jws) => Ok(Some(jws)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    read_if_there(&dir.join(LATEST))
 }
 
 #[derive(Debug, thiserror::Error)]

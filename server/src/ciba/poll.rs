@@ -149,7 +149,7 @@ impl Ciba {
         // Revocation withdraws: an approval whose passkey has since been revoked (it may be lost or
         // copied) or suspended (its counter went backwards) earns nothing. Its record still verifies.
         let passkey = self.store.passkey(&decision.credential_id).await?;
-        if !passkey.is_some_and(|p| p.approver_id == row.approver_id && p.suspended_at.is_none()) {
+        if !passkey.is_some_and(|p| p.signs_for(&row.approver_id)) {
             return Err(CibaError::AccessDenied(
                 "the passkey that approved has since been revoked or suspended".into(),
             ));

@@ -174,7 +174,7 @@ impl Accounts {
         authorisation: Authorisation,
     ) -> StoreResult<Result<(), AdditionRefused>> {
         let authoriser = match self.passkey(authorised_by).await? {
-            Some(p) if p.approver_id == row.approver_id && p.suspended_at.is_none() => p,
+            Some(p) if p.signs_for(&row.approver_id) => p,
             _ => return Ok(Err(AdditionRefused::NotAuthorised)),
         };
         let Ok(authorising_key) = serde_json::from_str::<Passkey>(&authoriser.passkey)
@@ -323,7 +323,7 @@ impl Accounts {
             Some(credential_id) => self
                 .passkey(credential_id)
                 .await?
-                .is_some_and(|p| p.approver_id == user.approver_id && p.suspended_at.is_none()),
+                .is_some_and(|p| p.signs_for(&user.approver_id)),
             None => false,
         };
         if epoch != Some(user.epoch) || !fresh || !passkey_kept {

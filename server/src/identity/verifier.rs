@@ -80,8 +80,8 @@ impl WebauthnVerifier {
     }
 }
 
-/// Deciding with webauthn-rs: the approver's own, unsuspended passkeys, and the raw assertion kept as
-/// evidence.
+/// Deciding (and confirming a new passkey) with webauthn-rs: the approver's own, unsuspended
+/// passkeys, and the raw assertion kept as evidence.
 #[async_trait]
 impl PasskeyVerifier for WebauthnVerifier {
     async fn challenge(
@@ -129,7 +129,7 @@ impl PasskeyVerifier for WebauthnVerifier {
                     return Err(self.accounts.suspend(&credential_id, now).await)
                 }
                 Err(AssertionError::Invalid(e)) => {
-                    tracing::warn!(error = %e, "decision assertion refused");
+                    tracing::warn!(error = %e, "passkey assertion refused");
                     return Err(PasskeyError::Invalid);
                 }
             };

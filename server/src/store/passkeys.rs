@@ -20,6 +20,13 @@ pub struct PasskeyRow {
     pub suspended_reason: Option<String>,
 }
 
+impl PasskeyRow {
+    /// Whether this passkey may still sign for `approver_id`: theirs, and not suspended.
+    pub fn signs_for(&self, approver_id: &str) -> bool {
+        self.approver_id == approver_id && self.suspended_at.is_none()
+    }
+}
+
 pub(super) const PASSKEY_COLUMNS: &str =
     "credential_id, approver_id, name, passkey, backup_state, created_at, last_used_at, suspended_at, suspended_reason";
 

@@ -30,12 +30,15 @@ use crate::{
 use crate::identity::{
     accounts::{new_passkey_row, ApproverRow, PasskeyRow},
     sessions::{SignedInUser, SIGNED_IN},
+    verifier::WebauthnVerifier,
 };
 
 pub struct IdentityApp {
     accounts: Accounts,
     clock: Arc<dyn Clock>,
     webauthn: Arc<Passkeys>,
+    /// The passkey assertions an addition is confirmed with, as decisions are made with them.
+    verifier: Arc<WebauthnVerifier>,
     /// Absolute session lifetime: a session older than this is ended whatever its activity.
     max_session_ms: Millis,
 }
@@ -107,12 +110,14 @@ impl IdentityApp {
         accounts: Accounts,
         clock: Arc<dyn Clock>,
         passkeys: Arc<Passkeys>,
+        verifier: Arc<WebauthnVerifier>,
         max_session_ms: Millis,
     ) -> IdentityApp {
         IdentityApp {
             accounts,
             clock,
             webauthn: passkeys,
+            verifier,
             max_session_ms,
         }
     }
@@ -149,37 +154,6 @@ impl IdentityApp {
 
     pub(crate) fn now(&self) -> Millis {
         self.clock.now()
-    }
-
-    pub(crate) async fn usable_passkeys(
-        &self,
-        approver_id: &str,
-    ) -> Result<Vec<Passkey>, PasskeyError> {
-        self.accounts.usable_passkeys(approver_id).await
-    }
-
-    pub(crate) async fn passkey_of(
-        &self,
-        approver_id: &str,
-        credential_id: &str,
-    ) -> Result<Passkey, PasskeyError> {
-        self.accounts.passkey_of(approver_id, credential_id).await
-    }
-
-    pub(crate) async fn record_use(
-        &self,
-        credential_id: &str,
-        passkey: &Passkey,
-        backed_up: bool,
-        now: Millis,
-    ) -> Result<(), PasskeyError> {
-        self.accounts
-            .record_use(credential_id, passkey, backed_up, now)
-            .await
-    }
-
-    pub(crate) async fn suspend(&self, credential_id: &str, now: Millis) -> PasskeyError {
-        self.accounts.suspend(credential_id, now).await
     }
 
     /// A new session id at sign-in (no fixation), bound to the approver's current epoch and to the

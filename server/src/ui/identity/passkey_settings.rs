@@ -9,14 +9,15 @@ use app::{
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, Passkey, PasskeyAuthentication, PasskeyRegistration,
-    PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse,
+    CreationChallengeResponse, Passkey, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, RequestChallengeResponse,
 };
 
 use super::*;
 use crate::identity::{
     accounts::AdditionRefused,
     provenance::{addition_challenge, describe, Authorisation},
+    verifier::PasskeyVerifier,
 };
 
 /// The registration ceremony of an addition, the passkey it registered, then its confirmation by an
@@ -47,12 +48,12 @@ struct Registered {
 }
 
 /// A registered passkey waiting for a passkey the account already has to confirm it, with the
-/// assertion state whose challenge commits to exactly this key.
+/// verifier's ceremony state, whose challenge commits to exactly this key.
 #[derive(Serialize, Deserialize)]
 struct PendingAddition {
     passkey: Passkey,
     name: String,
-    state: PasskeyAuthentication,
+    state: String,
     nonce: Vec<u8>,
 }
 
@@ -153,31 +154,26 @@ impl PasskeyService for IdentityApp {
             .ok_or_else(|| UiError::Conflict("Start adding the passkey again.".into()))?;
         let credential_id = base64url(registered.passkey.cred_id().as_ref());
         let key = public_key_json(&registered.passkey).map_err(internal)?;
-        let existing = self
-            .usable_passkeys(&user.approver_id)
+        let bind =
+            |nonce: &[u8]| addition_challenge(&user.approver_id, &credential_id, &key, nonce);
+        let challenge = self
+            .verifier
+            .challenge(&user.approver_id, &bind)
             .await
-            .map_err(passkey_refusal)?;
-        if existing.is_empty() {
-            return Err(UiError::Forbidden(NO_CONFIRMATION.into()));
-        }
-        let bound = self
-            .webauthn
-            .start_bound_assertion(&existing, |nonce| {
-                addition_challenge(&user.approver_id, &credential_id, &key, nonce)
-            })
-            .map_err(internal)?;
+            .map_err(passkey_refusal)?
+            .ok_or_else(|| UiError::Forbidden(NO_CONFIRMATION.into()))?;
         put(
             &user.session,
             CONFIRMATION,
             PendingAddition {
                 passkey: registered.passkey,
                 name: registered.name,
-                state: bound.state,
-                nonce: bound.nonce,
+                state: challenge.state,
+                nonce: challenge.nonce,
             },
         )
         .await?;
-        Ok(bound.options)
+        Ok(challenge.options)
     }
 
     async fn confirm_add_passkey(
@@ -188,45 +184,31 @@ impl PasskeyService for IdentityApp {
         let pending: PendingAddition = take(&user.session, CONFIRMATION)
             .await?
             .ok_or_else(|| UiError::Conflict("Start adding the passkey again.".into()))?;
-        let authorised_by = base64url(assertion.raw_id.as_ref());
-        let mut authoriser = self
-            .passkey_of(&user.approver_id, &authorised_by)
+        let verified = self
+            .verifier
+            .verify(&user.approver_id, &pending.state, &assertion)
             .await
-            .map_err(passkey_refusal)?;
-        let now = self.now();
-        let backed_up =
-            match self
-                .webauthn
-                .finish_bound_assertion(&assertion, &pending.state, &mut authoriser)
-            {
-                Ok((_, backed_up)) => backed_up,
-                Err(AssertionError::PossibleClone) => {
-                    return Err(passkey_refusal(self.suspend(&authorised_by, now).await))
-                }
-                Err(AssertionError::Invalid(e)) => {
-                    tracing::warn!(error = %e, "passkey addition's confirmation refused");
-                    return Err(UiError::Forbidden(NOT_CONFIRMED.into()));
-                }
-            };
-        self.record_use(&authorised_by, &authoriser, backed_up, now)
-            .await
-            .map_err(passkey_refusal)?;
+            .map_err(|e| match e {
+                PasskeyError::Invalid => UiError::Forbidden(NOT_CONFIRMED.into()),
+                other => passkey_refusal(other),
+            })?;
         let row = self.passkey_row(&user.approver_id, pending.name, &pending.passkey)?;
         let key = public_key_json(&pending.passkey).map_err(internal)?;
+        let evidence = verified.evidence;
         let authorisation = Authorisation {
             nonce: base64url(&pending.nonce),
-            authenticator_data: base64url(assertion.response.authenticator_data.as_ref()),
-            client_data_json: base64url(assertion.response.client_data_json.as_ref()),
-            signature: base64url(assertion.response.signature.as_ref()),
+            authenticator_data: base64url(&evidence.authenticator_data),
+            client_data_json: base64url(&evidence.client_data_json),
+            signature: base64url(&evidence.signature),
         };
         match self
             .accounts
-            .add_passkey(&row, &key, &authorised_by, authorisation)
+            .add_passkey(&row, &key, &evidence.credential_id, authorisation)
             .await
             .map_err(internal)?
         {
             Ok(()) => {
-                tracing::info!(approver_id = %user.approver_id, credential_id = %row.credential_id, authorised_by, "passkey added");
+                tracing::info!(approver_id = %user.approver_id, credential_id = %row.credential_id, authorised_by = %evidence.credential_id, "passkey added");
                 Ok(())
             }
             Err(AdditionRefused::Registered) => Err(UiError::Conflict(

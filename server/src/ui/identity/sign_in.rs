@@ -67,11 +67,14 @@ impl IdentityService for IdentityApp {
             .finish_sign_in(&credential, state, &mut passkey)
         {
             Ok(backed_up) => self
+                .accounts
                 .record_use(&credential_id, &passkey, backed_up, now)
                 .await
                 .map_err(passkey_refusal)?,
             Err(AssertionError::PossibleClone) => {
-                return Err(passkey_refusal(self.suspend(&credential_id, now).await))
+                return Err(passkey_refusal(
+                    self.accounts.suspend(&credential_id, now).await,
+                ))
             }
             Err(AssertionError::Invalid(e)) => {
                 tracing::warn!(error = %e, "passkey assertion refused");
