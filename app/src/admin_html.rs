@@ -9,7 +9,7 @@ use crate::{
     model::{
         AdminLogView, AgentLine, AgentView, AgentsView, ApproversView, Choice, DayView,
         HistoryDetail, HistoryLine, HistoryPage, HistoryQuery, OverviewView, PasskeyLine,
-        RequestStatus, TimingView,
+        PendingChangeView, RequestStatus, TimingView,
     },
     navigation::encode_query,
 };
@@ -660,7 +660,7 @@ pub fn approvers(view: ApproversView) -> String {
         })}
         <section class="card">
             <DataTable label="Approvers" headings=&["Name", "E-mail", "Role", "State", "Passkeys", "Change"]>{lines}</DataTable>
-            <p class="muted small">"Disabling ends their sessions at once; their pending requests and unredeemed approvals are answered access_denied. The last active admin cannot be demoted or disabled. A revoked passkey ends the sessions made with it; someone left with none needs a new enrollment link. Decisions it signed still verify."</p>
+            <p class="muted small">"Disabling ends their sessions at once; their pending requests and unredeemed approvals are answered access_denied. The last active admin cannot be demoted or disabled. A revoked passkey ends the sessions made with it; someone left with none is recovered, not invited again. Decisions it signed still verify. Each change here is confirmed with your passkey."</p>
         </section>
         <section class="card" aria-labelledby="invite-form-heading">
             <h2 id="invite-form-heading">"Invite an approver"</h2>
@@ -742,4 +742,18 @@ fn DataTable(
             </table>
         </div>
     }
+}
+
+/// The confirmation page's content: the change waiting for the admin's passkey (the buttons that
+/// confirm or cancel it are the page's own, `pages::admin`).
+pub fn confirm(view: PendingChangeView) -> String {
+    view! {
+        <AdminNav/>
+        <h1>"Confirm this change"</h1>
+        <section class="card" aria-labelledby="change-heading">
+            <h2 id="change-heading">{view.description}</h2>
+            <p>"Changes to who can approve take your passkey, so a session alone cannot make them. The admin log keeps your confirmation."</p>
+        </section>
+    }
+    .to_html()
 }

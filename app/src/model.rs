@@ -322,6 +322,15 @@ pub struct ApproversView {
     pub error: Option<String>,
 }
 
+/// A change to who can approve, waiting for the admin's passkey (`/admin/confirm`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChangeView {
+    /// What it does, in a sentence.
+    pub description: String,
+    /// The console page it was asked from, which the admin returns to.
+    pub back: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApproverLine {
     pub id: String,

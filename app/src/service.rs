@@ -12,7 +12,8 @@ use webauthn_rs_proto::{
 pub use crate::error::UiError;
 use crate::model::{
     AdminLogView, AgentView, AgentsView, ApproversView, HistoryDetail, HistoryPage, HistoryQuery,
-    InboxView, InvitationView, Me, OverviewView, PasskeyView, PushDevicesView, RequestView,
+    InboxView, InvitationView, Me, OverviewView, PasskeyView, PendingChangeView, PushDevicesView,
+    RequestView,
 };
 
 /// Errors are sentences for the person at the screen with an HTTP status; details stay in the
@@ -172,6 +173,17 @@ pub trait AdminService: Send + Sync + 'static {
     async fn admin_log(&self, user: &SignedIn) -> UserResult<AdminLogView>;
     /// Every approver; an enrollment link made just now is shown (once).
     async fn approvers(&self, user: &SignedIn) -> UserResult<ApproversView>;
+    /// The change to who can approve that this session asked for, waiting for the admin's passkey.
+    async fn pending_change(&self, user: &SignedIn) -> UserResult<PendingChangeView>;
+    /// Assertion options whose challenge commits to the pending change.
+    async fn start_change(&self, user: &SignedIn) -> UserResult<RequestChallengeResponse>;
+    /// Makes the pending change with the admin's assertion; the console page to return to, where
+    /// the outcome is said.
+    async fn confirm_change(
+        &self,
+        user: &SignedIn,
+        assertion: PublicKeyCredential,
+    ) -> UserResult<String>;
 }
 
 pub type SharedAdmin = Arc<dyn AdminService>;

@@ -115,11 +115,11 @@ test('an approver is refused the admin pages and every admin server function, wi
   const origin = { Origin: new URL(baseURL!).origin };
   expect((await page.request.post('/admin/agents/register', { form: { name: 'Sneaky' }, headers: origin })).status()).toBe(403);
   for (const path of ['/admin/agents/x/disable', '/admin/agents/x/settings', '/admin/approvers/x/promote',
-    '/admin/approvers/x/passkeys/y/revoke', '/admin/approvers/invite']) {
+    '/admin/approvers/x/passkeys/y/revoke', '/admin/approvers/invite', '/admin/confirm/cancel']) {
     expect((await page.request.post(path, { form: { delivery: 'poll' }, headers: origin })).status(), path).toBe(403);
   }
   // The one admin server function, for each admin page.
-  for (const path of ['/admin', '/admin/requests/0000000000000000000000000000000000']) {
+  for (const path of ['/admin', '/admin/confirm', '/admin/requests/0000000000000000000000000000000000']) {
     const answer = await page.request.post('/api/admin', {
       data: { path, query: '' }, headers: { Origin: new URL(baseURL!).origin },
     });
@@ -214,6 +214,13 @@ test('an admin invites an approver with a link and a QR code, revokes their pass
   await page.getByLabel('E-mail').fill(email);
   await page.getByLabel('Name', { exact: true }).fill('Nia Newbie');
   await page.getByRole('button', { name: 'Make an enrollment link' }).click();
+  // Issue 22: every change to who can approve is confirmed with the admin's passkey first.
+  await expect(page).toHaveURL(/\/admin\/confirm$/);
+  await expect(page.getByRole('heading', { name: `Make an enrollment link for ${email}, as an approver` })).toBeVisible();
+  await hydrated(page);
+  expect(await violations(page), 'confirm').toEqual([]);
+  await page.screenshot({ path: `screenshots/admin-confirm-${testInfo.project.name}.png`, fullPage: true });
+  await page.getByRole('button', { name: 'Confirm with your passkey' }).click();
   await expect(page.getByRole('heading', { name: `Enrollment link for ${email}` })).toBeVisible();
   const link = (await page.locator('.secret-value').textContent())!;
   await expect(page.getByRole('img', { name: 'The enrollment link as a QR code' }).locator('svg')).toBeVisible();
@@ -239,15 +246,24 @@ test('an admin invites an approver with a link and a QR code, revokes their pass
   expect(await violations(page), 'approvers with passkeys open').toEqual([]);
   await page.screenshot({ path: `screenshots/admin-passkeys-${testInfo.project.name}.png`, fullPage: true });
   await row.getByRole('button', { name: /^Revoke Nia Newbie's passkey / }).click();
+  await confirmChange(page, /^Revoke Nia Newbie's passkey/);
   await expect(page.getByRole('status').filter({ hasText: 'The passkey is revoked' })).toBeVisible();
   await expect(row.locator('summary')).toHaveText('None');
   await phone.goto('/inbox');
   await expect(phone).toHaveURL(/\/sign-in/);
 
   await row.getByRole('button', { name: 'Make admin' }).click();
+  await confirmChange(page, `Make Nia Newbie (${email}) an admin`);
   await expect(page.getByRole('status').filter({ hasText: 'They are an admin now.' })).toBeVisible();
   await expect(row.getByRole('cell').nth(1)).toHaveText('Admin');
+  // Cancelled, nothing changes.
   await row.getByRole('button', { name: 'Disable', exact: true }).click();
+  await expect(page).toHaveURL(/\/admin\/confirm$/);
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await expect(page).toHaveURL(/\/admin\/approvers$/);
+  await expect(row.getByRole('cell').nth(2)).toHaveText('Active');
+  await row.getByRole('button', { name: 'Disable', exact: true }).click();
+  await confirmChange(page, /^Disable Nia Newbie/);
   await expect(row.getByRole('cell').nth(2)).toHaveText('Disabled');
 
   await page.goto('/admin/log');
@@ -257,6 +273,15 @@ test('an admin invites an approver with a link and a QR code, revokes their pass
   await expect(entries.nth(2)).toContainText('revoked a passkey');
   await expect(entries.nth(3)).toContainText('invited an approver');
 });
+
+/** On /admin/confirm: the change described as `what`, confirmed with the admin's passkey. */
+async function confirmChange(page: Page, what: string | RegExp) {
+  await expect(page).toHaveURL(/\/admin\/confirm$/);
+  await expect(page.getByRole('heading', { name: what })).toBeVisible();
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Confirm with your passkey' }).click();
+  await expect(page).toHaveURL(/\/admin\/approvers$/);
+}
 
 // Issue 22: a rogue admin cannot make a link that enrolls them into an existing approver's account.
 test('the console refuses an invitation for an approver who has a passkey, and makes no link', async ({ page, newContext, baseURL }) => {

@@ -126,7 +126,7 @@ pub async fn build(
         .await?,
     );
     let approvals = Arc::new(ui::approvals::ApprovalPages::new(
-        ciba::approval::Approvals::new(ciba.clone(), verifier),
+        ciba::approval::Approvals::new(ciba.clone(), verifier.clone()),
     ));
     // How far back the notification sweeps look: no request stays pending longer.
     let horizon_ms = config.policy().max_expiry_secs * 1000;
@@ -156,6 +156,8 @@ pub async fn build(
             ciba::audit::RelyingParty::of(&config.public_url),
         ),
         admin::agents::Agents::new(ciba.clone(), config.endpoint_policy()),
+        admin::approvers::Approvers::new(ciba.clone(), invitations.clone(), accounts.clone()),
+        verifier.clone(),
         ciba.clone(),
         kek.clone(),
         &config.public_url,

@@ -646,8 +646,11 @@ fn print_report(report: &audit::AuditReport) {
     }
     match &report.checkpoint {
         Some(checkpoint) => println!(
-            "compared with the checkpoint made at {} (decision {}, key registry entry {})",
-            checkpoint.made_at, checkpoint.heads.decisions.seq, checkpoint.heads.key_registry.seq
+            "compared with the checkpoint made at {} (decision {}, key registry entry {}, admin log entry {})",
+            checkpoint.made_at,
+            checkpoint.heads.decisions.seq,
+            checkpoint.heads.key_registry.seq,
+            checkpoint.heads.admin_log.seq
         ),
         None => println!("note: no checkpoint to compare with, so a deleted tail would go unseen"),
     }

@@ -4,6 +4,7 @@
 //! browser bundle every approver's phone downloads.
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
+use webauthn_rs_proto::{PublicKeyCredential, RequestChallengeResponse};
 
 use crate::error::UiError;
 
@@ -33,6 +34,9 @@ pub async fn admin_content(path: String, query: String) -> Result<String, UiErro
                 Some("/approvers") => Ok(crate::admin_html::approvers(
                     service.approvers(&user).await?,
                 )),
+                Some("/confirm") => Ok(crate::admin_html::confirm(
+                    service.pending_change(&user).await?,
+                )),
                 Some(rest) => {
                     if let Some(id) = rest
                         .strip_prefix("/requests/")
@@ -51,5 +55,23 @@ pub async fn admin_content(path: String, query: String) -> Result<String, UiErro
                 None => Err(UiError::NotFound("There is no such admin page.".into())),
             }
         })
+        .await
+}
+
+/// Assertion options for confirming the change waiting on `/admin/confirm`.
+#[server(input = Json)]
+pub async fn start_admin_change() -> Result<RequestChallengeResponse, UiError> {
+    super::Call::<crate::service::SharedAdmin>::new()
+        .await
+        .signed_in(|service, user| async move { service.start_change(&user).await })
+        .await
+}
+
+/// Confirms the waiting change with `assertion`; the console page to go back to.
+#[server(input = Json)]
+pub async fn confirm_admin_change(assertion: PublicKeyCredential) -> Result<String, UiError> {
+    super::Call::<crate::service::SharedAdmin>::new()
+        .await
+        .signed_in(|service, user| async move { service.confirm_change(&user, assertion).await })
         .await
 }

@@ -2,17 +2,21 @@
 //! view can be shared), a page at a time; and one request in full, with its decision record and that
 //! record's checks. The server refuses all of it to anyone but an admin and renders the content
 //! itself (`admin_html`); these pages place it, and tell anyone else politely.
-use leptos::prelude::*;
+use leptos::{prelude::*, task::spawn_local};
 use leptos_router::hooks::use_location;
 
 use crate::{
-    api::admin::admin_content,
-    components::layout::{Layout, SignedIn},
+    api::admin::{admin_content, confirm_admin_change, start_admin_change},
+    components::{
+        layout::{ErrorLine, Layout, SignedIn},
+        passkey,
+    },
     error::UiError,
     model::Me,
 };
 
 /// Every admin page: the server renders its content for the path and query in the address bar.
+/// On `/admin/confirm` the page adds the one thing the server cannot render: the passkey prompt.
 #[component]
 pub fn AdminPage() -> impl IntoView {
     let location = use_location();
@@ -20,14 +24,61 @@ pub fn AdminPage() -> impl IntoView {
         move || (location.pathname.get(), location.search.get()),
         |(path, query)| admin_content(path, query),
     );
+    let confirming = move || location.pathname.get().trim_end_matches('/') == "/admin/confirm";
     view! {
         <Layout nav=true>
             <SignedIn>
                 <AdminsOnly>
                     <ServerRendered content/>
+                    <Show when=move || confirming() && matches!(content.get(), Some(Ok(_)))>
+                        <ConfirmChange/>
+                    </Show>
                 </AdminsOnly>
             </SignedIn>
         </Layout>
+    }
+}
+
+/// Confirms the waiting change with a passkey, then returns to the page it was asked from: a whole
+/// page load, as after the console's forms, so the outcome the server keeps for that page is read
+/// once, by that page.
+#[component]
+fn ConfirmChange() -> impl IntoView {
+    let (error, set_error) = signal(None::<String>);
+    let (busy, set_busy) = signal(false);
+    let confirm = move |_| {
+        set_busy.set(true);
+        spawn_local(async move {
+            let outcome = async {
+                let options = start_admin_change().await.map_err(|e| e.to_string())?;
+                let assertion = passkey::get(options).await?;
+                confirm_admin_change(assertion)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            set_busy.set(false);
+            match outcome {
+                #[cfg(feature = "hydrate")]
+                Ok(back) => {
+                    if let Some(window) = web_sys::window() {
+                        let _ = window.location().assign(&back);
+                    }
+                }
+                #[cfg(not(feature = "hydrate"))]
+                Ok(_) => {}
+                Err(e) => set_error.set(Some(e)),
+            }
+        });
+    };
+    view! {
+        <div class="row">
+            <button type="button" class="primary" on:click=confirm disabled=busy>"Confirm with your passkey"</button>
+            <form method="post" action="/admin/confirm/cancel" class="inline-form">
+                <button type="submit" disabled=busy>"Cancel"</button>
+            </form>
+        </div>
+        <ErrorLine message=error/>
     }
 }
 

@@ -5,7 +5,7 @@
 //! Coverage: every decided request and every issued token has its record. The server's signing keys:
 //! with the key-encryption key at hand, only keys whose sealed private half matches are trusted. And
 //! the chains' heads against the latest signed checkpoint kept outside the database, which shows a
-//! deleted tail or an emptied table.
+//! deleted tail or an emptied table. The admin log's own hash chain is checked too.
 use std::collections::HashMap;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
@@ -19,6 +19,7 @@ use super::{
 };
 pub use crate::identity::assertion::RelyingParty;
 use crate::{
+    admin::confirmation::{change_challenge, Confirmation},
     identity::{
         assertion::KeptAssertion,
         provenance::{authorisation_problem, Provenance, Vouched},
@@ -28,6 +29,7 @@ use crate::{
     secrets::{base64url, hex},
     signing::ArchiveVerifier,
     store::{
+        admin_log::AdminLogRow,
         decisions::{Covered, DecisionRow, GENESIS_HASH},
         key_registry::KeyEntryRow,
         Store, StoreError,
@@ -46,6 +48,8 @@ pub enum Subject {
     KeyEntry { seq: i64, credential_id: String },
     /// One of the server's signing keys.
     SigningKey { kid: String },
+    /// An entry of the admin log.
+    AdminLogEntry { seq: i64 },
     /// The checkpoint the chains were compared with.
     Checkpoint,
 }
@@ -59,6 +63,7 @@ impl std::fmt::Display for Subject {
                 write!(f, "key registry entry {seq} ({credential_id})")
             }
             Subject::SigningKey { kid } => write!(f, "signing key {kid}"),
+            Subject::AdminLogEntry { seq } => write!(f, "admin log entry {seq}"),
             Subject::Checkpoint => f.write_str("checkpoint"),
         }
     }
@@ -139,6 +144,20 @@ pub async fn verify(
     let (signatures_verified, signatures_unchecked) =
         verify_records(store, rp, &rows, &registry, &verifier, &mut findings).await?;
     findings.extend(uncovered(store).await?);
+    let admin_log = store.admin_log_chain().await?;
+    findings.extend(
+        crate::admin::log::chain_problems(&admin_log)
+            .into_iter()
+            .chain(
+                admin_log
+                    .iter()
+                    .filter_map(|e| Some((e.seq, confirmation_problem(e, &registry, rp)?))),
+            )
+            .map(|(seq, problem)| Finding {
+                about: Subject::AdminLogEntry { seq },
+                problem: problem.into(),
+            }),
+    );
     if let Some(dir) = &inputs.checkpoint_dir {
         let read = inputs.checkpoint.as_ref().and_then(|jws| {
             checkpoint::read(jws, |jws| verifier.verify(jws))
@@ -162,7 +181,12 @@ pub async fn verify(
         None => None,
         Some(jws) => match checkpoint::read(jws, |jws| verifier.verify(jws)) {
             Ok(checkpoint) => {
-                compare_heads(&checkpoint, &rows, &entries, &mut findings);
+                let chains = Chains {
+                    records: &rows,
+                    keys: &entries,
+                    admin_log: &admin_log,
+                };
+                compare_heads(&checkpoint, &chains, &mut findings);
                 Some(checkpoint)
             }
             Err(e) => {
@@ -471,27 +495,65 @@ pub async fn check_one(
     .checks)
 }
 
+/// What is wrong with the admin's passkey confirmation an admin log entry keeps: it must be an
+/// assertion by a sound registry key of that admin over exactly the change.
+fn confirmation_problem(
+    entry: &AdminLogRow,
+    registry: &HashMap<String, (String, String)>,
+    rp: &RelyingParty,
+) -> Option<&'static str> {
+    let kept = entry.authorisation.as_deref()?;
+    let Ok(confirmation) = serde_json::from_str::<Confirmation>(kept) else {
+        return Some("the kept confirmation cannot be read");
+    };
+    let Ok(nonce) = URL_SAFE_NO_PAD.decode(&confirmation.assertion.nonce) else {
+        return Some("the confirmation's nonce is not base64url");
+    };
+    match registry.get(&confirmation.credential_id) {
+        Some((owner, key)) if *owner == entry.admin_id => {
+            let challenge = change_challenge(&entry.admin_id, &confirmation.change, &nonce);
+            confirmation.assertion.answers(&challenge, key, rp).err()
+        }
+        Some(_) => Some("the change was confirmed with another person's passkey"),
+        None => Some("the passkey that confirmed the change has no sound key registry entry"),
+    }
+}
+
+/// The chains as the database holds them.
+struct Chains<'a> {
+    records: &'a [DecisionRow],
+    keys: &'a [KeyEntryRow],
+    admin_log: &'a [AdminLogRow],
+}
+
 /// Each chain must still hold the head the checkpoint saw: the same entry at the same place.
-fn compare_heads(
-    checkpoint: &Checkpoint,
-    rows: &[DecisionRow],
-    entries: &[KeyEntryRow],
-    findings: &mut Vec<Finding>,
-) {
+fn compare_heads(checkpoint: &Checkpoint, chains: &Chains<'_>, findings: &mut Vec<Finding>) {
     let chains = [
         (
             "decision record",
             &checkpoint.heads.decisions,
-            rows.iter()
+            chains
+                .records
+                .iter()
                 .map(|r| (r.seq, r.record_hash.as_str()))
                 .collect::<Vec<_>>(),
         ),
         (
             "key registry",
             &checkpoint.heads.key_registry,
-            entries
+            chains
+                .keys
                 .iter()
                 .map(|e| (e.seq, e.entry_hash.as_str()))
+                .collect(),
+        ),
+        (
+            "admin log",
+            &checkpoint.heads.admin_log,
+            chains
+                .admin_log
+                .iter()
+                .filter_map(|e| Some((e.seq, e.entry_hash.as_deref()?)))
                 .collect(),
         ),
     ];

@@ -1,4 +1,4 @@
-//! Checkpoints: the heads of the two evidence chains (decision records, passkey key registry), signed
+//! Checkpoints: the heads of the evidence chains (decision records, passkey key registry, admin log), signed
 //! by the server and written outside the database. A hash chain shows an edit or a deletion in its
 //! middle, but not a deleted tail or an emptied table; a checkpoint kept where the database's users
 //! cannot write does. The server writes one when a head moved (checked every minute) and on shutdown,
@@ -49,6 +49,9 @@ impl ChainHead {
 pub struct Heads {
     pub decisions: ChainHead,
     pub key_registry: ChainHead,
+    /// Absent from checkpoints made before the admin log was a chain: nothing to compare then.
+    #[serde(default = "ChainHead::empty")]
+    pub admin_log: ChainHead,
 }
 
 /// A checkpoint's claims.
@@ -131,6 +134,7 @@ pub async fn heads(store: &Store) -> Result<Heads, StoreError> {
     Ok(Heads {
         decisions: head(decisions),
         key_registry: head(key_registry),
+        admin_log: head(store.admin_log_head().await?),
     })
 }
 
@@ -226,10 +230,15 @@ impl CheckpointWriter {
                 checkpoint.heads.key_registry.seq,
             )
             .await?;
+        let admin_entry = self
+            .store
+            .admin_log_hash_at(checkpoint.heads.admin_log.seq)
+            .await?;
         let mut problems = Vec::new();
         for (name, head, hash) in [
             ("decision record", &checkpoint.heads.decisions, decision),
             ("key registry", &checkpoint.heads.key_registry, entry),
+            ("admin log", &checkpoint.heads.admin_log, admin_entry),
         ] {
             if head.seq > 0 && hash.as_deref() != Some(head.hash.as_str()) {
                 problems.push(format!(

@@ -173,13 +173,8 @@ impl Accounts {
         authorised_by: &str,
         authorisation: Authorisation,
     ) -> StoreResult<Result<(), AdditionRefused>> {
-        let authoriser = match self.passkey(authorised_by).await? {
-            Some(p) if p.signs_for(&row.approver_id) => p,
-            _ => return Ok(Err(AdditionRefused::NotAuthorised)),
-        };
-        let Ok(authorising_key) = serde_json::from_str::<Passkey>(&authoriser.passkey)
-            .map_err(|_| ())
-            .and_then(|p| public_key_json(&p).map_err(|_| ()))
+        let Some((authoriser, authorising_key)) =
+            self.signing_key(&row.approver_id, authorised_by).await?
         else {
             return Ok(Err(AdditionRefused::NotAuthorised));
         };
@@ -221,6 +216,42 @@ impl Accounts {
             });
         }
         Ok(Ok(()))
+    }
+
+    /// `credential_id` with its public key (COSE JSON), if it is a usable passkey of `approver_id`:
+    /// the key an authorising assertion must verify with.
+    async fn signing_key(
+        &self,
+        approver_id: &str,
+        credential_id: &str,
+    ) -> StoreResult<Option<(PasskeyRow, String)>> {
+        let Some(row) = self
+            .passkey(credential_id)
+            .await?
+            .filter(|p| p.signs_for(approver_id))
+        else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_str::<Passkey>(&row.passkey)
+            .ok()
+            .and_then(|p| public_key_json(&p).ok())
+            .map(|key| (row, key)))
+    }
+
+    /// Whether `assertion`, made by `credential_id`, is a user-verified answer to `challenge` at
+    /// this site by a usable passkey of `approver_id`: checked offline, as `audit verify` checks it
+    /// later. The passkey, or why not.
+    pub async fn authorises(
+        &self,
+        approver_id: &str,
+        credential_id: &str,
+        assertion: &Authorisation,
+        challenge: &[u8; 32],
+    ) -> StoreResult<Result<PasskeyRow, &'static str>> {
+        let Some((row, key)) = self.signing_key(approver_id, credential_id).await? else {
+            return Ok(Err("the passkey is not a usable passkey of this person"));
+        };
+        Ok(assertion.answers(challenge, &key, &self.rp).map(|()| row))
     }
 
     /// How a passkey came to be registered, as its sound registry entry records it (None: sealed

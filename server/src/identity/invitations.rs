@@ -53,6 +53,28 @@ impl Invitations {
         now: Millis,
         valid_ms: Millis,
     ) -> Result<Result<String, String>, StoreError> {
+        let (token, row) = match self
+            .prepare(email, name, role, issued_by, now, valid_ms)
+            .await?
+        {
+            Ok(made) => made,
+            Err(why) => return Ok(Err(why)),
+        };
+        self.store.insert_invitation(&row).await?;
+        Ok(Ok(token))
+    }
+
+    /// The invitation `invite` makes, checked the same, not yet written (an admin's change writes
+    /// it with its log entry): its token and row, or why not.
+    pub async fn prepare(
+        &self,
+        email: &str,
+        name: Option<&str>,
+        role: Role,
+        issued_by: Option<&str>,
+        now: Millis,
+        valid_ms: Millis,
+    ) -> Result<Result<(String, InvitationRow), String>, StoreError> {
         let email = normalise_email(email);
         if let Err(why) = validate_new(&email, name.unwrap_or("invitee")) {
             return Ok(Err(why));
@@ -60,9 +82,14 @@ impl Invitations {
         if let Err(why) = check_invitee(&self.store, &email).await? {
             return Ok(Err(why));
         }
-        self.create(Some(&email), name, role, issued_by, now, valid_ms)
-            .await
-            .map(Ok)
+        Ok(Ok(self.new_row(
+            Some(&email),
+            name,
+            role,
+            issued_by,
+            now,
+            valid_ms,
+        )))
     }
 
     /// Creates an invitation and returns its token (shown once). `email` None is the first-admin
@@ -76,22 +103,35 @@ impl Invitations {
         now: Millis,
         valid_ms: Millis,
     ) -> Result<String, StoreError> {
-        let token = random_token(32);
-        self.store
-            .insert_invitation(&InvitationRow {
-                token_hash: self.digest(&token),
-                email: email.map(normalise_email),
-                name: name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
-                role: role.as_str().to_owned(),
-                created_at: now,
-                expires_at: now + valid_ms.min(INVITATION_TTL_MS),
-                used_at: None,
-                approver_id: None,
-                id: Some(random_id()),
-                issued_by: issued_by.map(str::to_owned),
-            })
-            .await?;
+        let (token, row) = self.new_row(email, name, role, issued_by, now, valid_ms);
+        self.store.insert_invitation(&row).await?;
         Ok(token)
+    }
+
+    /// A new invitation's token and row.
+    fn new_row(
+        &self,
+        email: Option<&str>,
+        name: Option<&str>,
+        role: Role,
+        issued_by: Option<&str>,
+        now: Millis,
+        valid_ms: Millis,
+    ) -> (String, InvitationRow) {
+        let token = random_token(32);
+        let row = InvitationRow {
+            token_hash: self.digest(&token),
+            email: email.map(normalise_email),
+            name: name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
+            role: role.as_str().to_owned(),
+            created_at: now,
+            expires_at: now + valid_ms.min(INVITATION_TTL_MS),
+            used_at: None,
+            approver_id: None,
+            id: Some(random_id()),
+            issued_by: issued_by.map(str::to_owned),
+        };
+        (token, row)
     }
 
     /// On a start with no approvers at all, a link that enrolls the first admin. Only the newest
@@ -122,16 +162,22 @@ pub async fn check_open(
 
 /// An invitation enrolls a person's first passkey, never another one: were a link for an approver
 /// who has a passkey accepted, whoever opened it would sign as that approver, and a rogue admin would
-/// be every approver. `email` names someone new, or an approver with no passkey yet (`approver add`).
+/// be every approver. `email` names someone new, or an approver who never had a passkey (`approver
+/// add`).
 /// The store checks the same again as it enrolls (`Enrollment::HasPasskey`).
 pub async fn check_invitee(store: &Store, email: &str) -> Result<Result<(), String>, StoreError> {
     let Some(approver) = store.approver_by_email(&normalise_email(email)).await? else {
         return Ok(Ok(()));
     };
-    if store.passkeys_of(&approver.id).await?.is_empty() {
-        return Ok(Ok(()));
+    if !store.passkeys_of(&approver.id).await?.is_empty() {
+        return Ok(Err(already_enrolled(&approver.email)));
     }
-    Ok(Err(already_enrolled(&approver.email)))
+    // Their passkeys were revoked: a fresh invitation would let one admin revoke and re-enroll
+    // anyone. Getting back in is a recovery, which a second admin approves.
+    if store.has_had_passkey(&approver.id).await? {
+        return Ok(Err(format!("{} has had a passkey: someone who lost theirs is recovered (Recover, approved by a second admin), not invited again.", approver.email)));
+    }
+    Ok(Ok(()))
 }
 
 /// The refusal `check_invitee` and the enrollment give for an approver who has a passkey.

@@ -48,6 +48,20 @@ impl Authorisation {
             signature: &self.signature,
         }
     }
+
+    /// Whether this is an assertion at this site, user-verified, answering `challenge`, signed with
+    /// `key` (COSE JSON).
+    pub fn answers(
+        &self,
+        challenge: &[u8; 32],
+        key: &str,
+        rp: &RelyingParty,
+    ) -> Result<(), &'static str> {
+        if self.kept().challenge(rp) != Some(base64url(challenge)) {
+            return Err("the assertion does not answer this challenge");
+        }
+        self.kept().signed_by(key, rp)
+    }
 }
 
 /// The challenge an existing passkey signs to authorise adding `credential_id` with `public_key`

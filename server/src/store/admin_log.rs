@@ -1,8 +1,16 @@
-//! The `admin_log` table: what admins did in the console, append-only (migration 0016).
-use sqlx::FromRow;
+//! The `admin_log` table: what admins did in the console, append-only (migration 0016) and a hash
+//! chain (0022; the hashing is `admin::log`'s). A change to who can approve is written in the same
+//! transaction as its entry (`admin_change`): there is no change without its entry, nor the reverse.
+use sqlx::{AnyConnection, FromRow};
 
-use super::{Store, StoreResult};
+use super::{invitations::InvitationRow, Store, StoreError, StoreResult};
 use crate::clock::Millis;
+
+/// Serialises appends on PostgreSQL, so two entries never name the same predecessor.
+const ADMIN_CHAIN_LOCK: i64 = 7_242_003;
+
+const COLUMNS: &str =
+    "seq, at, admin_id, admin_email, action, subject, detail, authorisation, prev_hash, entry_hash";
 
 #[derive(Clone, Debug, FromRow, PartialEq, Eq)]
 pub struct AdminLogRow {
@@ -13,6 +21,11 @@ pub struct AdminLogRow {
     pub action: String,
     pub subject: String,
     pub detail: Option<String>,
+    /// The admin's passkey assertion over the change (JSON), for changes to who can approve.
+    pub authorisation: Option<String>,
+    /// None for entries written before the log was a chain.
+    pub prev_hash: Option<String>,
+    pub entry_hash: Option<String>,
 }
 
 /// One entry to append.
@@ -23,33 +36,159 @@ pub struct AdminEntry<'a> {
     pub action: &'a str,
     pub subject: &'a str,
     pub detail: Option<&'a str>,
+    pub authorisation: Option<&'a str>,
 }
 
+/// A change to who can approve, made together with its admin log entry.
+pub enum ApproverUpdate<'a> {
+    Invite(&'a InvitationRow),
+    SetRole {
+        approver_id: &'a str,
+        role: &'a str,
+    },
+    /// Disables the approver and ends their sessions.
+    Disable {
+        approver_id: &'a str,
+    },
+    RevokePasskey {
+        approver_id: &'a str,
+        credential_id: &'a str,
+    },
+}
+
+/// The hash of an entry given the hash before it (`admin::log::entry_hash`).
+pub type EntryHasher = fn(&AdminEntry<'_>, &str) -> String;
+
 impl Store {
-    pub async fn append_admin_log(&self, entry: &AdminEntry<'_>) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO admin_log (at, admin_id, admin_email, action, subject, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(entry.at)
-        .bind(entry.admin_id)
-        .bind(entry.admin_email)
-        .bind(entry.action)
-        .bind(entry.subject)
-        .bind(entry.detail)
-        .execute(self.pool())
-        .await?;
+    /// Appends an entry with no change beside it (agents registered, settings changed).
+    pub async fn append_admin_log(
+        &self,
+        entry: &AdminEntry<'_>,
+        hash: EntryHasher,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_chained(ADMIN_CHAIN_LOCK).await?;
+        append(&mut tx, entry, hash).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Makes `change` and appends its entry in one transaction. False, with nothing written, when
+    /// the change found nothing to change (no such approver or passkey).
+    pub async fn admin_change(
+        &self,
+        change: ApproverUpdate<'_>,
+        entry: &AdminEntry<'_>,
+        hash: EntryHasher,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_chained(ADMIN_CHAIN_LOCK).await?;
+        if !apply(&mut tx, change).await? {
+            return Ok(false);
+        }
+        append(&mut tx, entry, hash).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// The newest `limit` entries, newest first.
     pub async fn admin_log(&self, limit: i64) -> StoreResult<Vec<AdminLogRow>> {
-        Ok(sqlx::query_as(
-            "SELECT seq, at, admin_id, admin_email, action, subject, detail FROM admin_log \
-             ORDER BY seq DESC LIMIT $1",
-        )
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM admin_log ORDER BY seq DESC LIMIT $1"
+        ))
         .bind(limit)
         .fetch_all(self.pool())
         .await?)
     }
+
+    /// The whole log, oldest first (for `audit verify`).
+    pub async fn admin_log_chain(&self) -> StoreResult<Vec<AdminLogRow>> {
+        Ok(
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM admin_log ORDER BY seq"))
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    /// The last chained entry: (seq, hash).
+    pub async fn admin_log_head(&self) -> StoreResult<Option<(i64, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT seq, entry_hash FROM admin_log WHERE entry_hash IS NOT NULL ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// The hash of entry `seq`, if there is one.
+    pub async fn admin_log_hash_at(&self, seq: i64) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT entry_hash FROM admin_log WHERE seq = $1")
+                .bind(seq)
+                .fetch_optional(self.pool())
+                .await?
+                .flatten(),
+        )
+    }
+}
+
+async fn apply(conn: &mut AnyConnection, change: ApproverUpdate<'_>) -> StoreResult<bool> {
+    let done = match change {
+        ApproverUpdate::Invite(row) => {
+            super::invitations::insert(conn, row).await?;
+            return Ok(true);
+        }
+        ApproverUpdate::SetRole { approver_id, role } => {
+            sqlx::query("UPDATE approvers SET role = $1 WHERE id = $2")
+                .bind(role)
+                .bind(approver_id)
+                .execute(&mut *conn)
+                .await?
+        }
+        ApproverUpdate::Disable { approver_id } => sqlx::query(
+            "UPDATE approvers SET disabled = 1, session_epoch = session_epoch + 1 WHERE id = $1",
+        )
+        .bind(approver_id)
+        .execute(&mut *conn)
+        .await?,
+        ApproverUpdate::RevokePasskey {
+            approver_id,
+            credential_id,
+        } => {
+            sqlx::query("DELETE FROM passkeys WHERE credential_id = $1 AND approver_id = $2")
+                .bind(credential_id)
+                .bind(approver_id)
+                .execute(&mut *conn)
+                .await?
+        }
+    };
+    Ok(done.rows_affected() == 1)
+}
+
+async fn append(
+    conn: &mut AnyConnection,
+    entry: &AdminEntry<'_>,
+    hash: EntryHasher,
+) -> StoreResult<()> {
+    let prev: Option<String> = sqlx::query_scalar(
+        "SELECT entry_hash FROM admin_log WHERE entry_hash IS NOT NULL ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let prev = prev.unwrap_or_else(|| super::decisions::GENESIS_HASH.to_owned());
+    let entry_hash = hash(entry, &prev);
+    sqlx::query(
+        "INSERT INTO admin_log (at, admin_id, admin_email, action, subject, detail, authorisation, prev_hash, entry_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(entry.at)
+    .bind(entry.admin_id)
+    .bind(entry.admin_email)
+    .bind(entry.action)
+    .bind(entry.subject)
+    .bind(entry.detail)
+    .bind(entry.authorisation)
+    .bind(&prev)
+    .bind(&entry_hash)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::from)?;
+    Ok(())
 }

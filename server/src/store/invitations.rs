@@ -30,28 +30,30 @@ pub enum Enrollment {
     Enrolled,
     /// The invitation was already used, or expired: nothing was written.
     InvitationSpent,
-    /// The approver has a passkey already: an invitation enrolls a first passkey only, so nothing
+    /// The approver has or had a passkey: an invitation enrolls a first passkey only, so nothing
     /// was written and the invitation stays unused.
     HasPasskey,
 }
+
+/// How many passkeys approver `$1` has or had (revoked ones keep their registry entry).
+const HAS_HAD_PASSKEY: &str = "SELECT (SELECT COUNT(*) FROM passkeys WHERE approver_id = $1) \
+     + (SELECT COUNT(*) FROM key_registry WHERE approver_id = $1)";
 
 const INVITATION_COLUMNS: &str =
     "token_hash, email, name, role, created_at, expires_at, used_at, approver_id, id, issued_by";
 
 impl Store {
     pub async fn insert_invitation(&self, row: &InvitationRow) -> StoreResult<()> {
-        sqlx::query(&format!("INSERT INTO invitations ({INVITATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7, $8)"))
-            .bind(&row.token_hash)
-            .bind(&row.email)
-            .bind(&row.name)
-            .bind(&row.role)
-            .bind(row.created_at)
-            .bind(row.expires_at)
-            .bind(&row.id)
-            .bind(&row.issued_by)
-            .execute(self.pool())
+        insert(&mut *self.pool().acquire().await?, row).await
+    }
+
+    /// Whether approver `id` has or ever had a passkey.
+    pub async fn has_had_passkey(&self, id: &str) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar(HAS_HAD_PASSKEY)
+            .bind(id)
+            .fetch_one(self.pool())
             .await?;
-        Ok(())
+        Ok(n > 0)
     }
 
     pub async fn invitation(&self, token_hash: &str) -> StoreResult<Option<InvitationRow>> {
@@ -92,11 +94,10 @@ impl Store {
         } else {
             // Checked inside the key chain's transaction, so two links for one passkey-less approver
             // opened at once still add one passkey, not two.
-            let existing: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM passkeys WHERE approver_id = $1")
-                    .bind(&approver.id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let existing: i64 = sqlx::query_scalar(HAS_HAD_PASSKEY)
+                .bind(&approver.id)
+                .fetch_one(&mut *tx)
+                .await?;
             if existing > 0 {
                 return Ok(Enrollment::HasPasskey);
             }
@@ -145,4 +146,20 @@ impl Store {
             .await?;
         Ok(n)
     }
+}
+
+/// Writes a new invitation (on its own, or with its admin log entry).
+pub(super) async fn insert(conn: &mut sqlx::AnyConnection, row: &InvitationRow) -> StoreResult<()> {
+    sqlx::query(&format!("INSERT INTO invitations ({INVITATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7, $8)"))
+        .bind(&row.token_hash)
+        .bind(&row.email)
+        .bind(&row.name)
+        .bind(&row.role)
+        .bind(row.created_at)
+        .bind(row.expires_at)
+        .bind(&row.id)
+        .bind(&row.issued_by)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

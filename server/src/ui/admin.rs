@@ -6,7 +6,7 @@ use app::{
     model::{
         AdminLogLine, AdminLogView, AgentLine, AgentView, AgentsView, ApproverLine, ApproversView,
         CheckView, Choice, DayView, HistoryDetail, HistoryLine, HistoryPage, HistoryQuery,
-        InviteView, OverviewView, PasskeyLine, TimingView,
+        InviteView, OverviewView, PasskeyLine, PendingChangeView, TimingView,
     },
     service::{AdminService, SignedIn, UiError, UserResult},
 };
@@ -21,15 +21,17 @@ use axum::{
 };
 use futures::StreamExt;
 use tower_sessions::Session;
+use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use super::{
     approvals::statement_view,
-    identity::{internal, IdentityApp},
+    identity::{internal, passkey_refusal, IdentityApp},
 };
 use crate::{
     admin::{
         agents::{Admin, AgentSummary, Agents},
-        approvers::{ApproverChangeError, Approvers},
+        approvers::{ApproverChangeError, Approvers, Done},
+        confirmation::{change_challenge, Change, Confirmation},
         history::{status_of, Filters, History, HistoryError},
         overview,
     },
@@ -43,8 +45,11 @@ use crate::{
     identity::{
         approvers::{self, Approver, Role},
         invitations,
+        provenance::Authorisation,
+        verifier::PasskeyVerifier,
     },
     sealing::Kek,
+    secrets::base64url,
     store::history::HistoryRow,
 };
 
@@ -52,6 +57,8 @@ pub struct AdminPages {
     history: History,
     agents: Agents,
     approvers: Approvers,
+    /// Asks the admin's passkey to confirm a change to who can approve.
+    verifier: Arc<dyn PasskeyVerifier>,
     public_url: String,
     ciba: Arc<Ciba>,
     /// Seals what the session carries to the next page: sessions are stored in the database, and a
@@ -63,6 +70,8 @@ impl AdminPages {
     pub fn new(
         history: History,
         agents: Agents,
+        approvers: Approvers,
+        verifier: Arc<dyn PasskeyVerifier>,
         ciba: Arc<Ciba>,
         kek: Arc<Kek>,
         public_url: &url::Url,
@@ -70,14 +79,29 @@ impl AdminPages {
         AdminPages {
             history,
             agents,
-            approvers: Approvers::new(
-                ciba.clone(),
-                invitations::Invitations::new(ciba.store().clone(), &kek),
-            ),
+            approvers,
+            verifier,
             public_url: public_url.as_str().trim_end_matches('/').to_owned(),
             ciba,
             kek,
         }
+    }
+
+    /// The change this session asked for, while it is fresh.
+    async fn pending(&self, session: &Session) -> UserResult<PendingChange> {
+        let pending: Option<PendingChange> = session.get(PENDING_CHANGE).await.map_err(internal)?;
+        match pending {
+            Some(p) if self.ciba.now() - p.asked_at < PENDING_CHANGE_MS => Ok(p),
+            _ => Err(UiError::NotFound(
+                "Nothing is waiting for your confirmation: ask for the change again from the approvers page.".into(),
+            )),
+        }
+    }
+
+    async fn put_flash(&self, session: &Session, flash: &Flash) -> UserResult<()> {
+        let json = serde_json::to_string(flash).map_err(internal)?;
+        let sealed = self.kek.seal(FLASH_LABEL, &json);
+        session.insert(FLASH, sealed).await.map_err(internal)
     }
 
     /// The flash the session carries, if `wanted` accepts it; it is gone from the session then.
@@ -106,6 +130,39 @@ impl AdminPages {
                 Ok(Flash::default())
             }
         }
+    }
+}
+
+/// The session key of the change waiting for the admin's passkey, and how long it waits.
+const PENDING_CHANGE: &str = "admin_change";
+const PENDING_CHANGE_MS: Millis = 10 * 60 * 1000;
+
+/// A change to who can approve that an admin asked for, and once the prompt is out, its ceremony.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PendingChange {
+    change: Change,
+    description: String,
+    back: String,
+    asked_at: Millis,
+    ceremony: Option<Ceremony>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Ceremony {
+    state: String,
+    nonce: Vec<u8>,
+}
+
+/// What the approvers page says once a confirmed change is made.
+fn done_message(change: &Change) -> &'static str {
+    match change {
+        Change::Invite { .. } => "The enrollment link is made.",
+        Change::Promote { .. } => "They are an admin now.",
+        Change::Demote { .. } => "They are an approver only now.",
+        Change::Disable { .. } => {
+            "They are disabled: their sessions have ended and their pending requests are withdrawn."
+        }
+        Change::RevokePasskey { .. } => "The passkey is revoked: sessions made with it have ended.",
     }
 }
 
@@ -372,6 +429,101 @@ impl AdminService for AdminPages {
         })
     }
 
+    async fn pending_change(&self, user: &SignedIn) -> UserResult<PendingChangeView> {
+        admins_only(user)?;
+        let pending = self.pending(&user.session).await?;
+        Ok(PendingChangeView {
+            description: pending.description,
+            back: pending.back,
+        })
+    }
+
+    async fn start_change(&self, user: &SignedIn) -> UserResult<RequestChallengeResponse> {
+        admins_only(user)?;
+        let mut pending = self.pending(&user.session).await?;
+        let admin_id = user.approver_id.clone();
+        let change = pending.change.clone();
+        let bind = move |nonce: &[u8]| change_challenge(&admin_id, &change, nonce);
+        let challenge = self
+            .verifier
+            .challenge(&user.approver_id, &bind)
+            .await
+            .map_err(passkey_refusal)?
+            .ok_or_else(|| {
+                UiError::Forbidden("You have no usable passkey to confirm this with.".into())
+            })?;
+        pending.ceremony = Some(Ceremony {
+            state: challenge.state,
+            nonce: challenge.nonce,
+        });
+        user.session
+            .insert(PENDING_CHANGE, pending)
+            .await
+            .map_err(internal)?;
+        Ok(challenge.options)
+    }
+
+    async fn confirm_change(
+        &self,
+        user: &SignedIn,
+        assertion: PublicKeyCredential,
+    ) -> UserResult<String> {
+        admins_only(user)?;
+        let pending = self.pending(&user.session).await?;
+        let Some(ceremony) = pending.ceremony else {
+            return Err(UiError::Conflict("Confirm the change again.".into()));
+        };
+        // One assertion, one try: a failed confirmation asks for the change again.
+        user.session
+            .remove::<PendingChange>(PENDING_CHANGE)
+            .await
+            .map_err(internal)?;
+        let evidence = self
+            .verifier
+            .verify(&user.approver_id, &ceremony.state, &assertion)
+            .await
+            .map_err(passkey_refusal)?
+            .evidence;
+        let confirmation = Confirmation {
+            credential_id: evidence.credential_id,
+            change: pending.change,
+            assertion: Authorisation {
+                nonce: base64url(&ceremony.nonce),
+                authenticator_data: base64url(&evidence.authenticator_data),
+                client_data_json: base64url(&evidence.client_data_json),
+                signature: base64url(&evidence.signature),
+            },
+        };
+        let admin = Admin {
+            id: &user.approver_id,
+            email: &user.me.email,
+        };
+        let flash = match self.approvers.confirm(&admin, &confirmation).await {
+            Ok(Done::Invited { email, token }) => Flash {
+                invite: Some((
+                    email,
+                    format!(
+                        "{}{}",
+                        self.public_url,
+                        invitations::enrollment_path(&token)
+                    ),
+                )),
+                ..Flash::to("approvers")
+            },
+            Ok(Done::Changed) => Flash {
+                message: Some(done_message(&confirmation.change).into()),
+                ..Flash::to("approvers")
+            },
+            Err(ApproverChangeError::Store(e)) => return Err(internal(e)),
+            Err(e) => Flash {
+                error: Some(e.to_string()),
+                ..Flash::to("approvers")
+            },
+        };
+        self.put_flash(&user.session, &flash).await?;
+        Ok(pending.back)
+    }
+
     async fn admin_log(&self, user: &SignedIn) -> UserResult<AdminLogView> {
         admins_only(user)?;
         let rows = self.ciba.store().admin_log(200).await.map_err(internal)?;
@@ -595,6 +747,7 @@ pub fn routes(console: Console) -> Router {
             post(revoke_passkey),
         )
         .route("/admin/approvers/{id}/{change}", post(change_approver))
+        .route("/admin/confirm/cancel", post(cancel_change))
         .with_state(console)
 }
 
@@ -649,9 +802,7 @@ fn form_values(form: &[(String, String)], name: &str) -> Vec<String> {
 }
 
 async fn flash_and_go(pages: &AdminPages, session: &Session, flash: Flash, to: &str) -> Response {
-    let json = serde_json::to_string(&flash).unwrap_or_default();
-    let sealed = pages.kek.seal(FLASH_LABEL, &json);
-    if session.insert(FLASH, sealed).await.is_err() {
+    if pages.put_flash(session, &flash).await.is_err() {
         return (StatusCode::INTERNAL_SERVER_ERROR, "Please try again.").into_response();
     }
     Redirect::to(to).into_response()
@@ -852,37 +1003,12 @@ async fn invite_approver(
     admin: FormAdmin,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    let pages = &console.pages;
-    let field = |name: &str| form_field(&form, name);
-    let email = field("email").unwrap_or_default();
-    let role = if field("admin").is_some() {
-        Role::Admin
-    } else {
-        Role::Approver
+    let change = Change::Invite {
+        email: form_field(&form, "email").unwrap_or_default(),
+        name: form_field(&form, "name"),
+        admin: form_field(&form, "admin").is_some(),
     };
-    let flash = match pages
-        .approvers
-        .invite(&admin.who(), &email, field("name").as_deref(), role)
-        .await
-    {
-        Ok(token) => {
-            let link = format!(
-                "{}{}",
-                pages.public_url,
-                invitations::enrollment_path(&token)
-            );
-            Flash {
-                invite: Some((approvers::normalise_email(&email), link)),
-                ..Flash::to("approvers")
-            }
-        }
-        Err(ApproverChangeError::Store(e)) => return internal_answer(e),
-        Err(e) => Flash {
-            error: Some(e.to_string()),
-            ..Flash::to("approvers")
-        },
-    };
-    flash_and_go(pages, &admin.session, flash, "/admin/approvers").await
+    ask_to_confirm(&console.pages, &admin, change).await
 }
 
 /// `POST /admin/approvers/{id}/promote`, `…/demote` and `…/disable`.
@@ -891,23 +1017,13 @@ async fn change_approver(
     admin: FormAdmin,
     Path((id, change)): Path<(String, String)>,
 ) -> Response {
-    let (pages, who) = (&console.pages, admin.who());
-    let (done, message) = match change.as_str() {
-        "promote" => (
-            pages.approvers.set_role(&who, &id, Role::Admin).await,
-            "They are an admin now.",
-        ),
-        "demote" => (
-            pages.approvers.set_role(&who, &id, Role::Approver).await,
-            "They are an approver only now.",
-        ),
-        "disable" => (
-            pages.approvers.disable(&who, &id).await,
-            "They are disabled: their sessions have ended and their pending requests are withdrawn.",
-        ),
+    let change = match change.as_str() {
+        "promote" => Change::Promote { approver: id },
+        "demote" => Change::Demote { approver: id },
+        "disable" => Change::Disable { approver: id },
         _ => return (StatusCode::NOT_FOUND, "There is no such change.").into_response(),
     };
-    approver_changed(pages, &admin.session, done, message).await
+    ask_to_confirm(&console.pages, &admin, change).await
 }
 
 /// `POST /admin/approvers/{id}/passkeys/{credential_id}/revoke`.
@@ -916,27 +1032,18 @@ async fn revoke_passkey(
     admin: FormAdmin,
     Path((id, credential_id)): Path<(String, String)>,
 ) -> Response {
-    let pages = &console.pages;
-    let done = pages
-        .approvers
-        .revoke_passkey(&admin.who(), &id, &credential_id)
-        .await;
-    let message = "The passkey is revoked: sessions made with it have ended.";
-    approver_changed(pages, &admin.session, done, message).await
+    let change = Change::RevokePasskey {
+        approver: id,
+        credential: credential_id,
+    };
+    ask_to_confirm(&console.pages, &admin, change).await
 }
 
-/// Back to the approvers page, saying how a change went.
-async fn approver_changed(
-    pages: &AdminPages,
-    session: &Session,
-    done: Result<(), ApproverChangeError>,
-    message: &str,
-) -> Response {
-    let flash = match done {
-        Ok(()) => Flash {
-            message: Some(message.into()),
-            ..Flash::to("approvers")
-        },
+/// Checks a change to who can approve and, if it can be made, sends the admin to confirm it with
+/// their passkey (`/admin/confirm`); a refusal is said on the approvers page at once.
+async fn ask_to_confirm(pages: &AdminPages, admin: &FormAdmin, change: Change) -> Response {
+    let description = match pages.approvers.ask(&admin.who(), &change).await {
+        Ok(description) => description,
         Err(ApproverChangeError::NotFound) => {
             return (StatusCode::NOT_FOUND, "There is no such approver.").into_response()
         }
@@ -944,10 +1051,37 @@ async fn approver_changed(
             return (StatusCode::NOT_FOUND, "They have no such passkey.").into_response()
         }
         Err(ApproverChangeError::Store(e)) => return internal_answer(e),
-        Err(e) => Flash {
-            error: Some(e.to_string()),
-            ..Flash::to("approvers")
-        },
+        Err(e) => {
+            let why = e.to_string();
+            return refuse_on(
+                pages,
+                &admin.session,
+                "approvers".into(),
+                "/admin/approvers",
+                why,
+            )
+            .await;
+        }
     };
-    flash_and_go(pages, session, flash, "/admin/approvers").await
+    let pending = PendingChange {
+        change,
+        description,
+        back: "/admin/approvers".into(),
+        asked_at: pages.ciba.now(),
+        ceremony: None,
+    };
+    if admin.session.insert(PENDING_CHANGE, pending).await.is_err() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "Please try again.").into_response();
+    }
+    Redirect::to("/admin/confirm").into_response()
+}
+
+/// `POST /admin/confirm/cancel`: the waiting change is dropped.
+async fn cancel_change(admin: FormAdmin) -> Response {
+    let back = match admin.session.remove::<PendingChange>(PENDING_CHANGE).await {
+        Ok(Some(pending)) => pending.back,
+        Ok(None) => "/admin/approvers".into(),
+        Err(e) => return internal_answer(e),
+    };
+    Redirect::to(&back).into_response()
 }

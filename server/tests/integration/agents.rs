@@ -132,74 +132,89 @@ on_both_databases!(admins_keep_approvers_and_one_admin_always_remains);
 
 async fn admins_keep_approvers_and_one_admin_always_remains(db: Db) {
     use server::{
-        admin::approvers::{ApproverChangeError, Approvers},
-        identity::approvers::{self, NewApprover, Role},
+        admin::{
+            approvers::{ApproverChangeError, Done},
+            confirmation::Change,
+        },
+        identity::approvers::{self, Role},
     };
     let h = Harness::new(db).await;
-    let ada = approvers::add(
-        &h.store,
-        NewApprover {
-            email: "ada@example.com".into(),
-            name: "Ada".into(),
-            role: Role::Admin,
-            user_code: None,
-        },
-        h.clock.now(),
-    )
-    .await
-    .unwrap();
+    let ada = admin_with_passkey(&h, "ada@example.com").await;
     let jane = h.approver(APPROVER, None).await;
-    let console = Approvers::new(h.server.ciba.clone(), h.server.invitations.clone());
-    let admin = Admin {
-        id: &ada.id,
-        email: &ada.email,
-    };
+    let console = approvers_console(&h);
+    let change = |c: Change| confirmed_change(&console, &ada, c);
     // The only admin can be neither demoted nor disabled.
     assert!(matches!(
-        console.set_role(&admin, &ada.id, Role::Approver).await,
+        change(Change::Demote {
+            approver: ada.id.clone()
+        })
+        .await,
         Err(ApproverChangeError::LastAdmin)
     ));
     assert!(matches!(
-        console.disable(&admin, &ada.id).await,
+        change(Change::Disable {
+            approver: ada.id.clone()
+        })
+        .await,
         Err(ApproverChangeError::LastAdmin)
     ));
-    console
-        .set_role(&admin, &jane.id, Role::Admin)
-        .await
-        .unwrap();
-    console
-        .set_role(&admin, &ada.id, Role::Approver)
-        .await
-        .unwrap();
+    change(Change::Promote {
+        approver: jane.id.clone(),
+    })
+    .await
+    .unwrap();
+    change(Change::Demote {
+        approver: ada.id.clone(),
+    })
+    .await
+    .unwrap();
+    // Ada is no admin now, but her confirmation is still checked as hers: the console refuses
+    // non-admins before this, and her passkey still signs as Ada.
+    let invited = change(Change::Invite {
+        email: "New.Person@Example.com".into(),
+        name: Some("New Person".into()),
+        admin: false,
+    })
+    .await
+    .unwrap();
+    match invited {
+        Done::Invited { email, token } => {
+            assert_eq!(email, "new.person@example.com");
+            assert!(token.len() >= 40);
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(
-        console.disable(&admin, &jane.id).await,
-        Err(ApproverChangeError::LastAdmin)
-    ));
-    let token = console
-        .invite(
-            &admin,
-            "New.Person@Example.com",
-            Some("New Person"),
-            Role::Approver,
-        )
-        .await
-        .unwrap();
-    assert!(token.len() >= 40);
-    assert!(matches!(
-        console
-            .invite(&admin, "not an address", None, Role::Approver)
-            .await,
+        change(Change::Invite {
+            email: "not an address".into(),
+            name: None,
+            admin: false
+        })
+        .await,
         Err(ApproverChangeError::Invalid(_))
     ));
-    console
-        .set_role(&admin, &ada.id, Role::Admin)
-        .await
-        .unwrap();
-    console.disable(&admin, &jane.id).await.unwrap();
+    change(Change::Promote {
+        approver: ada.id.clone(),
+    })
+    .await
+    .unwrap();
+    change(Change::Disable {
+        approver: jane.id.clone(),
+    })
+    .await
+    .unwrap();
     let listed = console.list().await.unwrap();
     let jane_now = listed.iter().find(|a| a.approver.id == jane.id).unwrap();
     assert!(jane_now.approver.disabled);
     assert!(jane_now.passkeys.is_empty());
+    assert_eq!(
+        approvers::by_id(&h.store, &jane.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
+        Role::Admin
+    );
     let log: Vec<(String, String)> = h
         .store
         .admin_log(10)
@@ -219,6 +234,123 @@ async fn admins_keep_approvers_and_one_admin_always_remains(db: Db) {
         log,
         expected.map(|(a, s)| (a.to_owned(), s.to_owned())).to_vec()
     );
+}
+
+on_both_databases!(a_change_to_who_can_approve_needs_the_admins_passkey_over_that_change);
+
+/// Issue 22: a session alone changes nothing. Each change to who can approve takes a user-verified
+/// assertion of the admin's own passkey whose challenge commits to the admin and that very change;
+/// anything else is refused with nothing written, and the log entry keeps the confirmation.
+async fn a_change_to_who_can_approve_needs_the_admins_passkey_over_that_change(db: Db) {
+    use server::admin::{approvers::ApproverChangeError, confirmation::Change};
+    let h = Harness::new(db).await;
+    let ada = admin_with_passkey(&h, "ada@example.com").await;
+    let jane = h.approver(APPROVER, None).await;
+    let jane_key = passkey_row(&test_credential(&jane.id), &jane.id, TEST_PASSKEY);
+    register_passkey(&h, &jane_key, TEST_PASSKEY).await;
+    let mallory = h.approver("mallory@example.com", None).await;
+    let console = approvers_console(&h);
+    let who = Admin {
+        id: &ada.id,
+        email: &ada.email,
+    };
+    let promote = |id: &str| Change::Promote {
+        approver: id.to_owned(),
+    };
+    let ada_key = test_credential(&ada.id);
+    let refusals = [
+        (
+            "a confirmation of another change (promoting Jane, replayed for Mallory)",
+            server::admin::confirmation::Confirmation {
+                change: promote(&mallory.id),
+                ..confirmation(&ada.id, &ada_key, ADMIN_PASSKEY, promote(&jane.id))
+            },
+        ),
+        (
+            "another approver's passkey",
+            confirmation(
+                &ada.id,
+                &jane_key.credential_id,
+                TEST_PASSKEY,
+                promote(&mallory.id),
+            ),
+        ),
+        (
+            "a signature by another key",
+            confirmation(&ada.id, &ada_key, 99, promote(&mallory.id)),
+        ),
+        (
+            "a confirmation made for another admin",
+            confirmation(&jane.id, &ada_key, ADMIN_PASSKEY, promote(&mallory.id)),
+        ),
+    ];
+    for (what, refused) in refusals {
+        match console.confirm(&who, &refused).await {
+            Err(ApproverChangeError::NotConfirmed(_)) => {}
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    assert!(h.store.admin_log(10).await.unwrap().is_empty());
+    let mallory_now = server::identity::approvers::by_id(&h.store, &mallory.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        mallory_now.role,
+        server::identity::approvers::Role::Approver
+    );
+
+    // A suspended passkey confirms nothing either.
+    h.store
+        .suspend_passkey(&ada_key, "test", h.clock.now())
+        .await
+        .unwrap();
+    let genuine = confirmation(&ada.id, &ada_key, ADMIN_PASSKEY, promote(&mallory.id));
+    assert!(matches!(
+        console.confirm(&who, &genuine).await,
+        Err(ApproverChangeError::NotConfirmed(_))
+    ));
+    sqlx::query("UPDATE passkeys SET suspended_at = NULL, suspended_reason = NULL")
+        .execute(h.store.pool())
+        .await
+        .unwrap();
+    console.confirm(&who, &genuine).await.unwrap();
+    let log = h.store.admin_log(10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    let kept: server::admin::confirmation::Confirmation =
+        serde_json::from_str(log[0].authorisation.as_deref().unwrap()).unwrap();
+    assert_eq!(kept, genuine);
+    assert_eq!(
+        audit_problems(&h.store).await,
+        Vec::<(String, String)>::new()
+    );
+
+    // A database writer can extend the unkeyed chain, but cannot sign as Ada: an entry appended
+    // with a made-up confirmation is named by the audit.
+    let forged =
+        serde_json::to_string(&confirmation(&ada.id, &ada_key, 99, promote(&jane.id))).unwrap();
+    h.store
+        .append_admin_log(
+            &server::store::admin_log::AdminEntry {
+                at: h.clock.now(),
+                admin_id: &ada.id,
+                admin_email: &ada.email,
+                action: "made an approver an admin",
+                subject: APPROVER,
+                detail: None,
+                authorisation: Some(&forged),
+            },
+            server::admin::log::entry_hash,
+        )
+        .await
+        .unwrap();
+    let problems = audit_problems(&h.store).await;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].0.starts_with("admin log entry "),
+        "{problems:?}"
+    );
+    assert_eq!(problems[0].1, "the passkey signature does not verify");
 }
 
 const ADA: Admin<'static> = Admin {
@@ -355,8 +487,9 @@ async fn an_agents_delivery_changes_and_earlier_requests_keep_theirs(db: Db) {
 }
 
 async fn a_revoked_passkey_signs_in_no_more_and_its_decisions_still_verify(db: Db) {
-    use server::admin::approvers::{ApproverChangeError, Approvers};
+    use server::admin::{approvers::ApproverChangeError, confirmation::Change};
     let h = Harness::new(db).await;
+    let ada = admin_with_passkey(&h, "ada@example.com").await;
     let jane = h.approver(APPROVER, None).await;
     let mallory = h.approver("mallory@example.com", None).await;
     let accounts = h.server.accounts.clone();
@@ -374,22 +507,24 @@ async fn a_revoked_passkey_signs_in_no_more_and_its_decisions_still_verify(db: D
         .await
         .unwrap()
         .is_some());
-    let console = Approvers::new(h.server.ciba.clone(), h.server.invitations.clone());
+    let console = approvers_console(&h);
+    let change = |c: Change| confirmed_change(&console, &ada, c);
+    let invite_jane = || Change::Invite {
+        email: "Jane@Example.com".into(),
+        name: None,
+        admin: false,
+    };
+    let revoke = |approver: &str, credential: &str| Change::RevokePasskey {
+        approver: approver.into(),
+        credential: credential.into(),
+    };
     let listed = console.list().await.unwrap();
     let jane_listed = listed.iter().find(|a| a.approver.id == jane.id).unwrap();
     assert_eq!(jane_listed.passkeys.len(), 1);
     // An invitation would enroll whoever opens it into Jane's account: refused while she has a
     // passkey, and nothing written to the admin log.
     let logged = h.store.admin_log(100).await.unwrap().len();
-    match console
-        .invite(
-            &ADA,
-            "Jane@Example.com",
-            None,
-            server::identity::approvers::Role::Approver,
-        )
-        .await
-    {
+    match change(invite_jane()).await {
         Err(ApproverChangeError::Invalid(why)) => {
             assert!(why.contains("already has a passkey"), "{why}");
         }
@@ -402,18 +537,15 @@ async fn a_revoked_passkey_signs_in_no_more_and_its_decisions_still_verify(db: D
 
     // Only the approver's own passkey can be revoked through their line.
     assert!(matches!(
-        console.revoke_passkey(&ADA, &jane.id, "TWFsbG9yeQ").await,
+        change(revoke(&jane.id, "TWFsbG9yeQ")).await,
         Err(ApproverChangeError::NoSuchPasskey)
     ));
     assert!(matches!(
-        console
-            .revoke_passkey(&ADA, "no-such-approver", "TWFsbG9yeQ")
-            .await,
+        change(revoke("no-such-approver", "TWFsbG9yeQ")).await,
         Err(ApproverChangeError::NotFound)
     ));
     // Even the last one: a lost or copied passkey must stop working.
-    console
-        .revoke_passkey(&ADA, &jane.id, &jane_key.credential_id)
+    change(revoke(&jane.id, &jane_key.credential_id))
         .await
         .unwrap();
     assert!(accounts
@@ -444,5 +576,120 @@ async fn a_revoked_passkey_signs_in_no_more_and_its_decisions_still_verify(db: D
             log[0].detail.as_deref()
         ),
         ("revoked a passkey", APPROVER, Some("\"Phone\""))
+    );
+
+    // Issue 22: with her passkeys revoked, a fresh invitation would let one admin revoke and
+    // re-enroll her. Refused: getting back in is a recovery, which a second admin approves.
+    let logged = h.store.admin_log(100).await.unwrap().len();
+    match change(invite_jane()).await {
+        Err(ApproverChangeError::Invalid(why)) => {
+            assert!(why.contains("has had a passkey"), "{why}");
+        }
+        other => panic!(
+            "an invitation after revoking every passkey: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    assert_eq!(h.store.admin_log(100).await.unwrap().len(), logged);
+    let invitations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM invitations")
+        .fetch_one(h.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(invitations, 0);
+}
+
+on_both_databases!(the_admin_log_is_a_hash_chain_the_checkpoint_covers);
+
+/// Issue 22: the admin log is a hash chain whose head the checkpoint names, so an entry edited or a
+/// tail deleted beneath the append-only triggers is seen by `audit verify` and at start.
+async fn the_admin_log_is_a_hash_chain_the_checkpoint_covers(db: Db) {
+    use server::{
+        admin::confirmation::Change,
+        ciba::{audit::Subject, checkpoint},
+    };
+    let h = Harness::new(db).await;
+    let ada = admin_with_passkey(&h, "ada@example.com").await;
+    let jane = h.approver(APPROVER, None).await;
+    let console = approvers_console(&h);
+    let invite = |email: &str| Change::Invite {
+        email: email.into(),
+        name: None,
+        admin: false,
+    };
+    for change in [
+        invite("new.person@example.com"),
+        Change::Promote {
+            approver: jane.id.clone(),
+        },
+        invite("another@example.com"),
+    ] {
+        confirmed_change(&console, &ada, change).await.unwrap();
+    }
+    let log = h.store.admin_log_chain().await.unwrap();
+    assert_eq!(log.len(), 3);
+    assert!(log.iter().all(|e| e.entry_hash.is_some()));
+    assert_eq!(log[1].prev_hash, log[0].entry_hash);
+
+    let dir = tempfile::tempdir().unwrap();
+    let writer = h.server.ciba.checkpoints(dir.path().to_path_buf());
+    assert!(writer.write_if_moved(h.clock.now()).await.unwrap());
+    let latest = checkpoint::latest(dir.path()).unwrap().unwrap();
+    let clean = audit_report(&h.store, Some(latest.clone())).await;
+    assert!(clean.is_clean(), "{:?}", clean.findings);
+    assert_eq!(clean.checkpoint.unwrap().heads.admin_log.seq, log[2].seq);
+
+    // A writer beneath the triggers rewrites who was made an admin, and removes the last entry.
+    let mut conn = h.store.pool().acquire().await.unwrap();
+    let guards: &[&str] = match db {
+        Db::Sqlite => &[
+            "DROP TRIGGER admin_log_no_update",
+            "DROP TRIGGER admin_log_no_delete",
+        ],
+        Db::Postgres => &["DROP TRIGGER admin_log_no_change ON admin_log"],
+    };
+    for statement in guards {
+        sqlx::query(statement).execute(&mut *conn).await.unwrap();
+    }
+    sqlx::query("UPDATE admin_log SET subject = 'mallory@example.com' WHERE seq = $1")
+        .bind(log[1].seq)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM admin_log WHERE seq = $1")
+        .bind(log[2].seq)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let report = audit_report(&h.store, Some(latest)).await;
+    let findings: Vec<_> = report
+        .findings
+        .iter()
+        .map(|f| (f.about.clone(), f.problem.clone()))
+        .collect();
+    assert_eq!(findings.len(), 2, "{findings:?}");
+    assert_eq!(
+        findings[0],
+        (
+            Subject::AdminLogEntry { seq: log[1].seq },
+            "the entry's content does not match its hash".to_owned()
+        )
+    );
+    assert_eq!(findings[1].0, Subject::Checkpoint);
+    assert!(
+        findings[1].1.starts_with(&format!(
+            "the admin log has no entry {} although the checkpoint",
+            log[2].seq
+        )),
+        "{}",
+        findings[1].1
+    );
+    // The server sees the shortened log at start too.
+    let at_start = writer.compare_with_latest().await.unwrap();
+    assert_eq!(at_start.len(), 1, "{at_start:?}");
+    assert!(
+        at_start[0].starts_with("the admin log no longer holds entry"),
+        "{}",
+        at_start[0]
     );
 }

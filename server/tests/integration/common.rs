@@ -806,3 +806,80 @@ pub async fn seal_misauthorised_entry(h: &Harness, approver_id: &str, other_key:
         .await
         .unwrap();
 }
+
+/// The passkey seed of the admins the console tests make.
+pub const ADMIN_PASSKEY: u8 = 21;
+
+/// An admin with a registered passkey (`test_public_key(ADMIN_PASSKEY)`, credential
+/// `test_credential(id)`), as the console's changes need.
+pub async fn admin_with_passkey(h: &Harness, email: &str) -> Approver {
+    use server::identity::approvers::{self, NewApprover, Role};
+    let admin = approvers::add(
+        &h.store,
+        NewApprover {
+            email: email.into(),
+            name: "Ada Admin".into(),
+            role: Role::Admin,
+            user_code: None,
+        },
+        h.clock.now(),
+    )
+    .await
+    .unwrap();
+    let row = passkey_row(&test_credential(&admin.id), &admin.id, ADMIN_PASSKEY);
+    register_passkey(h, &row, ADMIN_PASSKEY).await;
+    admin
+}
+
+/// `admin_id`'s confirmation of `change`, signed by the passkey with seed `seed` under credential
+/// `credential_id`, as the browser's assertion would be.
+pub fn confirmation(
+    admin_id: &str,
+    credential_id: &str,
+    seed: u8,
+    change: server::admin::confirmation::Change,
+) -> server::admin::confirmation::Confirmation {
+    use server::secrets::base64url;
+    let nonce = server::secrets::random_bytes::<32>().to_vec();
+    let challenge = server::admin::confirmation::change_challenge(admin_id, &change, &nonce);
+    let e = test_evidence(credential_id.into(), &challenge, nonce, seed, seed);
+    server::admin::confirmation::Confirmation {
+        credential_id: credential_id.into(),
+        change,
+        assertion: server::identity::provenance::Authorisation {
+            nonce: base64url(&e.nonce),
+            authenticator_data: base64url(&e.authenticator_data),
+            client_data_json: base64url(&e.client_data_json),
+            signature: base64url(&e.signature),
+        },
+    }
+}
+
+/// Asks for `change` as `admin` (made by `admin_with_passkey`) and confirms it with their passkey.
+pub async fn confirmed_change(
+    console: &server::admin::approvers::Approvers,
+    admin: &Approver,
+    change: server::admin::confirmation::Change,
+) -> Result<server::admin::approvers::Done, server::admin::approvers::ApproverChangeError> {
+    let who = server::admin::agents::Admin {
+        id: &admin.id,
+        email: &admin.email,
+    };
+    console.ask(&who, &change).await?;
+    let confirmed = confirmation(
+        &admin.id,
+        &test_credential(&admin.id),
+        ADMIN_PASSKEY,
+        change,
+    );
+    console.confirm(&who, &confirmed).await
+}
+
+/// The approvers console of `h`'s server.
+pub fn approvers_console(h: &Harness) -> server::admin::approvers::Approvers {
+    server::admin::approvers::Approvers::new(
+        h.server.ciba.clone(),
+        h.server.invitations.clone(),
+        h.server.accounts.clone(),
+    )
+}
