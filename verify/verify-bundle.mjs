@@ -141,6 +141,14 @@ function additionChallenge(approverId, credentialId, publicKey, nonce) {
 function provenanceProblem(entry, registered, rp, rpIdHash) {
   const p = entry.provenance;
   if (p.via === 'invitation') return typeof p.invitation === 'string' ? null : 'the provenance names no invitation';
+  if (p.via === 'recovery') {
+    // Started by one admin and approved by another (both null: the operator, on the server). The
+    // admins' passkey confirmations are in the server's admin log, which `audit verify` checks.
+    if (typeof p.recovery !== 'string') return 'the provenance names no recovery';
+    if ((p.started_by === null) !== (p.approved_by === null)) return 'the recovery names only one of its two admins';
+    if (p.started_by !== null && p.started_by === p.approved_by) return 'the recovery was approved by the admin who started it';
+    return null;
+  }
   if (p.via !== 'addition') return `the provenance is of an unknown kind (${p.via})`;
   if (p.authorised_by === entry.credential_id) return 'the passkey authorised its own addition';
   const authoriser = registered.get(p.authorised_by);

@@ -9,7 +9,7 @@ use crate::{
     model::{
         AdminLogView, AgentLine, AgentView, AgentsView, ApproversView, Choice, DayView,
         HistoryDetail, HistoryLine, HistoryPage, HistoryQuery, OverviewView, PasskeyLine,
-        PendingChangeView, RequestStatus, TimingView,
+        PendingChangeView, RecoveryLine, RequestStatus, TimingView,
     },
     navigation::encode_query,
 };
@@ -622,10 +622,14 @@ pub fn approvers(view: ApproversView) -> String {
                 (change("promote"), "Make admin")
             };
             let state = if a.disabled { "Disabled" } else { "Active" };
+            let recover_label = format!("Recover {}", a.name);
             let actions = (!a.disabled).then(|| {
                 view! {
                     <form method="post" action=role_action class="inline-form">
                         <button type="submit">{role_label}</button>
+                    </form>
+                    <form method="post" action=change("recover") class="inline-form">
+                        <button type="submit" aria-label=recover_label>"Recover"</button>
                     </form>
                     <form method="post" action=change("disable") class="inline-form">
                         <button type="submit" class="danger">"Disable"</button>
@@ -652,15 +656,20 @@ pub fn approvers(view: ApproversView) -> String {
         {view.error.map(|e| view! { <p class="error" role="alert">{e}</p> })}
         {view.invite.map(|invite| view! {
             <section class="card secret" aria-labelledby="invite-heading">
-                <h2 id="invite-heading">{format!("Enrollment link for {}", invite.email)}</h2>
-                <p>"Send it to them, or let them scan it with their phone. It works once, within 24 hours, and is shown only now."</p>
+                <h2 id="invite-heading">{format!("{} link for {}", if invite.recovery { "Recovery" } else { "Enrollment" }, invite.email)}</h2>
+                <p>{if invite.recovery {
+                    "Give it to them in person or over a channel you trust: it enrolls a new passkey into their account. It works once, within an hour, and is shown only now."
+                } else {
+                    "Send it to them, or let them scan it with their phone. It works once, within 24 hours, and is shown only now."
+                }}</p>
                 <p><code class="secret-value">{invite.link}</code></p>
                 <div class="qr" role="img" aria-label="The enrollment link as a QR code" inner_html=invite.qr_svg></div>
             </section>
         })}
+        {(!view.recoveries.is_empty()).then(|| recoveries(view.recoveries))}
         <section class="card">
             <DataTable label="Approvers" headings=&["Name", "E-mail", "Role", "State", "Passkeys", "Change"]>{lines}</DataTable>
-            <p class="muted small">"Disabling ends their sessions at once; their pending requests and unredeemed approvals are answered access_denied. The last active admin cannot be demoted or disabled. A revoked passkey ends the sessions made with it; someone left with none is recovered, not invited again. Decisions it signed still verify. Each change here is confirmed with your passkey."</p>
+            <p class="muted small">"Disabling ends their sessions at once; their pending requests and unredeemed approvals are answered access_denied. The last active admin cannot be demoted or disabled. A revoked passkey ends the sessions made with it; someone left with none is recovered (one admin starts it, a second approves it), not invited again. Decisions it signed still verify. Each change here is confirmed with your passkey."</p>
         </section>
         <section class="card" aria-labelledby="invite-form-heading">
             <h2 id="invite-form-heading">"Invite an approver"</h2>
@@ -676,6 +685,36 @@ pub fn approvers(view: ApproversView) -> String {
         </section>
     }
     .to_html()
+}
+
+/// Recoveries waiting for a second admin, each with its approve button (the server refuses the
+/// admin who started it).
+fn recoveries(lines: Vec<RecoveryLine>) -> impl IntoView {
+    let rows = lines
+        .into_iter()
+        .map(|r| {
+            let action = format!("/admin/recoveries/{}/approve", r.id);
+            let label = format!("Approve recovering {}", r.approver);
+            view! {
+                <tr>
+                    <th scope="row">{r.approver}</th>
+                    <td data-label="Started by">{r.started_by}</td>
+                    <td class="nowrap" data-label="Started">{r.started}</td>
+                    <td data-label="Approve">
+                        <form method="post" action=action class="inline-form">
+                            <button type="submit" class="primary" aria-label=label>"Approve"</button>
+                        </form>
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <section class="card" aria-labelledby="recoveries-heading">
+            <h2 id="recoveries-heading">"Recoveries waiting for a second admin"</h2>
+            <DataTable label="Recoveries" headings=&["Recovers", "Started by", "Started", "Approve"]>{rows}</DataTable>
+        </section>
+    }
 }
 
 /// An approver's passkeys, folded under their count, each with its revoke button.

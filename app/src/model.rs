@@ -318,8 +318,21 @@ pub struct ApproversView {
     pub approvers: Vec<ApproverLine>,
     /// An enrollment link just made: shown this once.
     pub invite: Option<InviteView>,
+    /// Recoveries waiting for a second admin.
+    pub recoveries: Vec<RecoveryLine>,
     pub message: Option<String>,
     pub error: Option<String>,
+}
+
+/// A recovery waiting for its second admin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryLine {
+    pub id: String,
+    /// Whom it recovers: name and e-mail.
+    pub approver: String,
+    /// The admin who started it, by e-mail.
+    pub started_by: String,
+    pub started: String,
 }
 
 /// A change to who can approve, waiting for the admin's passkey (`/admin/confirm`).
@@ -358,4 +371,6 @@ pub struct InviteView {
     pub email: String,
     pub link: String,
     pub qr_svg: String,
+    /// A recovery's link (valid an hour), not an invitation's (a day).
+    pub recovery: bool,
 }

@@ -295,3 +295,44 @@ test('the console refuses an invitation for an approver who has a passkey, and m
   await expect(page.getByRole('alert')).toContainText(`${jon} already has a passkey`);
   await expect(page.getByRole('heading', { name: /Enrollment link for/ })).toHaveCount(0);
 });
+
+// Issue 22: someone who lost every passkey is recovered by two admins, never re-invited by one.
+test('a recovery needs a second admin, ends the old passkeys, and its link enrolls a new one once', async ({ page, newContext, baseURL }, testInfo) => {
+  await enrolledAdmin(page, 'Ada Recovers');
+  const bob = await (await newContext({ baseURL })).newPage();
+  await enrolledAdmin(bob, 'Bob Approves');
+  const nia = await (await newContext({ baseURL })).newPage();
+  const niaEmail = await enrolledApprover(nia, 'Nia Lost');
+
+  await page.goto('/admin/approvers');
+  await hydrated(page);
+  await page.getByRole('row', { name: new RegExp(niaEmail) }).getByRole('button', { name: 'Recover Nia Lost' }).click();
+  await confirmChange(page, /^Start recovering Nia Lost/);
+  await expect(page.getByRole('status')).toContainText('The recovery is started');
+  // The admin who started it cannot approve it: refused before any passkey prompt.
+  await page.getByRole('button', { name: /^Approve recovering Nia Lost/ }).click();
+  await expect(page).toHaveURL(/\/admin\/approvers$/);
+  await expect(page.getByRole('alert')).toContainText('You started this recovery');
+  await nia.goto('/inbox');
+  await expect(nia).toHaveURL(/\/inbox$/); // nothing has ended yet
+
+  await bob.goto('/admin/approvers');
+  await hydrated(bob);
+  await bob.getByRole('button', { name: /^Approve recovering Nia Lost/ }).click();
+  await confirmChange(bob, /^Approve recovering Nia Lost/);
+  await expect(bob.getByRole('heading', { name: `Recovery link for ${niaEmail}` })).toBeVisible();
+  const link = (await bob.locator('.secret-value').textContent())!;
+  await bob.screenshot({ path: `screenshots/admin-recovery-${testInfo.project.name}.png`, fullPage: true });
+
+  // Her old passkey and session have ended; the link enrolls a new passkey into her account, once.
+  await nia.goto('/inbox');
+  await expect(nia).toHaveURL(/\/sign-in/);
+  await nia.goto(new URL(link).pathname);
+  await hydrated(nia);
+  await nia.getByRole('button', { name: 'Create passkey' }).click();
+  await nia.waitForURL(/\/inbox$/);
+  await nia.goto('/account');
+  await expect(nia.getByText(/with a recovery link, after your earlier passkeys ended/)).toBeVisible();
+  await nia.goto(new URL(link).pathname);
+  await expect(nia.getByText(/already been used/)).toBeVisible();
+});

@@ -169,6 +169,23 @@ enum ApproverCommand {
         #[command(flatten)]
         data: DataConfig,
     },
+    /// Recover someone who lost every passkey, when no second admin can approve a recovery in the
+    /// console: their passkeys and sessions end, and a one-time link (valid an hour) enrolls a new
+    /// one. Whoever runs this has the server; the admin log records it.
+    Recover {
+        #[arg(long)]
+        email: String,
+        /// The server's public URL, which the link points at.
+        #[arg(
+            long,
+            env = "COUNTERSIGN_PUBLIC_URL",
+            default_value = "http://localhost:3000"
+        )]
+        public_url: url::Url,
+        /// Where the server's key-encryption key is: links are stored as digests under it.
+        #[command(flatten)]
+        data: DataConfig,
+    },
     /// List approvers.
     List {
         #[arg(long)]
@@ -385,6 +402,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )
                 .await?
                 .map_err(anyhow::Error::msg)?;
+            println!(
+                "{}{}",
+                public_url.as_str().trim_end_matches('/'),
+                invitations::enrollment_path(&token)
+            );
+        }
+        Command::Approver(ApproverCommand::Recover {
+            email,
+            public_url,
+            data,
+        }) => {
+            let kek = Kek::load_existing(&data.kek_source(&cli.database_url))?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "approver recover needs the server's key file (COUNTERSIGN_KEY_FILE or COUNTERSIGN_KEY), which was not found"
+                )
+            })?;
+            let invitations = invitations::Invitations::new(store.clone(), &kek);
+            let token =
+                server::admin::approvers::recover_as_operator(&store, &invitations, &email, now)
+                    .await?
+                    .map_err(anyhow::Error::msg)?;
+            eprintln!("{email}'s passkeys and sessions have ended. Give them this link in person or over a channel you trust; it works once, within an hour:");
             println!(
                 "{}{}",
                 public_url.as_str().trim_end_matches('/'),

@@ -19,8 +19,10 @@ use crate::{
         approvers::{self, Approver, Role},
         invitations::{self, Invitations},
     },
+    secrets::random_id,
     store::{
-        admin_log::ApproverUpdate, invitations::InvitationRow, passkeys::PasskeyRow, StoreError,
+        admin_log::ApproverUpdate, invitations::InvitationRow, passkeys::PasskeyRow,
+        recoveries::RecoveryRow, StoreError,
     },
 };
 
@@ -60,7 +62,28 @@ pub enum Done {
         email: String,
         token: String,
     },
+    /// A recovery approved: its link's token (valid an hour), shown once, and whom it is for.
+    Recovered {
+        email: String,
+        token: String,
+    },
     Changed,
+}
+
+/// How long a started recovery waits for its second admin.
+pub const RECOVERY_WAITS_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Said when no second admin could approve a recovery.
+fn operator_recovery(email: &str) -> String {
+    format!("A recovery needs a second admin to approve it, and there is none who can. Someone with access to the server runs `countersign approver recover --email {email}` instead.")
+}
+
+/// A recovery waiting for its second admin, as the approvers page lists it.
+pub struct OpenRecovery {
+    pub id: String,
+    pub approver: Approver,
+    pub started_by: String,
+    pub started_at: i64,
 }
 
 /// A change checked and ready to make.
@@ -88,6 +111,12 @@ enum Step {
     Revoke {
         approver: String,
         credential: String,
+    },
+    StartRecovery(RecoveryRow),
+    ApproveRecovery {
+        recovery: RecoveryRow,
+        link: InvitationRow,
+        token: String,
     },
 }
 
@@ -188,14 +217,74 @@ impl Approvers {
                 },
                 Done::Changed,
             ),
+            Step::StartRecovery(row) => (ApproverUpdate::StartRecovery(row), Done::Changed),
+            Step::ApproveRecovery {
+                recovery,
+                link,
+                token,
+            } => (
+                ApproverUpdate::ApproveRecovery {
+                    recovery,
+                    approved_by: admin.id,
+                    at: self.ciba.now(),
+                    link,
+                },
+                Done::Recovered {
+                    email: plan.subject.clone(),
+                    token: token.clone(),
+                },
+            ),
         };
         if !super::change(&self.ciba, admin, update, said).await? {
             return Err(match plan.step {
                 Step::Revoke { .. } => ApproverChangeError::NoSuchPasskey,
+                Step::ApproveRecovery { .. } => {
+                    ApproverChangeError::Invalid("This recovery has been approved already.".into())
+                }
                 _ => ApproverChangeError::NotFound,
             });
         }
+        if let Step::ApproveRecovery { recovery, .. } = &plan.step {
+            self.accounts
+                .tell(
+                    &recovery.approver_id,
+                    "Your Countersign account is being recovered".into(),
+                    format!("Two admins approved recovering your account ({} approved it). Your earlier passkeys no longer work; the one-time link your admin gives you, valid for an hour, enrolls a new one. If you did not ask for this, tell your admins at once.", admin.email),
+                )
+                .await?;
+        }
         Ok(done)
+    }
+
+    /// Recoveries waiting for their second admin.
+    pub async fn open_recoveries(&self) -> Result<Vec<OpenRecovery>, StoreError> {
+        let store = self.ciba.store();
+        let mut open = Vec::new();
+        for row in store
+            .open_recoveries(self.ciba.now() - RECOVERY_WAITS_MS)
+            .await?
+        {
+            let Some(approver) = approvers::by_id(store, &row.approver_id).await? else {
+                continue;
+            };
+            open.push(OpenRecovery {
+                started_by: self.starter(&row).await?,
+                id: row.id,
+                approver,
+                started_at: row.started_at,
+            });
+        }
+        Ok(open)
+    }
+
+    /// Who started `recovery`, by e-mail.
+    async fn starter(&self, recovery: &RecoveryRow) -> Result<String, StoreError> {
+        Ok(match &recovery.started_by {
+            Some(id) => approvers::by_id(self.ciba.store(), id)
+                .await?
+                .map_or_else(|| id.clone(), |a| a.email),
+            None => "the operator".into(),
+        })
     }
 
     /// The rules of each change, and what it will write.
@@ -289,6 +378,10 @@ impl Approvers {
                     },
                 })
             }
+            Change::StartRecovery { approver } => self.plan_start_recovery(admin, approver).await,
+            Change::ApproveRecovery { recovery } => {
+                self.plan_approve_recovery(admin, recovery).await
+            }
             Change::RevokePasskey {
                 approver,
                 credential,
@@ -323,6 +416,115 @@ impl Approvers {
         }
     }
 
+    /// Starting a recovery: for an active approver other than the admin, none open yet, and with a
+    /// second admin (other than this one and the person recovered) who has a passkey to approve it.
+    async fn plan_start_recovery(
+        &self,
+        admin: &Admin<'_>,
+        id: &str,
+    ) -> Result<Plan, ApproverChangeError> {
+        let approver = self.approver(id).await?;
+        let refuse = |why: String| Err(ApproverChangeError::Invalid(why));
+        if approver.disabled {
+            return refuse(format!("{} is disabled.", approver.email));
+        }
+        if approver.id == admin.id {
+            return refuse(
+                "You cannot recover yourself: another admin starts your recovery.".into(),
+            );
+        }
+        let store = self.ciba.store();
+        let since = self.ciba.now() - RECOVERY_WAITS_MS;
+        if store
+            .open_recoveries(since)
+            .await?
+            .iter()
+            .any(|r| r.approver_id == approver.id)
+        {
+            return refuse(format!(
+                "A recovery of {} is already waiting for a second admin.",
+                approver.email
+            ));
+        }
+        let mut second = false;
+        for other in approvers::list(store).await? {
+            if other.role == Role::Admin
+                && !other.disabled
+                && other.id != admin.id
+                && other.id != approver.id
+                && !self.accounts.passkeys_of(&other.id).await?.is_empty()
+            {
+                second = true;
+                break;
+            }
+        }
+        if !second {
+            return refuse(operator_recovery(&approver.email));
+        }
+        let row = RecoveryRow {
+            id: random_id(),
+            approver_id: approver.id.clone(),
+            started_by: Some(admin.id.to_owned()),
+            started_at: self.ciba.now(),
+            approved_by: None,
+            approved_at: None,
+        };
+        Ok(Plan {
+            description: format!("Start recovering {} ({}): once a second admin approves, their passkeys stop working and they get a one-time link to enroll a new one", approver.name, approver.email),
+            action: "started a recovery",
+            subject: approver.email,
+            detail: Some(row.id.clone()),
+            step: Step::StartRecovery(row),
+        })
+    }
+
+    /// Approving a recovery: open, not lapsed, and approved by an admin who neither started it nor
+    /// is the person recovered.
+    async fn plan_approve_recovery(
+        &self,
+        admin: &Admin<'_>,
+        id: &str,
+    ) -> Result<Plan, ApproverChangeError> {
+        let Some(recovery) = self.ciba.store().recovery(id).await? else {
+            return Err(ApproverChangeError::NotFound);
+        };
+        let refuse = |why: &str| Err(ApproverChangeError::Invalid(why.into()));
+        if recovery.approved_at.is_some() {
+            return refuse("This recovery has been approved already.");
+        }
+        if recovery.started_at <= self.ciba.now() - RECOVERY_WAITS_MS {
+            return refuse("This recovery waited more than a day and has lapsed: start it again.");
+        }
+        if recovery.started_by.as_deref() == Some(admin.id) {
+            return refuse("You started this recovery: a second admin approves it.");
+        }
+        if recovery.approver_id == admin.id {
+            return refuse("You cannot approve your own recovery.");
+        }
+        let approver = self.approver(&recovery.approver_id).await?;
+        if approver.disabled {
+            return refuse("The person to recover is disabled.");
+        }
+        let starter = self.starter(&recovery).await?;
+        let (token, link) = self.invitations.recovery_link(
+            &approver,
+            &recovery.id,
+            Some(admin.id),
+            self.ciba.now(),
+        );
+        Ok(Plan {
+            description: format!("Approve recovering {} ({}), started by {starter}: their passkeys stop working now, and you get a one-time link, valid for an hour, for them to enroll a new one", approver.name, approver.email),
+            action: "approved a recovery",
+            subject: approver.email,
+            detail: Some(format!("{}, started by {starter}", recovery.id)),
+            step: Step::ApproveRecovery {
+                recovery,
+                link,
+                token,
+            },
+        })
+    }
+
     async fn approver(&self, id: &str) -> Result<Approver, ApproverChangeError> {
         approvers::by_id(self.ciba.store(), id)
             .await?
@@ -342,3 +544,48 @@ impl Approvers {
         Ok(())
     }
 }
+
+/// The operator's recovery (`countersign approver recover`), for when there is no second admin:
+/// whoever runs it has the server, so it is started and approved at once. The approver's passkeys
+/// and sessions end, the link's token (valid an hour) is returned, and the admin log says so.
+pub async fn recover_as_operator(
+    store: &crate::store::Store,
+    invitations: &Invitations,
+    email: &str,
+    now: i64,
+) -> Result<Result<String, String>, StoreError> {
+    let Some(approver) = approvers::by_email(store, email).await? else {
+        return Ok(Err(format!("there is no approver {email:?}")));
+    };
+    if approver.disabled {
+        return Ok(Err(format!("{} is disabled", approver.email)));
+    }
+    let recovery = RecoveryRow {
+        id: random_id(),
+        approver_id: approver.id.clone(),
+        started_by: None,
+        started_at: now,
+        approved_by: None,
+        approved_at: None,
+    };
+    let (token, link) = invitations.recovery_link(&approver, &recovery.id, None, now);
+    store.operator_recovery(&recovery, &link).await?;
+    store
+        .append_admin_log(
+            &crate::store::admin_log::AdminEntry {
+                at: now,
+                admin_id: OPERATOR,
+                admin_email: "the operator (countersign approver recover)",
+                action: "recovered an approver",
+                subject: &approver.email,
+                detail: Some(&recovery.id),
+                authorisation: None,
+            },
+            super::log::entry_hash,
+        )
+        .await?;
+    Ok(Ok(token))
+}
+
+/// The admin log's name for the operator, who acts on the server's command line.
+pub const OPERATOR: &str = "operator";

@@ -32,6 +32,14 @@ pub enum Change {
         approver: String,
         credential: String,
     },
+    /// One admin starts recovering someone who lost every passkey…
+    StartRecovery {
+        approver: String,
+    },
+    /// …and a second approves it: the old passkeys end and a link enrolls a new one.
+    ApproveRecovery {
+        recovery: String,
+    },
 }
 
 impl Change {

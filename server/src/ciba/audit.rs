@@ -19,10 +19,10 @@ use super::{
 };
 pub use crate::identity::assertion::RelyingParty;
 use crate::{
-    admin::confirmation::{change_challenge, Confirmation},
+    admin::confirmation::{change_challenge, Change, Confirmation},
     identity::{
         assertion::KeptAssertion,
-        provenance::{authorisation_problem, Provenance, Vouched},
+        provenance::{authorisation_problem, recovery_problem, Provenance, Vouched},
         registry,
     },
     sealing::Kek,
@@ -145,6 +145,7 @@ pub async fn verify(
         verify_records(store, rp, &rows, &registry, &verifier, &mut findings).await?;
     findings.extend(uncovered(store).await?);
     let admin_log = store.admin_log_chain().await?;
+    findings.extend(unapproved_recoveries(&entries, &admin_log, &registry, rp));
     findings.extend(
         crate::admin::log::chain_problems(&admin_log)
             .into_iter()
@@ -252,14 +253,16 @@ fn verify_registry(
                     Provenance::Addition { authorised_by, .. } => trusted
                         .get(authorised_by)
                         .map(|(owner, key)| (owner.as_str(), key.as_str())),
-                    Provenance::Invitation { .. } => None,
+                    Provenance::Invitation { .. } | Provenance::Recovery { .. } => None,
                 };
                 let key = Vouched {
                     approver_id: &entry.approver_id,
                     credential_id: &entry.credential_id,
                     public_key: &entry.public_key,
                 };
-                if let Some(why) = authorisation_problem(&provenance, &key, authoriser, rp) {
+                if let Some(why) = authorisation_problem(&provenance, &key, authoriser, rp)
+                    .or_else(|| recovery_problem(&provenance))
+                {
                     problem(why);
                     sound = false;
                 }
@@ -517,6 +520,49 @@ fn confirmation_problem(
         Some(_) => Some("the change was confirmed with another person's passkey"),
         None => Some("the passkey that confirmed the change has no sound key registry entry"),
     }
+}
+
+/// Keys enrolled through an admins' recovery whose approval the admin log does not hold: an entry
+/// by the approving admin, confirmed with their passkey over approving exactly that recovery.
+fn unapproved_recoveries(
+    entries: &[KeyEntryRow],
+    admin_log: &[AdminLogRow],
+    registry: &HashMap<String, (String, String)>,
+    rp: &RelyingParty,
+) -> Vec<Finding> {
+    let approved = |recovery: &str, admin: &str| {
+        admin_log.iter().any(|row| {
+            row.admin_id == admin
+                && row
+                    .authorisation
+                    .as_deref()
+                    .and_then(|kept| serde_json::from_str::<Confirmation>(kept).ok())
+                    .is_some_and(|c| {
+                        c.change
+                            == (Change::ApproveRecovery {
+                                recovery: recovery.to_owned(),
+                            })
+                    })
+                && confirmation_problem(row, registry, rp).is_none()
+        })
+    };
+    entries
+        .iter()
+        .filter_map(|entry| match registry::provenance(entry)? {
+            Provenance::Recovery {
+                recovery,
+                approved_by: Some(admin),
+                ..
+            } if !approved(&recovery, &admin) => Some(Finding {
+                about: Subject::KeyEntry {
+                    seq: entry.seq,
+                    credential_id: entry.credential_id.clone(),
+                },
+                problem: "the recovery it arrived through has no approval confirmed by a second admin's passkey in the admin log".into(),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The chains as the database holds them.

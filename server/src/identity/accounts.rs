@@ -21,7 +21,7 @@ pub use crate::store::invitations::Enrollment;
 pub use crate::store::{approvers::ApproverRow, passkeys::PasskeyRow};
 use crate::{
     clock::Millis,
-    store::{invitations::InvitationRow, Store, StoreResult},
+    store::{invitations::InvitationRow, recoveries::RecoveryRow, Store, StoreResult},
 };
 
 #[derive(Clone)]
@@ -105,11 +105,6 @@ impl Accounts {
         row: &InvitationRow,
     ) -> StoreResult<Result<(), String>> {
         super::invitations::check_open(&self.store, row).await
-    }
-
-    /// Refuses an invitation for an approver who already has a passkey (see `invitations::check_invitee`).
-    pub async fn check_invitee(&self, email: &str) -> StoreResult<Result<(), String>> {
-        super::invitations::check_invitee(&self.store, email).await
     }
 
     /// Uses up the invitation (once, and only before it expires), creates the approver when
@@ -252,6 +247,34 @@ impl Accounts {
             return Ok(Err("the passkey is not a usable passkey of this person"));
         };
         Ok(assertion.answers(challenge, &key, &self.rp).map(|()| row))
+    }
+
+    /// Tells approver `approver_id`, on every channel they have (e-mail, push), about a change
+    /// to their account.
+    pub async fn tell(&self, approver_id: &str, title: String, body: String) -> StoreResult<()> {
+        if let Some(approver) = self.approver(approver_id).await? {
+            self.notices.tell(AccountNotice {
+                approver_id: approver.id,
+                email: approver.email,
+                name: approver.name,
+                title,
+                body,
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn recovery(&self, id: &str) -> StoreResult<Option<RecoveryRow>> {
+        self.store.recovery(id).await
+    }
+
+    /// Who may enroll through invitation `row` as `email` (see `invitations::check_person`).
+    pub async fn check_person(
+        &self,
+        row: &InvitationRow,
+        email: &str,
+    ) -> StoreResult<Result<(), String>> {
+        super::invitations::check_person(&self.store, row, email).await
     }
 
     /// How a passkey came to be registered, as its sound registry entry records it (None: sealed

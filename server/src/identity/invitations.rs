@@ -1,13 +1,16 @@
 //! One-time enrollment links: valid 24 hours, single use, stored only as a keyed digest of their token.
 use crate::{
     clock::Millis,
-    identity::approvers::{normalise_email, validate_new, Role},
+    identity::approvers::{normalise_email, validate_new, Approver, Role},
     sealing::{BearerDigests, Kek},
     secrets::{random_id, random_token},
     store::{invitations::InvitationRow, Store, StoreError},
 };
 
 pub const INVITATION_TTL_MS: Millis = 24 * 60 * 60 * 1000;
+
+/// A recovery's link is short-lived: it enrolls into an account that already has a history.
+pub const RECOVERY_TTL_MS: Millis = 60 * 60 * 1000;
 
 /// The path of an enrollment link, relative to the public URL.
 pub fn enrollment_path(token: &str) -> String {
@@ -108,6 +111,27 @@ impl Invitations {
         Ok(token)
     }
 
+    /// The link of recovery `recovery_id` for `approver` (valid an hour), not yet written: its
+    /// token and row.
+    pub fn recovery_link(
+        &self,
+        approver: &Approver,
+        recovery_id: &str,
+        issued_by: Option<&str>,
+        now: Millis,
+    ) -> (String, InvitationRow) {
+        let (token, mut row) = self.new_row(
+            Some(&approver.email),
+            Some(&approver.name),
+            approver.role,
+            issued_by,
+            now,
+            RECOVERY_TTL_MS,
+        );
+        row.recovery_id = Some(recovery_id.to_owned());
+        (token, row)
+    }
+
     /// A new invitation's token and row.
     fn new_row(
         &self,
@@ -130,6 +154,7 @@ impl Invitations {
             approver_id: None,
             id: Some(random_id()),
             issued_by: issued_by.map(str::to_owned),
+            recovery_id: None,
         };
         (token, row)
     }
@@ -178,6 +203,25 @@ pub async fn check_invitee(store: &Store, email: &str) -> Result<Result<(), Stri
         return Ok(Err(format!("{} has had a passkey: someone who lost theirs is recovered (Recover, approved by a second admin), not invited again.", approver.email)));
     }
     Ok(Ok(()))
+}
+
+/// Who an invitation may enroll: a recovery's link, the approver it recovers while they are
+/// active and have no passkey left; any other, what `check_invitee` allows.
+pub async fn check_person(
+    store: &Store,
+    row: &InvitationRow,
+    email: &str,
+) -> Result<Result<(), String>, StoreError> {
+    if row.recovery_id.is_none() {
+        return check_invitee(store, email).await;
+    }
+    match store.approver_by_email(&normalise_email(email)).await? {
+        Some(a) if a.disabled == 0 && store.passkeys_of(&a.id).await?.is_empty() => Ok(Ok(())),
+        Some(a) if a.disabled == 0 => Ok(Err(already_enrolled(&a.email))),
+        _ => Ok(Err(
+            "This recovery link is for an account that is no longer active. Ask an admin.".into(),
+        )),
+    }
 }
 
 /// The refusal `check_invitee` and the enrollment give for an approver who has a passkey.

@@ -1,6 +1,7 @@
 //! How a passkey's key arrived, as its key registry entry records it (inside the hashed, signed
-//! content): through an enrollment invitation and the admin who issued it, or added by the approver
-//! and authorised by an assertion of a passkey they already had. An addition's authorisation is
+//! content): through an enrollment invitation and the admin who issued it, added by the approver
+//! and authorised by an assertion of a passkey they already had, or through a recovery and its two
+//! admins. An addition's authorisation is
 //! verifiable by anyone: the earlier passkey signed a challenge that commits to the approver, the new
 //! credential and its public key (`addition_challenge`), so no session, admin or database writer can
 //! add a key that the registry shows as authorised.
@@ -28,6 +29,35 @@ pub enum Provenance {
         authorised_by: String,
         assertion: Authorisation,
     },
+    /// Enrolled with the link of a recovery, started by one admin and approved by another (both
+    /// None: the operator, on the server's command line). The admin log keeps both admins'
+    /// passkey confirmations.
+    Recovery {
+        invitation: String,
+        recovery: String,
+        started_by: Option<String>,
+        approved_by: Option<String>,
+    },
+}
+
+/// What is wrong with a recovery's provenance on its face: one admin cannot both start and
+/// approve it, and an admin's recovery needs both admins.
+pub fn recovery_problem(provenance: &Provenance) -> Option<&'static str> {
+    let Provenance::Recovery {
+        started_by,
+        approved_by,
+        ..
+    } = provenance
+    else {
+        return None;
+    };
+    match (started_by, approved_by) {
+        (Some(a), Some(b)) if a == b => {
+            Some("the recovery was approved by the admin who started it")
+        }
+        (Some(_), None) | (None, Some(_)) => Some("the recovery names only one of its two admins"),
+        _ => None,
+    }
 }
 
 /// The authorising assertion, each part base64url.
@@ -135,6 +165,9 @@ pub fn describe(
     match provenance {
         None => "before additions were recorded".into(),
         Some(Provenance::Invitation { .. }) => "with an enrollment link".into(),
+        Some(Provenance::Recovery { .. }) => {
+            "with a recovery link, after your earlier passkeys ended".into()
+        }
         Some(Provenance::Addition { authorised_by, .. }) => match name_of(authorised_by) {
             Some(name) => format!("confirmed with your passkey \u{201c}{name}\u{201d}"),
             None => "confirmed with a passkey since removed".into(),
@@ -159,6 +192,21 @@ mod tests {
             addition_challenge("a", "bc", "k", b"n")
         );
         assert_eq!(base, addition_challenge("a", "c", "k", b"n"));
+    }
+
+    #[test]
+    fn a_recovery_needs_two_different_admins_or_the_operator() {
+        let recovery = |started: Option<&str>, approved: Option<&str>| Provenance::Recovery {
+            invitation: "i".into(),
+            recovery: "r".into(),
+            started_by: started.map(Into::into),
+            approved_by: approved.map(Into::into),
+        };
+        assert_eq!(recovery_problem(&recovery(Some("a"), Some("b"))), None);
+        assert_eq!(recovery_problem(&recovery(None, None)), None);
+        assert!(recovery_problem(&recovery(Some("a"), Some("a"))).is_some());
+        assert!(recovery_problem(&recovery(Some("a"), None)).is_some());
+        assert!(recovery_problem(&recovery(None, Some("b"))).is_some());
     }
 
     #[test]

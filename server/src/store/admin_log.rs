@@ -3,7 +3,7 @@
 //! transaction as its entry (`admin_change`): there is no change without its entry, nor the reverse.
 use sqlx::{AnyConnection, FromRow};
 
-use super::{invitations::InvitationRow, Store, StoreError, StoreResult};
+use super::{invitations::InvitationRow, recoveries::RecoveryRow, Store, StoreError, StoreResult};
 use crate::clock::Millis;
 
 /// Serialises appends on PostgreSQL, so two entries never name the same predecessor.
@@ -53,6 +53,14 @@ pub enum ApproverUpdate<'a> {
     RevokePasskey {
         approver_id: &'a str,
         credential_id: &'a str,
+    },
+    StartRecovery(&'a RecoveryRow),
+    /// Approves a recovery (once), ends the approver's passkeys and sessions, writes its link.
+    ApproveRecovery {
+        recovery: &'a RecoveryRow,
+        approved_by: &'a str,
+        at: i64,
+        link: &'a InvitationRow,
     },
 }
 
@@ -157,6 +165,26 @@ async fn apply(conn: &mut AnyConnection, change: ApproverUpdate<'_>) -> StoreRes
                 .bind(approver_id)
                 .execute(&mut *conn)
                 .await?
+        }
+        ApproverUpdate::StartRecovery(row) => {
+            super::recoveries::start(conn, row).await?;
+            return Ok(true);
+        }
+        ApproverUpdate::ApproveRecovery {
+            recovery,
+            approved_by,
+            at,
+            link,
+        } => {
+            return super::recoveries::approve(
+                conn,
+                &recovery.id,
+                &recovery.approver_id,
+                Some(approved_by),
+                at,
+                link,
+            )
+            .await
         }
     };
     Ok(done.rows_affected() == 1)

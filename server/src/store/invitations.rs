@@ -22,6 +22,8 @@ pub struct InvitationRow {
     pub id: Option<String>,
     /// The admin who issued it; None: the operator, on the server's command line.
     pub issued_by: Option<String>,
+    /// The recovery it is the link of: it enrolls a new passkey for someone whose old ones ended.
+    pub recovery_id: Option<String>,
 }
 
 /// What enrolling through an invitation did.
@@ -40,7 +42,7 @@ const HAS_HAD_PASSKEY: &str = "SELECT (SELECT COUNT(*) FROM passkeys WHERE appro
      + (SELECT COUNT(*) FROM key_registry WHERE approver_id = $1)";
 
 const INVITATION_COLUMNS: &str =
-    "token_hash, email, name, role, created_at, expires_at, used_at, approver_id, id, issued_by";
+    "token_hash, email, name, role, created_at, expires_at, used_at, approver_id, id, issued_by, recovery_id";
 
 impl Store {
     pub async fn insert_invitation(&self, row: &InvitationRow) -> StoreResult<()> {
@@ -93,8 +95,18 @@ impl Store {
             .map_err(|e| StoreError::on_unique(e, "email"))?;
         } else {
             // Checked inside the key chain's transaction, so two links for one passkey-less approver
-            // opened at once still add one passkey, not two.
-            let existing: i64 = sqlx::query_scalar(HAS_HAD_PASSKEY)
+            // opened at once still add one passkey, not two. A recovery's link follows passkeys
+            // that were ended when it was approved; any other link, someone who never had one.
+            let recovery: Option<Option<String>> =
+                sqlx::query_scalar("SELECT recovery_id FROM invitations WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let rule = match recovery.flatten() {
+                Some(_) => "SELECT COUNT(*) FROM passkeys WHERE approver_id = $1",
+                None => HAS_HAD_PASSKEY,
+            };
+            let existing: i64 = sqlx::query_scalar(rule)
                 .bind(&approver.id)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -150,7 +162,7 @@ impl Store {
 
 /// Writes a new invitation (on its own, or with its admin log entry).
 pub(super) async fn insert(conn: &mut sqlx::AnyConnection, row: &InvitationRow) -> StoreResult<()> {
-    sqlx::query(&format!("INSERT INTO invitations ({INVITATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7, $8)"))
+    sqlx::query(&format!("INSERT INTO invitations ({INVITATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7, $8, $9)"))
         .bind(&row.token_hash)
         .bind(&row.email)
         .bind(&row.name)
@@ -159,6 +171,7 @@ pub(super) async fn insert(conn: &mut sqlx::AnyConnection, row: &InvitationRow) 
         .bind(row.expires_at)
         .bind(&row.id)
         .bind(&row.issued_by)
+        .bind(&row.recovery_id)
         .execute(conn)
         .await?;
     Ok(())

@@ -24,6 +24,7 @@ pub mod key_registry;
 pub mod outbox;
 pub mod passkeys;
 pub mod push;
+pub mod recoveries;
 pub mod request_inserts;
 pub mod retention;
 pub mod seed;

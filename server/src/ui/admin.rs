@@ -6,7 +6,7 @@ use app::{
     model::{
         AdminLogLine, AdminLogView, AgentLine, AgentView, AgentsView, ApproverLine, ApproversView,
         CheckView, Choice, DayView, HistoryDetail, HistoryLine, HistoryPage, HistoryQuery,
-        InviteView, OverviewView, PasskeyLine, PendingChangeView, TimingView,
+        InviteView, OverviewView, PasskeyLine, PendingChangeView, RecoveryLine, TimingView,
     },
     service::{AdminService, SignedIn, UiError, UserResult},
 };
@@ -163,6 +163,10 @@ fn done_message(change: &Change) -> &'static str {
             "They are disabled: their sessions have ended and their pending requests are withdrawn."
         }
         Change::RevokePasskey { .. } => "The passkey is revoked: sessions made with it have ended.",
+        Change::StartRecovery { .. } => {
+            "The recovery is started: a second admin approves it from this page."
+        }
+        Change::ApproveRecovery { .. } => "The recovery is approved.",
     }
 }
 
@@ -181,6 +185,9 @@ struct Flash {
     secret: Option<String>,
     /// An enrollment link just made, and for whom.
     invite: Option<(String, String)>,
+    /// The link is a recovery's.
+    #[serde(default)]
+    recovery: bool,
     message: Option<String>,
     error: Option<String>,
 }
@@ -398,7 +405,21 @@ impl AdminService for AdminPages {
             qr_svg: qr_svg(&link),
             email,
             link,
+            recovery: flash.recovery,
         });
+        let recoveries = self
+            .approvers
+            .open_recoveries()
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|r| RecoveryLine {
+                id: r.id,
+                approver: format!("{} ({})", r.approver.name, r.approver.email),
+                started_by: r.started_by,
+                started: utc(r.started_at),
+            })
+            .collect();
         Ok(ApproversView {
             approvers: approvers
                 .into_iter()
@@ -424,6 +445,7 @@ impl AdminService for AdminPages {
                 })
                 .collect(),
             invite,
+            recoveries,
             message: flash.message,
             error: flash.error,
         })
@@ -508,6 +530,18 @@ impl AdminService for AdminPages {
                         invitations::enrollment_path(&token)
                     ),
                 )),
+                ..Flash::to("approvers")
+            },
+            Ok(Done::Recovered { email, token }) => Flash {
+                invite: Some((
+                    email,
+                    format!(
+                        "{}{}",
+                        self.public_url,
+                        invitations::enrollment_path(&token)
+                    ),
+                )),
+                recovery: true,
                 ..Flash::to("approvers")
             },
             Ok(Done::Changed) => Flash {
@@ -748,6 +782,7 @@ pub fn routes(console: Console) -> Router {
         )
         .route("/admin/approvers/{id}/{change}", post(change_approver))
         .route("/admin/confirm/cancel", post(cancel_change))
+        .route("/admin/recoveries/{id}/approve", post(approve_recovery))
         .with_state(console)
 }
 
@@ -1021,6 +1056,7 @@ async fn change_approver(
         "promote" => Change::Promote { approver: id },
         "demote" => Change::Demote { approver: id },
         "disable" => Change::Disable { approver: id },
+        "recover" => Change::StartRecovery { approver: id },
         _ => return (StatusCode::NOT_FOUND, "There is no such change.").into_response(),
     };
     ask_to_confirm(&console.pages, &admin, change).await
@@ -1036,6 +1072,16 @@ async fn revoke_passkey(
         approver: id,
         credential: credential_id,
     };
+    ask_to_confirm(&console.pages, &admin, change).await
+}
+
+/// `POST /admin/recoveries/{id}/approve`.
+async fn approve_recovery(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Path(id): Path<String>,
+) -> Response {
+    let change = Change::ApproveRecovery { recovery: id };
     ask_to_confirm(&console.pages, &admin, change).await
 }
 

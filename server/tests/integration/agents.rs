@@ -693,3 +693,181 @@ async fn the_admin_log_is_a_hash_chain_the_checkpoint_covers(db: Db) {
         at_start[0]
     );
 }
+
+on_both_databases!(a_recovery_needs_a_second_admin_and_ends_the_old_passkeys);
+
+/// Issue 22: someone who lost every passkey is recovered, never re-invited: one admin starts it, a
+/// second approves it (each with their passkey), and only then do the old passkeys end and a
+/// single-use link, valid an hour, enroll a new one. With one admin, the operator's command is named.
+async fn a_recovery_needs_a_second_admin_and_ends_the_old_passkeys(db: Db) {
+    use server::{
+        admin::{
+            approvers::{ApproverChangeError, Done},
+            confirmation::Change,
+        },
+        identity::{
+            accounts::{Enrolling, Enrollment},
+            provenance::Provenance,
+            registry::NewKey,
+        },
+    };
+    let (url, mut mails) = crate::notify::smtp_sink().await;
+    let h = Harness::with_config(db, |c| c.smtp_url = Some(url)).await;
+    let ada = admin_with_passkey(&h, "ada@example.com").await;
+    let jane = h.approver(APPROVER, None).await;
+    let jane_key = passkey_row(&test_credential(&jane.id), &jane.id, TEST_PASSKEY);
+    register_passkey(&h, &jane_key, TEST_PASSKEY).await;
+    let creds = h.poll_client().await;
+    let approved = h.approved(&creds, &jane.id).await;
+    let console = approvers_console(&h);
+    let start = Change::StartRecovery {
+        approver: jane.id.clone(),
+    };
+    let refusal = |outcome: Result<Done, ApproverChangeError>| match outcome {
+        Err(ApproverChangeError::Invalid(why)) => why,
+        other => panic!("{other:?}"),
+    };
+    let why = refusal(confirmed_change(&console, &ada, start.clone()).await);
+    assert!(
+        why.contains("countersign approver recover --email jane@example.com"),
+        "{why}"
+    );
+
+    let bob = admin_with_passkey(&h, "bob@example.com").await;
+    confirmed_change(&console, &ada, start.clone())
+        .await
+        .unwrap();
+    let why = refusal(confirmed_change(&console, &ada, start).await);
+    assert!(why.contains("already waiting"), "{why}");
+    let open = console.open_recoveries().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].started_by, "ada@example.com");
+    let approve = Change::ApproveRecovery {
+        recovery: open[0].id.clone(),
+    };
+    let why = refusal(confirmed_change(&console, &ada, approve.clone()).await);
+    assert!(why.starts_with("You started this recovery"), "{why}");
+    // Nothing ends before the second admin approves.
+    let accounts = &h.server.accounts;
+    assert!(accounts
+        .passkey(&jane_key.credential_id)
+        .await
+        .unwrap()
+        .is_some());
+
+    let token = match confirmed_change(&console, &bob, approve.clone()).await {
+        Ok(Done::Recovered { email, token }) => {
+            assert_eq!(email, APPROVER);
+            token
+        }
+        other => panic!("{other:?}"),
+    };
+    let why = refusal(confirmed_change(&console, &bob, approve).await);
+    assert!(why.contains("approved already"), "{why}");
+    assert!(accounts
+        .passkey(&jane_key.credential_id)
+        .await
+        .unwrap()
+        .is_none());
+    h.poll(&creds, &approved)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "access_denied");
+    let log = h.store.admin_log(10).await.unwrap();
+    assert_eq!(
+        log.iter()
+            .map(|e| (e.action.as_str(), e.admin_email.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("approved a recovery", "bob@example.com"),
+            ("started a recovery", "ada@example.com")
+        ]
+    );
+    // Jane is told (the request's own notice may come first).
+    let told = async {
+        loop {
+            let mail = mails.recv().await.expect("the sink is open");
+            if mail.contains("Subject: Your Countersign account is being recovered") {
+                return mail;
+            }
+        }
+    };
+    let mail = tokio::time::timeout(std::time::Duration::from_secs(10), told)
+        .await
+        .expect("the recovery notice within 10 s");
+    assert!(mail.contains(&format!("RCPT TO:<{APPROVER}>")), "{mail}");
+
+    // The link: an hour, once, into Jane's own account, with the recovery as the key's provenance.
+    let link = h.server.invitations.find(&token).await.unwrap().unwrap();
+    assert_eq!(link.expires_at - link.created_at, 3_600_000);
+    assert_eq!(link.recovery_id.as_deref(), Some(open[0].id.as_str()));
+    assert_eq!(
+        accounts.check_person(&link, APPROVER).await.unwrap(),
+        Ok(())
+    );
+    let jane_row = h.store.approver_by_email(APPROVER).await.unwrap().unwrap();
+    let new_key = passkey_row("TmV3S2V5", &jane.id, 8);
+    let provenance = Provenance::Recovery {
+        invitation: link.id.clone().unwrap(),
+        recovery: open[0].id.clone(),
+        started_by: Some(ada.id.clone()),
+        approved_by: Some(bob.id.clone()),
+    };
+    let public_key = test_public_key(8);
+    let enrolling = |passkey| Enrolling {
+        token_hash: &link.token_hash,
+        approver: &jane_row,
+        create: false,
+        passkey,
+        public_key: &public_key,
+        provenance: &provenance,
+    };
+    assert_eq!(
+        accounts
+            .enroll(enrolling(&new_key), h.clock.now())
+            .await
+            .unwrap(),
+        Enrollment::Enrolled
+    );
+    // Used once: a second passkey through it is refused, and nothing is written.
+    let used = h.server.invitations.find(&token).await.unwrap().unwrap();
+    assert!(used.used_at.is_some());
+    let another = passkey_row("QWdhaW4", &jane.id, 9);
+    let again = enrolling(&another);
+    assert_eq!(
+        accounts.enroll(again, h.clock.now()).await.unwrap(),
+        Enrollment::HasPasskey
+    );
+    assert!(h.store.passkey("QWdhaW4").await.unwrap().is_none());
+    assert_eq!(
+        audit_problems(&h.store).await,
+        Vec::<(String, String)>::new()
+    );
+
+    // A key sealed as arriving through a recovery no second admin approved vouches for nothing.
+    let claimed = Provenance::Recovery {
+        invitation: "made-up".into(),
+        recovery: "made-up".into(),
+        started_by: Some(ada.id.clone()),
+        approved_by: Some(bob.id.clone()),
+    };
+    h.server
+        .ciba
+        .key_registry()
+        .register(&NewKey {
+            credential_id: "UGxhbnRlZA",
+            approver_id: &jane.id,
+            public_key: &test_public_key(12),
+            registered_at: 0,
+            provenance: Some(&claimed),
+        })
+        .await
+        .unwrap();
+    let problems = audit_problems(&h.store).await;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0]
+            .1
+            .starts_with("the recovery it arrived through has no approval"),
+        "{problems:?}"
+    );
+}

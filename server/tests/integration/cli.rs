@@ -116,6 +116,34 @@ async fn clients_and_approvers_are_managed_from_the_command_line(db: Db) {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("key file"), "{err}");
+    // The operator's recovery (issue 22: when no second admin can approve one): Jane's passkey
+    // ends, and the link (an hour, once) is recorded as a recovery, in the admin log too.
+    let jane = h.store.approver_by_email(APPROVER).await.unwrap().unwrap();
+    let jane_key = passkey_row(&test_credential(&jane.id), &jane.id, TEST_PASSKEY);
+    register_passkey(&h, &jane_key, TEST_PASSKEY).await;
+    let (ok, out, err) = countersign(&url, &["approver", "recover", "--email", APPROVER]);
+    assert!(ok && out.contains("/enroll/"), "{err}");
+    assert!(err.contains("works once, within an hour"), "{err}");
+    let token = out.trim().rsplit('/').next().unwrap();
+    let link = h.server.invitations.find(token).await.unwrap().unwrap();
+    assert!(link.recovery_id.is_some());
+    assert_eq!(link.expires_at - link.created_at, 3_600_000);
+    assert!(h
+        .store
+        .passkey(&jane_key.credential_id)
+        .await
+        .unwrap()
+        .is_none());
+    let log = h.store.admin_log(1).await.unwrap();
+    assert_eq!(
+        (log[0].admin_id.as_str(), log[0].action.as_str()),
+        ("operator", "recovered an approver")
+    );
+    let (ok, _, err) = countersign(
+        &url,
+        &["approver", "recover", "--email", "nobody@example.com"],
+    );
+    assert!(!ok && err.contains("no approver"), "{err}");
     // Nothing an earlier version left here: the explicit sealing step finds nothing to seal.
     let (ok, out, err) = countersign(&url, &["keys", "seal-legacy"]);
     assert!(ok, "{err}");

@@ -32,6 +32,9 @@ struct PendingEnrollment {
     invitation_id: Option<String>,
     #[serde(default)]
     issued_by: Option<String>,
+    /// The recovery whose link this is.
+    #[serde(default)]
+    recovery: Option<String>,
 }
 
 #[async_trait]
@@ -47,7 +50,7 @@ impl EnrollmentService for IdentityApp {
             .map_err(UiError::Forbidden)?;
         if let Some(email) = &row.email {
             self.accounts
-                .check_invitee(email)
+                .check_person(&row, email)
                 .await
                 .map_err(internal)?
                 .map_err(UiError::Forbidden)?;
@@ -80,7 +83,7 @@ impl EnrollmentService for IdentityApp {
             (None, None) => return Err(UiError::Invalid("Enter your email.".into())),
         };
         self.accounts
-            .check_invitee(&email)
+            .check_person(&row, &email)
             .await
             .map_err(internal)?
             .map_err(UiError::Forbidden)?;
@@ -116,6 +119,7 @@ impl EnrollmentService for IdentityApp {
             state,
             invitation_id: row.id,
             issued_by: row.issued_by,
+            recovery: row.recovery_id,
         };
         put(session, ENROLLMENT, pending).await?;
         Ok(options)
@@ -150,11 +154,28 @@ impl EnrollmentService for IdentityApp {
         };
         let row = self.passkey_row(&pending.approver_id, label, &passkey)?;
         let key = public_key_json(&passkey).map_err(internal)?;
-        let provenance = Provenance::Invitation {
-            invitation: pending
-                .invitation_id
-                .unwrap_or_else(|| "made before invitations had ids".into()),
-            issued_by: pending.issued_by,
+        let invitation = pending
+            .invitation_id
+            .unwrap_or_else(|| "made before invitations had ids".into());
+        let provenance = match &pending.recovery {
+            None => Provenance::Invitation {
+                invitation,
+                issued_by: pending.issued_by,
+            },
+            Some(id) => {
+                let recovery = self
+                    .accounts
+                    .recovery(id)
+                    .await
+                    .map_err(internal)?
+                    .ok_or_else(|| internal("the invitation's recovery is missing"))?;
+                Provenance::Recovery {
+                    invitation,
+                    recovery: recovery.id,
+                    started_by: recovery.started_by,
+                    approved_by: recovery.approved_by,
+                }
+            }
         };
         match self
             .accounts
