@@ -146,10 +146,7 @@ pub async fn build(
         config.endpoint_policy(),
     )?);
     client_notifier.clone().start(ciba.client_notifications());
-    let notifications = Arc::new(ui::devices::PushDevices::new(
-        identity.clone(),
-        pusher.clone(),
-    ));
+    let notifications = Arc::new(ui::devices::PushDevices::new(pusher.clone()));
     let admin = Arc::new(ui::admin::AdminPages::new(
         admin::history::History::new(
             ciba.clone(),

@@ -51,15 +51,98 @@ pub struct Filters<'a> {
 }
 
 pub struct HistoryPage {
-    pub rows: Vec<HistoryRow>,
-    /// The cursor after the last row, if more may follow.
+    pub entries: Vec<Entry>,
+    /// The cursor after the last entry, if more may follow.
     pub next: Option<String>,
+}
+
+/// One request as the history tells it.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub id: String,
+    pub client_id: String,
+    pub client_name: String,
+    pub approver_name: String,
+    pub approver_email: String,
+    pub action: String,
+    pub target: String,
+    /// Where it stood when read.
+    pub status: RequestStatus,
+    pub asked_at: Millis,
+    pub decided_at: Option<Millis>,
+    pub delivery: Option<Delivery>,
+}
+
+/// How the outcome reached the agent, where there is something to say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Poll mode: the agent collected its tokens.
+    Collected(Millis),
+    /// Poll mode: approved, the tokens not collected yet.
+    NotCollected,
+    Delivered {
+        by: Channel,
+        at: Millis,
+    },
+    /// Tried and not delivered yet; the last error, if one was recorded.
+    Trying {
+        by: Channel,
+        tries: i64,
+        last_error: Option<String>,
+    },
+}
+
+/// How a ping- or push-mode agent is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    Ping,
+    Push,
+}
+
+impl Entry {
+    fn of(row: HistoryRow, now: Millis) -> Entry {
+        let status = status_of(&row, now);
+        let by = match row.delivery_mode.as_str() {
+            "ping" => Some(Channel::Ping),
+            "push" => Some(Channel::Push),
+            _ => None,
+        };
+        let delivery = match by {
+            None => match (row.status.as_str(), row.redeemed_at) {
+                (_, Some(at)) => Some(Delivery::Collected(at)),
+                ("approved", None) => Some(Delivery::NotCollected),
+                _ => None,
+            },
+            Some(by) => match (row.delivered_at, row.delivery_attempts) {
+                (Some(at), _) => Some(Delivery::Delivered { by, at }),
+                (None, Some(tries)) => Some(Delivery::Trying {
+                    by,
+                    tries,
+                    last_error: row.delivery_error,
+                }),
+                (None, None) => None,
+            },
+        };
+        Entry {
+            id: row.id,
+            client_id: row.client_id,
+            client_name: row.client_name,
+            approver_name: row.approver_name,
+            approver_email: row.approver_email,
+            action: row.action_text,
+            target: row.target_text,
+            status,
+            asked_at: row.created_at,
+            decided_at: row.decided_at,
+            delivery,
+        }
+    }
 }
 
 /// One request in full.
 pub struct RequestDetail {
     pub request: AuthRequest,
-    pub row: HistoryRow,
+    pub entry: Entry,
     pub raw_request: String,
     pub record: Option<DecisionRow>,
     pub checks: Vec<Check>,
@@ -106,7 +189,8 @@ impl History {
         } else {
             None
         };
-        Ok(HistoryPage { rows, next })
+        let entries = rows.into_iter().map(|r| Entry::of(r, now)).collect();
+        Ok(HistoryPage { entries, next })
     }
 
     /// Every request matching `filters` (a page cursor in them is ignored), newest first, read a
@@ -114,11 +198,11 @@ impl History {
     pub fn export(
         &self,
         filters: &Filters<'_>,
-    ) -> Result<impl Stream<Item = Result<HistoryRow, HistoryError>> + Send + 'static, HistoryError>
+    ) -> Result<impl Stream<Item = Result<Entry, HistoryError>> + Send + 'static, HistoryError>
     {
         let filter = parse(filters)?;
         let ciba = self.ciba.clone();
-        let start = (filter, None::<Cursor>, Vec::<HistoryRow>::new(), false);
+        let start = (filter, None::<Cursor>, Vec::<Entry>::new(), false);
         Ok(futures::stream::unfold(
             start,
             move |(filter, after, mut batch, done)| {
@@ -137,7 +221,7 @@ impl History {
                                     created_at: r.created_at,
                                     id: r.id.clone(),
                                 });
-                                batch = rows;
+                                batch = rows.into_iter().map(|r| Entry::of(r, now)).collect();
                                 batch.reverse();
                                 let next = batch.pop()?;
                                 return Some((Ok(next), (filter, after, batch, done)));
@@ -174,6 +258,7 @@ impl History {
             .await?
             .ok_or(HistoryError::NotFound)?;
         let row = store.history_row(id).await?.ok_or(HistoryError::NotFound)?;
+        let entry = Entry::of(row, self.ciba.now());
         let raw_request = canonical(&request_statement(&request));
         let record = store.decision_for(id).await?;
         let checks = match &record {
@@ -187,7 +272,7 @@ impl History {
         };
         Ok(RequestDetail {
             request,
-            row,
+            entry,
             raw_request,
             record,
             checks,
@@ -251,7 +336,7 @@ pub fn day_start(text: &str) -> Option<Millis> {
 
 /// Where a history row stands at `now`, by the rule `AuthRequest::status` applies: only a pending
 /// request expires.
-pub fn status_of(row: &HistoryRow, now: Millis) -> RequestStatus {
+fn status_of(row: &HistoryRow, now: Millis) -> RequestStatus {
     match row.status.as_str() {
         "pending" if now >= row.expires_at => RequestStatus::Expired,
         "pending" => RequestStatus::Pending,
@@ -264,6 +349,74 @@ pub fn status_of(row: &HistoryRow, now: Millis) -> RequestStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(mode: &str, status: &str) -> HistoryRow {
+        HistoryRow {
+            id: "r".into(),
+            client_id: "c".into(),
+            client_name: "Bot".into(),
+            delivery_mode: mode.into(),
+            approver_id: "a".into(),
+            approver_name: "Jane".into(),
+            approver_email: "jane@example.com".into(),
+            action_text: "refund".into(),
+            target_text: "order 1".into(),
+            status: status.into(),
+            created_at: 1_000,
+            expires_at: 2_000,
+            decided_at: None,
+            redeemed_at: None,
+            delivered_at: None,
+            delivery_attempts: None,
+            delivery_error: None,
+        }
+    }
+
+    #[test]
+    fn an_entry_says_how_the_outcome_reached_the_agent() {
+        let delivery = |row: HistoryRow| Entry::of(row, 1_500).delivery;
+        assert_eq!(delivery(row("poll", "pending")), None);
+        assert_eq!(
+            delivery(row("poll", "approved")),
+            Some(Delivery::NotCollected)
+        );
+        let collected = HistoryRow {
+            redeemed_at: Some(1_200),
+            ..row("poll", "redeemed")
+        };
+        assert_eq!(delivery(collected), Some(Delivery::Collected(1_200)));
+        assert_eq!(delivery(row("ping", "approved")), None);
+        let failing = HistoryRow {
+            delivery_attempts: Some(3),
+            delivery_error: Some("timed out".into()),
+            ..row("push", "approved")
+        };
+        assert_eq!(
+            delivery(failing),
+            Some(Delivery::Trying {
+                by: Channel::Push,
+                tries: 3,
+                last_error: Some("timed out".into())
+            })
+        );
+        let delivered = HistoryRow {
+            delivered_at: Some(1_300),
+            delivery_attempts: Some(1),
+            ..row("ping", "denied")
+        };
+        assert_eq!(
+            delivery(delivered),
+            Some(Delivery::Delivered {
+                by: Channel::Ping,
+                at: 1_300
+            })
+        );
+        // Only a pending request expires.
+        assert_eq!(
+            Entry::of(row("poll", "pending"), 2_000).status,
+            RequestStatus::Expired
+        );
+    }
 
     #[test]
     fn filters_are_read_or_refused_with_a_sentence() {

@@ -19,8 +19,9 @@ use web_push::{
 use super::{one_line, warning};
 use crate::{
     ciba::{ids::page_ref, request::RequestCreated},
-    clock::Clock,
+    clock::{Clock, Millis},
     sealing::{Kek, SealError},
+    secrets::random_id,
     store::{
         outbox::Audience,
         push::{PushSubscriptionRow, VapidKeyRow},
@@ -96,6 +97,27 @@ pub async fn seal_plain_vapid_key(store: &Store, kek: &Kek) -> anyhow::Result<bo
         .await?;
     tracing::info!("VAPID key sealed under the key-encryption key");
     Ok(true)
+}
+
+/// A browser that receives someone's notifications.
+pub struct Device {
+    pub id: String,
+    pub endpoint: String,
+    /// The browser and system, as its user agent said when it subscribed.
+    pub label: String,
+    pub created_at: Millis,
+    pub last_sent_at: Option<Millis>,
+    /// Deliveries that failed in a row.
+    pub failures: i64,
+}
+
+/// A browser's new subscription: its push endpoint and the keys its messages are encrypted to.
+pub struct NewDevice {
+    pub approver_id: String,
+    pub endpoint: String,
+    pub p256dh: String,
+    pub auth: String,
+    pub label: String,
 }
 
 /// What the service worker receives (and shows): the action in the title, the agent and target in
@@ -209,15 +231,39 @@ impl Pusher {
             .contains(approver_id)
     }
 
-    /// The person's subscribed browsers, oldest first.
-    pub async fn devices(&self, approver_id: &str) -> StoreResult<Vec<PushSubscriptionRow>> {
-        self.store.push_subscriptions_of(approver_id).await
+    /// The person's subscribed browsers, oldest first (without their encryption secrets).
+    pub async fn devices(&self, approver_id: &str) -> StoreResult<Vec<Device>> {
+        Ok(self
+            .store
+            .push_subscriptions_of(approver_id)
+            .await?
+            .into_iter()
+            .map(|row| Device {
+                id: row.id,
+                endpoint: row.endpoint,
+                label: row.label,
+                created_at: row.created_at,
+                last_sent_at: row.last_sent_at,
+                failures: row.failures,
+            })
+            .collect())
     }
 
     /// Adds a browser's subscription (or gives an endpoint already known to its new owner); it counts
     /// at once on this instance. Returns its id.
-    pub async fn add_device(&self, row: &PushSubscriptionRow) -> StoreResult<String> {
-        let id = self.store.upsert_push_subscription(row).await?;
+    pub async fn add_device(&self, device: NewDevice) -> StoreResult<String> {
+        let row = PushSubscriptionRow {
+            id: random_id(),
+            approver_id: device.approver_id,
+            endpoint: device.endpoint,
+            p256dh: device.p256dh,
+            auth: device.auth,
+            label: device.label,
+            created_at: self.clock.now(),
+            last_sent_at: None,
+            failures: 0,
+        };
+        let id = self.store.upsert_push_subscription(&row).await?;
         self.subscribed(&row.approver_id);
         Ok(id)
     }

@@ -32,7 +32,7 @@ use crate::{
         agents::{Admin, AgentSummary, Agents},
         approvers::{ApproverChangeError, Approvers, Done},
         confirmation::{change_challenge, Change, Confirmation},
-        history::{status_of, Filters, History, HistoryError},
+        history::{Channel, Delivery, Entry, Filters, History, HistoryError},
         overview,
     },
     ciba::{
@@ -50,7 +50,6 @@ use crate::{
     },
     sealing::Kek,
     secrets::base64url,
-    store::history::HistoryRow,
 };
 
 pub struct AdminPages {
@@ -253,39 +252,38 @@ fn utc_day(day: i64) -> String {
 }
 
 /// How the outcome reached the agent, if there is anything to say.
-fn delivery(row: &HistoryRow) -> Option<String> {
-    let how = match row.delivery_mode.as_str() {
-        "ping" => "Ping",
-        "push" => "Push",
-        _ => {
-            return match (row.status.as_str(), row.redeemed_at) {
-                (_, Some(at)) => Some(format!("Tokens collected {}", utc(at))),
-                ("approved", None) => Some("Tokens not collected yet".into()),
-                _ => None,
-            }
-        }
+fn delivery(entry: &Entry) -> Option<String> {
+    let name = |by: Channel| match by {
+        Channel::Ping => "Ping",
+        Channel::Push => "Push",
     };
-    match (row.delivered_at, row.delivery_attempts) {
-        (Some(at), _) => Some(format!("{how} delivered {}", utc(at))),
-        (None, Some(tries)) => Some(match &row.delivery_error {
-            Some(error) => format!("{how} not delivered yet ({tries} tries; last: {error})"),
-            None => format!("{how} being delivered"),
-        }),
-        (None, None) => None,
-    }
+    Some(match entry.delivery.as_ref()? {
+        Delivery::Collected(at) => format!("Tokens collected {}", utc(*at)),
+        Delivery::NotCollected => "Tokens not collected yet".into(),
+        Delivery::Delivered { by, at } => format!("{} delivered {}", name(*by), utc(*at)),
+        Delivery::Trying {
+            by,
+            tries,
+            last_error: Some(error),
+        } => format!(
+            "{} not delivered yet ({tries} tries; last: {error})",
+            name(*by)
+        ),
+        Delivery::Trying { by, .. } => format!("{} being delivered", name(*by)),
+    })
 }
 
-fn line(row: HistoryRow, now: Millis) -> HistoryLine {
+fn line(entry: Entry) -> HistoryLine {
     HistoryLine {
-        id: page_ref(&row.id),
-        status: status_of(&row, now),
-        asked: utc(row.created_at),
-        decided: row.decided_at.map(|at| format!("Decided {}", utc(at))),
-        delivery: delivery(&row),
-        action: row.action_text,
-        target: row.target_text,
-        client_name: row.client_name,
-        approver_name: row.approver_name,
+        id: page_ref(&entry.id),
+        status: entry.status,
+        asked: utc(entry.asked_at),
+        decided: entry.decided_at.map(|at| format!("Decided {}", utc(at))),
+        delivery: delivery(&entry),
+        action: entry.action,
+        target: entry.target,
+        client_name: entry.client_name,
+        approver_name: entry.approver_name,
     }
 }
 
@@ -303,7 +301,6 @@ impl AdminService for AdminPages {
             after: query.after.as_deref(),
         };
         let page = self.history.page(&filters).await.map_err(refusal)?;
-        let now = self.ciba.now();
         let agents = self
             .ciba
             .store()
@@ -326,7 +323,7 @@ impl AdminService for AdminPages {
             })
             .collect();
         Ok(HistoryPage {
-            lines: page.rows.into_iter().map(|r| line(r, now)).collect(),
+            lines: page.entries.into_iter().map(line).collect(),
             next: page.next,
             agents,
             approvers,
@@ -579,13 +576,13 @@ impl AdminService for AdminPages {
         admins_only(user)?;
         let detail = self.history.detail(id).await.map_err(refusal)?;
         let now = self.ciba.now();
-        let row = &detail.row;
+        let entry = &detail.entry;
         Ok(HistoryDetail {
-            request: statement_view(&detail.request, row.client_name.clone(), now),
-            approver_name: row.approver_name.clone(),
-            approver_email: row.approver_email.clone(),
-            asked: utc(row.created_at),
-            decided: row.decided_at.map(utc),
+            request: statement_view(&detail.request, entry.client_name.clone(), now),
+            approver_name: entry.approver_name.clone(),
+            approver_email: entry.approver_email.clone(),
+            asked: utc(entry.asked_at),
+            decided: entry.decided_at.map(utc),
             raw_request: detail.raw_request,
             record: detail
                 .record
@@ -604,7 +601,7 @@ impl AdminService for AdminPages {
                     },
                 })
                 .collect(),
-            delivery: delivery(row),
+            delivery: delivery(entry),
         })
     }
 }
@@ -638,12 +635,11 @@ async fn export(
         Err(HistoryError::BadFilter(why)) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, &why),
         Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "Please try again."),
     };
-    let now = pages.ciba.now();
-    let lines = rows.map(move |row| match row {
-        Ok(row) => Ok(if csv {
-            csv_line(&row, now)
+    let lines = rows.map(move |entry| match entry {
+        Ok(entry) => Ok(if csv {
+            csv_line(&entry)
         } else {
-            json_line(&row, now)
+            json_line(&entry)
         }),
         Err(e) => {
             // The status line has gone out: a cut-off body is the only way left to say it failed.
@@ -721,19 +717,19 @@ fn rfc3339(ms: Millis) -> String {
         .unwrap_or_default()
 }
 
-fn csv_line(row: &HistoryRow, now: Millis) -> Vec<u8> {
+fn csv_line(entry: &Entry) -> Vec<u8> {
     csv_record(
         [
-            page_ref(&row.id),
-            rfc3339(row.created_at),
-            row.client_name.clone(),
-            row.approver_email.clone(),
-            row.action_text.clone(),
-            row.target_text.clone(),
-            status_of(row, now).name().to_owned(),
-            row.decided_at.map(rfc3339).unwrap_or_default(),
-            delivery(row).unwrap_or_default(),
-            row.client_id.clone(),
+            page_ref(&entry.id),
+            rfc3339(entry.asked_at),
+            entry.client_name.clone(),
+            entry.approver_email.clone(),
+            entry.action.clone(),
+            entry.target.clone(),
+            entry.status.name().to_owned(),
+            entry.decided_at.map(rfc3339).unwrap_or_default(),
+            delivery(entry).unwrap_or_default(),
+            entry.client_id.clone(),
         ]
         .into_iter()
         .map(inert)
@@ -741,18 +737,18 @@ fn csv_line(row: &HistoryRow, now: Millis) -> Vec<u8> {
     )
 }
 
-fn json_line(row: &HistoryRow, now: Millis) -> Vec<u8> {
+fn json_line(entry: &Entry) -> Vec<u8> {
     let mut line = serde_json::json!({
-        "request": page_ref(&row.id),
-        "asked_at": rfc3339(row.created_at),
-        "agent": row.client_name,
-        "agent_id": row.client_id,
-        "approver": row.approver_email,
-        "action": row.action_text,
-        "target": row.target_text,
-        "status": status_of(row, now).name(),
-        "decided_at": row.decided_at.map(rfc3339),
-        "delivery": delivery(row),
+        "request": page_ref(&entry.id),
+        "asked_at": rfc3339(entry.asked_at),
+        "agent": entry.client_name,
+        "agent_id": entry.client_id,
+        "approver": entry.approver_email,
+        "action": entry.action,
+        "target": entry.target,
+        "status": entry.status.name(),
+        "decided_at": entry.decided_at.map(rfc3339),
+        "delivery": delivery(entry),
     })
     .to_string()
     .into_bytes();

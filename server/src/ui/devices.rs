@@ -14,12 +14,8 @@ use async_trait::async_trait;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::Deserialize;
 
-use super::identity::{internal, IdentityApp};
-use crate::{
-    notify::push::{PushPayload, Pusher},
-    secrets::random_id,
-    store::push::PushSubscriptionRow,
-};
+use super::identity::internal;
+use crate::notify::push::{NewDevice, PushPayload, Pusher};
 
 /// A person may keep this many browsers subscribed; more is a sign of something wrong.
 const MAX_DEVICES: usize = 20;
@@ -29,7 +25,6 @@ const MAX_DEVICES: usize = 20;
 const TEST_COOLDOWN: Duration = Duration::from_secs(10);
 
 pub struct PushDevices {
-    identity: Arc<IdentityApp>,
     pusher: Arc<Pusher>,
     last_tests: Mutex<HashMap<String, Instant>>,
 }
@@ -48,9 +43,8 @@ struct SubscriptionKeys {
 }
 
 impl PushDevices {
-    pub fn new(identity: Arc<IdentityApp>, pusher: Arc<Pusher>) -> PushDevices {
+    pub fn new(pusher: Arc<Pusher>) -> PushDevices {
         PushDevices {
-            identity,
             pusher,
             last_tests: Mutex::default(),
         }
@@ -231,18 +225,14 @@ impl NotificationService for PushDevices {
                 "You already receive notifications on {MAX_DEVICES} devices. Remove one first."
             )));
         }
-        let row = PushSubscriptionRow {
-            id: random_id(),
+        let device = NewDevice {
             approver_id: user.approver_id.clone(),
             endpoint: subscription.endpoint,
             p256dh: subscription.keys.p256dh,
             auth: subscription.keys.auth,
             label: device_label(user_agent.as_deref().unwrap_or_default()),
-            created_at: self.identity.now(),
-            last_sent_at: None,
-            failures: 0,
         };
-        let id = self.pusher.add_device(&row).await.map_err(internal)?;
+        let id = self.pusher.add_device(device).await.map_err(internal)?;
         tracing::info!(approver_id = %user.approver_id, subscription = %id, "push notifications turned on");
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! The admin history's queries on both databases: every filter, the search, keyset pages, and the
 //! detail page's verdict on a record, which must agree with `audit verify`.
 use server::{
-    admin::history::{status_of, Filters, History, HistoryError, PAGE_SIZE},
+    admin::history::{Filters, History, HistoryError, PAGE_SIZE},
     ciba::{ids::page_ref, Decision, RequestStatus},
     clock::Clock,
 };
@@ -38,7 +38,7 @@ async fn ids(h: &Harness, filters: Filters<'_>) -> Vec<String> {
         .page(&filters)
         .await
         .unwrap()
-        .rows
+        .entries
         .into_iter()
         .map(|r| r.id)
         .collect()
@@ -70,11 +70,10 @@ async fn history_filters_and_searches(db: Db) {
 
     // Newest first, each with where it stands now.
     let all = history(&h).page(&Filters::default()).await.unwrap();
-    let order: Vec<&str> = all.rows.iter().map(|r| r.id.as_str()).collect();
+    let order: Vec<&str> = all.entries.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(order, [&pending, &denied, &approved, &expired]);
     assert!(all.next.is_none());
-    let now = h.clock.now();
-    let statuses: Vec<RequestStatus> = all.rows.iter().map(|r| status_of(r, now)).collect();
+    let statuses: Vec<RequestStatus> = all.entries.iter().map(|r| r.status).collect();
     assert_eq!(
         statuses,
         [
@@ -84,8 +83,8 @@ async fn history_filters_and_searches(db: Db) {
             RequestStatus::Expired
         ]
     );
-    assert_eq!(all.rows[0].approver_email, APPROVER);
-    assert_eq!(all.rows[1].target_text, "billing to PROD");
+    assert_eq!(all.entries[0].approver_email, APPROVER);
+    assert_eq!(all.entries[1].target, "billing to PROD");
 
     let by_status = |status| Filters {
         status: Some(status),
@@ -185,10 +184,10 @@ async fn history_pages_follow_a_keyset_cursor(db: Db) {
     }
     asked.sort_by_key(|id| std::cmp::Reverse(id.clone()));
     let first = history(&h).page(&Filters::default()).await.unwrap();
-    assert_eq!(first.rows.len() as i64, PAGE_SIZE);
+    assert_eq!(first.entries.len() as i64, PAGE_SIZE);
     let next = first.next.clone().expect("a second page");
     // The cursor is the page reference, never the auth_req_id.
-    assert_eq!(next, page_ref(&first.rows.last().unwrap().id));
+    assert_eq!(next, page_ref(&first.entries.last().unwrap().id));
     let second = history(&h)
         .page(&Filters {
             after: Some(&next),
@@ -196,12 +195,12 @@ async fn history_pages_follow_a_keyset_cursor(db: Db) {
         })
         .await
         .unwrap();
-    assert_eq!(second.rows.len(), 7);
+    assert_eq!(second.entries.len(), 7);
     assert!(second.next.is_none());
     let seen: Vec<String> = first
-        .rows
+        .entries
         .iter()
-        .chain(&second.rows)
+        .chain(&second.entries)
         .map(|r| r.id.clone())
         .collect();
     assert_eq!(seen, asked, "every request once, newest first");
@@ -275,11 +274,11 @@ async fn a_seeded_history_is_listed_and_never_passes_for_evidence(db: Db) {
     assert_eq!(h.count_requests("1 = 1").await, 1_200);
     let now = h.clock.now();
     let first = history(&h).page(&Filters::default()).await.unwrap();
-    assert_eq!(first.rows.len() as i64, PAGE_SIZE);
+    assert_eq!(first.entries.len() as i64, PAGE_SIZE);
     assert!(first
-        .rows
+        .entries
         .windows(2)
-        .all(|w| w[0].created_at >= w[1].created_at));
+        .all(|w| w[0].asked_at >= w[1].asked_at));
     let denied = history(&h)
         .page(&Filters {
             status: Some("denied"),
@@ -288,10 +287,10 @@ async fn a_seeded_history_is_listed_and_never_passes_for_evidence(db: Db) {
         .await
         .unwrap();
     assert!(denied
-        .rows
+        .entries
         .iter()
-        .all(|r| status_of(r, now) == RequestStatus::Denied));
-    assert!(!denied.rows.is_empty());
+        .all(|r| r.status == RequestStatus::Denied));
+    assert!(!denied.entries.is_empty());
     // The search finds what reading every row finds, through the trigram index when the matches
     // are few (three characters or more) and by walking the history when the search is shorter.
     for text in [
@@ -309,7 +308,7 @@ async fn a_seeded_history_is_listed_and_never_passes_for_evidence(db: Db) {
             })
             .await
             .unwrap();
-        let found: Vec<String> = found.rows.into_iter().map(|r| r.id).collect();
+        let found: Vec<String> = found.entries.into_iter().map(|r| r.id).collect();
         let pattern = format!("%{}%", text.to_lowercase());
         let read: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM auth_requests WHERE LOWER(action_text) LIKE $1 OR LOWER(target_text) LIKE $1 \

@@ -152,10 +152,6 @@ impl IdentityApp {
             .and_then(|user| user.credential_id))
     }
 
-    pub(crate) fn now(&self) -> Millis {
-        self.clock.now()
-    }
-
     /// A new session id at sign-in (no fixation), bound to the approver's current epoch and to the
     /// passkey that signed in.
     async fn begin_session(
