@@ -547,7 +547,8 @@ impl Approvers {
 
 /// The operator's recovery (`countersign approver recover`), for when there is no second admin:
 /// whoever runs it has the server, so it is started and approved at once. The approver's passkeys
-/// and sessions end, the link's token (valid an hour) is returned, and the admin log says so.
+/// and sessions end, the link's token (valid an hour) is returned, and the admin log says so, all
+/// in one transaction.
 pub async fn recover_as_operator(
     store: &crate::store::Store,
     invitations: &Invitations,
@@ -569,20 +570,21 @@ pub async fn recover_as_operator(
         approved_at: None,
     };
     let (token, link) = invitations.recovery_link(&approver, &recovery.id, None, now);
-    store.operator_recovery(&recovery, &link).await?;
+    let entry = crate::store::admin_log::AdminEntry {
+        at: now,
+        admin_id: OPERATOR,
+        admin_email: "the operator (countersign approver recover)",
+        action: "recovered an approver",
+        subject: &approver.email,
+        detail: Some(&recovery.id),
+        authorisation: None,
+    };
+    let update = ApproverUpdate::OperatorRecovery {
+        recovery: &recovery,
+        link: &link,
+    };
     store
-        .append_admin_log(
-            &crate::store::admin_log::AdminEntry {
-                at: now,
-                admin_id: OPERATOR,
-                admin_email: "the operator (countersign approver recover)",
-                action: "recovered an approver",
-                subject: &approver.email,
-                detail: Some(&recovery.id),
-                authorisation: None,
-            },
-            super::log::entry_hash,
-        )
+        .admin_change(update, &entry, super::log::entry_hash)
         .await?;
     Ok(Ok(token))
 }

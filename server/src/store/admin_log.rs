@@ -55,6 +55,11 @@ pub enum ApproverUpdate<'a> {
         credential_id: &'a str,
     },
     StartRecovery(&'a RecoveryRow),
+    /// The operator's recovery (`approver recover`): started and approved at once.
+    OperatorRecovery {
+        recovery: &'a RecoveryRow,
+        link: &'a InvitationRow,
+    },
     /// Approves a recovery (once), ends the approver's passkeys and sessions, writes its link.
     ApproveRecovery {
         recovery: &'a RecoveryRow,
@@ -169,6 +174,19 @@ async fn apply(conn: &mut AnyConnection, change: ApproverUpdate<'_>) -> StoreRes
         ApproverUpdate::StartRecovery(row) => {
             super::recoveries::start(conn, row).await?;
             return Ok(true);
+        }
+        ApproverUpdate::OperatorRecovery { recovery, link } => {
+            super::recoveries::start(conn, recovery).await?;
+            let at = recovery.started_at;
+            return super::recoveries::approve(
+                conn,
+                &recovery.id,
+                &recovery.approver_id,
+                None,
+                at,
+                link,
+            )
+            .await;
         }
         ApproverUpdate::ApproveRecovery {
             recovery,

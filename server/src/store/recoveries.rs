@@ -37,27 +37,6 @@ impl Store {
         .fetch_all(self.pool())
         .await?)
     }
-
-    /// The operator's recovery (`approver recover`): started and approved at once.
-    pub async fn operator_recovery(
-        &self,
-        recovery: &RecoveryRow,
-        link: &InvitationRow,
-    ) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
-        start(&mut tx, recovery).await?;
-        approve(
-            &mut tx,
-            &recovery.id,
-            &recovery.approver_id,
-            None,
-            recovery.started_at,
-            link,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
 }
 
 pub(super) async fn start(conn: &mut AnyConnection, row: &RecoveryRow) -> StoreResult<()> {
