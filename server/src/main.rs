@@ -158,16 +158,8 @@ enum ApproverCommand {
         /// How long the link stays valid, in minutes (at most a day).
         #[arg(long, default_value_t = 1440, value_parser = clap::value_parser!(i64).range(0..=1440))]
         valid_minutes: i64,
-        /// The server's public URL, which the link points at.
-        #[arg(
-            long,
-            env = "COUNTERSIGN_PUBLIC_URL",
-            default_value = "http://localhost:3000"
-        )]
-        public_url: url::Url,
-        /// Where the server's key-encryption key is: links are stored as digests under it.
         #[command(flatten)]
-        data: DataConfig,
+        link: LinkArgs,
     },
     /// Recover someone who lost every passkey, when no second admin can approve a recovery in the
     /// console: their passkeys and sessions end, and a one-time link (valid an hour) enrolls a new
@@ -175,16 +167,8 @@ enum ApproverCommand {
     Recover {
         #[arg(long)]
         email: String,
-        /// The server's public URL, which the link points at.
-        #[arg(
-            long,
-            env = "COUNTERSIGN_PUBLIC_URL",
-            default_value = "http://localhost:3000"
-        )]
-        public_url: url::Url,
-        /// Where the server's key-encryption key is: links are stored as digests under it.
         #[command(flatten)]
-        data: DataConfig,
+        link: LinkArgs,
     },
     /// List approvers.
     List {
@@ -194,6 +178,47 @@ enum ApproverCommand {
     /// Offboard an approver: their sessions end, they can no longer sign in, decide or be asked, their
     /// pending requests are answered access_denied, and their approvals not yet redeemed earn nothing.
     Disable { email: String },
+}
+
+/// What a command that prints an enrollment link needs.
+#[derive(clap::Args)]
+struct LinkArgs {
+    /// The server's public URL, which the link points at.
+    #[arg(
+        long,
+        env = "COUNTERSIGN_PUBLIC_URL",
+        default_value = "http://localhost:3000"
+    )]
+    public_url: url::Url,
+    /// Where the server's key-encryption key is: links are stored as digests under it.
+    #[command(flatten)]
+    data: DataConfig,
+}
+
+impl LinkArgs {
+    /// The invitations under the server's key: without it, the server would not know the link.
+    fn invitations(
+        &self,
+        command: &str,
+        store: &Store,
+        database_url: &str,
+    ) -> anyhow::Result<invitations::Invitations> {
+        let kek = Kek::load_existing(&self.data.kek_source(database_url))?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{command} needs the server's key file (COUNTERSIGN_KEY_FILE or COUNTERSIGN_KEY), which was not found"
+            )
+        })?;
+        Ok(invitations::Invitations::new(store.clone(), &kek))
+    }
+
+    /// The link of `token`.
+    fn link(&self, token: &str) -> String {
+        format!(
+            "{}{}",
+            self.public_url.as_str().trim_end_matches('/'),
+            invitations::enrollment_path(token)
+        )
+    }
 }
 
 #[derive(Subcommand)]
@@ -380,18 +405,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             name,
             admin,
             valid_minutes,
-            public_url,
-            data,
+            link,
         }) => {
             let role = if admin { Role::Admin } else { Role::Approver };
-            // The link is stored as a digest under the server's key-encryption key: without the
-            // server's key, the server would not know the link.
-            let kek = Kek::load_existing(&data.kek_source(&cli.database_url))?.ok_or_else(|| {
-                anyhow::anyhow!(
-                    "approver invite needs the server's key file (COUNTERSIGN_KEY_FILE or COUNTERSIGN_KEY), which was not found"
-                )
-            })?;
-            let token = invitations::Invitations::new(store.clone(), &kek)
+            let token = link
+                .invitations("approver invite", &store, &cli.database_url)?
                 .invite(
                     &email,
                     name.as_deref(),
@@ -402,33 +420,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )
                 .await?
                 .map_err(anyhow::Error::msg)?;
-            println!(
-                "{}{}",
-                public_url.as_str().trim_end_matches('/'),
-                invitations::enrollment_path(&token)
-            );
+            println!("{}", link.link(&token));
         }
-        Command::Approver(ApproverCommand::Recover {
-            email,
-            public_url,
-            data,
-        }) => {
-            let kek = Kek::load_existing(&data.kek_source(&cli.database_url))?.ok_or_else(|| {
-                anyhow::anyhow!(
-                    "approver recover needs the server's key file (COUNTERSIGN_KEY_FILE or COUNTERSIGN_KEY), which was not found"
-                )
-            })?;
-            let invitations = invitations::Invitations::new(store.clone(), &kek);
+        Command::Approver(ApproverCommand::Recover { email, link }) => {
+            let invitations = link.invitations("approver recover", &store, &cli.database_url)?;
             let token =
                 server::admin::approvers::recover_as_operator(&store, &invitations, &email, now)
                     .await?
                     .map_err(anyhow::Error::msg)?;
             eprintln!("{email}'s passkeys and sessions have ended. Give them this link in person or over a channel you trust; it works once, within an hour:");
-            println!(
-                "{}{}",
-                public_url.as_str().trim_end_matches('/'),
-                invitations::enrollment_path(&token)
-            );
+            println!("{}", link.link(&token));
         }
         Command::Approver(ApproverCommand::List { json }) => {
             let all = approvers::list(&store).await?;

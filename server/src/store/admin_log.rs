@@ -165,6 +165,7 @@ async fn apply(conn: &mut AnyConnection, change: ApproverUpdate<'_>) -> StoreRes
             approver_id,
             credential_id,
         } => {
+            // Even their last: its key stays in the key registry, so what it signed still verifies.
             sqlx::query("DELETE FROM passkeys WHERE credential_id = $1 AND approver_id = $2")
                 .bind(credential_id)
                 .bind(approver_id)

@@ -84,16 +84,6 @@ impl Store {
         Ok(Some(pending))
     }
 
-    /// Sets an approver's role; false if there is no such approver.
-    pub async fn set_approver_role(&self, id: &str, role: &str) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE approvers SET role = $1 WHERE id = $2")
-            .bind(role)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     pub async fn disabled_approver_ids(&self) -> StoreResult<std::collections::HashSet<String>> {
         let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM approvers WHERE disabled = 1")
             .fetch_all(self.pool())

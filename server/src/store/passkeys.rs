@@ -131,23 +131,6 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Removes one of `approver_id`'s passkeys, even their last (an admin revoking a lost or copied
-    /// one); false if they have no such passkey. Its public key stays in the key registry, so the
-    /// decisions it signed still verify.
-    pub async fn revoke_passkey(
-        &self,
-        approver_id: &str,
-        credential_id: &str,
-    ) -> StoreResult<bool> {
-        let done =
-            sqlx::query("DELETE FROM passkeys WHERE credential_id = $1 AND approver_id = $2")
-                .bind(credential_id)
-                .bind(approver_id)
-                .execute(self.pool())
-                .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     /// Removes a passkey unless it is the approver's last one; false if nothing was removed.
     pub async fn remove_passkey(
         &self,

@@ -86,6 +86,11 @@ impl AdminPages {
         }
     }
 
+    /// The enrollment link of invitation (or recovery) `token`.
+    fn enrollment_link(&self, token: &str) -> String {
+        format!("{}{}", self.public_url, invitations::enrollment_path(token))
+    }
+
     /// The change this session asked for, while it is fresh.
     async fn pending(&self, session: &Session) -> UserResult<PendingChange> {
         let pending: Option<PendingChange> = session.get(PENDING_CHANGE).await.map_err(internal)?;
@@ -519,25 +524,11 @@ impl AdminService for AdminPages {
         };
         let flash = match self.approvers.confirm(&admin, &confirmation).await {
             Ok(Done::Invited { email, token }) => Flash {
-                invite: Some((
-                    email,
-                    format!(
-                        "{}{}",
-                        self.public_url,
-                        invitations::enrollment_path(&token)
-                    ),
-                )),
+                invite: Some((email, self.enrollment_link(&token))),
                 ..Flash::to("approvers")
             },
             Ok(Done::Recovered { email, token }) => Flash {
-                invite: Some((
-                    email,
-                    format!(
-                        "{}{}",
-                        self.public_url,
-                        invitations::enrollment_path(&token)
-                    ),
-                )),
+                invite: Some((email, self.enrollment_link(&token))),
                 recovery: true,
                 ..Flash::to("approvers")
             },
