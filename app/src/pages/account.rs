@@ -15,27 +15,29 @@ use crate::{
         passkey,
         push::{self, PushState},
     },
+    error::UiError,
     model::{Me, PasskeyView, PushDeviceView, PushDevicesView},
 };
 
 #[component]
 pub fn AccountPage() -> impl IntoView {
+    // Made here, outside `SignedIn`, for the reason `pages::inbox::inbox_resource` gives.
+    let list = Resource::new(|| (), |_| passkeys());
     view! {
         <Layout nav=true>
             <SignedIn>
-                <Account/>
+                <Account list/>
             </SignedIn>
         </Layout>
     }
 }
 
 #[component]
-fn Account() -> impl IntoView {
+fn Account(list: Resource<Result<Vec<PasskeyView>, UiError>>) -> impl IntoView {
     let me = expect_context::<Me>();
     let (error, set_error) = signal(None::<String>);
     let (busy, set_busy) = signal(false);
     let (new_name, set_new_name) = signal("Another passkey".to_owned());
-    let list = Resource::new(|| (), |_| passkeys());
     let report = move |outcome: Result<(), String>| match outcome {
         Ok(()) => {
             set_error.set(None);

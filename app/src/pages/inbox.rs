@@ -10,22 +10,32 @@ use crate::{
         push::{self, PushState},
         statement::SafeText,
     },
-    model::{Me, RequestStatus, RequestSummary},
+    error::UiError,
+    model::{InboxView, Me, RequestStatus, RequestSummary},
 };
 
 #[component]
 pub fn InboxPage() -> impl IntoView {
+    let inbox = inbox_resource();
     view! {
         <Layout nav=true>
             <SignedIn>
                 <Greeting/>
                 <NotificationHint/>
                 <section class="card">
-                    <InboxList/>
+                    <InboxList data=inbox/>
                 </section>
             </SignedIn>
         </Layout>
     }
+}
+
+/// The inbox's data, made by the page itself, outside `SignedIn`: the server renders the content of
+/// a `Suspense` more than once, and a resource made inside it would be fetched each time, so the HTML
+/// and the data the browser hydrates it with could come from different moments (a request that
+/// arrived in between made them differ, and hydration panicked).
+pub fn inbox_resource() -> Resource<Result<InboxView, UiError>> {
+    Resource::new(|| (), |_| inbox())
 }
 
 #[component]
@@ -96,8 +106,7 @@ fn Line(item: RequestSummary, now: i64, pending: bool) -> impl IntoView {
 
 /// The two lists, kept current by the live event stream.
 #[component]
-pub fn InboxList() -> impl IntoView {
-    let data = Resource::new(|| (), |_| inbox());
+pub fn InboxList(data: Resource<Result<InboxView, UiError>>) -> impl IntoView {
     live_updates(move || data.refetch());
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>

@@ -11,20 +11,26 @@ use crate::{
         passkey,
         statement::{SafeText, Shortened, Statement},
     },
+    error::UiError,
     model::{RequestStatus, RequestView},
-    pages::inbox::InboxList,
+    pages::inbox::{inbox_resource, InboxList},
 };
 
 #[component]
 pub fn RequestPage() -> impl IntoView {
+    // Both made here, outside `SignedIn`, for the reason `inbox_resource` gives.
+    let inbox = inbox_resource();
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let loaded = Resource::new(id, request);
     view! {
         <Layout nav=true>
             <SignedIn>
                 <div class="split">
                     <aside class="inbox-pane" aria-label="Inbox">
-                        <InboxList/>
+                        <InboxList data=inbox/>
                     </aside>
-                    <RequestPane/>
+                    <RequestPane loaded/>
                 </div>
             </SignedIn>
         </Layout>
@@ -32,10 +38,7 @@ pub fn RequestPage() -> impl IntoView {
 }
 
 #[component]
-fn RequestPane() -> impl IntoView {
-    let params = use_params_map();
-    let id = move || params.read().get("id").unwrap_or_default();
-    let loaded = Resource::new(id, request);
+fn RequestPane(loaded: Resource<Result<RequestView, UiError>>) -> impl IntoView {
     view! {
         <section class="card request">
             <Suspense fallback=|| view! { <p class="muted">"Loading the request…"</p> }>

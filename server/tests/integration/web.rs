@@ -1,5 +1,6 @@
 //! Browser-facing HTTP as a browser sees it: the bundle under hashed names, cached for a year and served
-//! from the build's brotli or gzip copy, and HSTS under an https public URL.
+//! from the build's brotli or gzip copy, HSTS under an https public URL, and signed-in pages rendered
+//! from one fetch of their data.
 use axum::{
     body::Body,
     http::{header, Request, StatusCode},
@@ -9,7 +10,8 @@ use crate::{common::*, on_both_databases};
 
 on_both_databases!(
     the_bundle_is_served_precompressed_and_immutable,
-    an_https_public_url_adds_strict_transport_security
+    an_https_public_url_adds_strict_transport_security,
+    a_signed_in_page_is_rendered_from_one_fetch_of_its_data
 );
 
 /// A built site as scripts/site.mjs leaves it, with copies whose contents tell them apart.
@@ -97,4 +99,29 @@ async fn an_https_public_url_adds_strict_transport_security(db: Db) {
     let plain = Harness::new(Db::Sqlite).await;
     let r = plain.get("/.well-known/openid-configuration").await;
     assert!(!r.headers.contains_key(header::STRICT_TRANSPORT_SECURITY));
+}
+
+/// A page behind `SignedIn` fetches its data once per render. The server renders a `Suspense`'s
+/// content more than once; a resource made inside it was fetched each time, and when a request
+/// arrived between two fetches the HTML and the data the browser hydrates it with differed, and
+/// hydration panicked. The data each resource resolved to is in the page once.
+async fn a_signed_in_page_is_rendered_from_one_fetch_of_its_data(db: Db) {
+    let h = Harness::new(db).await;
+    let jane = h.approver(APPROVER, None).await;
+    let agent = h.poll_client().await;
+    let id = h.start(&agent, APPROVER).await;
+    let cookie = signed_in_session(&h, &jane.id).await;
+    // Who is signed in, then the page's own: the inbox; the inbox and the request; the passkeys.
+    for (path, resources) in [
+        ("/inbox".to_owned(), 2),
+        (format!("/requests/{id}"), 3),
+        ("/account".to_owned(), 2),
+    ] {
+        let page = get_with(&h, &path, &[(header::COOKIE, &cookie)]).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        let resolved = page.text.matches("__RESOLVED_RESOURCES[").count();
+        assert_eq!(resolved, resources, "{path}: {}", page.text);
+        let inbox_fetches = page.text.matches(r#"{\"Ok\":{\"pending\":"#).count();
+        assert_eq!(inbox_fetches, usize::from(path != "/account"), "{path}");
+    }
 }
