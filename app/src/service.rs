@@ -31,6 +31,15 @@ pub struct SignedIn {
     pub session: Session,
 }
 
+/// The sealed state of a sign-in or an enrollment between its start and its finish. The browser keeps
+/// it (a cookie), so nobody signed out has anything written to the database for them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CeremonyState(pub String);
+
+/// Whether cookies are marked `Secure` (the public URL is `https`); provided as context by the server.
+#[derive(Clone, Copy, Debug)]
+pub struct SecureCookies(pub bool);
+
 /// Who is signed in, and signing in and out.
 #[async_trait]
 pub trait IdentityService: Send + Sync + 'static {
@@ -38,12 +47,13 @@ pub trait IdentityService: Send + Sync + 'static {
     async fn signed_in(&self, session: &Session) -> UserResult<Option<SignedIn>>;
     async fn start_sign_in(
         &self,
-        session: &Session,
         autofill: bool,
-    ) -> UserResult<RequestChallengeResponse>;
+    ) -> UserResult<(RequestChallengeResponse, CeremonyState)>;
+    /// Signs in on `session` with the state `start_sign_in` gave, if the browser presented it.
     async fn finish_sign_in(
         &self,
         session: &Session,
+        state: Option<CeremonyState>,
         credential: PublicKeyCredential,
     ) -> UserResult<Me>;
     async fn sign_out(&self, session: &Session, everywhere: bool) -> UserResult<()>;
@@ -55,14 +65,14 @@ pub trait EnrollmentService: Send + Sync + 'static {
     async fn invitation(&self, token: &str) -> UserResult<InvitationView>;
     async fn start_enrollment(
         &self,
-        session: &Session,
         token: &str,
         name: Option<String>,
         email: Option<String>,
-    ) -> UserResult<CreationChallengeResponse>;
+    ) -> UserResult<(CreationChallengeResponse, CeremonyState)>;
     async fn finish_enrollment(
         &self,
         session: &Session,
+        state: Option<CeremonyState>,
         credential: RegisterPublicKeyCredential,
         passkey_name: String,
     ) -> UserResult<Me>;

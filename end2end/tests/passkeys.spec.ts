@@ -35,6 +35,11 @@ test('invite, enroll, sign out, sign in, reach the inbox', async ({ page }, test
   await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
   await expect(page).toHaveURL(/\/inbox$/);
   await expect(page.getByText('Signed in as Alice Example')).toBeVisible();
+  // The signed-out ceremonies' sealed state was the browser's to keep, and is gone once used.
+  const cookies = (await page.context().cookies()).map((c) => c.name);
+  expect(cookies).toContain('countersign_session');
+  expect(cookies).not.toContain('countersign_sign_in');
+  expect(cookies).not.toContain('countersign_enrollment');
 });
 
 test('signing in brings the person back to the page they asked for, and only on this site', async ({ page }) => {

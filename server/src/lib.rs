@@ -70,6 +70,10 @@ pub async fn build(
         keys.clone(),
     ));
     registry.refuse_unsealed_keys().await?;
+    let unkeyed = legacy::unkeyed_client_secrets(&store).await?;
+    if !unkeyed.is_empty() {
+        tracing::warn!(clients = ?unkeyed, "these agents' secrets are stored unkeyed, as versions before keyed digests stored them, and are refused: if this database is your own, run `countersign keys seal-legacy` once to convert them");
+    }
     let mailer = match &config.smtp_url {
         Some(url) => Some(Arc::new(notify::Mailer::new(
             url,
@@ -108,6 +112,7 @@ pub async fn build(
     ));
     let identity = Arc::new(ui::identity::IdentityApp::new(
         accounts.clone(),
+        identity::ceremonies::Ceremonies::new(kek.clone(), store.clone()),
         clock.clone(),
         passkeys,
         verifier.clone(),

@@ -115,6 +115,9 @@ enum ClientCommand {
         dpop: bool,
         #[arg(long)]
         json: bool,
+        /// The secret is stored keyed under the server's key, so this needs the same key file.
+        #[command(flatten)]
+        data: DataConfig,
     },
     /// List agents.
     List {
@@ -128,6 +131,8 @@ enum ClientCommand {
         client_id: String,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        data: DataConfig,
     },
 }
 
@@ -369,7 +374,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let now = SystemClock.now();
     match cli.command {
         Command::Serve(config) => server::serve(config, store).await?,
-        Command::Client(command) => client_command(&store, command, now).await?,
+        Command::Client(command) => client_command(&store, command, &cli.database_url, now).await?,
         Command::Approver(ApproverCommand::Add {
             email,
             name,
@@ -464,10 +469,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let kek = Kek::load(&data.kek_source(&cli.database_url))?;
             let sealed = server::legacy::seal_legacy(&store, std::sync::Arc::new(kek), now).await?;
             println!(
-                "sealed {} signing keys, {} VAPID key, {} passkey keys into the key registry",
+                "sealed {} signing keys, {} VAPID key, {} passkey keys into the key registry; keyed {} client secrets",
                 sealed.signing_keys,
                 if sealed.vapid_key { "the" } else { "no" },
-                sealed.passkey_keys
+                sealed.passkey_keys,
+                sealed.client_secrets
             );
         }
         Command::Audit(AuditCommand::Verify { json, evidence }) => {
@@ -605,7 +611,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn client_command(store: &Store, command: ClientCommand, now: i64) -> anyhow::Result<()> {
+async fn client_command(
+    store: &Store,
+    command: ClientCommand,
+    database_url: &str,
+    now: i64,
+) -> anyhow::Result<()> {
+    // The key client secrets are stored under: the server's own (made here if this comes first).
+    let secrets = |data: &DataConfig| -> anyhow::Result<clients::ClientSecrets> {
+        Ok(clients::ClientSecrets::new(&Kek::load(
+            &data.kek_source(database_url),
+        )?))
+    };
     match command {
         ClientCommand::Create {
             name,
@@ -617,6 +634,7 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> anyh
             resource_server,
             dpop,
             json,
+            data,
         } => {
             let jwks = jwks.map(std::fs::read_to_string).transpose()?;
             let new = clients::NewClient {
@@ -632,7 +650,7 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> anyh
                 dpop_bound: dpop,
             };
             let policy = clients::endpoint::EndpointPolicy::from_env();
-            let credentials = clients::register(store, new, policy, now).await?;
+            let credentials = clients::register(store, &secrets(&data)?, new, policy, now).await?;
             print_credentials(&credentials, json)?;
         }
         ClientCommand::List { json } => {
@@ -667,8 +685,13 @@ async fn client_command(store: &Store, command: ClientCommand, now: i64) -> anyh
             }
             println!("client {client_id} is disabled; its requests made until now are withdrawn for good");
         }
-        ClientCommand::RotateSecret { client_id, json } => {
-            let credentials = clients::rotate_secret(store, &client_id, now).await?;
+        ClientCommand::RotateSecret {
+            client_id,
+            json,
+            data,
+        } => {
+            let credentials =
+                clients::rotate_secret(store, &secrets(&data)?, &client_id, now).await?;
             print_credentials(&credentials, json)?;
         }
     }

@@ -60,6 +60,10 @@ pub async fn seed(
     }
     let mut rng = StdRng::seed_from_u64(7);
     let mut client_ids = Vec::new();
+    // The seed agents' secrets are never shown, so they are stored under a key nobody keeps.
+    let secrets = clients::ClientSecrets::new(&crate::sealing::Kek::from_bytes(
+        crate::secrets::random_bytes(),
+    ));
     for i in 0..plan.clients {
         let new = NewClient {
             name: format!("Seed agent {i:02}"),
@@ -72,7 +76,7 @@ pub async fn seed(
             dpop_bound: false,
         };
         client_ids.push(
-            clients::register(store, new, Default::default(), now)
+            clients::register(store, &secrets, new, Default::default(), now)
                 .await?
                 .client_id,
         );

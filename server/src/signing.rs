@@ -57,6 +57,11 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
+    /// The key-encryption key the ring's keys are sealed under, for keys derived from it.
+    pub fn kek(&self) -> &Kek {
+        &self.kek
+    }
+
     /// Loads the keys, creating the first one when the store has none.
     pub async fn load(
         store: Store,

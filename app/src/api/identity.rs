@@ -38,12 +38,13 @@ pub async fn start_enrollment(
     name: Option<String>,
     email: Option<String>,
 ) -> Result<CreationChallengeResponse, UiError> {
+    let cookie = ceremony::Cookie::new(ceremony::ENROLLMENT);
     super::Call::<crate::service::SharedEnrollment>::new()
         .await
-        .run(|service, session| async move {
-            service
-                .start_enrollment(&session, &token, name, email)
-                .await
+        .run(|service, _| async move {
+            let (options, state) = service.start_enrollment(&token, name, email).await?;
+            cookie.keep(state);
+            Ok(options)
         })
         .await
 }
@@ -54,11 +55,12 @@ pub async fn finish_enrollment(
     credential: RegisterPublicKeyCredential,
     passkey_name: String,
 ) -> Result<Me, UiError> {
+    let cookie = ceremony::Cookie::new(ceremony::ENROLLMENT);
     super::Call::<crate::service::SharedEnrollment>::new()
         .await
         .run(|service, session| async move {
             service
-                .finish_enrollment(&session, credential, passkey_name)
+                .finish_enrollment(&session, cookie.take(), credential, passkey_name)
                 .await
         })
         .await
@@ -67,19 +69,104 @@ pub async fn finish_enrollment(
 // A fixed path: the limits per address count calls to it (see the server's `limits`).
 #[server(input = Json, endpoint = "start_sign_in")]
 pub async fn start_sign_in(autofill: bool) -> Result<RequestChallengeResponse, UiError> {
+    let cookie = ceremony::Cookie::new(ceremony::SIGN_IN);
     super::Call::<crate::service::SharedIdentity>::new()
         .await
-        .run(|service, session| async move { service.start_sign_in(&session, autofill).await })
+        .run(|service, _| async move {
+            let (options, state) = service.start_sign_in(autofill).await?;
+            cookie.keep(state);
+            Ok(options)
+        })
         .await
 }
 
 // A fixed path: the limits per address count calls to it (see the server's `limits`).
 #[server(input = Json, endpoint = "finish_sign_in")]
 pub async fn finish_sign_in(credential: PublicKeyCredential) -> Result<Me, UiError> {
+    let cookie = ceremony::Cookie::new(ceremony::SIGN_IN);
     super::Call::<crate::service::SharedIdentity>::new()
         .await
-        .run(|service, session| async move { service.finish_sign_in(&session, credential).await })
+        .run(|service, session| async move {
+            service
+                .finish_sign_in(&session, cookie.take(), credential)
+                .await
+        })
         .await
+}
+
+/// The cookies that carry a sign-in's or an enrollment's sealed state from its start to its finish
+/// (see `service::CeremonyState`): one per kind, so a sign-in in one tab leaves an enrollment in
+/// another alone. HttpOnly and SameSite=Strict like the session's, and as short-lived as the state.
+#[cfg(feature = "ssr")]
+mod ceremony {
+    use crate::service::{CeremonyState, SecureCookies};
+    use tower_sessions::cookie::{self, time::Duration, SameSite};
+
+    pub const SIGN_IN: &str = "countersign_sign_in";
+    pub const ENROLLMENT: &str = "countersign_enrollment";
+    /// A little over the server's five minutes: the server's own expiry is the one that counts.
+    const MAX_AGE_SECONDS: i64 = 6 * 60;
+
+    /// Read when the server function starts, while its context is reachable (see `Call`).
+    pub struct Cookie {
+        name: &'static str,
+        presented: Option<String>,
+        response: Option<leptos_axum::ResponseOptions>,
+        secure: bool,
+    }
+
+    impl Cookie {
+        pub fn new(name: &'static str) -> Cookie {
+            use leptos::prelude::use_context;
+            let presented = use_context::<http::request::Parts>().and_then(|parts| {
+                parts
+                    .headers
+                    .get_all(http::header::COOKIE)
+                    .iter()
+                    .filter_map(|value| value.to_str().ok())
+                    .flat_map(cookie::Cookie::split_parse)
+                    .filter_map(Result::ok)
+                    .find(|c| c.name() == name)
+                    .map(|c| c.value().to_owned())
+            });
+            Cookie {
+                name,
+                presented,
+                response: use_context::<leptos_axum::ResponseOptions>(),
+                // Secure unless the server says its URL is plain http (a development machine).
+                secure: use_context::<SecureCookies>().is_none_or(|s| s.0),
+            }
+        }
+
+        /// Sets the cookie to `state`.
+        pub fn keep(&self, state: CeremonyState) {
+            self.set(state.0, Duration::seconds(MAX_AGE_SECONDS));
+        }
+
+        /// The state the browser presented, and the cookie removed: a state is presented once.
+        pub fn take(&self) -> Option<CeremonyState> {
+            if self.presented.is_some() {
+                self.set(String::new(), Duration::ZERO);
+            }
+            self.presented.clone().map(CeremonyState)
+        }
+
+        fn set(&self, value: String, max_age: Duration) {
+            let Some(response) = &self.response else {
+                return;
+            };
+            let cookie = cookie::Cookie::build((self.name, value))
+                .path("/")
+                .http_only(true)
+                .secure(self.secure)
+                .same_site(SameSite::Strict)
+                .max_age(max_age)
+                .build();
+            if let Ok(value) = http::HeaderValue::from_str(&cookie.to_string()) {
+                response.append_header(http::header::SET_COOKIE, value);
+            }
+        }
+    }
 }
 
 #[server(input = Json)]

@@ -94,8 +94,14 @@ impl Agents {
                 ""
             }
         );
-        let credentials =
-            clients::register(self.ciba.store(), new, self.policy, self.ciba.now()).await?;
+        let credentials = clients::register(
+            self.ciba.store(),
+            self.ciba.client_secrets(),
+            new,
+            self.policy,
+            self.ciba.now(),
+        )
+        .await?;
         super::record(
             &self.ciba,
             admin,
@@ -112,7 +118,13 @@ impl Agents {
         admin: &Admin<'_>,
         id: &str,
     ) -> Result<ClientCredentials, ClientError> {
-        let credentials = clients::rotate_secret(self.ciba.store(), id, self.ciba.now()).await?;
+        let credentials = clients::rotate_secret(
+            self.ciba.store(),
+            self.ciba.client_secrets(),
+            id,
+            self.ciba.now(),
+        )
+        .await?;
         super::record(&self.ciba, admin, "rotated an agent's secret", id, None).await?;
         Ok(credentials)
     }

@@ -31,7 +31,7 @@ pub mod request;
 pub mod tokens;
 
 pub use auth_request::{AuthRequest, RequestStatus};
-pub use clients::{AuthMethod, Client, ClientDirectory, DeliveryMode};
+pub use clients::{AuthMethod, Client, ClientDirectory, ClientSecrets, DeliveryMode};
 pub use decision::{Decision, DecisionError};
 pub use request::{BackchannelParams, RawDetails};
 pub use tokens::{Revocation, TokenResponse};
@@ -126,6 +126,8 @@ pub struct Ciba {
     /// The sealed passkey key registry: an approval counts only if its passkey is in it.
     pub(crate) registry: Arc<KeyRegistry>,
     pub(crate) clients: ClientDirectory,
+    /// How client secrets are stored and checked (keyed under the KEK).
+    pub(crate) client_secrets: ClientSecrets,
     pub(crate) pending: pending::PendingCache,
     pub(crate) approvers: ApproverCache,
     pub(crate) inserts: InsertQueue,
@@ -149,6 +151,7 @@ impl Ciba {
         let now = clock.now();
         let clients = ClientDirectory::new(store.clone());
         clients.refresh(now).await?;
+        let client_secrets = ClientSecrets::new(keys.kek());
         let pending = pending::PendingCache::default();
         for request in store.pending_auth_requests(now).await? {
             pending.insert(&request);
@@ -167,6 +170,7 @@ impl Ciba {
             client_notifications: Arc::default(),
             registry,
             clients,
+            client_secrets,
             pending,
             approvers: ApproverCache::default(),
             inserts,
@@ -177,6 +181,10 @@ impl Ciba {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn client_secrets(&self) -> &ClientSecrets {
+        &self.client_secrets
     }
 
     /// New requests, as they start waiting (for notifications).

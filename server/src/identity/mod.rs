@@ -2,6 +2,7 @@
 pub mod accounts;
 pub mod approvers;
 pub mod assertion;
+pub mod ceremonies;
 pub mod invitations;
 pub mod notices;
 pub mod passkeys;

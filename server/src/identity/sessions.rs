@@ -3,8 +3,9 @@
 //! a key derived from the key-encryption key, never the id itself, and its data is sealed under that
 //! key with the row key as label: whoever reads the database cannot take over a session from it, and
 //! whoever writes it can neither mint a session (a row they make has no key they could compute, and
-//! data they write does not open) nor move one to another row. A session nobody has signed in with
-//! yet (a sign-in or enrollment under way) lives only minutes.
+//! data they write does not open) nor move one to another row. Signed-out ceremonies keep their state
+//! in a cookie (`identity::ceremonies`), so a row is written once someone signs in; should anything
+//! else write a row for nobody, it lives only minutes.
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -37,10 +38,9 @@ pub struct SignedInUser {
     pub credential_id: Option<String>,
 }
 
-/// How long a session lives in the database while nobody is signed in with it: long enough for a
-/// sign-in or enrollment ceremony, short enough that calls from signed-out browsers cannot pile rows
-/// up (with the limits per address, see `limits`).
-pub const CEREMONY_TTL_MS: i64 = 10 * 60_000;
+/// How long a session row lives while nobody is signed in with it, so that signed-out browsers could
+/// not pile rows up even if something wrote one for them.
+pub const SIGNED_OUT_TTL_MS: i64 = 10 * 60_000;
 
 #[derive(Debug, Clone)]
 pub struct DbSessionStore {
@@ -79,13 +79,13 @@ fn millis(at: OffsetDateTime) -> i64 {
 }
 
 /// When `record`'s row ends: at its expiry once someone is signed in with it, and within
-/// [`CEREMONY_TTL_MS`] before.
+/// [`SIGNED_OUT_TTL_MS`] before.
 fn row_expiry(record: &Record) -> i64 {
     let expiry = millis(record.expiry_date);
     if record.data.contains_key(SIGNED_IN) {
         expiry
     } else {
-        expiry.min(millis(OffsetDateTime::now_utc()).saturating_add(CEREMONY_TTL_MS))
+        expiry.min(millis(OffsetDateTime::now_utc()).saturating_add(SIGNED_OUT_TTL_MS))
     }
 }
 

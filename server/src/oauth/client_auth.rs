@@ -39,7 +39,7 @@ pub async fn authenticate(
             ));
         }
         let client = lookup(state, &id, AuthMethod::ClientSecretBasic).await?;
-        return if client.secret_matches(&secret) {
+        return if client.secret_matches(state.ciba.client_secrets(), &secret) {
             Ok(client)
         } else {
             Err(bad())
@@ -49,7 +49,7 @@ pub async fn authenticate(
         let id = form_id
             .ok_or_else(|| OAuthError::invalid_request("client_secret without client_id"))?;
         let client = lookup(state, &id, AuthMethod::ClientSecretPost).await?;
-        return if client.secret_matches(&secret) {
+        return if client.secret_matches(state.ciba.client_secrets(), &secret) {
             Ok(client)
         } else {
             Err(bad())

@@ -53,7 +53,7 @@ impl UsedJwts {
             .saturating_mul(1000);
         // A digest: the key is a fixed size whatever the jti, and names neither.
         let key = hex(&sha256(format!("{client_id}\n{jti}").as_bytes()));
-        match self.store.first_use_of_jti(&key, exp_ms, now).await {
+        match self.store.first_use(&key, exp_ms, now).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(Replay::Repeated),
             Err(e) => Err(Replay::Unavailable(e.to_string())),

@@ -1,16 +1,11 @@
-//! Abuse limits kept in the database, for every instance: once-only client JWTs seen (`used_jtis`),
-//! and wrong user codes (`user_code_failures`).
+//! Abuse limits kept in the database, for every instance: once-only values seen (`used_jtis`: client
+//! JWTs, and finished sign-in and enrollment ceremonies), and wrong user codes (`user_code_failures`).
 use super::{Store, StoreResult};
 
 impl Store {
     /// Records `key` until `expires_at` (ms): true the first time, false while it is recorded. An
     /// expired record is taken over, in the same statement, so two instances cannot both win.
-    pub async fn first_use_of_jti(
-        &self,
-        key: &str,
-        expires_at: i64,
-        now: i64,
-    ) -> StoreResult<bool> {
+    pub async fn first_use(&self, key: &str, expires_at: i64, now: i64) -> StoreResult<bool> {
         let done = sqlx::query(
             "INSERT INTO used_jtis (key, expires_at) VALUES ($1, $2) \
              ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \

@@ -61,8 +61,10 @@ pub fn routes(config: &ServeConfig, services: Services, sessions: DbSessionStore
         axum::routing::post(move |body| devices::renew_handler(devices.clone(), body))
     };
     let stylesheet = app::StylesheetHref(site.stylesheet_href());
+    let secure_cookies = app::service::SecureCookies(config.public_url.scheme() == "https");
     let context = move || {
         leptos::prelude::provide_context(stylesheet.clone());
+        leptos::prelude::provide_context(secure_cookies);
         let identity: app::service::SharedIdentity = services.identity.clone();
         let enrollment: app::service::SharedEnrollment = services.identity.clone();
         let passkeys: app::service::SharedPasskeys = services.identity.clone();

@@ -77,7 +77,8 @@ async fn clients_and_approvers_are_managed_from_the_command_line(db: Db) {
     assert_eq!(row.scopes, "openid email");
     let stored = row.secret_hash.unwrap();
     assert_ne!(stored, creds.secret, "only a hash is stored");
-    assert_eq!(stored, server::secrets::hash_secret(&creds.secret));
+    assert!(stored.starts_with("hmac-sha256:"), "{stored}");
+    assert_eq!(stored, client_secrets().stored(&creds.secret), "keyed");
 
     let (ok, _, err) = countersign(
         &url,
@@ -149,7 +150,7 @@ async fn clients_and_approvers_are_managed_from_the_command_line(db: Db) {
     assert!(ok, "{err}");
     assert_eq!(
         out.trim(),
-        "sealed 0 signing keys, no VAPID key, 0 passkey keys into the key registry"
+        "sealed 0 signing keys, no VAPID key, 0 passkey keys into the key registry; keyed 0 client secrets"
     );
     let r = h.bc_authorize(&creds, APPROVER, &[]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);

@@ -137,6 +137,11 @@ pub fn test_kek() -> server::sealing::Kek {
     server::sealing::Kek::load(&server::sealing::KekSource::File(test_key_file())).unwrap()
 }
 
+/// Client secrets as the test servers store them (under `test_kek`).
+pub fn client_secrets() -> clients::ClientSecrets {
+    clients::ClientSecrets::new(&test_kek())
+}
+
 /// A client's credentials as the tests present them.
 #[derive(Clone, Debug)]
 pub struct Creds {
@@ -191,9 +196,15 @@ impl Harness {
             resource_server: true,
             dpop_bound: false,
         };
-        let creds = clients::register(&self.store, new, Default::default(), self.clock.now())
-            .await
-            .unwrap();
+        let creds = clients::register(
+            &self.store,
+            &client_secrets(),
+            new,
+            Default::default(),
+            self.clock.now(),
+        )
+        .await
+        .unwrap();
         Creds {
             id: creds.client_id,
             secret: creds.client_secret.unwrap(),
@@ -211,9 +222,15 @@ impl Harness {
             resource_server: false,
             dpop_bound: false,
         };
-        let creds = clients::register(&self.store, new, Default::default(), self.clock.now())
-            .await
-            .unwrap();
+        let creds = clients::register(
+            &self.store,
+            &client_secrets(),
+            new,
+            Default::default(),
+            self.clock.now(),
+        )
+        .await
+        .unwrap();
         Creds {
             id: creds.client_id,
             secret: creds.client_secret.unwrap_or_default(),

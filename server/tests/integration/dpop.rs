@@ -272,9 +272,15 @@ async fn dpop_client(h: &Harness, delivery: DeliveryMode) -> Creds {
         resource_server: false,
         dpop_bound: true,
     };
-    let creds = clients::register(&h.store, new, Default::default(), h.clock.now())
-        .await
-        .unwrap();
+    let creds = clients::register(
+        &h.store,
+        &client_secrets(),
+        new,
+        Default::default(),
+        h.clock.now(),
+    )
+    .await
+    .unwrap();
     Creds {
         id: creds.client_id,
         secret: creds.client_secret.unwrap(),

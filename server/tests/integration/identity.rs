@@ -22,6 +22,7 @@ on_both_databases!(
     the_first_admin_link_exists_only_while_there_are_no_approvers,
     sessions_are_stored_loaded_and_deleted,
     a_database_writer_mints_no_session,
+    a_signed_out_ceremony_is_sealed_in_time_and_finishes_once,
 );
 
 fn new_approver(email: &str) -> ApproverRow {
@@ -565,4 +566,92 @@ async fn a_database_writer_mints_no_session(db: Db) {
     let cookie = format!("countersign_session={}", record.id);
     assert_ne!(inbox_with(&h, &cookie).await, StatusCode::OK);
     assert_eq!(inbox_with(&h, &genuine).await, StatusCode::OK);
+}
+
+/// A sign-in's or enrollment's state travels sealed in the browser's cookie
+/// (`identity::ceremonies`): only this server opens it, only for its kind and in time, and a finish
+/// spends it at every instance, so a replayed cookie finishes nothing.
+async fn a_signed_out_ceremony_is_sealed_in_time_and_finishes_once(db: Db) {
+    use server::identity::ceremonies::{Ceremonies, CeremonyError, Kind, CEREMONY_TTL_MS};
+    let h = Harness::new(db).await;
+    let ceremonies = Ceremonies::new(std::sync::Arc::new(test_kek()), h.store.clone());
+    let now = server::clock::SystemClock.now();
+    let sealed = ceremonies.seal(Kind::SignIn, "the challenge".to_owned(), now);
+    assert!(!sealed.contains("the challenge"));
+
+    let open = |kind, presented: Option<&str>, at| ceremonies.open::<String>(kind, presented, at);
+    assert_eq!(
+        open(Kind::SignIn, None, now).unwrap_err(),
+        CeremonyError::Missing
+    );
+    assert_eq!(
+        open(Kind::Enrollment, Some(&sealed), now).unwrap_err(),
+        CeremonyError::Forged,
+        "a sign-in's state does not finish an enrollment"
+    );
+    let mut altered = sealed.clone();
+    let last = altered.pop().unwrap();
+    altered.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(
+        open(Kind::SignIn, Some(&altered), now).unwrap_err(),
+        CeremonyError::Forged
+    );
+    assert_eq!(
+        open(Kind::SignIn, Some("sealed:v1:made-up"), now).unwrap_err(),
+        CeremonyError::Forged
+    );
+    let other_server = Ceremonies::new(
+        std::sync::Arc::new(server::sealing::Kek::from_bytes([9; 32])),
+        h.store.clone(),
+    );
+    assert_eq!(
+        other_server
+            .open::<String>(Kind::SignIn, Some(&sealed), now)
+            .unwrap_err(),
+        CeremonyError::Forged
+    );
+    assert_eq!(
+        open(Kind::SignIn, Some(&sealed), now + CEREMONY_TTL_MS).unwrap_err(),
+        CeremonyError::Expired
+    );
+
+    // Opening writes nothing; the finish's spend does, once, for every instance.
+    let (state, ticket) = open(Kind::SignIn, Some(&sealed), now + 1_000).unwrap();
+    assert_eq!(state, "the challenge");
+    let used = |h: &Harness| {
+        let pool = h.store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM used_jtis")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(used(&h).await, 0);
+    ceremonies
+        .spend(ticket, now + 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(used(&h).await, 1);
+    let (_, replayed) = open(Kind::SignIn, Some(&sealed), now + 2_000).unwrap();
+    assert_eq!(
+        ceremonies.spend(replayed, now + 2_000).await.unwrap(),
+        Err(CeremonyError::Spent)
+    );
+    let another_instance = Ceremonies::new(std::sync::Arc::new(test_kek()), h.store.clone());
+    let (_, elsewhere) = another_instance
+        .open::<String>(Kind::SignIn, Some(&sealed), now + 3_000)
+        .unwrap();
+    assert_eq!(
+        another_instance
+            .spend(elsewhere, now + 3_000)
+            .await
+            .unwrap(),
+        Err(CeremonyError::Spent)
+    );
+    // A second start is a new ceremony.
+    let again = ceremonies.seal(Kind::SignIn, "the challenge".to_owned(), now);
+    let (_, fresh) = open(Kind::SignIn, Some(&again), now).unwrap();
+    ceremonies.spend(fresh, now).await.unwrap().unwrap();
 }

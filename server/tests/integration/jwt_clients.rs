@@ -73,9 +73,15 @@ async fn keyed_client(h: &Harness) -> KeyedClient {
         resource_server: false,
         dpop_bound: false,
     };
-    let creds = clients::register(&h.store, new, Default::default(), h.clock.now())
-        .await
-        .unwrap();
+    let creds = clients::register(
+        &h.store,
+        &client_secrets(),
+        new,
+        Default::default(),
+        h.clock.now(),
+    )
+    .await
+    .unwrap();
     assert!(
         creds.client_secret.is_none(),
         "key-authenticated clients get no secret"

@@ -1,7 +1,7 @@
 //! The server's private keys, attacked from below the API: a copy of the database holds them only
 //! sealed under the key-encryption key; keys stored in plain text by an earlier version are sealed on
 //! start; a key written into the table by hand, or a public key swapped for another, is neither
-//! published nor signed with.
+//! published nor signed with; a client secret's digest written by hand authenticates nobody.
 use axum::http::StatusCode;
 use josekit::jwk::KeyPair;
 use serde_json::Value;
@@ -15,7 +15,8 @@ on_both_databases!(
     a_key_written_by_hand_is_never_used,
     a_swapped_public_key_is_never_published,
     another_key_encryption_key_opens_nothing,
-    earlier_passkey_keys_are_sealed_into_the_registry_once_and_only_on_command
+    earlier_passkey_keys_are_sealed_into_the_registry_once_and_only_on_command,
+    a_database_writer_cannot_set_a_client_secret_they_know
 );
 
 async fn stored_private_keys(store: &Store) -> Vec<String> {
@@ -105,7 +106,8 @@ async fn plain_keys_from_an_earlier_version_are_sealed_only_when_the_operator_sa
         server::legacy::Sealed {
             signing_keys: 1,
             vapid_key: true,
-            passkey_keys: 0
+            passkey_keys: 0,
+            client_secrets: 0
         }
     );
     let built = server::build(&test_config(), store.clone(), clock)
@@ -290,4 +292,78 @@ async fn earlier_passkey_keys_are_sealed_into_the_registry_once_and_only_on_comm
         .is_registered("planted", "a1", &test_public_key(TEST_PASSKEY))
         .await
         .unwrap());
+}
+
+/// Client secrets are stored as keyed digests (`ciba::clients::secrets`): a database writer who
+/// writes the digest of a secret they chose into an agent's row cannot authenticate as the agent,
+/// and an earlier version's unkeyed digest counts only once the operator converts it.
+async fn a_database_writer_cannot_set_a_client_secret_they_know(db: Db) {
+    let h = Harness::new(db).await;
+    h.approver(APPROVER, None).await;
+    let agent = h.poll_client().await;
+    assert_eq!(
+        h.bc_authorize(&agent, APPROVER, &[]).await.status,
+        StatusCode::OK
+    );
+    let write = |digest: String| {
+        let (h, id) = (&h, agent.id.clone());
+        async move {
+            sqlx::query("UPDATE clients SET secret_hash = $1 WHERE id = $2")
+                .bind(digest)
+                .bind(id)
+                .execute(h.store.pool())
+                .await
+                .unwrap();
+            h.server.ciba.refresh().await.unwrap();
+        }
+    };
+    let attacker = Creds {
+        secret: "the attacker's own secret".into(),
+        ..agent.clone()
+    };
+    for planted in [
+        server::secrets::hash_secret(&attacker.secret),
+        format!(
+            "hmac-sha256:{}",
+            server::secrets::hash_secret(&attacker.secret)
+        ),
+        server::ciba::ClientSecrets::new(&server::sealing::Kek::from_bytes([7; 32]))
+            .stored(&attacker.secret),
+    ] {
+        write(planted).await;
+        h.bc_authorize(&attacker, APPROVER, &[])
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+
+    // What an earlier version stored (the plain SHA-256 of the real secret) is refused, and named,
+    // until `countersign keys seal-legacy` keys it; then the agent's own secret works again.
+    write(server::secrets::hash_secret(&agent.secret)).await;
+    h.bc_authorize(&agent, APPROVER, &[])
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    assert_eq!(
+        server::legacy::unkeyed_client_secrets(&h.store)
+            .await
+            .unwrap(),
+        vec![agent.id.clone()]
+    );
+    let kek = std::sync::Arc::new(test_kek());
+    let sealed = server::legacy::seal_legacy(&h.store, kek.clone(), h.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(sealed.client_secrets, 1);
+    h.server.ciba.refresh().await.unwrap();
+    assert_eq!(
+        h.bc_authorize(&agent, APPROVER, &[]).await.status,
+        StatusCode::OK
+    );
+    assert!(server::legacy::unkeyed_client_secrets(&h.store)
+        .await
+        .unwrap()
+        .is_empty());
+    let again = server::legacy::seal_legacy(&h.store, kek, h.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(again.client_secrets, 0, "converted once");
 }

@@ -107,7 +107,7 @@ async fn notified_client(h: &Harness, url: &str, delivery_mode: DeliveryMode) ->
     let dev = EndpointPolicy {
         allow_loopback: true,
     };
-    let creds = clients::register(&h.store, new, dev, h.clock.now())
+    let creds = clients::register(&h.store, &client_secrets(), new, dev, h.clock.now())
         .await
         .unwrap();
     h.server.ciba.refresh().await.unwrap();
@@ -219,6 +219,7 @@ async fn a_failed_ping_is_tried_again_later(db: Db) {
 async fn ping_endpoints_on_private_addresses_are_refused(db: Db) {
     let h = Harness::new(db).await;
     let jane = h.approver(APPROVER, None).await;
+    let secrets = client_secrets();
     let register = |url: &str| {
         let new = clients::NewClient {
             name: "Agent".into(),
@@ -230,7 +231,13 @@ async fn ping_endpoints_on_private_addresses_are_refused(db: Db) {
             resource_server: false,
             dpop_bound: false,
         };
-        clients::register(&h.store, new, EndpointPolicy::default(), h.clock.now())
+        clients::register(
+            &h.store,
+            &secrets,
+            new,
+            EndpointPolicy::default(),
+            h.clock.now(),
+        )
     };
     for (url, why) in [
         ("http://127.0.0.1:9/cb", "must use https"),
@@ -384,6 +391,7 @@ async fn a_ping_survives_a_killed_server(db: Db) {
     };
     let creds = clients::register(
         &store,
+        &client_secrets(),
         new,
         EndpointPolicy {
             allow_loopback: true,

@@ -6,21 +6,20 @@ use std::{fmt, str::FromStr};
 use josekit::jwk::JwkSet;
 use url::Url;
 
-use crate::{
-    secrets::{parse_digest, secret_matches},
-    store::clients::ClientRow,
-};
+use crate::store::clients::ClientRow;
 
 mod directory;
 pub mod endpoint;
 pub mod jwt;
 mod registration;
+pub mod secrets;
 
 pub use directory::ClientDirectory;
 pub use jwt::{verifier_for, JwtRejection};
 pub use registration::{
     change_settings, register, rotate_secret, ClientCredentials, ClientError, NewClient, Settings,
 };
+pub use secrets::{ClientSecrets, StoredSecret};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -83,7 +82,7 @@ pub struct Client {
     pub notify_url: Option<Url>,
     pub scopes: Vec<String>,
     pub auth_method: AuthMethod,
-    secret_digest: Option<[u8; 32]>,
+    secret: Option<StoredSecret>,
     jwks: Option<JwkSet>,
     pub disabled: bool,
     /// When it was last disabled: its requests made until then are withdrawn.
@@ -107,7 +106,7 @@ impl Client {
                 .transpose()
                 .map_err(|e| e.to_string())?,
             scopes: row.scopes.split_whitespace().map(str::to_owned).collect(),
-            secret_digest: row.secret_hash.as_deref().and_then(parse_digest),
+            secret: row.secret_hash.as_deref().map(StoredSecret::parse),
             jwks: row
                 .jwks
                 .as_deref()
@@ -123,11 +122,17 @@ impl Client {
         })
     }
 
-    /// Constant-time check of a presented client secret.
-    pub fn secret_matches(&self, secret: &str) -> bool {
-        self.secret_digest
-            .as_ref()
-            .is_some_and(|digest| secret_matches(secret, digest))
+    /// Constant-time check of a presented client secret. A secret an earlier version stored unkeyed
+    /// matches nothing until `countersign keys seal-legacy` converts it (see `secrets`).
+    pub fn secret_matches(&self, secrets: &ClientSecrets, secret: &str) -> bool {
+        match &self.secret {
+            Some(StoredSecret::Keyed(digest)) => secrets.matches(digest, secret),
+            Some(StoredSecret::Unkeyed) => {
+                tracing::warn!(client_id = %self.id, "this client's secret is stored unkeyed, as versions before keyed digests did, and is refused: run `countersign keys seal-legacy` once to convert it");
+                false
+            }
+            Some(StoredSecret::Malformed) | None => false,
+        }
     }
 
     pub fn may_request_scope(&self, scope: &str) -> bool {

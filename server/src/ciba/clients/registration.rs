@@ -3,11 +3,11 @@ use josekit::jwk::JwkSet;
 
 use super::{
     endpoint::{self, EndpointPolicy},
-    AuthMethod, DeliveryMode, SUPPORTED_SCOPES,
+    AuthMethod, ClientSecrets, DeliveryMode, SUPPORTED_SCOPES,
 };
 use crate::{
     clock::Millis,
-    secrets::{hash_secret, random_id, random_token},
+    secrets::{random_id, random_token},
     store::{clients::ClientRow, Store, StoreError},
 };
 
@@ -44,9 +44,10 @@ pub struct ClientCredentials {
 }
 
 /// Registers a client. Secret-authenticated clients get a 256-bit secret, returned once and stored
-/// only as its SHA-256 digest.
+/// only as a keyed digest (`secrets`).
 pub async fn register(
     store: &Store,
+    secrets: &ClientSecrets,
     new: NewClient,
     policy: EndpointPolicy,
     now: Millis,
@@ -78,7 +79,7 @@ pub async fn register(
             notify_url,
             scopes,
             auth_method: new.auth_method.to_string(),
-            secret_hash: secret.as_deref().map(hash_secret),
+            secret_hash: secret.as_deref().map(|s| secrets.stored(s)),
             jwks,
             disabled: 0,
             last_disabled_at: None,
@@ -177,6 +178,7 @@ fn checked_scopes(asked: &[String]) -> Result<String, ClientError> {
 /// Issues a new secret; the old one stops working once the servers' directories refresh (about a second).
 pub async fn rotate_secret(
     store: &Store,
+    secrets: &ClientSecrets,
     client_id: &str,
     now: Millis,
 ) -> Result<ClientCredentials, ClientError> {
@@ -191,7 +193,7 @@ pub async fn rotate_secret(
     }
     let secret = random_token(32);
     store
-        .set_client_secret_hash(client_id, &hash_secret(&secret), now)
+        .set_client_secret_hash(client_id, &secrets.stored(&secret), now)
         .await?;
     Ok(ClientCredentials {
         client_id: client_id.to_owned(),

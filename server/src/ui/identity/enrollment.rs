@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 
 use app::{
     model::{InvitationView, Me},
-    service::{EnrollmentService, Session, UiError, UserResult},
+    service::{CeremonyState, EnrollmentService, Session, UiError, UserResult},
 };
 use async_trait::async_trait;
 use webauthn_rs::prelude::{
@@ -13,10 +13,9 @@ use webauthn_rs::prelude::{
 use super::*;
 use crate::identity::{
     accounts::{Enrolling, Enrollment},
+    ceremonies::Kind,
     provenance::Provenance,
 };
-
-const ENROLLMENT: &str = "enrollment";
 
 #[derive(Serialize, Deserialize)]
 struct PendingEnrollment {
@@ -64,11 +63,10 @@ impl EnrollmentService for IdentityApp {
 
     async fn start_enrollment(
         &self,
-        session: &Session,
         token: &str,
         name: Option<String>,
         email: Option<String>,
-    ) -> UserResult<CreationChallengeResponse> {
+    ) -> UserResult<(CreationChallengeResponse, CeremonyState)> {
         let (row, token_hash) = self.accounts.invitation(token).await.map_err(internal)?;
         invitations::check(row.as_ref(), self.clock.now()).map_err(UiError::NotFound)?;
         let row = row.expect("checked above");
@@ -121,20 +119,30 @@ impl EnrollmentService for IdentityApp {
             issued_by: row.issued_by,
             recovery: row.recovery_id,
         };
-        put(session, ENROLLMENT, pending).await?;
-        Ok(options)
+        let sealed = self
+            .ceremonies
+            .seal(Kind::Enrollment, pending, self.clock.now());
+        Ok((options, CeremonyState(sealed)))
     }
 
     async fn finish_enrollment(
         &self,
         session: &Session,
+        state: Option<CeremonyState>,
         credential: RegisterPublicKeyCredential,
         passkey_name: String,
     ) -> UserResult<Me> {
         let label = passkey_label(&passkey_name)?;
-        let pending: PendingEnrollment = take(session, ENROLLMENT).await?.ok_or_else(|| {
-            UiError::Conflict("Start the enrollment again from your invitation link.".into())
-        })?;
+        let again =
+            || UiError::Conflict("Start the enrollment again from your invitation link.".into());
+        let now = self.clock.now();
+        let (pending, ticket) = self
+            .ceremonies
+            .open::<PendingEnrollment>(Kind::Enrollment, state.as_ref().map(|s| s.0.as_str()), now)
+            .map_err(|e| {
+                tracing::info!(reason = %e, "an enrollment's state was refused");
+                again()
+            })?;
         let passkey = self
             .webauthn
             .finish_registration(&credential, &pending.state)
@@ -142,7 +150,12 @@ impl EnrollmentService for IdentityApp {
                 tracing::warn!(error = %e, "passkey registration refused");
                 UiError::Invalid("Your passkey could not be registered. Please try again.".into())
             })?;
-        let now = self.clock.now();
+        // Registered: only now is anything written, starting with the state's one use.
+        self.ceremonies
+            .spend(ticket, now)
+            .await
+            .map_err(internal)?
+            .map_err(|_| again())?;
         let approver = ApproverRow {
             id: pending.approver_id.clone(),
             email: pending.email.clone(),

@@ -1,7 +1,9 @@
 //! The services behind the identity pages' server functions: who is signed in and signing in and out
 //! (`sign_in`), enrolling with an invitation (`enrollment`), and the account's passkeys
-//! (`passkey_settings`). Ceremony state lives in the (database-backed) session between a start and
-//! its finish, and is taken out on finish, so each challenge is used at most once.
+//! (`passkey_settings`). A signed-out ceremony's state (signing in, enrolling) is sealed into a cookie
+//! between its start and its finish (`identity::ceremonies`), so nothing is written for someone who
+//! is not signed in; a signed-in one's lives in the (database-backed) session and is taken out on
+//! finish. Either way each challenge is used at most once.
 use std::sync::Arc;
 
 mod enrollment;
@@ -18,7 +20,7 @@ use webauthn_rs::prelude::Passkey;
 
 use crate::{
     clock::{Clock, Millis},
-    identity::accounts::Accounts,
+    identity::{accounts::Accounts, ceremonies::Ceremonies},
     identity::{
         approvers::{self, normalise_email, Approver, Role},
         invitations,
@@ -35,6 +37,8 @@ use crate::identity::{
 
 pub struct IdentityApp {
     accounts: Accounts,
+    /// Signed-out ceremonies' sealed state.
+    ceremonies: Ceremonies,
     clock: Arc<dyn Clock>,
     webauthn: Arc<Passkeys>,
     /// The passkey assertions an addition is confirmed with, as decisions are made with them.
@@ -108,6 +112,7 @@ fn passkey_label(name: &str) -> UserResult<String> {
 impl IdentityApp {
     pub fn new(
         accounts: Accounts,
+        ceremonies: Ceremonies,
         clock: Arc<dyn Clock>,
         passkeys: Arc<Passkeys>,
         verifier: Arc<WebauthnVerifier>,
@@ -115,6 +120,7 @@ impl IdentityApp {
     ) -> IdentityApp {
         IdentityApp {
             accounts,
+            ceremonies,
             clock,
             webauthn: passkeys,
             verifier,

@@ -1,7 +1,7 @@
 //! Who is signed in, and signing in and out with a discoverable passkey.
 use app::{
     model::Me,
-    service::{IdentityService, Session, SignedIn, UiError, UserResult},
+    service::{CeremonyState, IdentityService, Session, SignedIn, UiError, UserResult},
 };
 use async_trait::async_trait;
 use webauthn_rs::prelude::{
@@ -9,8 +9,7 @@ use webauthn_rs::prelude::{
 };
 
 use super::*;
-
-const SIGN_IN: &str = "sign_in";
+use crate::identity::ceremonies::Kind;
 
 #[async_trait]
 impl IdentityService for IdentityApp {
@@ -25,24 +24,35 @@ impl IdentityService for IdentityApp {
 
     async fn start_sign_in(
         &self,
-        session: &Session,
         autofill: bool,
-    ) -> UserResult<RequestChallengeResponse> {
+    ) -> UserResult<(RequestChallengeResponse, CeremonyState)> {
         let (options, state) = self.webauthn.start_sign_in(autofill).map_err(internal)?;
-        put(session, SIGN_IN, state).await?;
-        Ok(options)
+        let sealed = self.ceremonies.seal(Kind::SignIn, state, self.clock.now());
+        Ok((options, CeremonyState(sealed)))
     }
 
     async fn finish_sign_in(
         &self,
         session: &Session,
+        state: Option<CeremonyState>,
         credential: PublicKeyCredential,
     ) -> UserResult<Me> {
-        let state: DiscoverableAuthentication = take(session, SIGN_IN).await?.ok_or_else(|| {
+        let retry = || {
             UiError::Conflict(
                 "The sign-in took too long or was already used. Please try again.".into(),
             )
-        })?;
+        };
+        let (state, ticket) = self
+            .ceremonies
+            .open::<DiscoverableAuthentication>(
+                Kind::SignIn,
+                state.as_ref().map(|s| s.0.as_str()),
+                self.clock.now(),
+            )
+            .map_err(|e| {
+                tracing::info!(reason = %e, "a sign-in's state was refused");
+                retry()
+            })?;
         let unknown = || {
             UiError::SignedOut("This passkey is not registered with Countersign. Use another passkey, or ask an admin for an invitation.".into())
         };
@@ -66,11 +76,18 @@ impl IdentityService for IdentityApp {
             .webauthn
             .finish_sign_in(&credential, state, &mut passkey)
         {
-            Ok(backed_up) => self
-                .accounts
-                .record_use(&credential_id, &passkey, backed_up, now)
-                .await
-                .map_err(passkey_refusal)?,
+            Ok(backed_up) => {
+                // Verified: only now is anything written, starting with the state's one use.
+                self.ceremonies
+                    .spend(ticket, now)
+                    .await
+                    .map_err(internal)?
+                    .map_err(|_| retry())?;
+                self.accounts
+                    .record_use(&credential_id, &passkey, backed_up, now)
+                    .await
+                    .map_err(passkey_refusal)?;
+            }
             Err(AssertionError::PossibleClone) => {
                 return Err(passkey_refusal(
                     self.accounts.suspend(&credential_id, now).await,
