@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use crate::{
     components::statement::{ExactCall, SafeText},
     model::{
-        AdminLogView, AgentLine, AgentView, AgentsView, ApproversView, Choice, DayView,
+        AdminLogView, AgentLine, AgentView, AgentsView, ApproversView, DayView, FilterOption,
         HistoryDetail, HistoryLine, HistoryPage, HistoryQuery, OverviewView, PasskeyLine,
         PendingChangeView, RecoveryLine, RequestStatus, TimingView,
     },
@@ -54,25 +54,27 @@ fn Filters(query: HistoryQuery, page: HistoryPage) -> impl IntoView {
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
     let status = value(&query.status);
     // A labelled select of `choices` named `name`, "Any" first, `chosen` selected.
-    let choose =
-        |label: &'static str, name: &'static str, choices: Vec<Choice>, chosen: Option<String>| {
-            let options = choices
-                .into_iter()
-                .map(|c| {
-                    let selected = chosen.as_deref() == Some(c.id.as_str());
-                    view! { <option value=c.id selected=selected>{c.label}</option> }
-                })
-                .collect_view();
-            view! {
-                <label>
-                    {label}
-                    <select name=name>
-                        <option value="">"Any"</option>
-                        {options}
-                    </select>
-                </label>
-            }
-        };
+    let choose = |label: &'static str,
+                  name: &'static str,
+                  choices: Vec<FilterOption>,
+                  chosen: Option<String>| {
+        let options = choices
+            .into_iter()
+            .map(|c| {
+                let selected = chosen.as_deref() == Some(c.id.as_str());
+                view! { <option value=c.id selected=selected>{c.label}</option> }
+            })
+            .collect_view();
+        view! {
+            <label>
+                {label}
+                <select name=name>
+                    <option value="">"Any"</option>
+                    {options}
+                </select>
+            </label>
+        }
+    };
     view! {
         <form method="get" action="/admin" class="card filters" role="search" aria-label="Filter the history">
             <label>

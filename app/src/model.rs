@@ -16,6 +16,8 @@ pub struct InvitationView {
     pub email: Option<String>,
     pub name: Option<String>,
     pub admin: bool,
+    /// A recovery's link: the person's earlier passkeys have ended, and this one replaces them.
+    pub recovery: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +36,15 @@ pub struct PasskeyView {
 
 /// Where a request stands, as shown to a person. The server works it out (`ciba::AuthRequest::status`);
 /// the pages must say something for every case.
+/// What the approver chose on the request page; the server binds the passkey challenge to exactly
+/// this, a denial's reason included.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "choice", rename_all = "snake_case")]
+pub enum Choice {
+    Approve,
+    Deny { reason: Option<String> },
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RequestStatus {
@@ -173,7 +184,7 @@ impl HistoryQuery {
 
 /// A name to choose in a filter.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Choice {
+pub struct FilterOption {
     pub id: String,
     pub label: String,
 }
@@ -199,8 +210,8 @@ pub struct HistoryPage {
     pub lines: Vec<HistoryLine>,
     /// The cursor of the next (older) page, if there is one.
     pub next: Option<String>,
-    pub agents: Vec<Choice>,
-    pub approvers: Vec<Choice>,
+    pub agents: Vec<FilterOption>,
+    pub approvers: Vec<FilterOption>,
 }
 
 /// One check of a decision record, as the detail page lists it.

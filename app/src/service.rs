@@ -11,9 +11,9 @@ use webauthn_rs_proto::{
 
 pub use crate::error::UiError;
 use crate::model::{
-    AdminLogView, AgentView, AgentsView, ApproversView, HistoryDetail, HistoryPage, HistoryQuery,
-    InboxView, InvitationView, Me, OverviewView, PasskeyView, PendingChangeView, PushDevicesView,
-    RequestView,
+    AdminLogView, AgentView, AgentsView, ApproversView, Choice, HistoryDetail, HistoryPage,
+    HistoryQuery, InboxView, InvitationView, Me, OverviewView, PasskeyView, PendingChangeView,
+    PushDevicesView, RequestView,
 };
 
 /// Errors are sentences for the person at the screen with an HTTP status; details stay in the
@@ -115,21 +115,20 @@ pub trait ApprovalService: Send + Sync + 'static {
     async fn inbox(&self, user: &SignedIn) -> UserResult<InboxView>;
     async fn request(&self, user: &SignedIn, id: &str) -> UserResult<RequestView>;
     /// `user_code`: needed to approve when the approver's policy asks for it; checked before the
-    /// passkey prompt, and wrong entries are counted per request. `reason`: a denial's, which the
-    /// passkey's challenge covers.
+    /// passkey prompt, and wrong entries are counted per request. The passkey's challenge covers the
+    /// choice, a denial's reason included.
     async fn start_decision(
         &self,
         user: &SignedIn,
         id: &str,
-        approve: bool,
+        choice: Choice,
         user_code: Option<String>,
-        reason: Option<String>,
     ) -> UserResult<RequestChallengeResponse>;
     async fn finish_decision(
         &self,
         user: &SignedIn,
         id: &str,
-        approve: bool,
+        choice: Choice,
         credential: PublicKeyCredential,
     ) -> UserResult<RequestView>;
 }

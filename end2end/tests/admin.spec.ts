@@ -328,6 +328,8 @@ test('a recovery needs a second admin, ends the old passkeys, and its link enrol
   await nia.goto('/inbox');
   await expect(nia).toHaveURL(/\/sign-in/);
   await nia.goto(new URL(link).pathname);
+  await expect(nia.getByText('Your account is being recovered: Nia Lost')).toBeVisible();
+  await expect(nia.getByText('Your earlier passkeys no longer work.', { exact: false })).toBeVisible();
   await hydrated(nia);
   await nia.getByRole('button', { name: 'Create passkey' }).click();
   await nia.waitForURL(/\/inbox$/);

@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{json, Value};
 
+use crate::ciba::ErrorCode;
+
 #[derive(Args, Debug, Clone)]
 pub struct AgentRequest {
     /// The provider's issuer URL (discovery is read from it).
@@ -78,10 +80,13 @@ impl AgentError {
         }
     }
 
-    /// The OAuth error code, when the server sent one.
-    pub fn code(&self) -> Option<&str> {
+    /// The protocol's error code, when the server sent one.
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            AgentError::Refused { body, .. } => body.get("error").and_then(Value::as_str),
+            AgentError::Refused { body, .. } => body
+                .get("error")
+                .and_then(Value::as_str)
+                .and_then(ErrorCode::parse),
             _ => None,
         }
     }
@@ -302,11 +307,11 @@ pub async fn request(args: &AgentRequest) -> Result<Value, AgentError> {
         tokio::time::sleep(Duration::from_secs(interval)).await;
         match client.redeem(&auth_req_id).await {
             Ok(tokens) => return Ok(tokens),
-            Err(e) if e.code() == Some("authorization_pending") => {
+            Err(e) if e.code() == Some(ErrorCode::AuthorizationPending) => {
                 eprintln!("authorization_pending; polling again in {interval}s");
             }
             // CIBA §11: slow_down means add five seconds to the interval, for this and later polls.
-            Err(e) if e.code() == Some("slow_down") => {
+            Err(e) if e.code() == Some(ErrorCode::SlowDown) => {
                 interval += 5;
                 eprintln!("slow_down; polling every {interval}s from now on");
             }

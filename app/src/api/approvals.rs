@@ -5,7 +5,7 @@ use webauthn_rs_proto::{PublicKeyCredential, RequestChallengeResponse};
 
 use crate::{
     error::UiError,
-    model::{InboxView, RequestView},
+    model::{Choice, InboxView, RequestView},
 };
 
 #[server(input = Json)]
@@ -27,16 +27,13 @@ pub async fn request(id: String) -> Result<RequestView, UiError> {
 #[server(input = Json)]
 pub async fn start_decision(
     id: String,
-    approve: bool,
+    choice: Choice,
     user_code: Option<String>,
-    reason: Option<String>,
 ) -> Result<RequestChallengeResponse, UiError> {
     super::Call::<crate::service::SharedApprovals>::new()
         .await
         .signed_in(|service, user| async move {
-            service
-                .start_decision(&user, &id, approve, user_code, reason)
-                .await
+            service.start_decision(&user, &id, choice, user_code).await
         })
         .await
 }
@@ -44,14 +41,14 @@ pub async fn start_decision(
 #[server(input = Json)]
 pub async fn finish_decision(
     id: String,
-    approve: bool,
+    choice: Choice,
     credential: PublicKeyCredential,
 ) -> Result<RequestView, UiError> {
     super::Call::<crate::service::SharedApprovals>::new()
         .await
         .signed_in(|service, user| async move {
             service
-                .finish_decision(&user, &id, approve, credential)
+                .finish_decision(&user, &id, choice, credential)
                 .await
         })
         .await

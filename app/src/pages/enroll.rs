@@ -80,6 +80,13 @@ fn EnrollForm(token: String, offer: InvitationView) -> impl IntoView {
     };
     view! {
         {match offer.email.clone() {
+            Some(email) if offer.recovery => view! {
+                <p class="who">
+                    "Your account is being recovered: " <strong>{offer.name.clone().unwrap_or_default()}</strong>
+                    " " <span class="muted">"(" {email} ")"</span>
+                </p>
+                <p class="hint">"Your earlier passkeys no longer work. The passkey you create here replaces them."</p>
+            }.into_any(),
             Some(email) => view! {
                 <p class="who">
                     "You are being enrolled as " {role} ": " <strong>{offer.name.clone().unwrap_or_default()}</strong>

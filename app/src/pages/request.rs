@@ -12,7 +12,7 @@ use crate::{
         statement::{SafeText, Shortened, Statement},
     },
     error::UiError,
-    model::{RequestStatus, RequestView},
+    model::{Choice, RequestStatus, RequestView},
     pages::inbox::{inbox_resource, InboxList},
 };
 
@@ -82,22 +82,19 @@ fn Decide(request: RequestView) -> impl IntoView {
     provide_context(Shortened(shortened));
     let all_shown = move || shortened.get() == 0;
     let pending = move || current.with(|r| r.status == RequestStatus::Pending) && left.get() > 0;
-    let decide = move |approve: bool| {
+    let decide = move |choice: Choice| {
         set_busy.set(true);
         set_error.set(None);
         let id = current.with_untracked(|r| r.id.clone());
-        let reason = (!approve)
-            .then(|| reason.get_untracked())
-            .filter(|r| !r.trim().is_empty());
-        let code = (approve && current.with_untracked(|r| r.needs_user_code))
+        let code = (choice == Choice::Approve && current.with_untracked(|r| r.needs_user_code))
             .then(|| user_code.get_untracked());
         spawn_local(async move {
             let outcome = async {
-                let options = start_decision(id.clone(), approve, code, reason)
+                let options = start_decision(id.clone(), choice.clone(), code)
                     .await
                     .map_err(|e| e.to_string())?;
                 let credential = passkey::get(options).await?;
-                finish_decision(id, approve, credential)
+                finish_decision(id, choice, credential)
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -151,11 +148,13 @@ fn Decide(request: RequestView) -> impl IntoView {
                 <p class="warning">"Part of this request is shortened above. Show all of it before approving."</p>
             </Show>
             <div class="decide">
-                <button type="button" class="approve" on:click=move |_| decide(true)
+                <button type="button" class="approve" on:click=move |_| decide(Choice::Approve)
                     disabled=move || busy.get() || !all_shown() || current.with(|r| r.user_code_locked)>
                     "Approve with passkey"
                 </button>
-                <button type="button" class="deny" on:click=move |_| decide(false) disabled=busy>
+                <button type="button" class="deny" on:click=move |_| decide(Choice::Deny {
+                    reason: Some(reason.get_untracked()).filter(|r| !r.trim().is_empty()),
+                }) disabled=busy>
                     "Deny"
                 </button>
             </div>

@@ -7,7 +7,7 @@ use futures::Stream;
 use crate::{
     ciba::{
         audit::{self, Check, RelyingParty},
-        auth_request::{AuthRequest, RequestStatus},
+        auth_request::{AuthRequest, RequestStatus, Stage},
         ids::{page_ref, page_ref_time},
         record::{canonical, request_statement},
         Ciba, CibaError,
@@ -101,16 +101,16 @@ pub enum Channel {
 
 impl Entry {
     fn of(row: HistoryRow, now: Millis) -> Entry {
-        let status = status_of(&row, now);
+        let status = row.status.status(row.expires_at, now);
         let by = match row.delivery_mode.as_str() {
             "ping" => Some(Channel::Ping),
             "push" => Some(Channel::Push),
             _ => None,
         };
         let delivery = match by {
-            None => match (row.status.as_str(), row.redeemed_at) {
+            None => match (row.status, row.redeemed_at) {
                 (_, Some(at)) => Some(Delivery::Collected(at)),
-                ("approved", None) => Some(Delivery::NotCollected),
+                (Stage::Approved, None) => Some(Delivery::NotCollected),
                 _ => None,
             },
             Some(by) => match (row.delivered_at, row.delivery_attempts) {
@@ -334,23 +334,12 @@ pub fn day_start(text: &str) -> Option<Millis> {
     Some(date.midnight().assume_utc().unix_timestamp() * 1000)
 }
 
-/// Where a history row stands at `now`, by the rule `AuthRequest::status` applies: only a pending
-/// request expires.
-fn status_of(row: &HistoryRow, now: Millis) -> RequestStatus {
-    match row.status.as_str() {
-        "pending" if now >= row.expires_at => RequestStatus::Expired,
-        "pending" => RequestStatus::Pending,
-        "approved" => RequestStatus::Approved,
-        "denied" => RequestStatus::Denied,
-        _ => RequestStatus::Redeemed,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn row(mode: &str, status: &str) -> HistoryRow {
+        let status = Stage::parse(status).unwrap();
         HistoryRow {
             id: "r".into(),
             client_id: "c".into(),
@@ -361,7 +350,7 @@ mod tests {
             approver_email: "jane@example.com".into(),
             action_text: "refund".into(),
             target_text: "order 1".into(),
-            status: status.into(),
+            status,
             created_at: 1_000,
             expires_at: 2_000,
             decided_at: None,

@@ -11,7 +11,7 @@ use super::{
     auth_request::{AuthRequest, RequestStatus},
     ids::{page_ref, page_ref_time},
     record::{decision_challenge, request_digest, Evidence},
-    Ciba, Decision, DecisionError,
+    Choice, Ciba, DecisionError,
 };
 use crate::{
     clock::Millis,
@@ -34,9 +34,8 @@ pub use crate::identity::verifier::{Challenge, PasskeyVerifier, Verified};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PendingDecision {
     auth_req_id: String,
-    approve: bool,
-    /// The deny reason the challenge covers.
-    reason: Option<String>,
+    /// What the challenge covers, a denial's reason included.
+    choice: Choice,
     digest: String,
     nonce: Vec<u8>,
     state: String,
@@ -168,17 +167,16 @@ impl Approvals {
     }
 
     /// Starts deciding: checks the request can still be decided and, to approve, the approver's user
-    /// code when their policy asks for one; then a passkey challenge bound to this decision (with the
-    /// deny reason, which the passkey therefore signs) on this request.
+    /// code when their policy asks for one; then a passkey challenge bound to this choice (a deny
+    /// reason included, which the passkey therefore signs) on this request.
     pub async fn start(
         &self,
         approver_id: &str,
         reference: &str,
-        approve: bool,
+        choice: Choice,
         user_code: Option<&str>,
-        reason: Option<&str>,
     ) -> Result<(RequestChallengeResponse, PendingDecision), ApprovalError> {
-        let reason = if approve { None } else { deny_reason(reason)? };
+        let choice = normalised(choice)?;
         let request = self.own_request(approver_id, reference).await?;
         match request.status(self.ciba.now()) {
             RequestStatus::Pending => {}
@@ -187,15 +185,13 @@ impl Approvals {
                 return Err(ApprovalError::AlreadyDecided)
             }
         }
-        if approve {
+        if choice.approves() {
             self.check_user_code(approver_id, &request, user_code)
                 .await?;
         }
         let digest = request_digest(&request);
-        let signed_reason = reason.clone();
-        let bind = move |nonce: &[u8]| {
-            decision_challenge(approve, signed_reason.as_deref(), &digest, nonce)
-        };
+        let signed = choice.clone();
+        let bind = move |nonce: &[u8]| decision_challenge(&signed, &digest, nonce);
         let challenge = self
             .passkeys
             .challenge(approver_id, &bind)
@@ -203,8 +199,7 @@ impl Approvals {
             .ok_or(ApprovalError::NoUsablePasskey)?;
         let pending = PendingDecision {
             auth_req_id: request.id,
-            approve,
-            reason,
+            choice,
             digest: hex(&digest),
             nonce: challenge.nonce,
             state: challenge.state,
@@ -212,22 +207,20 @@ impl Approvals {
         Ok((challenge.options, pending))
     }
 
-    /// Finishes deciding: the assertion must answer the challenge of this very decision on the request
-    /// as it still is, by one of the approver's passkeys; then the decision is recorded, with the
-    /// reason the challenge covered.
+    /// Finishes deciding: the assertion must answer the challenge of this very choice on the request
+    /// as it still is, by one of the approver's passkeys; then the decision is recorded.
     pub async fn finish(
         &self,
         approver_id: &str,
         reference: &str,
-        approve: bool,
+        choice: Choice,
         pending: Option<PendingDecision>,
         credential: &PublicKeyCredential,
     ) -> Result<Shown, ApprovalError> {
         let pending = pending.ok_or(ApprovalError::NotStarted)?;
-        if page_ref(&pending.auth_req_id) != reference || pending.approve != approve {
+        if page_ref(&pending.auth_req_id) != reference || pending.choice != normalised(choice)? {
             return Err(ApprovalError::OtherDecision);
         }
-        let reason = pending.reason;
         let request = self.own_request(approver_id, reference).await?;
         if hex(&request_digest(&request)) != pending.digest {
             return Err(ApprovalError::Changed);
@@ -240,11 +233,7 @@ impl Approvals {
             nonce: pending.nonce,
             ..verified.evidence
         };
-        let decision = if approve {
-            Decision::approve_with_passkey(verified.synced)
-        } else {
-            Decision::Deny { reason }
-        };
+        let decision = pending.choice.decision(verified.synced);
         self.ciba
             .record_decision(&request.id, approver_id, decision, &evidence)
             .await?;
@@ -289,13 +278,19 @@ impl Approvals {
     }
 }
 
-/// A deny reason as recorded: trimmed, none when empty; refused when too long or not plain text.
-fn deny_reason(reason: Option<&str>) -> Result<Option<String>, ApprovalError> {
-    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+/// A choice as recorded: a deny reason trimmed, none when empty; refused when too long or not plain
+/// text.
+fn normalised(choice: Choice) -> Result<Choice, ApprovalError> {
+    let Choice::Deny { reason } = choice else {
+        return Ok(Choice::Approve);
+    };
+    let reason = reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
     match reason {
         Some(r) if r.chars().count() > MAX_REASON || r.chars().any(char::is_control) => {
             Err(ApprovalError::BadReason)
         }
-        other => Ok(other.map(str::to_owned)),
+        other => Ok(Choice::Deny {
+            reason: other.map(str::to_owned),
+        }),
     }
 }

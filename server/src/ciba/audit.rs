@@ -16,6 +16,7 @@ use super::{
     auth_request::AuthRequest,
     checkpoint::{self, Checkpoint},
     record::{decision_challenge, decision_challenge_v1, request_digest, seal_problems},
+    Choice,
 };
 pub use crate::identity::assertion::RelyingParty;
 use crate::{
@@ -685,12 +686,18 @@ fn assertion_commits(row: &DecisionRow, digest: &[u8; 32], rp: &RelyingParty) ->
     else {
         return Commitment::None;
     };
-    let approve = row.decision == "approve";
-    let current = decision_challenge(approve, row.reason.as_deref(), digest, &nonce);
-    if challenge == base64url(&current) {
+    // An approval never has a reason, so a record claiming one commits to nothing.
+    let choice = match (row.decision.as_str(), &row.reason) {
+        ("approve", None) => Choice::Approve,
+        ("deny", reason) => Choice::Deny {
+            reason: reason.clone(),
+        },
+        _ => return Commitment::None,
+    };
+    if challenge == base64url(&decision_challenge(&choice, digest, &nonce)) {
         return Commitment::Current;
     }
-    if challenge == base64url(&decision_challenge_v1(approve, digest, &nonce)) {
+    if challenge == base64url(&decision_challenge_v1(choice.approves(), digest, &nonce)) {
         return Commitment::V1;
     }
     Commitment::None

@@ -53,6 +53,71 @@ pub enum State {
     },
 }
 
+impl State {
+    pub fn stage(&self) -> Stage {
+        match self {
+            State::Pending => Stage::Pending,
+            State::Approved(_) => Stage::Approved,
+            State::Denied { .. } => Stage::Denied,
+            State::Redeemed { .. } => Stage::Redeemed,
+        }
+    }
+}
+
+/// Where a request stands as the database keeps it (its `status` column): the state without its
+/// details. Rows are decoded into it by the store, and every reader derives what a person is shown
+/// from it by one rule ([`Stage::status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Pending,
+    Approved,
+    Denied,
+    Redeemed,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Pending => "pending",
+            Stage::Approved => "approved",
+            Stage::Denied => "denied",
+            Stage::Redeemed => "redeemed",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Stage> {
+        [
+            Stage::Pending,
+            Stage::Approved,
+            Stage::Denied,
+            Stage::Redeemed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == stored)
+    }
+
+    /// The status a person is shown at `now`. Only a pending request expires: a decision stands as
+    /// made.
+    pub fn status(self, expires_at: Millis, now: Millis) -> RequestStatus {
+        match self {
+            Stage::Pending if now >= expires_at => RequestStatus::Expired,
+            Stage::Pending => RequestStatus::Pending,
+            Stage::Approved => RequestStatus::Approved,
+            Stage::Denied => RequestStatus::Denied,
+            Stage::Redeemed => RequestStatus::Redeemed,
+        }
+    }
+}
+
+/// For decoding a row's `status` column.
+impl TryFrom<String> for Stage {
+    type Error = String;
+
+    fn try_from(stored: String) -> Result<Stage, String> {
+        Stage::parse(&stored).ok_or_else(|| format!("unknown request status {stored:?}"))
+    }
+}
+
 /// How an approval was made: the authentication's strength (RFC 8176 `acr` and `amr`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Approval {
@@ -112,15 +177,9 @@ impl AuthRequest {
         now >= self.expires_at
     }
 
-    /// The status a person is shown. Only a pending request expires: a decision stands as made.
+    /// The status a person is shown (see [`Stage::status`]).
     pub fn status(&self, now: Millis) -> RequestStatus {
-        match &self.state {
-            State::Pending if self.is_expired(now) => RequestStatus::Expired,
-            State::Pending => RequestStatus::Pending,
-            State::Approved(_) => RequestStatus::Approved,
-            State::Denied { .. } => RequestStatus::Denied,
-            State::Redeemed { .. } => RequestStatus::Redeemed,
-        }
+        self.state.stage().status(self.expires_at, now)
     }
 
     /// The state `decision` by `approver_id` at `now` leads to.
@@ -233,6 +292,29 @@ mod tests {
             r.decide("jane", &approve(), 2_000),
             Err(DecisionError::Expired)
         ));
+    }
+
+    #[test]
+    fn a_stored_stage_reads_back_and_only_pending_expires() {
+        for stage in [
+            Stage::Pending,
+            Stage::Approved,
+            Stage::Denied,
+            Stage::Redeemed,
+        ] {
+            assert_eq!(Stage::parse(stage.as_str()), Some(stage));
+        }
+        assert_eq!(
+            Stage::try_from("expired".to_owned()).ok(),
+            None,
+            "never stored"
+        );
+        assert_eq!(Stage::Pending.status(2_000, 2_000), RequestStatus::Expired);
+        assert_eq!(
+            Stage::Approved.status(2_000, 9_000),
+            RequestStatus::Approved
+        );
+        assert_eq!(Stage::Denied.status(2_000, 9_000), RequestStatus::Denied);
     }
 
     #[test]

@@ -7,6 +7,40 @@ use super::{
 };
 use crate::store::{decisions::DecisionRow, StoreError};
 
+/// What an approver chose, from the page through the passkey challenge to the record: one type, so
+/// no layer passes an `approve` flag beside a reason that only a denial has.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "choice", rename_all = "snake_case")]
+pub enum Choice {
+    Approve,
+    /// A denial, with the reason the approver typed (which the passkey signs).
+    Deny {
+        reason: Option<String>,
+    },
+}
+
+impl Choice {
+    pub fn approves(&self) -> bool {
+        matches!(self, Choice::Approve)
+    }
+
+    /// The deny reason, if any.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Choice::Approve => None,
+            Choice::Deny { reason } => reason.as_deref(),
+        }
+    }
+
+    /// The decision this choice records, once a passkey (`synced` or not) has confirmed it.
+    pub fn decision(self, synced: bool) -> Decision {
+        match self {
+            Choice::Approve => Decision::approve_with_passkey(synced),
+            Choice::Deny { reason } => Decision::Deny { reason },
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Decision {
     /// Approved after an authentication whose strength is described by `acr` and `amr` (RFC 8176).
@@ -20,6 +54,16 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// What the approver chose, without how they authenticated.
+    pub fn choice(&self) -> Choice {
+        match self {
+            Decision::Approve { .. } => Choice::Approve,
+            Decision::Deny { reason } => Choice::Deny {
+                reason: reason.clone(),
+            },
+        }
+    }
+
     /// An approval made with a passkey and user verification: phishing-resistant (`phr`), proven by the
     /// person's verification (`user`) and a key that is hardware-bound (`hwk`) or, when the passkey
     /// is synced by its provider, a software key (`swk`) (RFC 8176).
@@ -65,10 +109,7 @@ impl Ciba {
             .await?
             .ok_or(DecisionError::NotFound)?;
         let state = request.decide(approver_id, &decision, now)?;
-        let (approve, reason) = match &decision {
-            Decision::Approve { .. } => (true, None),
-            Decision::Deny { reason } => (false, reason.as_deref()),
-        };
+        let choice = decision.choice();
         // CIBA §10.2, §10.3: a ping or push client is told of the decision; the notification is
         // queued with it. Only a request made in ping or push mode carries the bearer token the
         // client checks, so one made before a switch from poll is left to polling.
@@ -79,7 +120,7 @@ impl Ciba {
             );
         let keys = &self.keys;
         let seal = |prev_hash: &str| {
-            let mut row = record::unsealed(&request, approve, reason, evidence, now, prev_hash);
+            let mut row = record::unsealed(&request, &choice, evidence, now, prev_hash);
             row.record_hash = record::record_hash(&row);
             row.jws = keys
                 .sign(record::RECORD_JWS_TYPE, record::jws_claims(&row))
@@ -101,7 +142,12 @@ impl Ciba {
             if self.store.backend() == crate::store::Backend::Sqlite {
                 self.inbox_changed_elsewhere(approver_id);
             }
-            tracing::info!(approver_id, approve, seq = row.seq, "decision recorded");
+            tracing::info!(
+                approver_id,
+                approve = choice.approves(),
+                seq = row.seq,
+                "decision recorded"
+            );
             return Ok(row);
         }
         // Lost a race: the request as it is now says why.

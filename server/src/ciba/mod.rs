@@ -22,6 +22,7 @@ pub mod checkpoint;
 pub mod checks;
 pub mod clients;
 pub mod decision;
+mod error_code;
 pub mod hints;
 pub mod ids;
 pub mod pending;
@@ -32,7 +33,8 @@ pub mod tokens;
 
 pub use auth_request::{AuthRequest, RequestStatus};
 pub use clients::{AuthMethod, Client, ClientDirectory, ClientSecrets, DeliveryMode};
-pub use decision::{Decision, DecisionError};
+pub use decision::{Choice, Decision, DecisionError};
+pub use error_code::ErrorCode;
 pub use request::{BackchannelParams, RawDetails};
 pub use tokens::{Revocation, TokenResponse};
 

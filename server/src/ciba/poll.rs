@@ -2,7 +2,7 @@
 use super::{
     auth_request::{AuthRequest, RedeemRefusal, RequestStatus},
     pending::PollCheck,
-    record, Ciba, CibaError, Client, TokenResponse,
+    record, Ciba, CibaError, Client, ErrorCode, TokenResponse,
 };
 use serde_json::{json, Value};
 
@@ -270,12 +270,12 @@ impl Ciba {
             }
             Err(CibaError::Store(e)) => return Err(CibaError::Store(e)),
             Err(e) => {
-                let code = match e {
-                    CibaError::AccessDenied(_) => "access_denied",
-                    CibaError::ExpiredToken => "expired_token",
-                    _ => "transaction_failed",
+                // CIBA §10.3.1: a push carries one of these three.
+                let code = match e.code() {
+                    code @ (ErrorCode::AccessDenied | ErrorCode::ExpiredToken) => code,
+                    _ => ErrorCode::TransactionFailed,
                 };
-                json!({ "auth_req_id": auth_req_id, "error": code, "error_description": e.to_string() })
+                json!({ "auth_req_id": auth_req_id, "error": code.as_str(), "error_description": e.to_string() })
             }
         })
     }

@@ -7,7 +7,7 @@
 //! as the nonce and the bound challenge replaces it (see `identity::decisions`).
 use serde_json::{json, Map, Value};
 
-use super::auth_request::AuthRequest;
+use super::{auth_request::AuthRequest, Choice};
 use crate::{
     secrets::{base64url, hex, sha256},
     signing::KeyError,
@@ -55,17 +55,13 @@ pub fn request_digest(row: &AuthRequest) -> [u8; 32] {
     sha256(canonical(&request_statement(row)).as_bytes())
 }
 
-/// The WebAuthn challenge for deciding `approve` (or deny, with `reason`) on the request with `digest`.
-/// The reason enters as its hash, with a marker byte so that no reason and an empty one differ.
-pub fn decision_challenge(
-    approve: bool,
-    reason: Option<&str>,
-    digest: &[u8; 32],
-    nonce: &[u8],
-) -> [u8; 32] {
+/// The WebAuthn challenge for making `choice` on the request with `digest`. A denial's reason enters
+/// as its hash, with a marker byte so that no reason and an empty one differ.
+pub fn decision_challenge(choice: &Choice, digest: &[u8; 32], nonce: &[u8]) -> [u8; 32] {
+    let reason = choice.reason();
     let mut input = Vec::with_capacity(CHALLENGE_TAG.len() + 2 + 64 + nonce.len());
     input.extend_from_slice(CHALLENGE_TAG);
-    input.push(u8::from(approve));
+    input.push(u8::from(choice.approves()));
     input.extend_from_slice(digest);
     input.push(u8::from(reason.is_some()));
     input.extend_from_slice(&sha256(reason.unwrap_or_default().as_bytes()));
@@ -113,11 +109,9 @@ pub fn record_hash(row: &DecisionRow) -> String {
 }
 
 /// A new record, not yet hashed or signed.
-#[allow(clippy::too_many_arguments)]
 pub fn unsealed(
     request: &AuthRequest,
-    approve: bool,
-    reason: Option<&str>,
+    choice: &Choice,
     evidence: &Evidence,
     decided_at: i64,
     prev_hash: &str,
@@ -126,8 +120,8 @@ pub fn unsealed(
         seq: 0,
         auth_req_id: request.id.clone(),
         request_digest: hex(&request_digest(request)),
-        decision: if approve { "approve" } else { "deny" }.into(),
-        reason: reason.map(str::to_owned),
+        decision: if choice.approves() { "approve" } else { "deny" }.into(),
+        reason: choice.reason().map(str::to_owned),
         approver_id: request.approver_id.clone(),
         credential_id: evidence.credential_id.clone(),
         authenticator_data: base64url(&evidence.authenticator_data),
@@ -199,21 +193,27 @@ mod tests {
     #[test]
     fn the_challenge_commits_to_decision_reason_request_and_nonce() {
         let digest = [7u8; 32];
-        let base = decision_challenge(false, None, &digest, b"nonce");
-        assert_ne!(base, decision_challenge(true, None, &digest, b"nonce"));
-        assert_ne!(base, decision_challenge(false, Some(""), &digest, b"nonce"));
+        let deny = |reason: Option<&str>| Choice::Deny {
+            reason: reason.map(str::to_owned),
+        };
+        let base = decision_challenge(&deny(None), &digest, b"nonce");
         assert_ne!(
             base,
-            decision_challenge(false, Some("late"), &digest, b"nonce")
+            decision_challenge(&Choice::Approve, &digest, b"nonce")
+        );
+        assert_ne!(base, decision_challenge(&deny(Some("")), &digest, b"nonce"));
+        assert_ne!(
+            base,
+            decision_challenge(&deny(Some("late")), &digest, b"nonce")
         );
         assert_ne!(
-            decision_challenge(false, Some("late"), &digest, b"nonce"),
-            decision_challenge(false, Some("early"), &digest, b"nonce")
+            decision_challenge(&deny(Some("late")), &digest, b"nonce"),
+            decision_challenge(&deny(Some("early")), &digest, b"nonce")
         );
-        assert_ne!(base, decision_challenge(false, None, &[8u8; 32], b"nonce"));
-        assert_ne!(base, decision_challenge(false, None, &digest, b"other"));
+        assert_ne!(base, decision_challenge(&deny(None), &[8u8; 32], b"nonce"));
+        assert_ne!(base, decision_challenge(&deny(None), &digest, b"other"));
         assert_ne!(base, decision_challenge_v1(false, &digest, b"nonce"));
-        assert_eq!(base, decision_challenge(false, None, &digest, b"nonce"));
+        assert_eq!(base, decision_challenge(&deny(None), &digest, b"nonce"));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use super::{dpop::DpopKey, policy::call_digest};
 use crate::{
     agent::{AgentError, CibaClient},
-    ciba::{action, action::AgentAction, ids::page_ref, tokens::ACCESS_TOKEN_TYPE},
+    ciba::{action, action::AgentAction, ids::page_ref, tokens::ACCESS_TOKEN_TYPE, ErrorCode},
     clock::{Clock, SystemClock},
     secrets::{random_token, sha256},
 };
@@ -289,17 +289,17 @@ impl Approvals {
             let outcome = match answer {
                 Ok(tokens) => self.bind(&tokens, call).await,
                 Err(e) => match e.code() {
-                    Some("authorization_pending") => continue,
+                    Some(ErrorCode::AuthorizationPending) => continue,
                     // CIBA §11: five seconds more, for this and every later poll.
-                    Some("slow_down") => {
+                    Some(ErrorCode::SlowDown) => {
                         request.interval += Duration::from_secs(5);
                         request.next_poll = Instant::now() + request.interval;
                         continue;
                     }
-                    Some("access_denied") => Ok(Outcome::Denied {
+                    Some(ErrorCode::AccessDenied) => Ok(Outcome::Denied {
                         reason: description(&e),
                     }),
-                    Some("expired_token") => Ok(Outcome::Expired),
+                    Some(ErrorCode::ExpiredToken) => Ok(Outcome::Expired),
                     // The network or the server failed, not the request: it stays open.
                     _ if e.is_transient() => {
                         tracing::warn!(call = &call.digest[..16], "asking again later: {e}");
@@ -382,7 +382,10 @@ impl Approvals {
                 key.remember_nonce(nonce);
             }
             match answer {
-                Err(e) if tries == 1 && nonce.is_some() && e.code() == Some("use_dpop_nonce") => {}
+                Err(e)
+                    if tries == 1
+                        && nonce.is_some()
+                        && e.code() == Some(ErrorCode::UseDpopNonce) => {}
                 other => return other,
             }
         }

@@ -9,70 +9,17 @@ use axum::{
 use serde::Serialize;
 
 use crate::ciba::CibaError;
+pub use crate::ciba::ErrorCode;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidRequest,
-    InvalidClient,
-    InvalidGrant,
-    InvalidScope,
-    UnauthorizedClient,
-    UnsupportedGrantType,
-    AccessDenied,
-    ExpiredLoginHintToken,
-    UnknownUserId,
-    MissingUserCode,
-    InvalidUserCode,
-    InvalidBindingMessage,
-    InvalidAuthorizationDetails,
-    AuthorizationPending,
-    SlowDown,
-    ExpiredToken,
-    /// RFC 9449 §5: the DPoP proof is missing or invalid.
-    InvalidDpopProof,
-    /// RFC 9449 §8: prove again with the nonce in the `DPoP-Nonce` header.
-    UseDpopNonce,
-    /// Too many refused requests from one address (see `limits`): 429, with `Retry-After`.
-    TemporarilyUnavailable,
-    ServerError,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidRequest => "invalid_request",
-            ErrorCode::InvalidClient => "invalid_client",
-            ErrorCode::InvalidGrant => "invalid_grant",
-            ErrorCode::InvalidScope => "invalid_scope",
-            ErrorCode::UnauthorizedClient => "unauthorized_client",
-            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
-            ErrorCode::AccessDenied => "access_denied",
-            ErrorCode::ExpiredLoginHintToken => "expired_login_hint_token",
-            ErrorCode::UnknownUserId => "unknown_user_id",
-            ErrorCode::MissingUserCode => "missing_user_code",
-            ErrorCode::InvalidUserCode => "invalid_user_code",
-            ErrorCode::InvalidBindingMessage => "invalid_binding_message",
-            ErrorCode::InvalidAuthorizationDetails => "invalid_authorization_details",
-            ErrorCode::AuthorizationPending => "authorization_pending",
-            ErrorCode::SlowDown => "slow_down",
-            ErrorCode::ExpiredToken => "expired_token",
-            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
-            ErrorCode::UseDpopNonce => "use_dpop_nonce",
-            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
-            ErrorCode::ServerError => "server_error",
-        }
-    }
-
-    /// The status at the backchannel authentication endpoint (CIBA §13): 401 for invalid_client,
-    /// 403 for access_denied, 400 for the rest (RFC 6749 §5.2).
-    fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
-            ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
-            ErrorCode::TemporarilyUnavailable => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        }
+/// The status at the backchannel authentication endpoint (CIBA §13): 401 for invalid_client, 403
+/// for access_denied, 400 for the rest (RFC 6749 §5.2).
+fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+        ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
+        ErrorCode::TemporarilyUnavailable => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
     }
 }
 
@@ -121,7 +68,7 @@ impl OAuthError {
     fn status(&self) -> StatusCode {
         match self.code {
             ErrorCode::AccessDenied if self.at_token_endpoint => StatusCode::BAD_REQUEST,
-            code => code.status(),
+            code => status_of(code),
         }
     }
 
@@ -167,29 +114,13 @@ impl IntoResponse for OAuthError {
 
 impl From<CibaError> for OAuthError {
     fn from(err: CibaError) -> OAuthError {
-        let code = match &err {
-            CibaError::InvalidRequest(_) => ErrorCode::InvalidRequest,
-            CibaError::InvalidScope(_) => ErrorCode::InvalidScope,
-            CibaError::UnknownUserId(_) => ErrorCode::UnknownUserId,
-            CibaError::ExpiredLoginHintToken => ErrorCode::ExpiredLoginHintToken,
-            CibaError::UnauthorizedClient(_) => ErrorCode::UnauthorizedClient,
-            CibaError::MissingUserCode => ErrorCode::MissingUserCode,
-            CibaError::InvalidUserCode(_) => ErrorCode::InvalidUserCode,
-            CibaError::InvalidBindingMessage(_) => ErrorCode::InvalidBindingMessage,
-            CibaError::InvalidAuthorizationDetails(_) => ErrorCode::InvalidAuthorizationDetails,
-            CibaError::AccessDenied(_) => ErrorCode::AccessDenied,
-            CibaError::InvalidGrant(_) => ErrorCode::InvalidGrant,
-            CibaError::InvalidDpopProof(_) => ErrorCode::InvalidDpopProof,
-            CibaError::ExpiredToken => ErrorCode::ExpiredToken,
-            CibaError::AuthorizationPending => ErrorCode::AuthorizationPending,
-            CibaError::SlowDown(interval) => {
-                return OAuthError {
-                    interval: Some(*interval),
-                    ..OAuthError::new(ErrorCode::SlowDown, err.to_string())
-                }
-            }
-            CibaError::Store(_) | CibaError::Keys(_) => return OAuthError::internal(err),
-        };
-        OAuthError::new(code, err.to_string())
+        match err {
+            CibaError::SlowDown(interval) => OAuthError {
+                interval: Some(interval),
+                ..OAuthError::new(ErrorCode::SlowDown, err.to_string())
+            },
+            CibaError::Store(_) | CibaError::Keys(_) => OAuthError::internal(err),
+            err => OAuthError::new(err.code(), err.to_string()),
+        }
     }
 }

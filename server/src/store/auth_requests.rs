@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, FromRow};
 use super::{Store, StoreError, StoreResult};
 use crate::ciba::{
     action::parse_authorization_details,
-    auth_request::{Approval, AuthRequest, State},
+    auth_request::{Approval, AuthRequest, Stage, State},
 };
 
 /// A request as the table holds it. Only this module reads `status`: everything else sees
@@ -67,22 +67,22 @@ impl AuthRequestRow {
                 amr,
             })
         };
-        let state = match self.status.as_str() {
-            "pending" => State::Pending,
-            "approved" => State::Approved(approval()?),
-            "denied" => State::Denied {
+        let stage = Stage::parse(&self.status).ok_or_else(|| corrupt("with an unknown status"))?;
+        let state = match stage {
+            Stage::Pending => State::Pending,
+            Stage::Approved => State::Approved(approval()?),
+            Stage::Denied => State::Denied {
                 decided_at: self
                     .decided_at
                     .ok_or_else(|| corrupt("denied without a time"))?,
                 reason: self.deny_reason.clone(),
             },
-            "redeemed" => State::Redeemed {
+            Stage::Redeemed => State::Redeemed {
                 approval: approval()?,
                 redeemed_at: self
                     .redeemed_at
                     .ok_or_else(|| corrupt("redeemed without a time"))?,
             },
-            _ => return Err(corrupt("with an unknown status")),
         };
         Ok(AuthRequest {
             id: self.id,

@@ -5,7 +5,7 @@
 use sqlx::FromRow;
 
 use super::{Binds, Store, StoreResult};
-use crate::clock::Millis;
+use crate::{ciba::auth_request::Stage, clock::Millis};
 
 /// Where a request stands, as the history filters it. Expiry is derived from the clock, as
 /// everywhere else.
@@ -49,7 +49,8 @@ pub struct HistoryRow {
     pub approver_email: String,
     pub action_text: String,
     pub target_text: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: Stage,
     pub created_at: i64,
     pub expires_at: i64,
     pub decided_at: Option<i64>,

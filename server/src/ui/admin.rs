@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc};
 use app::{
     model::{
         AdminLogLine, AdminLogView, AgentLine, AgentView, AgentsView, ApproverLine, ApproversView,
-        CheckView, Choice, DayView, HistoryDetail, HistoryLine, HistoryPage, HistoryQuery,
+        CheckView, DayView, FilterOption, HistoryDetail, HistoryLine, HistoryPage, HistoryQuery,
         InviteView, OverviewView, PasskeyLine, PendingChangeView, RecoveryLine, TimingView,
     },
     service::{AdminService, SignedIn, UiError, UserResult},
@@ -313,7 +313,7 @@ impl AdminService for AdminPages {
             .await
             .map_err(internal)?
             .into_iter()
-            .map(|c| Choice {
+            .map(|c| FilterOption {
                 id: c.id,
                 label: c.name,
             })
@@ -322,7 +322,7 @@ impl AdminService for AdminPages {
             .await
             .map_err(internal)?
             .into_iter()
-            .map(|a| Choice {
+            .map(|a| FilterOption {
                 label: format!("{} ({})", a.name, a.email),
                 id: a.id,
             })

@@ -3,7 +3,7 @@
 //! session between its two halves. (The passkey verifier the use-case decides with is
 //! `identity::verifier`.)
 use app::{
-    model::{InboxView, RequestSummary, RequestView},
+    model::{self, InboxView, RequestSummary, RequestView},
     service::{ApprovalService, SignedIn, UiError, UserResult},
 };
 use async_trait::async_trait;
@@ -14,7 +14,16 @@ use crate::ciba::{
     approval::{ApprovalError, Approvals, PendingDecision, Shown},
     auth_request::{AuthRequest, State},
     ids::page_ref,
+    Choice,
 };
+
+/// The page's choice, as the domain's.
+fn choice(choice: model::Choice) -> Choice {
+    match choice {
+        model::Choice::Approve => Choice::Approve,
+        model::Choice::Deny { reason } => Choice::Deny { reason },
+    }
+}
 
 /// The session key of a decision ceremony in progress.
 const DECISION: &str = "decision";
@@ -164,19 +173,12 @@ impl ApprovalService for ApprovalPages {
         &self,
         user: &SignedIn,
         id: &str,
-        approve: bool,
+        chosen: model::Choice,
         user_code: Option<String>,
-        reason: Option<String>,
     ) -> UserResult<RequestChallengeResponse> {
         let (options, pending) = self
             .approvals
-            .start(
-                &user.approver_id,
-                id,
-                approve,
-                user_code.as_deref(),
-                reason.as_deref(),
-            )
+            .start(&user.approver_id, id, choice(chosen), user_code.as_deref())
             .await
             .map_err(refusal)?;
         user.session
@@ -190,13 +192,13 @@ impl ApprovalService for ApprovalPages {
         &self,
         user: &SignedIn,
         id: &str,
-        approve: bool,
+        chosen: model::Choice,
         credential: PublicKeyCredential,
     ) -> UserResult<RequestView> {
         let pending: Option<PendingDecision> = take(&user.session, DECISION).await?;
         let shown = self
             .approvals
-            .finish(&user.approver_id, id, approve, pending, &credential)
+            .finish(&user.approver_id, id, choice(chosen), pending, &credential)
             .await
             .map_err(refusal)?;
         Ok(view(shown, user))

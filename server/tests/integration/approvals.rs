@@ -9,7 +9,7 @@ use server::{
         approval::{ApprovalError, Approvals, Challenge, PasskeyVerifier, Verified},
         ids::page_ref,
         record::{decision_challenge, request_digest, Evidence},
-        RequestStatus,
+        Choice, RequestStatus,
     },
     identity::passkeys::{PasskeyError, Passkeys},
 };
@@ -22,6 +22,12 @@ on_both_databases!(
     wrong_user_codes_are_counted_and_lock_approval_after_five,
     the_deny_reason_is_what_the_passkey_signs
 );
+
+fn deny(reason: Option<&str>) -> Choice {
+    Choice::Deny {
+        reason: reason.map(str::to_owned),
+    }
+}
 
 /// A passkey stand-in: real webauthn-rs options around the bound challenge, which it remembers, and
 /// any answer accepted.
@@ -98,21 +104,21 @@ async fn an_approver_decides_their_own_request_once_with_a_bound_challenge(db: D
     // Someone else's request, or no request at all, looks the same: there is none.
     for (who, which) in [(&bob.id, reference.as_str()), (&jane.id, "not-a-reference")] {
         assert!(matches!(
-            approvals.start(who, which, true, None, None).await,
+            approvals.start(who, which, Choice::Approve, None).await,
             Err(ApprovalError::NoSuchRequest)
         ));
     }
 
     // The challenge commits to approving this request, with the verifier's fresh nonce.
     let (_, pending) = approvals
-        .start(&jane.id, &reference, true, None, None)
+        .start(&jane.id, &reference, Choice::Approve, None)
         .await
         .unwrap();
     let request = h.store.auth_request(&id).await.unwrap().unwrap();
     let (nonce, challenge) = verifier.challenges.lock().unwrap()[0].clone();
     assert_eq!(
         challenge,
-        decision_challenge(true, None, &request_digest(&request), &nonce)
+        decision_challenge(&Choice::Approve, &request_digest(&request), &nonce)
     );
     // An answer to the approve challenge cannot deny, and no answer comes without a challenge.
     assert!(matches!(
@@ -120,7 +126,7 @@ async fn an_approver_decides_their_own_request_once_with_a_bound_challenge(db: D
             .finish(
                 &jane.id,
                 &reference,
-                false,
+                deny(None),
                 Some(pending.clone()),
                 &credential()
             )
@@ -129,7 +135,7 @@ async fn an_approver_decides_their_own_request_once_with_a_bound_challenge(db: D
     ));
     assert!(matches!(
         approvals
-            .finish(&jane.id, &reference, true, None, &credential())
+            .finish(&jane.id, &reference, Choice::Approve, None, &credential())
             .await,
         Err(ApprovalError::NotStarted)
     ));
@@ -137,7 +143,7 @@ async fn an_approver_decides_their_own_request_once_with_a_bound_challenge(db: D
         .finish(
             &jane.id,
             &reference,
-            true,
+            Choice::Approve,
             Some(pending.clone()),
             &credential(),
         )
@@ -152,13 +158,19 @@ async fn an_approver_decides_their_own_request_once_with_a_bound_challenge(db: D
     // Decided once: neither a new start nor the same answer again decides anything.
     assert!(matches!(
         approvals
-            .start(&jane.id, &reference, false, None, None)
+            .start(&jane.id, &reference, deny(None), None)
             .await,
         Err(ApprovalError::AlreadyDecided)
     ));
     assert!(matches!(
         approvals
-            .finish(&jane.id, &reference, true, Some(pending), &credential())
+            .finish(
+                &jane.id,
+                &reference,
+                Choice::Approve,
+                Some(pending),
+                &credential()
+            )
             .await,
         Err(ApprovalError::AlreadyDecided)
     ));
@@ -178,12 +190,14 @@ async fn wrong_user_codes_are_counted_and_lock_approval_after_five(db: Db) {
     let reference = page_ref(&id);
 
     assert!(matches!(
-        approvals.start(&uma.id, &reference, true, None, None).await,
+        approvals
+            .start(&uma.id, &reference, Choice::Approve, None)
+            .await,
         Err(ApprovalError::UserCodeMissing)
     ));
     for left in (1..=4).rev() {
         match approvals
-            .start(&uma.id, &reference, true, Some("1111"), None)
+            .start(&uma.id, &reference, Choice::Approve, Some("1111"))
             .await
         {
             Err(ApprovalError::UserCodeWrong { left: l }) => assert_eq!(l, left),
@@ -195,14 +209,14 @@ async fn wrong_user_codes_are_counted_and_lock_approval_after_five(db: Db) {
     }
     assert!(matches!(
         approvals
-            .start(&uma.id, &reference, true, Some("1111"), None)
+            .start(&uma.id, &reference, Choice::Approve, Some("1111"))
             .await,
         Err(ApprovalError::UserCodeLocked)
     ));
     // The right code no longer helps, and the page is told the request is locked.
     assert!(matches!(
         approvals
-            .start(&uma.id, &reference, true, Some("246810"), None)
+            .start(&uma.id, &reference, Choice::Approve, Some("246810"))
             .await,
         Err(ApprovalError::UserCodeLocked)
     ));
@@ -215,7 +229,7 @@ async fn wrong_user_codes_are_counted_and_lock_approval_after_five(db: Db) {
     );
     // Denying needs no code.
     assert!(approvals
-        .start(&uma.id, &reference, false, None, None)
+        .start(&uma.id, &reference, deny(None), None)
         .await
         .is_ok());
 }
@@ -235,13 +249,13 @@ async fn the_deny_reason_is_what_the_passkey_signs(db: Db) {
     for bad in [too_long.as_str(), "line\nbreak"] {
         assert!(matches!(
             approvals
-                .start(&jane.id, &reference, false, None, Some(bad))
+                .start(&jane.id, &reference, deny(Some(bad)), None)
                 .await,
             Err(ApprovalError::BadReason)
         ));
     }
     let (_, pending) = approvals
-        .start(&jane.id, &reference, false, None, Some("  Wrong account  "))
+        .start(&jane.id, &reference, deny(Some("  Wrong account  ")), None)
         .await
         .unwrap();
     let request = h.store.auth_request(&id).await.unwrap().unwrap();
@@ -249,18 +263,23 @@ async fn the_deny_reason_is_what_the_passkey_signs(db: Db) {
     assert_eq!(
         challenge,
         decision_challenge(
-            false,
-            Some("Wrong account"),
+            &deny(Some("Wrong account")),
             &request_digest(&request),
             &nonce
         )
     );
     assert_ne!(
         challenge,
-        decision_challenge(false, None, &request_digest(&request), &nonce)
+        decision_challenge(&deny(None), &request_digest(&request), &nonce)
     );
     approvals
-        .finish(&jane.id, &reference, false, Some(pending), &credential())
+        .finish(
+            &jane.id,
+            &reference,
+            deny(Some("Wrong account")),
+            Some(pending),
+            &credential(),
+        )
         .await
         .unwrap();
     let record = h.store.decision_for(&id).await.unwrap().unwrap();

@@ -575,16 +575,12 @@ pub async fn decide_signed(
     recorded: u8,
 ) -> Result<server::store::decisions::DecisionRow, server::ciba::DecisionError> {
     use server::ciba::record::{decision_challenge, request_digest};
-    let (approve, reason) = match &decision {
-        server::ciba::Decision::Approve { .. } => (true, None),
-        server::ciba::Decision::Deny { reason } => (false, reason.clone()),
-    };
     let nonce = server::secrets::random_bytes::<32>().to_vec();
     let digest = match ciba.store().auth_request(id).await.unwrap() {
         Some(row) => request_digest(&row),
         None => [0; 32],
     };
-    let challenge = decision_challenge(approve, reason.as_deref(), &digest, &nonce);
+    let challenge = decision_challenge(&decision.choice(), &digest, &nonce);
     // The approver's passkey, registered once with the test key, as enrollment would.
     let credential_id = test_credential(approver_id);
     let public_key = test_public_key(TEST_PASSKEY);

@@ -149,7 +149,11 @@ async fn a_forged_registry_entry_earns_no_tokens(db: Db) {
     let id = h.start(&creds, APPROVER).await;
     let request = h.store.auth_request(&id).await.unwrap().unwrap();
     let nonce = vec![1u8; 32];
-    let challenge = decision_challenge(true, None, &request_digest(&request), &nonce);
+    let challenge = decision_challenge(
+        &server::ciba::Choice::Approve,
+        &request_digest(&request),
+        &nonce,
+    );
     let evidence = test_evidence("planted".into(), &challenge, nonce, 9, 9);
     h.server
         .ciba

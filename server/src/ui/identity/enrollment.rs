@@ -58,6 +58,7 @@ impl EnrollmentService for IdentityApp {
             email: row.email,
             name: row.name,
             admin: row.role == "admin",
+            recovery: row.recovery_id.is_some(),
         })
     }
 
