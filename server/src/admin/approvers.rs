@@ -452,7 +452,7 @@ impl Approvers {
                 && !other.disabled
                 && other.id != admin.id
                 && other.id != approver.id
-                && !self.accounts.passkeys_of(&other.id).await?.is_empty()
+                && !self.accounts.passkeys(&other.id).await?.is_empty()
             {
                 second = true;
                 break;

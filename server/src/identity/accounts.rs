@@ -4,24 +4,24 @@
 //! here: an invitation enrolls once and only before it expires; the last passkey is never removed.
 use std::sync::Arc;
 
-use webauthn_rs::prelude::Passkey;
+use webauthn_rs::prelude::{DiscoverableAuthentication, Passkey, PublicKeyCredential};
 
 use super::{
     approvers::{self, Approver},
     assertion::RelyingParty,
     invitations::Invitations,
     notices::{AccountNotice, AccountNotices},
-    passkeys::{public_key_json, PasskeyError},
+    passkeys::{public_key_json, AssertionError, PasskeyError, Passkeys},
     provenance::{authorisation_problem, Authorisation, Provenance, Vouched},
     registry::{KeyRegistry, NewKey},
     sessions::SignedInUser,
 };
-pub use crate::store::invitations::Enrollment;
-/// The rows the identity pages hand back in: an approver being enrolled, a passkey being added.
-pub use crate::store::{approvers::ApproverRow, passkeys::PasskeyRow};
 use crate::{
     clock::Millis,
-    store::{invitations::InvitationRow, recoveries::RecoveryRow, Store, StoreResult},
+    identity::{approvers::Role, invitations::Invitation},
+    store::{
+        approvers::ApproverRow, passkeys::PasskeyRow, recoveries::RecoveryRow, Store, StoreResult,
+    },
 };
 
 #[derive(Clone)]
@@ -34,15 +34,101 @@ pub struct Accounts {
 }
 
 /// An enrollment through an invitation: the approver (created when `create`), the first passkey,
-/// its public key and how it arrived.
+/// and how it arrived.
 pub struct Enrolling<'a> {
     /// What the database keeps of the invitation's token (`Invitations::digest`).
     pub token_hash: &'a str,
-    pub approver: &'a ApproverRow,
+    pub approver: &'a NewAccount,
     pub create: bool,
-    pub passkey: &'a PasskeyRow,
-    pub public_key: &'a str,
+    pub passkey: &'a NewPasskey,
     pub provenance: &'a Provenance,
+}
+
+/// What enrolling through an invitation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enrollment {
+    Enrolled,
+    /// The invitation was already used, or expired: nothing was written.
+    InvitationSpent,
+    /// The approver has or had a passkey: an invitation enrolls a first passkey only, so nothing
+    /// was written and the invitation stays unused.
+    HasPasskey,
+}
+
+/// The approver an enrollment is for (made with it when new).
+pub struct NewAccount {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// A passkey an approver just registered, named `name`.
+pub struct NewPasskey {
+    pub approver_id: String,
+    pub name: String,
+    pub key: Passkey,
+}
+
+impl NewPasskey {
+    pub fn credential_id(&self) -> String {
+        crate::secrets::base64url(self.key.cred_id().as_ref())
+    }
+}
+
+/// One of an approver's passkeys that has a sealed key registry entry, as the account pages see it.
+#[derive(Clone, Debug)]
+pub struct AccountPasskey {
+    pub credential_id: String,
+    pub approver_id: String,
+    pub name: String,
+    pub created_at: Millis,
+    pub last_used_at: Option<Millis>,
+    /// Its provider syncs it (backup state).
+    pub synced: bool,
+    pub suspended: bool,
+    pub key: Passkey,
+}
+
+impl AccountPasskey {
+    fn of(row: PasskeyRow) -> Option<AccountPasskey> {
+        let key = serde_json::from_str(&row.passkey).ok()?;
+        Some(AccountPasskey {
+            synced: row.backup_state != 0,
+            suspended: row.suspended_at.is_some(),
+            credential_id: row.credential_id,
+            approver_id: row.approver_id,
+            name: row.name,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            key,
+        })
+    }
+}
+
+/// Why a sign-in was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignInRefusal {
+    /// Not a passkey this server registered (or registered for someone else).
+    #[error("an unknown passkey")]
+    Unknown,
+    #[error("a suspended passkey")]
+    Suspended,
+    /// Its signature counter went backwards: it is suspended now, and an admin is told.
+    #[error("a possibly copied passkey")]
+    PossibleClone,
+    #[error("the assertion does not verify")]
+    Invalid,
+    #[error("the account is disabled")]
+    Disabled,
+}
+
+/// A sign-in assertion that verified, before anything about it is written.
+pub struct VerifiedSignIn {
+    pub credential_id: String,
+    approver_id: String,
+    passkey: Passkey,
+    backed_up: bool,
 }
 
 /// Why a passkey was not added.
@@ -92,9 +178,9 @@ impl Accounts {
     }
 
     /// The invitation of `token`, used or not, and what the database keeps of the token.
-    pub async fn invitation(&self, token: &str) -> StoreResult<(Option<InvitationRow>, String)> {
+    pub async fn invitation(&self, token: &str) -> StoreResult<(Option<Invitation>, String)> {
         Ok((
-            self.invitations.find(token).await?,
+            self.invitations.find(token).await?.map(Invitation::of),
             self.invitations.digest(token),
         ))
     }
@@ -102,35 +188,59 @@ impl Accounts {
     /// Refuses a first-admin link once anyone is enrolled (see `invitations::check_open`).
     pub async fn check_open_invitation(
         &self,
-        row: &InvitationRow,
+        invitation: &Invitation,
     ) -> StoreResult<Result<(), String>> {
-        super::invitations::check_open(&self.store, row).await
+        super::invitations::check_open(&self.store, invitation.row()).await
     }
 
     /// Uses up the invitation (once, and only before it expires), creates the approver when
     /// `enrolling.create`, and registers the passkey with its provenance, in one transaction; nothing
     /// is written unless it says `Enrolled`.
     pub async fn enroll(&self, enrolling: Enrolling<'_>, now: i64) -> StoreResult<Enrollment> {
-        let key = new_key(
-            enrolling.passkey,
-            enrolling.public_key,
-            enrolling.provenance,
-        );
+        let (row, public_key) = passkey_row(enrolling.passkey, now)?;
+        let approver = ApproverRow {
+            id: enrolling.approver.id.clone(),
+            email: enrolling.approver.email.clone(),
+            name: enrolling.approver.name.clone(),
+            role: enrolling.approver.role.as_str().to_owned(),
+            user_code_hash: None,
+            disabled: 0,
+            created_at: now,
+        };
+        let key = new_key(&row, &public_key, enrolling.provenance);
         let seal = self.registry.sealer(&key);
         self.store
             .enroll(
                 enrolling.token_hash,
                 now,
-                enrolling.approver,
+                &approver,
                 enrolling.create,
-                enrolling.passkey,
+                &row,
                 &seal,
             )
             .await
     }
 
+    /// The approver's passkeys that may sign in or decide (see `passkeys_of`), for their pages.
+    pub async fn passkeys(&self, approver_id: &str) -> StoreResult<Vec<AccountPasskey>> {
+        Ok(self
+            .passkeys_of(approver_id)
+            .await?
+            .into_iter()
+            .filter_map(AccountPasskey::of)
+            .collect())
+    }
+
+    /// One passkey by credential id, if it has a sealed key registry entry (see `passkey_row_of`).
+    pub async fn passkey(&self, credential_id: &str) -> StoreResult<Option<AccountPasskey>> {
+        Ok(self
+            .passkey_row_of(credential_id)
+            .await?
+            .and_then(AccountPasskey::of))
+    }
+
     /// The approver's passkeys that have a sealed key registry entry: only these may sign in or decide.
-    pub async fn passkeys_of(&self, approver_id: &str) -> StoreResult<Vec<PasskeyRow>> {
+    async fn passkeys_of(&self, approver_id: &str) -> StoreResult<Vec<PasskeyRow>> {
         let mut admitted = Vec::new();
         for row in self.store.passkeys_of(approver_id).await? {
             if self.admits(&row).await? {
@@ -141,7 +251,7 @@ impl Accounts {
     }
 
     /// A passkey by credential id, if it has a sealed key registry entry.
-    pub async fn passkey(&self, credential_id: &str) -> StoreResult<Option<PasskeyRow>> {
+    async fn passkey_row_of(&self, credential_id: &str) -> StoreResult<Option<PasskeyRow>> {
         match self.store.passkey(credential_id).await? {
             Some(row) if self.admits(&row).await? => Ok(Some(row)),
             _ => Ok(None),
@@ -157,17 +267,19 @@ impl Accounts {
             .await
     }
 
-    /// Adds a passkey `row.approver_id` registered, authorised by `authorised_by`, a usable passkey
+    /// Adds a passkey `new.approver_id` registered, authorised by `authorised_by`, a usable passkey
     /// they already have, whose assertion signed the addition challenge for exactly this key. The
     /// authorisation is checked here as `audit verify` will check it, then sealed into the key's
     /// registry entry with it, and the approver is told.
     pub async fn add_passkey(
         &self,
-        row: &PasskeyRow,
-        public_key: &str,
+        new: &NewPasskey,
         authorised_by: &str,
         authorisation: Authorisation,
+        now: Millis,
     ) -> StoreResult<Result<(), AdditionRefused>> {
+        let (row, public_key) = passkey_row(new, now)?;
+        let (row, public_key) = (&row, public_key.as_str());
         let Some((authoriser, authorising_key)) =
             self.signing_key(&row.approver_id, authorised_by).await?
         else {
@@ -221,7 +333,7 @@ impl Accounts {
         credential_id: &str,
     ) -> StoreResult<Option<(PasskeyRow, String)>> {
         let Some(row) = self
-            .passkey(credential_id)
+            .passkey_row_of(credential_id)
             .await?
             .filter(|p| p.signs_for(approver_id))
         else {
@@ -242,11 +354,16 @@ impl Accounts {
         credential_id: &str,
         assertion: &Authorisation,
         challenge: &[u8; 32],
-    ) -> StoreResult<Result<PasskeyRow, &'static str>> {
+    ) -> StoreResult<Result<AccountPasskey, &'static str>> {
         let Some((row, key)) = self.signing_key(approver_id, credential_id).await? else {
             return Ok(Err("the passkey is not a usable passkey of this person"));
         };
-        Ok(assertion.answers(challenge, &key, &self.rp).map(|()| row))
+        let Some(passkey) = AccountPasskey::of(row) else {
+            return Ok(Err("the passkey's stored key does not read"));
+        };
+        Ok(assertion
+            .answers(challenge, &key, &self.rp)
+            .map(|()| passkey))
     }
 
     /// Tells approver `approver_id`, on every channel they have (e-mail, push), about a change
@@ -268,13 +385,13 @@ impl Accounts {
         self.store.recovery(id).await
     }
 
-    /// Who may enroll through invitation `row` as `email` (see `invitations::check_person`).
+    /// Who may enroll through `invitation` as `email` (see `invitations::check_person`).
     pub async fn check_person(
         &self,
-        row: &InvitationRow,
+        invitation: &Invitation,
         email: &str,
     ) -> StoreResult<Result<(), String>> {
-        super::invitations::check_person(&self.store, row, email).await
+        super::invitations::check_person(&self.store, invitation.row(), email).await
     }
 
     /// How a passkey came to be registered, as its sound registry entry records it (None: sealed
@@ -301,6 +418,68 @@ impl Accounts {
         credential_id: &str,
     ) -> StoreResult<bool> {
         self.store.remove_passkey(approver_id, credential_id).await
+    }
+
+    /// Checks a sign-in: the passkey one of this server's, of the user it names, not suspended, and
+    /// its assertion answering `state`. Nothing is written but a suspension when the signature
+    /// counter went backwards; `complete_sign_in` writes the rest.
+    pub async fn verify_sign_in(
+        &self,
+        passkeys: &Passkeys,
+        credential: &PublicKeyCredential,
+        state: DiscoverableAuthentication,
+        now: Millis,
+    ) -> Result<Result<VerifiedSignIn, SignInRefusal>, PasskeyError> {
+        let Ok((user, credential_id)) = passkeys.identify(credential) else {
+            return Ok(Err(SignInRefusal::Unknown));
+        };
+        let credential_id = crate::secrets::base64url(credential_id);
+        let Some(row) = self.passkey(&credential_id).await? else {
+            return Ok(Err(SignInRefusal::Unknown));
+        };
+        if uuid::Uuid::parse_str(&row.approver_id).ok() != Some(user) {
+            return Ok(Err(SignInRefusal::Unknown));
+        }
+        if row.suspended {
+            return Ok(Err(SignInRefusal::Suspended));
+        }
+        let mut passkey = row.key;
+        match passkeys.finish_sign_in(credential, state, &mut passkey) {
+            Ok(backed_up) => Ok(Ok(VerifiedSignIn {
+                credential_id,
+                approver_id: row.approver_id,
+                passkey,
+                backed_up,
+            })),
+            Err(AssertionError::PossibleClone) => match self.suspend(&credential_id, now).await {
+                PasskeyError::PossibleClone => Ok(Err(SignInRefusal::PossibleClone)),
+                other => Err(other),
+            },
+            Err(AssertionError::Invalid(e)) => {
+                tracing::warn!(error = %e, "passkey assertion refused");
+                Ok(Err(SignInRefusal::Invalid))
+            }
+        }
+    }
+
+    /// Records a verified sign-in's use of its passkey; the approver it signs in, unless disabled.
+    pub async fn complete_sign_in(
+        &self,
+        verified: VerifiedSignIn,
+        now: Millis,
+    ) -> Result<Result<Approver, SignInRefusal>, PasskeyError> {
+        self.record_use(
+            &verified.credential_id,
+            &verified.passkey,
+            verified.backed_up,
+            now,
+        )
+        .await?;
+        Ok(self
+            .approver(&verified.approver_id)
+            .await?
+            .filter(|a| !a.disabled)
+            .ok_or(SignInRefusal::Disabled))
     }
 
     /// After a verified assertion: the passkey's new counter and backup state.
@@ -352,7 +531,7 @@ impl Accounts {
         credential_id: &str,
     ) -> Result<Passkey, PasskeyError> {
         let row = self
-            .passkey(credential_id)
+            .passkey_row_of(credential_id)
             .await?
             .filter(|r| r.approver_id == approver_id)
             .ok_or(PasskeyError::NotYours)?;
@@ -375,7 +554,7 @@ impl Accounts {
         let fresh = now - user.since < max_session_ms;
         let passkey_kept = match &user.credential_id {
             Some(credential_id) => self
-                .passkey(credential_id)
+                .passkey_row_of(credential_id)
                 .await?
                 .is_some_and(|p| p.signs_for(&user.approver_id)),
             None => false,
@@ -387,24 +566,21 @@ impl Accounts {
     }
 }
 
-/// The row of a passkey `approver_id` just registered, named `name`.
-pub fn new_passkey_row(
-    approver_id: &str,
-    name: String,
-    passkey: &Passkey,
-    now: Millis,
-) -> serde_json::Result<PasskeyRow> {
-    Ok(PasskeyRow {
-        credential_id: crate::secrets::base64url(passkey.cred_id().as_ref()),
-        approver_id: approver_id.to_owned(),
-        name,
-        passkey: serde_json::to_string(passkey)?,
+/// The row of a passkey just registered, and its public key (COSE JSON) for the key registry.
+fn passkey_row(new: &NewPasskey, now: Millis) -> StoreResult<(PasskeyRow, String)> {
+    let unreadable = |e: serde_json::Error| crate::store::StoreError::Unavailable(e.to_string());
+    let row = PasskeyRow {
+        credential_id: new.credential_id(),
+        approver_id: new.approver_id.clone(),
+        name: new.name.clone(),
+        passkey: serde_json::to_string(&new.key).map_err(unreadable)?,
         backup_state: 0,
         created_at: now,
         last_used_at: None,
         suspended_at: None,
         suspended_reason: None,
-    })
+    };
+    Ok((row, public_key_json(&new.key).map_err(unreadable)?))
 }
 
 fn new_key<'a>(row: &'a PasskeyRow, public_key: &'a str, provenance: &'a Provenance) -> NewKey<'a> {

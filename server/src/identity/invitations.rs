@@ -229,9 +229,55 @@ pub fn already_enrolled(email: &str) -> String {
     format!("{email} already has a passkey, and an invitation only enrolls a first passkey. They add another one from their account page, signing in with the passkey they have.")
 }
 
+/// An invitation as the enrollment page reads it: who it is for, and how it enrolls.
+#[derive(Clone, Debug)]
+pub struct Invitation(InvitationRow);
+
+impl Invitation {
+    pub fn of(row: InvitationRow) -> Invitation {
+        Invitation(row)
+    }
+
+    pub(crate) fn row(&self) -> &InvitationRow {
+        &self.0
+    }
+
+    /// The public id the enrolled key's provenance names (None: made before invitations had ids).
+    pub fn id(&self) -> Option<&str> {
+        self.0.id.as_deref()
+    }
+
+    /// None for the first admin's link: the person says who they are.
+    pub fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
+    pub fn role(&self) -> Role {
+        if self.0.role == Role::Admin.as_str() {
+            Role::Admin
+        } else {
+            Role::Approver
+        }
+    }
+
+    /// The admin who issued it; None: the operator.
+    pub fn issued_by(&self) -> Option<&str> {
+        self.0.issued_by.as_deref()
+    }
+
+    /// The recovery whose link this is.
+    pub fn recovery(&self) -> Option<&str> {
+        self.0.recovery_id.as_deref()
+    }
+}
+
 /// Why an invitation cannot be used, in the words the enrollment page shows.
-pub fn check(row: Option<&InvitationRow>, now: Millis) -> Result<(), String> {
-    match row {
+pub fn check(invitation: Option<&Invitation>, now: Millis) -> Result<(), String> {
+    match invitation.map(Invitation::row) {
         None => Err("This invitation link is not valid. Check that you copied all of it, or ask an admin for a new one.".into()),
         Some(r) if r.used_at.is_some() => Err("This invitation has already been used. Sign in with your passkey instead, or ask an admin for a new link.".into()),
         Some(r) if r.expires_at <= now => Err("This invitation has expired (links are valid for 24 hours). Ask an admin for a new one.".into()),

@@ -26,16 +26,7 @@ pub struct InvitationRow {
     pub recovery_id: Option<String>,
 }
 
-/// What enrolling through an invitation did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Enrollment {
-    Enrolled,
-    /// The invitation was already used, or expired: nothing was written.
-    InvitationSpent,
-    /// The approver has or had a passkey: an invitation enrolls a first passkey only, so nothing
-    /// was written and the invitation stays unused.
-    HasPasskey,
-}
+pub use crate::identity::accounts::Enrollment;
 
 /// How many passkeys approver `$1` has or had (revoked ones keep their registry entry).
 const HAS_HAD_PASSKEY: &str = "SELECT (SELECT COUNT(*) FROM passkeys WHERE approver_id = $1) \

@@ -801,24 +801,33 @@ async fn a_recovery_needs_a_second_admin_and_ends_the_old_passkeys(db: Db) {
     assert_eq!(link.expires_at - link.created_at, 3_600_000);
     assert_eq!(link.recovery_id.as_deref(), Some(open[0].id.as_str()));
     assert_eq!(
-        accounts.check_person(&link, APPROVER).await.unwrap(),
+        accounts
+            .check_person(
+                &server::identity::invitations::Invitation::of(link.clone()),
+                APPROVER
+            )
+            .await
+            .unwrap(),
         Ok(())
     );
-    let jane_row = h.store.approver_by_email(APPROVER).await.unwrap().unwrap();
-    let new_key = passkey_row("TmV3S2V5", &jane.id, 8);
+    let jane_account = server::identity::accounts::NewAccount {
+        id: jane.id.clone(),
+        email: APPROVER.into(),
+        name: jane.name.clone(),
+        role: server::identity::approvers::Role::Approver,
+    };
+    let new_key = new_passkey("TmV3S2V5", &jane.id, 8);
     let provenance = Provenance::Recovery {
         invitation: link.id.clone().unwrap(),
         recovery: open[0].id.clone(),
         started_by: Some(ada.id.clone()),
         approved_by: Some(bob.id.clone()),
     };
-    let public_key = test_public_key(8);
     let enrolling = |passkey| Enrolling {
         token_hash: &link.token_hash,
-        approver: &jane_row,
+        approver: &jane_account,
         create: false,
         passkey,
-        public_key: &public_key,
         provenance: &provenance,
     };
     assert_eq!(
@@ -831,7 +840,7 @@ async fn a_recovery_needs_a_second_admin_and_ends_the_old_passkeys(db: Db) {
     // Used once: a second passkey through it is refused, and nothing is written.
     let used = h.server.invitations.find(&token).await.unwrap().unwrap();
     assert!(used.used_at.is_some());
-    let another = passkey_row("QWdhaW4", &jane.id, 9);
+    let another = new_passkey("QWdhaW4", &jane.id, 9);
     let again = enrolling(&another);
     assert_eq!(
         accounts.enroll(again, h.clock.now()).await.unwrap(),

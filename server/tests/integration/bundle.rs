@@ -127,12 +127,12 @@ async fn an_added_passkeys_provenance_is_verified_independently(db: Db) {
         TEST_PASSKEY,
     )
     .await;
-    let phone = passkey_row("UGhvbmU", &jane.id, 11);
+    let phone = new_passkey("UGhvbmU", &jane.id, 11);
     let key = test_public_key(11);
     let confirmed = addition_authorisation("TGFwdG9w", TEST_PASSKEY, &jane.id, "UGhvbmU", &key);
     h.server
         .accounts
-        .add_passkey(&phone, &key, "TGFwdG9w", confirmed)
+        .add_passkey(&phone, "TGFwdG9w", confirmed, h.clock.now())
         .await
         .unwrap()
         .unwrap();

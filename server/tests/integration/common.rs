@@ -33,14 +33,24 @@ macro_rules! on_both_databases {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$name($crate::common::Db::Sqlite).await
+                $crate::common::within_limit(super::$name($crate::common::Db::Sqlite)).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::$name($crate::common::Db::Postgres).await
+                $crate::common::within_limit(super::$name($crate::common::Db::Postgres)).await
             }
         }
     )+};
+}
+
+/// A test that has not finished in this long is stuck: it fails, naming itself, rather than hold
+/// the whole run until CI's limit (the slowest test takes seconds).
+const TEST_LIMIT: std::time::Duration = std::time::Duration::from_secs(240);
+
+pub async fn within_limit(test: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(TEST_LIMIT, test).await.is_err() {
+        panic!("the test did not finish within {TEST_LIMIT:?}: something it awaits never came");
+    }
 }
 
 fn postgres_admin_url() -> String {
@@ -690,6 +700,19 @@ pub fn passkey_json(credential_id: &str, seed: u8) -> String {
         "attestation": {"data": "None", "metadata": "None"}, "attestation_format": "none",
     }})
     .to_string()
+}
+
+/// A passkey as an approver just registered it, whose key is `test_public_key(seed)`.
+pub fn new_passkey(
+    credential_id: &str,
+    approver_id: &str,
+    seed: u8,
+) -> server::identity::accounts::NewPasskey {
+    server::identity::accounts::NewPasskey {
+        approver_id: approver_id.into(),
+        name: "Phone".into(),
+        key: serde_json::from_str(&passkey_json(credential_id, seed)).unwrap(),
+    }
 }
 
 pub fn passkey_row(

@@ -46,7 +46,7 @@ async fn a_passkey_written_into_the_database_is_refused(db: Db) {
     let jane = h.approver(APPROVER, None).await;
     let mallory = h.approver("mallory@example.com", None).await;
     let accounts = h.server.accounts.clone();
-    let ids = |rows: Vec<PasskeyRow>| -> Vec<String> {
+    let ids = |rows: Vec<server::identity::accounts::AccountPasskey>| -> Vec<String> {
         rows.into_iter().map(|r| r.credential_id).collect()
     };
 
@@ -77,7 +77,7 @@ async fn a_passkey_written_into_the_database_is_refused(db: Db) {
         .unwrap();
     assert!(accounts.passkey("AAAA").await.unwrap().is_none());
     assert_eq!(
-        ids(accounts.passkeys_of(&jane.id).await.unwrap()),
+        ids(accounts.passkeys(&jane.id).await.unwrap()),
         Vec::<String>::new()
     );
 

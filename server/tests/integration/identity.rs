@@ -87,9 +87,10 @@ async fn a_passkey_is_added_only_when_one_the_approver_has_authorises_that_very_
         .await
         .unwrap();
     register_passkey(&h, &passkey_row("TWFsbG9yeQ", &mallory.id, 9), 9).await;
-    let phone = passkey_row("UGhvbmU", &jane.id, 11);
+    let phone = new_passkey("UGhvbmU", &jane.id, 11);
     let key = test_public_key(11);
-    let add = |by: &'static str, a: Authorisation| accounts.add_passkey(&phone, &key, by, a);
+    let now = h.clock.now();
+    let add = |by: &'static str, a: Authorisation| accounts.add_passkey(&phone, by, a, now);
 
     // Mallory's passkey, signing correctly: it is not one of Jane's.
     let by_mallory = addition_authorisation("TWFsbG9yeQ", 9, &jane.id, "UGhvbmU", &key);
@@ -278,10 +279,13 @@ async fn an_invitation_enrolls_once_and_only_before_it_expires(db: Db) {
     assert_eq!(row.email.as_deref(), Some("ann@example.com"));
     assert_ne!(row.token_hash, token, "only a hash of the token is stored");
     assert_eq!(row.expires_at - row.created_at, 24 * 3600 * 1000);
-    assert!(invitations::check(Some(&row), now).is_ok());
-    assert!(invitations::check(Some(&row), now + 24 * 3600 * 1000)
-        .unwrap_err()
-        .contains("expired"));
+    assert!(invitations::check(Some(&invitations::Invitation::of(row.clone())), now).is_ok());
+    assert!(invitations::check(
+        Some(&invitations::Invitation::of(row.clone())),
+        now + 24 * 3600 * 1000
+    )
+    .unwrap_err()
+    .contains("expired"));
     assert!(invitations::check(None, now)
         .unwrap_err()
         .contains("not valid"));
@@ -294,9 +298,11 @@ async fn an_invitation_enrolls_once_and_only_before_it_expires(db: Db) {
     );
     assert_eq!(h.store.passkeys_of(&ann.id).await.unwrap().len(), 1);
     let used = h.store.invitation(&row.token_hash).await.unwrap().unwrap();
-    assert!(invitations::check(Some(&used), now)
-        .unwrap_err()
-        .contains("already been used"));
+    assert!(
+        invitations::check(Some(&invitations::Invitation::of(used.clone())), now)
+            .unwrap_err()
+            .contains("already been used")
+    );
     // A second enrollment with the same link changes nothing, not even a half-made approver.
     let other = new_approver("other@example.com");
     let other_passkey = passkey(&other.id);
@@ -396,8 +402,8 @@ async fn the_first_admin_link_exists_only_while_there_are_no_approvers(db: Db) {
     };
     let (old, new) = (invitation(token).await, invitation(again).await);
     let now = h.clock.now();
-    assert!(invitations::check(Some(&old), now).is_err());
-    assert!(invitations::check(Some(&new), now).is_ok());
+    assert!(invitations::check(Some(&invitations::Invitation::of(old.clone())), now).is_err());
+    assert!(invitations::check(Some(&invitations::Invitation::of(new.clone())), now).is_ok());
     assert_eq!(
         invitations::check_open(&h.store, &new).await.unwrap(),
         Ok(())

@@ -12,7 +12,7 @@ use webauthn_rs::prelude::{
 
 use super::*;
 use crate::identity::{
-    accounts::{Enrolling, Enrollment},
+    accounts::{Enrolling, Enrollment, NewAccount, NewPasskey},
     ceremonies::Kind,
     provenance::Provenance,
 };
@@ -23,7 +23,7 @@ struct PendingEnrollment {
     approver_id: String,
     email: String,
     name: String,
-    role: String,
+    admin: bool,
     create: bool,
     state: PasskeyRegistration,
     /// The invitation's public id and issuer, for the key's provenance.
@@ -39,26 +39,26 @@ struct PendingEnrollment {
 #[async_trait]
 impl EnrollmentService for IdentityApp {
     async fn invitation(&self, token: &str) -> UserResult<InvitationView> {
-        let (row, _) = self.accounts.invitation(token).await.map_err(internal)?;
-        invitations::check(row.as_ref(), self.clock.now()).map_err(UiError::NotFound)?;
-        let row = row.expect("checked above");
+        let (invitation, _) = self.accounts.invitation(token).await.map_err(internal)?;
+        invitations::check(invitation.as_ref(), self.clock.now()).map_err(UiError::NotFound)?;
+        let invitation = invitation.expect("checked above");
         self.accounts
-            .check_open_invitation(&row)
+            .check_open_invitation(&invitation)
             .await
             .map_err(internal)?
             .map_err(UiError::Forbidden)?;
-        if let Some(email) = &row.email {
+        if let Some(email) = invitation.email() {
             self.accounts
-                .check_person(&row, email)
+                .check_person(&invitation, email)
                 .await
                 .map_err(internal)?
                 .map_err(UiError::Forbidden)?;
         }
         Ok(InvitationView {
-            email: row.email,
-            name: row.name,
-            admin: row.role == "admin",
-            recovery: row.recovery_id.is_some(),
+            email: invitation.email().map(str::to_owned),
+            name: invitation.name().map(str::to_owned),
+            admin: invitation.role() == Role::Admin,
+            recovery: invitation.recovery().is_some(),
         })
     }
 
@@ -68,21 +68,21 @@ impl EnrollmentService for IdentityApp {
         name: Option<String>,
         email: Option<String>,
     ) -> UserResult<(CreationChallengeResponse, CeremonyState)> {
-        let (row, token_hash) = self.accounts.invitation(token).await.map_err(internal)?;
-        invitations::check(row.as_ref(), self.clock.now()).map_err(UiError::NotFound)?;
-        let row = row.expect("checked above");
+        let (invitation, token_hash) = self.accounts.invitation(token).await.map_err(internal)?;
+        invitations::check(invitation.as_ref(), self.clock.now()).map_err(UiError::NotFound)?;
+        let invitation = invitation.expect("checked above");
         self.accounts
-            .check_open_invitation(&row)
+            .check_open_invitation(&invitation)
             .await
             .map_err(internal)?
             .map_err(UiError::Forbidden)?;
-        let email = match (&row.email, email) {
-            (Some(invited), _) => invited.clone(),
+        let email = match (invitation.email(), email) {
+            (Some(invited), _) => invited.to_owned(),
             (None, Some(given)) => normalise_email(&given),
             (None, None) => return Err(UiError::Invalid("Enter your email.".into())),
         };
         self.accounts
-            .check_person(&row, &email)
+            .check_person(&invitation, &email)
             .await
             .map_err(internal)?
             .map_err(UiError::Forbidden)?;
@@ -94,9 +94,9 @@ impl EnrollmentService for IdentityApp {
         let (approver_id, name, create) = match existing {
             Some(a) => (a.id, a.name, false),
             None => {
-                let name = row
-                    .name
-                    .clone()
+                let name = invitation
+                    .name()
+                    .map(str::to_owned)
                     .or(name)
                     .map(|n| n.trim().to_owned())
                     .unwrap_or_default();
@@ -113,12 +113,12 @@ impl EnrollmentService for IdentityApp {
             approver_id,
             email,
             name,
-            role: row.role,
+            admin: invitation.role() == Role::Admin,
             create,
             state,
-            invitation_id: row.id,
-            issued_by: row.issued_by,
-            recovery: row.recovery_id,
+            invitation_id: invitation.id().map(str::to_owned),
+            issued_by: invitation.issued_by().map(str::to_owned),
+            recovery: invitation.recovery().map(str::to_owned),
         };
         let sealed = self
             .ceremonies
@@ -157,17 +157,21 @@ impl EnrollmentService for IdentityApp {
             .await
             .map_err(internal)?
             .map_err(|_| again())?;
-        let approver = ApproverRow {
+        let approver = NewAccount {
             id: pending.approver_id.clone(),
             email: pending.email.clone(),
             name: pending.name.clone(),
-            role: pending.role.clone(),
-            user_code_hash: None,
-            disabled: 0,
-            created_at: now,
+            role: if pending.admin {
+                Role::Admin
+            } else {
+                Role::Approver
+            },
         };
-        let row = self.passkey_row(&pending.approver_id, label, &passkey)?;
-        let key = public_key_json(&passkey).map_err(internal)?;
+        let new = NewPasskey {
+            approver_id: pending.approver_id.clone(),
+            name: label,
+            key: passkey,
+        };
         let invitation = pending
             .invitation_id
             .unwrap_or_else(|| "made before invitations had ids".into());
@@ -198,8 +202,7 @@ impl EnrollmentService for IdentityApp {
                     token_hash: &pending.token_hash,
                     approver: &approver,
                     create: pending.create,
-                    passkey: &row,
-                    public_key: &key,
+                    passkey: &new,
                     provenance: &provenance,
                 },
                 now,
@@ -225,7 +228,7 @@ impl EnrollmentService for IdentityApp {
             .map_err(internal)?
             .ok_or_else(|| internal("the enrolled approver is missing"))?;
         tracing::info!(approver_id = %approver.id, "passkey enrolled");
-        self.begin_session(session, &approver, &row.credential_id)
+        self.begin_session(session, &approver, &new.credential_id())
             .await?;
         Ok(me(&approver))
     }

@@ -16,7 +16,6 @@ use app::{
 };
 use serde::{de::DeserializeOwned, Serialize};
 use uuid::Uuid;
-use webauthn_rs::prelude::Passkey;
 
 use crate::{
     clock::{Clock, Millis},
@@ -24,13 +23,12 @@ use crate::{
     identity::{
         approvers::{self, normalise_email, Approver, Role},
         invitations,
-        passkeys::{public_key_json, AssertionError, PasskeyError, Passkeys},
+        passkeys::{public_key_json, PasskeyError, Passkeys},
     },
     secrets::{base64url, random_id},
 };
 
 use crate::identity::{
-    accounts::{new_passkey_row, ApproverRow, PasskeyRow},
     sessions::{SignedInUser, SIGNED_IN},
     verifier::WebauthnVerifier,
 };
@@ -184,14 +182,5 @@ impl IdentityApp {
             },
         )
         .await
-    }
-
-    fn passkey_row(
-        &self,
-        approver_id: &str,
-        name: String,
-        passkey: &Passkey,
-    ) -> UserResult<PasskeyRow> {
-        new_passkey_row(approver_id, name, passkey, self.clock.now()).map_err(internal)
     }
 }

@@ -15,7 +15,7 @@ use webauthn_rs::prelude::{
 
 use super::*;
 use crate::identity::{
-    accounts::AdditionRefused,
+    accounts::{AdditionRefused, NewPasskey},
     provenance::{addition_challenge, describe, Authorisation},
     verifier::PasskeyVerifier,
 };
@@ -62,7 +62,7 @@ impl PasskeyService for IdentityApp {
     async fn passkeys(&self, user: &SignedIn) -> UserResult<Vec<PasskeyView>> {
         let rows = self
             .accounts
-            .passkeys_of(&user.approver_id)
+            .passkeys(&user.approver_id)
             .await
             .map_err(internal)?;
         let name_of = |id: &str| {
@@ -87,8 +87,8 @@ impl PasskeyService for IdentityApp {
                     describe(provenance.as_ref(), name_of)
                 ),
                 last_used_at: r.last_used_at,
-                synced: r.backup_state != 0,
-                suspended: r.suspended_at.is_some(),
+                synced: r.synced,
+                suspended: r.suspended,
             });
         }
         Ok(views)
@@ -97,12 +97,11 @@ impl PasskeyService for IdentityApp {
     async fn start_add_passkey(&self, user: &SignedIn) -> UserResult<CreationChallengeResponse> {
         let existing = self
             .accounts
-            .passkeys_of(&user.approver_id)
+            .passkeys(&user.approver_id)
             .await
             .map_err(internal)?
             .iter()
-            .filter_map(|r| serde_json::from_str::<Passkey>(&r.passkey).ok())
-            .map(|p| p.cred_id().clone())
+            .map(|p| p.key.cred_id().clone())
             .collect();
         let (options, state) = self
             .webauthn
@@ -192,8 +191,11 @@ impl PasskeyService for IdentityApp {
                 PasskeyError::Invalid => UiError::Forbidden(NOT_CONFIRMED.into()),
                 other => passkey_refusal(other),
             })?;
-        let row = self.passkey_row(&user.approver_id, pending.name, &pending.passkey)?;
-        let key = public_key_json(&pending.passkey).map_err(internal)?;
+        let new = NewPasskey {
+            approver_id: user.approver_id.clone(),
+            name: pending.name,
+            key: pending.passkey,
+        };
         let evidence = verified.evidence;
         let authorisation = Authorisation {
             nonce: base64url(&pending.nonce),
@@ -203,12 +205,17 @@ impl PasskeyService for IdentityApp {
         };
         match self
             .accounts
-            .add_passkey(&row, &key, &evidence.credential_id, authorisation)
+            .add_passkey(
+                &new,
+                &evidence.credential_id,
+                authorisation,
+                self.clock.now(),
+            )
             .await
             .map_err(internal)?
         {
             Ok(()) => {
-                tracing::info!(approver_id = %user.approver_id, credential_id = %row.credential_id, authorised_by = %evidence.credential_id, "passkey added");
+                tracing::info!(approver_id = %user.approver_id, credential_id = %new.credential_id(), authorised_by = %evidence.credential_id, "passkey added");
                 Ok(())
             }
             Err(AdditionRefused::Registered) => Err(UiError::Conflict(

@@ -5,11 +5,22 @@ use app::{
 };
 use async_trait::async_trait;
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, Passkey, PublicKeyCredential, RequestChallengeResponse,
+    DiscoverableAuthentication, PublicKeyCredential, RequestChallengeResponse,
 };
 
 use super::*;
-use crate::identity::ceremonies::Kind;
+use crate::identity::{accounts::SignInRefusal, ceremonies::Kind};
+
+/// What the person is told when a sign-in is refused.
+fn sign_in_refusal(refusal: SignInRefusal) -> UiError {
+    match refusal {
+        SignInRefusal::Unknown => UiError::SignedOut("This passkey is not registered with Countersign. Use another passkey, or ask an admin for an invitation.".into()),
+        SignInRefusal::Suspended => UiError::Forbidden("This passkey is suspended because its signature counter went backwards, which can mean it was copied. An admin has been told; use another passkey.".into()),
+        SignInRefusal::PossibleClone => passkey_refusal(PasskeyError::PossibleClone),
+        SignInRefusal::Invalid => UiError::SignedOut("Your passkey could not be verified. Please try again.".into()),
+        SignInRefusal::Disabled => disabled(),
+    }
+}
 
 #[async_trait]
 impl IdentityService for IdentityApp {
@@ -53,60 +64,26 @@ impl IdentityService for IdentityApp {
                 tracing::info!(reason = %e, "a sign-in's state was refused");
                 retry()
             })?;
-        let unknown = || {
-            UiError::SignedOut("This passkey is not registered with Countersign. Use another passkey, or ask an admin for an invitation.".into())
-        };
-        let (user, credential_id) = self.webauthn.identify(&credential).map_err(|_| unknown())?;
-        let credential_id = base64url(credential_id);
-        let row = self
+        let now = self.clock.now();
+        let verified = self
             .accounts
-            .passkey(&credential_id)
+            .verify_sign_in(&self.webauthn, &credential, state, now)
+            .await
+            .map_err(passkey_refusal)?
+            .map_err(sign_in_refusal)?;
+        // Verified: only now is anything written, starting with the state's one use.
+        self.ceremonies
+            .spend(ticket, now)
             .await
             .map_err(internal)?
-            .ok_or_else(unknown)?;
-        if user_uuid(&row.approver_id)? != user {
-            return Err(unknown());
-        }
-        if row.suspended_at.is_some() {
-            return Err(UiError::Forbidden("This passkey is suspended because its signature counter went backwards, which can mean it was copied. An admin has been told; use another passkey.".into()));
-        }
-        let mut passkey: Passkey = serde_json::from_str(&row.passkey).map_err(internal)?;
-        let now = self.clock.now();
-        match self
-            .webauthn
-            .finish_sign_in(&credential, state, &mut passkey)
-        {
-            Ok(backed_up) => {
-                // Verified: only now is anything written, starting with the state's one use.
-                self.ceremonies
-                    .spend(ticket, now)
-                    .await
-                    .map_err(internal)?
-                    .map_err(|_| retry())?;
-                self.accounts
-                    .record_use(&credential_id, &passkey, backed_up, now)
-                    .await
-                    .map_err(passkey_refusal)?;
-            }
-            Err(AssertionError::PossibleClone) => {
-                return Err(passkey_refusal(
-                    self.accounts.suspend(&credential_id, now).await,
-                ))
-            }
-            Err(AssertionError::Invalid(e)) => {
-                tracing::warn!(error = %e, "passkey assertion refused");
-                return Err(UiError::SignedOut(
-                    "Your passkey could not be verified. Please try again.".into(),
-                ));
-            }
-        }
+            .map_err(|_| retry())?;
+        let credential_id = verified.credential_id.clone();
         let approver = self
             .accounts
-            .approver(&row.approver_id)
+            .complete_sign_in(verified, now)
             .await
-            .map_err(internal)?
-            .filter(|a| !a.disabled)
-            .ok_or_else(disabled)?;
+            .map_err(passkey_refusal)?
+            .map_err(sign_in_refusal)?;
         self.begin_session(session, &approver, &credential_id)
             .await?;
         tracing::info!(approver_id = %approver.id, "signed in");
