@@ -206,7 +206,16 @@ impl Harness {
             resource_server: true,
             dpop_bound: false,
         };
-        let creds = clients::register(
+        let creds = self.register(new).await;
+        Creds {
+            id: creds.client_id,
+            secret: creds.client_secret.unwrap(),
+        }
+    }
+
+    /// Registers `new` as `client create` would, under the test key.
+    pub async fn register(&self, new: clients::NewClient) -> clients::ClientCredentials {
+        clients::register(
             &self.store,
             &client_secrets(),
             new,
@@ -214,11 +223,7 @@ impl Harness {
             self.clock.now(),
         )
         .await
-        .unwrap();
-        Creds {
-            id: creds.client_id,
-            secret: creds.client_secret.unwrap(),
-        }
+        .unwrap()
     }
 
     pub async fn client(&self, delivery: DeliveryMode, auth: AuthMethod) -> Creds {
@@ -232,15 +237,7 @@ impl Harness {
             resource_server: false,
             dpop_bound: false,
         };
-        let creds = clients::register(
-            &self.store,
-            &client_secrets(),
-            new,
-            Default::default(),
-            self.clock.now(),
-        )
-        .await
-        .unwrap();
+        let creds = self.register(new).await;
         Creds {
             id: creds.client_id,
             secret: creds.client_secret.unwrap_or_default(),

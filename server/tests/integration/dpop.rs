@@ -272,15 +272,7 @@ async fn dpop_client(h: &Harness, delivery: DeliveryMode) -> Creds {
         resource_server: false,
         dpop_bound: true,
     };
-    let creds = clients::register(
-        &h.store,
-        &client_secrets(),
-        new,
-        Default::default(),
-        h.clock.now(),
-    )
-    .await
-    .unwrap();
+    let creds = h.register(new).await;
     Creds {
         id: creds.client_id,
         secret: creds.client_secret.unwrap(),

@@ -73,15 +73,7 @@ async fn keyed_client(h: &Harness) -> KeyedClient {
         resource_server: false,
         dpop_bound: false,
     };
-    let creds = clients::register(
-        &h.store,
-        &client_secrets(),
-        new,
-        Default::default(),
-        h.clock.now(),
-    )
-    .await
-    .unwrap();
+    let creds = h.register(new).await;
     assert!(
         creds.client_secret.is_none(),
         "key-authenticated clients get no secret"
