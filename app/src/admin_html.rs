@@ -690,21 +690,26 @@ pub fn approvers(view: ApproversView) -> String {
 }
 
 /// Recoveries waiting for a second admin, each with its approve button (the server refuses the
-/// admin who started it).
+/// admin who started it) and its cancel button (any admin).
 fn recoveries(lines: Vec<RecoveryLine>) -> impl IntoView {
     let rows = lines
         .into_iter()
         .map(|r| {
             let action = format!("/admin/recoveries/{}/approve", r.id);
             let label = format!("Approve recovering {}", r.approver);
+            let cancel = format!("/admin/recoveries/{}/cancel", r.id);
+            let cancel_label = format!("Cancel recovering {}", r.approver);
             view! {
                 <tr>
                     <th scope="row">{r.approver}</th>
                     <td data-label="Started by">{r.started_by}</td>
                     <td class="nowrap" data-label="Started">{r.started}</td>
-                    <td data-label="Approve">
+                    <td data-label="Decide">
                         <form method="post" action=action class="inline-form">
                             <button type="submit" class="primary" aria-label=label>"Approve"</button>
+                        </form>
+                        <form method="post" action=cancel class="inline-form">
+                            <button type="submit" class="danger" aria-label=cancel_label>"Cancel"</button>
                         </form>
                     </td>
                 </tr>
@@ -714,7 +719,7 @@ fn recoveries(lines: Vec<RecoveryLine>) -> impl IntoView {
     view! {
         <section class="card" aria-labelledby="recoveries-heading">
             <h2 id="recoveries-heading">"Recoveries waiting for a second admin"</h2>
-            <DataTable label="Recoveries" headings=&["Recovers", "Started by", "Started", "Approve"]>{rows}</DataTable>
+            <DataTable label="Recoveries" headings=&["Recovers", "Started by", "Started", "Decide"]>{rows}</DataTable>
         </section>
     }
 }

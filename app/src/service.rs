@@ -40,6 +40,22 @@ pub struct CeremonyState(pub String);
 #[derive(Clone, Copy, Debug)]
 pub struct SecureCookies(pub bool);
 
+/// Who is signed in, resolved at most once per HTTP request (the server provides one per request as
+/// context). A page's resources are fetched side by side, and validating one session several times
+/// at once raced: one call ended an invalid session while another was still using it, and the
+/// response failed with a 500.
+#[derive(Clone, Default)]
+pub struct SignInMemo(Arc<tokio::sync::OnceCell<UserResult<Option<SignedIn>>>>);
+
+impl SignInMemo {
+    pub async fn resolve(
+        &self,
+        resolve: impl std::future::Future<Output = UserResult<Option<SignedIn>>>,
+    ) -> UserResult<Option<SignedIn>> {
+        self.0.get_or_init(|| resolve).await.clone()
+    }
+}
+
 /// Who is signed in, and signing in and out.
 #[async_trait]
 pub trait IdentityService: Send + Sync + 'static {

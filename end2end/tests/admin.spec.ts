@@ -316,6 +316,18 @@ test('a recovery needs a second admin, ends the old passkeys, and its link enrol
   await nia.goto('/inbox');
   await expect(nia).toHaveURL(/\/inbox$/); // nothing has ended yet
 
+  // The second admin may decline it instead: cancelled, it cannot be approved, and Ada starts anew.
+  await bob.goto('/admin/approvers');
+  await hydrated(bob);
+  await bob.getByRole('button', { name: /^Cancel recovering Nia Lost/ }).click();
+  await confirmChange(bob, /^Cancel recovering Nia Lost/);
+  await expect(bob.getByRole('status')).toContainText('The recovery is cancelled');
+  await expect(bob.getByRole('button', { name: /^Approve recovering Nia Lost/ })).toHaveCount(0);
+  await page.goto('/admin/approvers');
+  await hydrated(page);
+  await page.getByRole('row', { name: new RegExp(niaEmail) }).getByRole('button', { name: 'Recover Nia Lost' }).click();
+  await confirmChange(page, /^Start recovering Nia Lost/);
+
   await bob.goto('/admin/approvers');
   await hydrated(bob);
   await bob.getByRole('button', { name: /^Approve recovering Nia Lost/ }).click();

@@ -281,7 +281,7 @@ test('after five wrong user codes a request can only be denied', async ({ page, 
   const refused = await page.evaluate(async ([endpoint, id]) => {
     const res = await fetch(endpoint, {
       method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ id, approve: true, user_code: '864213' }),
+      body: JSON.stringify({ id, choice: { choice: 'approve' }, user_code: '864213' }),
     });
     return { status: res.status, text: await res.text() };
   }, [endpoint, reference]);
@@ -315,16 +315,16 @@ test('a refusal answers with its HTTP status, never a 500', async ({ page, playw
     return { status: res.status, text: await res.text() };
   }, [endpoint, body] as const);
 
-  const decided = await post({ id: reference, approve: true, user_code: null });
+  const decided = await post({ id: reference, choice: { choice: 'approve' }, user_code: null });
   expect(decided.status).toBe(409);
   expect(decided.text).toContain('This request has already been decided.');
-  const missing = await post({ id: 'not-a-request', approve: true, user_code: null });
+  const missing = await post({ id: 'not-a-request', choice: { choice: 'approve' }, user_code: null });
   expect(missing.status).toBe(404);
   expect(missing.text).toContain('There is no such request for you.');
 
   // Nobody signed in: 401, and the page's sentence says what to do.
   const stranger = await playwright.request.newContext({ baseURL, extraHTTPHeaders: { origin: new URL(baseURL!).origin } });
-  const signedOut = await stranger.post(endpoint, { data: { id: reference, approve: true, user_code: null } });
+  const signedOut = await stranger.post(endpoint, { data: { id: reference, choice: { choice: 'approve' }, user_code: null } });
   expect(signedOut.status()).toBe(401);
   expect(await signedOut.text()).toContain('Your session has ended. Please sign in again.');
   await stranger.dispose();

@@ -15,10 +15,7 @@ use crate::{
 pub async fn current_user() -> Result<Option<Me>, UiError> {
     super::Call::<crate::service::SharedIdentity>::new()
         .await
-        .run(|service, session| async move {
-            let user = service.signed_in(&session).await?;
-            Ok(user.map(|user| user.me))
-        })
+        .maybe_signed_in(|_, user| async move { Ok(user.map(|user| user.me)) })
         .await
 }
 

@@ -9,7 +9,7 @@ pub mod notifications;
 #[cfg(feature = "ssr")]
 use crate::{
     error::UiError,
-    service::{Session, SharedIdentity, SignedIn},
+    service::{Session, SharedIdentity, SignInMemo, SignedIn},
 };
 
 /// Where the server functions answer (Leptos' default prefix).
@@ -27,6 +27,7 @@ pub(crate) struct Call<S> {
     /// rendered: the page keeps its own status (a sign-in redirect must stay a 302).
     response: Option<leptos_axum::ResponseOptions>,
     session: Result<Session, UiError>,
+    memo: Option<SignInMemo>,
 }
 
 #[cfg(feature = "ssr")]
@@ -38,6 +39,7 @@ impl<S: Clone + Send + Sync + 'static> Call<S> {
         let response = use_context::<leptos_axum::ResponseOptions>().filter(|_| called);
         let service = use_context::<S>();
         let identity = use_context::<SharedIdentity>();
+        let memo = use_context::<SignInMemo>();
         let session = leptos_axum::extract::<Session>()
             .await
             .map_err(|e| UiError::Call(format!("no session: {e}")));
@@ -46,7 +48,37 @@ impl<S: Clone + Send + Sync + 'static> Call<S> {
             identity,
             response,
             session,
+            memo,
         }
+    }
+
+    /// Who is signed in on this request's session, once per request (see `SignInMemo`).
+    async fn who(
+        memo: Option<SignInMemo>,
+        identity: &SharedIdentity,
+        session: &Session,
+    ) -> Result<Option<SignedIn>, UiError> {
+        match memo {
+            Some(memo) => memo.resolve(identity.signed_in(session)).await,
+            None => identity.signed_in(session).await,
+        }
+    }
+
+    /// Runs `f` with whoever is signed in, if anyone validly is.
+    pub(crate) async fn maybe_signed_in<T, F>(
+        self,
+        f: impl FnOnce(S, Option<SignedIn>) -> F,
+    ) -> Result<T, UiError>
+    where
+        F: std::future::Future<Output = Result<T, UiError>>,
+    {
+        let result = async {
+            let (service, identity) = self.service.zip(self.identity).ok_or(UiError::Internal)?;
+            let user = Self::who(self.memo, &identity, &self.session?).await?;
+            f(service, user).await
+        }
+        .await;
+        answer(self.response, result)
     }
 
     /// Runs `f` with the service and the session; a refusal gets its HTTP status.
@@ -72,8 +104,7 @@ impl<S: Clone + Send + Sync + 'static> Call<S> {
     {
         let result = async {
             let (service, identity) = self.service.zip(self.identity).ok_or(UiError::Internal)?;
-            let user = identity
-                .signed_in(&self.session?)
+            let user = Self::who(self.memo, &identity, &self.session?)
                 .await?
                 .ok_or_else(UiError::session_ended)?;
             f(service, user).await

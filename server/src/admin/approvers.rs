@@ -118,6 +118,7 @@ enum Step {
         link: InvitationRow,
         token: String,
     },
+    CancelRecovery(RecoveryRow),
 }
 
 impl Approvers {
@@ -218,6 +219,14 @@ impl Approvers {
                 Done::Changed,
             ),
             Step::StartRecovery(row) => (ApproverUpdate::StartRecovery(row), Done::Changed),
+            Step::CancelRecovery(recovery) => (
+                ApproverUpdate::CancelRecovery {
+                    recovery,
+                    cancelled_by: admin.id,
+                    at: self.ciba.now(),
+                },
+                Done::Changed,
+            ),
             Step::ApproveRecovery {
                 recovery,
                 link,
@@ -238,11 +247,22 @@ impl Approvers {
         if !super::change(&self.ciba, admin, update, said).await? {
             return Err(match plan.step {
                 Step::Revoke { .. } => ApproverChangeError::NoSuchPasskey,
-                Step::ApproveRecovery { .. } => {
-                    ApproverChangeError::Invalid("This recovery has been approved already.".into())
+                Step::ApproveRecovery { .. } | Step::CancelRecovery(_) => {
+                    ApproverChangeError::Invalid(
+                        "This recovery has been approved or cancelled already.".into(),
+                    )
                 }
                 _ => ApproverChangeError::NotFound,
             });
+        }
+        if let Step::CancelRecovery(recovery) = &plan.step {
+            self.accounts
+                .tell(
+                    &recovery.approver_id,
+                    "The recovery of your Countersign account was cancelled".into(),
+                    format!("{} cancelled the recovery of your account that {} started. Your passkeys are unchanged. If you did not ask to be recovered, tell your admins: someone may have tried to take over your account.", admin.email, self.starter(recovery).await?),
+                )
+                .await?;
         }
         if let Step::ApproveRecovery { recovery, .. } = &plan.step {
             self.accounts
@@ -382,6 +402,7 @@ impl Approvers {
             Change::ApproveRecovery { recovery } => {
                 self.plan_approve_recovery(admin, recovery).await
             }
+            Change::CancelRecovery { recovery } => self.plan_cancel_recovery(recovery).await,
             Change::RevokePasskey {
                 approver,
                 credential,
@@ -468,6 +489,8 @@ impl Approvers {
             started_at: self.ciba.now(),
             approved_by: None,
             approved_at: None,
+            cancelled_by: None,
+            cancelled_at: None,
         };
         Ok(Plan {
             description: format!("Start recovering {} ({}): once a second admin approves, their passkeys stop working and they get a one-time link to enroll a new one", approver.name, approver.email),
@@ -525,6 +548,30 @@ impl Approvers {
         })
     }
 
+    /// Cancelling a recovery: any admin, while it is open (neither approved nor cancelled). The
+    /// second admin declines one this way; the first takes theirs back.
+    async fn plan_cancel_recovery(&self, id: &str) -> Result<Plan, ApproverChangeError> {
+        let Some(recovery) = self.ciba.store().recovery(id).await? else {
+            return Err(ApproverChangeError::NotFound);
+        };
+        let refuse = |why: &str| Err(ApproverChangeError::Invalid(why.into()));
+        if recovery.approved_at.is_some() {
+            return refuse("This recovery has been approved already: revoke the passkey its link enrolled instead.");
+        }
+        if recovery.cancelled_at.is_some() {
+            return refuse("This recovery has been cancelled already.");
+        }
+        let approver = self.approver(&recovery.approver_id).await?;
+        let starter = self.starter(&recovery).await?;
+        Ok(Plan {
+            description: format!("Cancel recovering {} ({}), started by {starter}: it can then never be approved, and their passkeys stay as they are", approver.name, approver.email),
+            action: "cancelled a recovery",
+            subject: approver.email,
+            detail: Some(format!("{}, started by {starter}", recovery.id)),
+            step: Step::CancelRecovery(recovery),
+        })
+    }
+
     async fn approver(&self, id: &str) -> Result<Approver, ApproverChangeError> {
         approvers::by_id(self.ciba.store(), id)
             .await?
@@ -568,6 +615,8 @@ pub async fn recover_as_operator(
         started_at: now,
         approved_by: None,
         approved_at: None,
+        cancelled_by: None,
+        cancelled_at: None,
     };
     let (token, link) = invitations.recovery_link(&approver, &recovery.id, None, now);
     let entry = crate::store::admin_log::AdminEntry {

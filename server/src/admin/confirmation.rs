@@ -1,4 +1,5 @@
-//! Changes to who can approve (inviting, promoting, demoting, disabling, revoking a passkey) are
+//! Changes to who can approve (inviting, promoting, demoting, disabling, revoking a passkey,
+//! starting, approving or cancelling a recovery) are
 //! confirmed by the admin with a fresh, user-verified passkey assertion over that very change, as
 //! decisions are: a stolen admin session alone changes nothing. The challenge commits to the admin
 //! and the change (`change_challenge`), and the assertion is kept in the change's admin log entry,
@@ -38,6 +39,10 @@ pub enum Change {
     },
     /// …and a second approves it: the old passkeys end and a link enrolls a new one.
     ApproveRecovery {
+        recovery: String,
+    },
+    /// Any admin may cancel it before then (a second admin declining it).
+    CancelRecovery {
         recovery: String,
     },
 }

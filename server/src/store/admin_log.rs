@@ -67,6 +67,12 @@ pub enum ApproverUpdate<'a> {
         at: i64,
         link: &'a InvitationRow,
     },
+    /// Cancels a recovery not yet approved.
+    CancelRecovery {
+        recovery: &'a RecoveryRow,
+        cancelled_by: &'a str,
+        at: i64,
+    },
 }
 
 /// The hash of an entry given the hash before it (`admin::log::entry_hash`).
@@ -205,6 +211,11 @@ async fn apply(conn: &mut AnyConnection, change: ApproverUpdate<'_>) -> StoreRes
             )
             .await
         }
+        ApproverUpdate::CancelRecovery {
+            recovery,
+            cancelled_by,
+            at,
+        } => return super::recoveries::cancel(conn, &recovery.id, cancelled_by, at).await,
     };
     Ok(done.rows_affected() == 1)
 }

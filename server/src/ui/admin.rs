@@ -171,6 +171,7 @@ fn done_message(change: &Change) -> &'static str {
             "The recovery is started: a second admin approves it from this page."
         }
         Change::ApproveRecovery { .. } => "The recovery is approved.",
+        Change::CancelRecovery { .. } => "The recovery is cancelled: it can never be approved now.",
     }
 }
 
@@ -770,6 +771,7 @@ pub fn routes(console: Console) -> Router {
         .route("/admin/approvers/{id}/{change}", post(change_approver))
         .route("/admin/confirm/cancel", post(cancel_change))
         .route("/admin/recoveries/{id}/approve", post(approve_recovery))
+        .route("/admin/recoveries/{id}/cancel", post(cancel_recovery))
         .with_state(console)
 }
 
@@ -1069,6 +1071,16 @@ async fn approve_recovery(
     Path(id): Path<String>,
 ) -> Response {
     let change = Change::ApproveRecovery { recovery: id };
+    ask_to_confirm(&console.pages, &admin, change).await
+}
+
+/// `POST /admin/recoveries/{id}/cancel`.
+async fn cancel_recovery(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Path(id): Path<String>,
+) -> Response {
+    let change = Change::CancelRecovery { recovery: id };
     ask_to_confirm(&console.pages, &admin, change).await
 }
 

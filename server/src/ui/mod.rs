@@ -65,6 +65,7 @@ pub fn routes(config: &ServeConfig, services: Services, sessions: DbSessionStore
     let context = move || {
         leptos::prelude::provide_context(stylesheet.clone());
         leptos::prelude::provide_context(secure_cookies);
+        leptos::prelude::provide_context(app::service::SignInMemo::default());
         let identity: app::service::SharedIdentity = services.identity.clone();
         let enrollment: app::service::SharedEnrollment = services.identity.clone();
         let passkeys: app::service::SharedPasskeys = services.identity.clone();

@@ -694,7 +694,10 @@ async fn the_admin_log_is_a_hash_chain_the_checkpoint_covers(db: Db) {
     );
 }
 
-on_both_databases!(a_recovery_needs_a_second_admin_and_ends_the_old_passkeys);
+on_both_databases!(
+    a_recovery_needs_a_second_admin_and_ends_the_old_passkeys,
+    a_recovery_any_admin_cancels_is_never_approved
+);
 
 /// Issue 22: someone who lost every passkey is recovered, never re-invited: one admin starts it, a
 /// second approves it (each with their passkey), and only then do the old passkeys end and a
@@ -879,4 +882,82 @@ async fn a_recovery_needs_a_second_admin_and_ends_the_old_passkeys(db: Db) {
             .starts_with("the recovery it arrived through has no approval"),
         "{problems:?}"
     );
+}
+
+/// A second admin who suspects the recovery they are asked to approve declines it: cancelled (with
+/// their passkey, in the admin log), it is no longer open, can never be approved, changes nothing of
+/// the person's passkeys, and they are told.
+async fn a_recovery_any_admin_cancels_is_never_approved(db: Db) {
+    use server::admin::{
+        approvers::{ApproverChangeError, Done},
+        confirmation::Change,
+    };
+    let (url, mut mails) = crate::notify::smtp_sink().await;
+    let h = Harness::with_config(db, |c| c.smtp_url = Some(url)).await;
+    let ada = admin_with_passkey(&h, "ada@example.com").await;
+    let bob = admin_with_passkey(&h, "bob@example.com").await;
+    let jane = h.approver(APPROVER, None).await;
+    let jane_key = passkey_row(&test_credential(&jane.id), &jane.id, TEST_PASSKEY);
+    register_passkey(&h, &jane_key, TEST_PASSKEY).await;
+    let console = approvers_console(&h);
+    let start = Change::StartRecovery {
+        approver: jane.id.clone(),
+    };
+    confirmed_change(&console, &ada, start).await.unwrap();
+    let open = console.open_recoveries().await.unwrap();
+    let cancel = Change::CancelRecovery {
+        recovery: open[0].id.clone(),
+    };
+    assert!(matches!(
+        confirmed_change(&console, &bob, cancel.clone()).await,
+        Ok(Done::Changed)
+    ));
+    assert!(console.open_recoveries().await.unwrap().is_empty());
+    let refusal = |outcome: Result<Done, ApproverChangeError>| match outcome {
+        Err(ApproverChangeError::Invalid(why)) => why,
+        other => panic!("{other:?}"),
+    };
+    let approve = Change::ApproveRecovery {
+        recovery: open[0].id.clone(),
+    };
+    let why = refusal(confirmed_change(&console, &bob, approve).await);
+    assert!(why.contains("approved or cancelled already"), "{why}");
+    let why = refusal(confirmed_change(&console, &ada, cancel).await);
+    assert!(why.contains("cancelled already"), "{why}");
+    let row = h.store.recovery(&open[0].id).await.unwrap().unwrap();
+    assert_eq!(row.cancelled_by.as_deref(), Some(bob.id.as_str()));
+    assert_eq!(row.approved_at, None);
+    assert!(h
+        .server
+        .accounts
+        .passkey(&jane_key.credential_id)
+        .await
+        .unwrap()
+        .is_some());
+    let log = h.store.admin_log(10).await.unwrap();
+    assert_eq!(
+        log.iter()
+            .map(|e| (e.action.as_str(), e.admin_email.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("cancelled a recovery", "bob@example.com"),
+            ("started a recovery", "ada@example.com")
+        ]
+    );
+    assert_eq!(
+        audit_problems(&h.store).await,
+        Vec::<(String, String)>::new()
+    );
+    let told = async {
+        loop {
+            let mail = mails.recv().await.expect("the sink is open");
+            if mail.contains("Subject: The recovery of your Countersign account was cancelled") {
+                return mail;
+            }
+        }
+    };
+    let mail = tokio::time::timeout(std::time::Duration::from_secs(10), told)
+        .await
+        .expect("the cancellation notice within 10 s");
+    assert!(mail.contains(&format!("RCPT TO:<{APPROVER}>")), "{mail}");
 }
