@@ -162,7 +162,9 @@ impl Kek {
 /// a session id they chose nor plant an invitation whose token they know. `kind` separates the uses.
 #[derive(Clone)]
 pub struct BearerDigests {
-    key: [u8; 32],
+    /// Keyed once: each digest clones it rather than running the key schedule again (agents'
+    /// secrets are checked on every poll).
+    mac: hmac::Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for BearerDigests {
@@ -173,20 +175,27 @@ impl std::fmt::Debug for BearerDigests {
 
 impl BearerDigests {
     pub fn new(kek: &Kek) -> BearerDigests {
+        use hmac::Mac;
+        let key = kek.derive("countersign/bearer-digests/v1");
         BearerDigests {
-            key: kek.derive("countersign/bearer-digests/v1"),
+            mac: hmac::Hmac::<Sha256>::new_from_slice(&key)
+                .expect("HMAC takes a key of any length"),
         }
     }
 
     /// Lower-case hex HMAC-SHA256 of `kind` ‖ 0x00 ‖ `secret`.
     pub fn of(&self, kind: &str, secret: &str) -> String {
-        use hmac::{Hmac, Mac};
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+        crate::secrets::hex(&self.of_bytes(kind, secret.as_bytes()))
+    }
+
+    /// HMAC-SHA256 of `kind` ‖ 0x00 ‖ `secret`.
+    pub fn of_bytes(&self, kind: &str, secret: &[u8]) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac = self.mac.clone();
         mac.update(kind.as_bytes());
         mac.update(&[0]);
-        mac.update(secret.as_bytes());
-        crate::secrets::hex(&mac.finalize().into_bytes())
+        mac.update(secret);
+        mac.finalize().into_bytes().into()
     }
 }
 

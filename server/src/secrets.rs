@@ -37,19 +37,15 @@ pub fn secret_matches(secret: &str, digest: &[u8; 32]) -> bool {
     sha256(secret.as_bytes()).ct_eq(digest).into()
 }
 
+/// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    ::hex::encode(bytes)
 }
 
 /// Parses a `hash_secret` value back into its digest.
 pub fn parse_digest(hex_digest: &str) -> Option<[u8; 32]> {
-    if hex_digest.len() != 64 || !hex_digest.is_ascii() {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex_digest[2 * i..2 * i + 2], 16).ok()?;
-    }
+    ::hex::decode_to_slice(hex_digest, &mut out).ok()?;
     Some(out)
 }
 
