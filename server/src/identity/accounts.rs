@@ -516,11 +516,12 @@ impl Accounts {
 
     /// The approver's passkeys that may still sign: sealed, not suspended.
     pub async fn usable_passkeys(&self, approver_id: &str) -> Result<Vec<Passkey>, PasskeyError> {
-        let rows = self.passkeys_of(approver_id).await?;
-        Ok(rows
-            .iter()
-            .filter(|r| r.suspended_at.is_none())
-            .filter_map(|r| serde_json::from_str(&r.passkey).ok())
+        Ok(self
+            .passkeys(approver_id)
+            .await?
+            .into_iter()
+            .filter(|p| !p.suspended)
+            .map(|p| p.key)
             .collect())
     }
 

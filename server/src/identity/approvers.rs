@@ -24,6 +24,15 @@ impl Role {
             Role::Admin => "admin",
         }
     }
+
+    /// A role as a row stores it: anything but an admin's is an approver's.
+    pub fn of_stored(stored: &str) -> Role {
+        if stored == Role::Admin.as_str() {
+            Role::Admin
+        } else {
+            Role::Approver
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -41,11 +50,7 @@ pub struct Approver {
 impl Approver {
     fn from_row(row: ApproverRow) -> Approver {
         Approver {
-            role: if row.role == "admin" {
-                Role::Admin
-            } else {
-                Role::Approver
-            },
+            role: Role::of_stored(&row.role),
             requires_user_code: row.user_code_hash.is_some(),
             disabled: row.disabled != 0,
             user_code_hash: row.user_code_hash,

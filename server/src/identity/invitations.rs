@@ -257,11 +257,7 @@ impl Invitation {
     }
 
     pub fn role(&self) -> Role {
-        if self.0.role == Role::Admin.as_str() {
-            Role::Admin
-        } else {
-            Role::Approver
-        }
+        Role::of_stored(&self.0.role)
     }
 
     /// The admin who issued it; None: the operator.
