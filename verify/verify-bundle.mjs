@@ -108,6 +108,7 @@ function recordContent(r) {
   if (r.credential_public_key !== null && r.credential_public_key !== undefined) {
     content.credential_public_key = r.credential_public_key;
   }
+  if (r.group_id !== null && r.group_id !== undefined) content.group = r.group_id;
   return content;
 }
 
@@ -223,6 +224,8 @@ export function verifyBundle(bundle) {
   let previous = null;
   let signatures = 0;
   let linked = 0;
+  // Per request: the distinct people whose approvals the records hold, and whether one denied.
+  const approvals = new Map();
   for (const record of bundle.records) {
     const about = `record ${record.seq} (${record.auth_req_id})`;
     if (previous !== null && record.seq <= previous.seq) problem(about, 'records are out of order');
@@ -250,7 +253,20 @@ export function verifyBundle(bundle) {
     } else {
       digest = sha256(canonical(statement));
       if (statement.auth_req_id !== record.auth_req_id) problem(about, 'the request in the bundle is another one');
-      if (statement.approver !== record.approver_id) problem(about, 'the request names another approver');
+      // A request to a group, or under a policy, is decided by the people it was addressed to;
+      // any other by the approver it names.
+      if (statement.group !== undefined || statement.policy !== undefined) {
+        const addressed = (bundle.addressees ?? {})[record.auth_req_id] ?? [];
+        if (!addressed.includes(record.approver_id)) {
+          problem(about, 'the record names someone the request was not addressed to');
+        }
+      } else if (statement.approver !== record.approver_id) {
+        problem(about, 'the request names another approver');
+      }
+      const people = approvals.get(record.auth_req_id) ?? { approved: new Set(), denied: false };
+      if (record.decision === 'approve') people.approved.add(record.approver_id);
+      else people.denied = true;
+      approvals.set(record.auth_req_id, people);
       if (hex(digest) !== record.request_digest) problem(about, 'the request has changed since it was decided');
     }
 
@@ -288,6 +304,19 @@ export function verifyBundle(bundle) {
       problem(about, 'the record keeps no passkey public key: its signature cannot be checked');
     }
     previous = record;
+  }
+
+  // Every request marked approved met the rule its (signed) statement names: as many approvals by
+  // distinct people as the policy asks (one without a policy), and no denial.
+  for (const [id, status] of Object.entries(bundle.request_status ?? {})) {
+    if (status !== 'approved' && status !== 'redeemed') continue;
+    const statement = bundle.requests[id];
+    const needed = statement?.policy?.approvals ?? 1;
+    const people = approvals.get(id) ?? { approved: new Set(), denied: false };
+    if (people.denied) problem(`request ${id}`, 'marked approved, and one of its records is a denial');
+    else if (people.approved.size < needed) {
+      problem(`request ${id}`, `marked approved with approvals by ${people.approved.size} people, and its policy asks for ${needed}`);
+    }
   }
 
   // The checkpoint: signed, and (for a complete bundle) naming the heads the chains reach.

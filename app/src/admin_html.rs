@@ -8,8 +8,8 @@ use crate::{
     components::statement::{ExactCall, SafeText},
     model::{
         AdminLogView, AgentLine, AgentView, AgentsView, ApproversView, DayView, FilterOption,
-        HistoryDetail, HistoryLine, HistoryPage, HistoryQuery, OverviewView, PasskeyLine,
-        PendingChangeView, RecoveryLine, RequestStatus, TimingView,
+        GroupLine, GroupsView, HistoryDetail, HistoryLine, HistoryPage, HistoryQuery, OverviewView,
+        PasskeyLine, PendingChangeView, RecoveryLine, RequestStatus, TimingView,
     },
     navigation::encode_query,
 };
@@ -180,8 +180,10 @@ fn Line(line: HistoryLine) -> impl IntoView {
 
 #[component]
 fn DetailView(detail: HistoryDetail) -> impl IntoView {
-    let verdict = if detail.record.is_none() {
+    let verdict = if detail.records.is_empty() {
         "No decision record: this request was never decided."
+    } else if detail.checks.iter().all(|c| c.passed) && detail.records.len() > 1 {
+        "Every decision record verifies."
     } else if detail.checks.iter().all(|c| c.passed) {
         "The decision record verifies."
     } else {
@@ -243,10 +245,12 @@ fn DetailView(detail: HistoryDetail) -> impl IntoView {
             <h2 id="raw-heading">"The request as stored"</h2>
             <p class="muted small">"Canonical JSON (RFC 8785); the decision record holds its SHA-256."</p>
             <pre class="raw" tabindex="0">{detail.raw_request}</pre>
-            {detail.record.map(|record| view! {
-                <h2>"The decision record"</h2>
-                <pre class="raw" tabindex="0">{record}</pre>
+            {(!detail.records.is_empty()).then(|| view! {
+                <h2>{if detail.records.len() > 1 { "The decision records" } else { "The decision record" }}</h2>
             })}
+            {detail.records.into_iter().map(|record| view! {
+                <pre class="raw" tabindex="0">{record}</pre>
+            }).collect_view()}
         </section>
     }
 }
@@ -431,6 +435,7 @@ fn AdminNav() -> impl IntoView {
             <a href="/admin/overview">"At a glance"</a>
             <a href="/admin/agents">"Agents"</a>
             <a href="/admin/approvers">"Approvers"</a>
+            <a href="/admin/groups">"Groups and policies"</a>
             <a href="/admin/log">"Admin log"</a>
         </nav>
     }
@@ -802,4 +807,161 @@ pub fn confirm(view: PendingChangeView) -> String {
         </section>
     }
     .to_html()
+}
+
+/// A select of `options` named `name`, labelled `label`; an option with an empty id means "none".
+fn choose(label: &'static str, name: &'static str, options: &[FilterOption]) -> impl IntoView {
+    let options = options
+        .iter()
+        .map(|o| view! { <option value=o.id.clone()>{o.label.clone()}</option> })
+        .collect_view();
+    view! { <label>{label} <select name=name>{options}</select></label> }
+}
+
+/// The groups and policies page: who is in each group, which agents may address it, and which
+/// actions need more than one approval.
+pub fn groups(view: GroupsView) -> String {
+    let approvers = view.approvers.clone();
+    let agents = view.agents.clone();
+    let groups = view
+        .groups
+        .iter()
+        .cloned()
+        .map(|g| group_card(g, &approvers, &agents))
+        .collect_view();
+    let group_options: Vec<FilterOption> = view
+        .groups
+        .iter()
+        .map(|g| FilterOption {
+            id: g.id.clone(),
+            label: g.name.clone(),
+        })
+        .collect();
+    let policies = view
+        .policies
+        .into_iter()
+        .map(|p| {
+            let retire = format!("/admin/policies/{}/retire", p.id);
+            let label = format!("Retire {}", p.name);
+            view! {
+                <tr>
+                    <th scope="row">{p.name} <span class="muted small">{format!(" v{}", p.version)}</span></th>
+                    <td data-label="Agent">{p.agent}</td>
+                    <td data-label="Covers">{p.covers}</td>
+                    <td class="nowrap" data-label="Approvals">{p.approvals}</td>
+                    <td data-label="By">{p.approvers}</td>
+                    <td data-label="State">
+                        {if p.active { "In force" } else { "Retired" }}
+                        {p.active.then(|| view! {
+                            <form method="post" action=retire class="inline-form">
+                                <button type="submit" aria-label=label class="danger">"Retire"</button>
+                            </form>
+                        })}
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let mut any_agent = vec![FilterOption {
+        id: String::new(),
+        label: "Any agent".into(),
+    }];
+    any_agent.extend(agents.iter().cloned());
+    let mut addressed = vec![FilterOption {
+        id: String::new(),
+        label: "Those the request is addressed to".into(),
+    }];
+    addressed.extend(group_options);
+    view! {
+        <AdminNav/>
+        <h1>"Groups and policies"</h1>
+        {view.message.map(|m| view! { <p class="ok" role="status">{m}</p> })}
+        {view.error.map(|e| view! { <p class="error" role="alert">{e}</p> })}
+        <p class="muted">"An agent addresses a group with login_hint=group:<name>, once you let it. The request reaches every member; the first to decide settles it, unless a policy asks for more approvals. Each change here is confirmed with your passkey."</p>
+        {groups}
+        <section class="card" aria-labelledby="new-group-heading">
+            <h2 id="new-group-heading">"New group"</h2>
+            <form method="post" action="/admin/groups" class="filters">
+                <label>"Name" <input type="text" name="name" required maxlength="64" pattern="[a-z0-9][a-z0-9._-]*" placeholder="payments-oncall"/></label>
+                <div class="filter-actions"><button type="submit" class="primary">"Create the group"</button></div>
+            </form>
+        </section>
+        <section class="card" aria-labelledby="policies-heading">
+            <h2 id="policies-heading">"Approval policies"</h2>
+            <p class="muted small">"A request whose action a policy covers needs that many approvals by distinct people (one person counts once, whatever passkey they use; the person an agent acts for never counts). Any denial denies. The strictest policy that covers an action governs it, and its version is part of what every approver signs."</p>
+            <DataTable label="Approval policies" headings=&["Policy", "Agent", "Covers", "Approvals", "By", "State"]>{policies}</DataTable>
+            <h3>"New policy"</h3>
+            <form method="post" action="/admin/policies" class="filters">
+                <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="Payments over 1,000"/></label>
+                {choose("Agent", "agent", &any_agent)}
+                <label>"Action (pattern)" <input type="text" name="action" maxlength="200" placeholder="refund*"/></label>
+                <label>"Tool (pattern)" <input type="text" name="tool" maxlength="128"/></label>
+                <label>"Amount above" <input type="text" name="amount_above" inputmode="decimal" maxlength="20" placeholder="1000"/></label>
+                <fieldset class="checks-row">
+                    <legend>"Only"</legend>
+                    <label class="inline"><input type="checkbox" name="irreversible" value="on"/>" actions that cannot be undone"</label>
+                </fieldset>
+                <label>"Approvals" <input type="number" name="approvals" required min="1" max="10" value="2"/></label>
+                {choose("Approved by", "group", &addressed)}
+                <div class="filter-actions"><button type="submit" class="primary">"Set the policy"</button></div>
+            </form>
+        </section>
+    }
+    .to_html()
+}
+
+fn group_card(g: GroupLine, approvers: &[FilterOption], agents: &[FilterOption]) -> impl IntoView {
+    let heading = format!("group-{}", g.id);
+    let labelled_by = heading.clone();
+    let members = g
+        .members
+        .iter()
+        .map(|m| {
+            let remove = format!("/admin/groups/{}/members/{}/remove", g.id, m.id);
+            let label = format!("Remove {} from {}", m.label, g.name);
+            view! {
+                <li>
+                    {m.label.clone()}
+                    <form method="post" action=remove class="inline-form">
+                        <button type="submit" aria-label=label>"Remove"</button>
+                    </form>
+                </li>
+            }
+        })
+        .collect_view();
+    let allowed = g
+        .agents
+        .iter()
+        .map(|a| {
+            let remove = format!("/admin/groups/{}/agents/{}/remove", g.id, a.id);
+            let label = format!("Stop {} addressing {}", a.label, g.name);
+            view! {
+                <li>
+                    {a.label.clone()}
+                    <form method="post" action=remove class="inline-form">
+                        <button type="submit" aria-label=label>"Stop"</button>
+                    </form>
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <section class="card" aria-labelledby=labelled_by>
+            <h2 id=heading>{g.name.clone()}</h2>
+            <h3>"Members"</h3>
+            {if g.members.is_empty() { Some(view! { <p class="muted">"No members yet."</p> }) } else { None }}
+            <ul class="members">{members}</ul>
+            <form method="post" action=format!("/admin/groups/{}/members", g.id) class="filters">
+                {choose("Approver", "approver", approvers)}
+                <div class="filter-actions"><button type="submit">"Add to the group"</button></div>
+            </form>
+            <h3>"Agents that may address it"</h3>
+            {if g.agents.is_empty() { Some(view! { <p class="muted">"None yet."</p> }) } else { None }}
+            <ul class="members">{allowed}</ul>
+            <form method="post" action=format!("/admin/groups/{}/agents", g.id) class="filters">
+                {choose("Agent", "agent", agents)}
+                <div class="filter-actions"><button type="submit">"Let it address the group"</button></div>
+            </form>
+        </section>
+    }
 }

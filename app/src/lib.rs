@@ -73,6 +73,7 @@ pub fn App() -> impl IntoView {
                 <Route path=(StaticSegment("admin"), StaticSegment("agents"), ParamSegment("id")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("log")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("approvers")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("groups")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("confirm")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("requests"), ParamSegment("id")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
             </Routes>

@@ -117,6 +117,12 @@ pub struct RequestView {
     pub needs_user_code: bool,
     /// Too many wrong user codes: this request can only be denied.
     pub user_code_locked: bool,
+    /// For a request shared with others (a group, or a policy asking several people): who else is
+    /// involved and where it stands, in sentences.
+    pub parties: Vec<String>,
+    /// What the page says once it cannot be decided here, when the default does not fit (someone
+    /// else decided, or the viewer's approval waits for others).
+    pub outcome: Option<String>,
 }
 
 /// The browsers that receive the signed-in person's push notifications.
@@ -234,8 +240,8 @@ pub struct HistoryDetail {
     pub decided: Option<String>,
     /// The stored request, as canonical JSON (what the record's digest covers).
     pub raw_request: String,
-    /// The decision record, as JSON, if the request was decided.
-    pub record: Option<String>,
+    /// The decision records, as JSON: one, or one per approval of a quorum; none if undecided.
+    pub records: Vec<String>,
     pub checks: Vec<CheckView>,
     /// The ping or push delivery, if the agent is told that way.
     pub delivery: Option<String>,
@@ -333,6 +339,43 @@ pub struct ApproversView {
     pub recoveries: Vec<RecoveryLine>,
     pub message: Option<String>,
     pub error: Option<String>,
+}
+
+/// Groups of approvers and approval policies, as the console lists them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupsView {
+    pub groups: Vec<GroupLine>,
+    pub policies: Vec<PolicyLine>,
+    /// Who can be added to a group, and which agents can be allowed one.
+    pub approvers: Vec<FilterOption>,
+    pub agents: Vec<FilterOption>,
+    pub message: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupLine {
+    pub id: String,
+    pub name: String,
+    /// `Name (e-mail)`, with the approver's id; disabled ones are marked.
+    pub members: Vec<FilterOption>,
+    /// The agents that may address it.
+    pub agents: Vec<FilterOption>,
+}
+
+/// The newest version of one approval policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyLine {
+    pub id: String,
+    pub version: i64,
+    pub name: String,
+    pub agent: String,
+    /// Which actions it covers, in words.
+    pub covers: String,
+    pub approvals: i64,
+    /// Whose approvals: a group's name, or the people the request is addressed to.
+    pub approvers: String,
+    pub active: bool,
 }
 
 /// A recovery waiting for its second admin.

@@ -11,9 +11,9 @@ use webauthn_rs_proto::{
 
 pub use crate::error::UiError;
 use crate::model::{
-    AdminLogView, AgentView, AgentsView, ApproversView, Choice, HistoryDetail, HistoryPage,
-    HistoryQuery, InboxView, InvitationView, Me, OverviewView, PasskeyView, PendingChangeView,
-    PushDevicesView, RequestView,
+    AdminLogView, AgentView, AgentsView, ApproversView, Choice, GroupsView, HistoryDetail,
+    HistoryPage, HistoryQuery, InboxView, InvitationView, Me, OverviewView, PasskeyView,
+    PendingChangeView, PushDevicesView, RequestView,
 };
 
 /// Errors are sentences for the person at the screen with an HTTP status; details stay in the
@@ -198,6 +198,8 @@ pub trait AdminService: Send + Sync + 'static {
     async fn admin_log(&self, user: &SignedIn) -> UserResult<AdminLogView>;
     /// Every approver; an enrollment link made just now is shown (once).
     async fn approvers(&self, user: &SignedIn) -> UserResult<ApproversView>;
+    /// Groups of approvers, the agents allowed each, and the approval policies.
+    async fn groups(&self, user: &SignedIn) -> UserResult<GroupsView>;
     /// The change to who can approve that this session asked for, waiting for the admin's passkey.
     async fn pending_change(&self, user: &SignedIn) -> UserResult<PendingChangeView>;
     /// Assertion options whose challenge commits to the pending change.

@@ -324,12 +324,13 @@ pub fn spawn_decision_listener(ciba: Arc<Ciba>, url: String) {
                         loop {
                             match listener.try_recv().await {
                                 Ok(Some(note)) if note.channel() == DECISION_CHANNEL => {
-                                    let (auth_req_id, approver_id) = note
-                                        .payload()
-                                        .split_once(' ')
-                                        .unwrap_or((note.payload(), ""));
+                                    // `<auth_req_id> <addressee>…`
+                                    let mut words = note.payload().split(' ');
+                                    let auth_req_id = words.next().unwrap_or_default();
                                     ciba.decided_elsewhere(auth_req_id);
-                                    ciba.inbox_changed_elsewhere(approver_id);
+                                    for approver_id in words {
+                                        ciba.inbox_changed_elsewhere(approver_id);
+                                    }
                                 }
                                 Ok(Some(note)) => ciba.inbox_changed_elsewhere(note.payload()),
                                 Ok(None) => ciba.distrust_poll_cache(),

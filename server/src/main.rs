@@ -4,6 +4,7 @@ use std::{io::IsTerminal, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use server::{
+    admin::confirmation::Change,
     agent,
     ciba::{audit, clients, AuthMethod, DeliveryMode},
     clock::{Clock, SystemClock},
@@ -47,6 +48,12 @@ enum Command {
     /// Manage approvers.
     #[command(subcommand)]
     Approver(ApproverCommand),
+    /// Manage groups of approvers (on-call rotations, teams) that agents may address.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Manage approval policies: which actions need several approvals, by whom.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Manage the server's signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -183,6 +190,83 @@ enum ApproverCommand {
     /// Offboard an approver: their sessions end, they can no longer sign in, decide or be asked, their
     /// pending requests are answered access_denied, and their approvals not yet redeemed earn nothing.
     Disable { email: String },
+}
+
+/// Group changes made here are the operator's: the admin log records them (in the console, each is
+/// confirmed with an admin's passkey).
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Create a group; agents address it as login_hint=group:NAME once allowed.
+    Create { name: String },
+    /// Add an approver to a group: requests made to it from now on reach them.
+    Add {
+        group: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Remove an approver from a group.
+    Remove {
+        group: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Let an agent address a group.
+    Allow {
+        group: String,
+        #[arg(long)]
+        agent: String,
+    },
+    /// Stop an agent addressing a group.
+    Disallow {
+        group: String,
+        #[arg(long)]
+        agent: String,
+    },
+    /// List the groups, their members and the agents that may address them.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Set a policy: actions it covers need APPROVALS approvals by distinct people. With --id, a new
+    /// version of that policy; requests made before keep the version they were made under.
+    Set {
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        name: String,
+        /// The agent (client_id) it applies to; every agent when left out.
+        #[arg(long)]
+        agent: Option<String>,
+        /// The action's name, or a pattern (`*`, `?`), case-insensitive.
+        #[arg(long)]
+        action: Option<String>,
+        /// The tool's name, or a pattern (gated tool calls).
+        #[arg(long)]
+        tool: Option<String>,
+        /// Only amounts strictly above this decimal.
+        #[arg(long)]
+        amount_above: Option<String>,
+        /// Only actions that say they cannot be undone.
+        #[arg(long)]
+        irreversible: bool,
+        #[arg(long)]
+        approvals: i64,
+        /// The group whose members approve (the person the agent acts for never counts); without
+        /// it, those the request is addressed to.
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Retire a policy: requests made from now on are not held to it.
+    Retire { id: String },
+    /// List the newest version of every policy.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// What a command that prints an enrollment link needs.
@@ -436,6 +520,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("{email}'s passkeys and sessions have ended. Give them this link in person or over a channel you trust; it works once, within an hour:");
             println!("{}", link.link(&token));
         }
+        Command::Group(command) => group_command(&store, command, now).await?,
+        Command::Policy(command) => policy_command(&store, command, now).await?,
         Command::Approver(ApproverCommand::List { json }) => {
             let all = approvers::list(&store).await?;
             if json {
@@ -749,4 +835,140 @@ fn print_credentials(credentials: &clients::ClientCredentials, json: bool) -> an
         }
     }
     Ok(())
+}
+
+/// A group's id by name, or an error naming it.
+async fn group_id(store: &Store, name: &str) -> anyhow::Result<String> {
+    Ok(server::identity::groups::by_name(store, name)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("there is no group {name:?}"))?
+        .id)
+}
+
+/// An approver's id by e-mail, or an error naming them.
+async fn approver_id(store: &Store, email: &str) -> anyhow::Result<String> {
+    Ok(approvers::by_email(store, email)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("there is no approver {email:?}"))?
+        .id)
+}
+
+/// Makes a group or policy change as the operator, saying what it did.
+async fn operator_change(store: &Store, change: Change, now: i64) -> anyhow::Result<()> {
+    let done = server::admin::groups::change_as_operator(store, &change, now)
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    eprintln!("done: {done}");
+    Ok(())
+}
+
+async fn group_command(store: &Store, command: GroupCommand, now: i64) -> anyhow::Result<()> {
+    let change = match command {
+        GroupCommand::Create { name } => Change::CreateGroup { name },
+        GroupCommand::Add { group, email } => Change::AddToGroup {
+            group: group_id(store, &group).await?,
+            approver: approver_id(store, &email).await?,
+        },
+        GroupCommand::Remove { group, email } => Change::RemoveFromGroup {
+            group: group_id(store, &group).await?,
+            approver: approver_id(store, &email).await?,
+        },
+        GroupCommand::Allow { group, agent } => Change::AllowGroup {
+            group: group_id(store, &group).await?,
+            agent,
+        },
+        GroupCommand::Disallow { group, agent } => Change::DisallowGroup {
+            group: group_id(store, &group).await?,
+            agent,
+        },
+        GroupCommand::List { json } => {
+            let members = store.group_members().await?;
+            let allowed = store.client_groups().await?;
+            let mut listed = Vec::new();
+            for g in store.groups().await? {
+                let emails: Vec<&str> = members
+                    .iter()
+                    .filter(|m| m.group_id == g.id)
+                    .map(|m| m.email.as_str())
+                    .collect();
+                let agents: Vec<&str> = allowed
+                    .iter()
+                    .filter(|(_, group)| *group == g.id)
+                    .map(|(agent, _)| agent.as_str())
+                    .collect();
+                if !json {
+                    println!(
+                        "{}\t{}\tagents: {}",
+                        g.name,
+                        emails.join(", "),
+                        agents.join(", ")
+                    );
+                }
+                listed.push(serde_json::json!({
+                    "id": g.id, "name": g.name, "members": emails, "agents": agents,
+                }));
+            }
+            if json {
+                println!("{}", serde_json::Value::from(listed));
+            }
+            return Ok(());
+        }
+    };
+    operator_change(store, change, now).await
+}
+
+async fn policy_command(store: &Store, command: PolicyCommand, now: i64) -> anyhow::Result<()> {
+    let change = match command {
+        PolicyCommand::Set {
+            id,
+            name,
+            agent,
+            action,
+            tool,
+            amount_above,
+            irreversible,
+            approvals,
+            group,
+        } => Change::SetPolicy {
+            policy: id,
+            name,
+            agent,
+            action,
+            tool,
+            amount_above,
+            irreversible,
+            approvals,
+            group: match group {
+                Some(name) => Some(group_id(store, &name).await?),
+                None => None,
+            },
+        },
+        PolicyCommand::Retire { id } => Change::RetirePolicy { policy: id },
+        PolicyCommand::List { json } => {
+            let mut listed = Vec::new();
+            for p in store.newest_policies().await? {
+                if !json {
+                    println!(
+                        "{}\tv{}\t{}\t{} approvals\t{}",
+                        p.id,
+                        p.version,
+                        p.name,
+                        p.approvals,
+                        if p.active != 0 { "in force" } else { "retired" }
+                    );
+                }
+                listed.push(serde_json::json!({
+                    "id": p.id, "version": p.version, "name": p.name, "agent": p.client_id,
+                    "action": p.match_action, "tool": p.match_tool, "amount_above": p.amount_above,
+                    "irreversible": p.irreversible_only != 0, "approvals": p.approvals,
+                    "group": p.group_id, "active": p.active != 0,
+                }));
+            }
+            if json {
+                println!("{}", serde_json::Value::from(listed));
+            }
+            return Ok(());
+        }
+    };
+    operator_change(store, change, now).await
 }

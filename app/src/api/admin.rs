@@ -34,6 +34,7 @@ pub async fn admin_content(path: String, query: String) -> Result<String, UiErro
                 Some("/approvers") => Ok(crate::admin_html::approvers(
                     service.approvers(&user).await?,
                 )),
+                Some("/groups") => Ok(crate::admin_html::groups(service.groups(&user).await?)),
                 Some("/confirm") => Ok(crate::admin_html::confirm(
                     service.pending_change(&user).await?,
                 )),

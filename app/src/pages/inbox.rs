@@ -104,10 +104,18 @@ fn Line(item: RequestSummary, now: i64, pending: bool) -> impl IntoView {
     }
 }
 
-/// The two lists, kept current by the live event stream.
+/// The two lists, kept current by the live event stream; `on_change` hears of each change too.
 #[component]
-pub fn InboxList(data: Resource<Result<InboxView, UiError>>) -> impl IntoView {
-    live_updates(move || data.refetch());
+pub fn InboxList(
+    data: Resource<Result<InboxView, UiError>>,
+    #[prop(optional)] on_change: Option<Callback<()>>,
+) -> impl IntoView {
+    live_updates(move || {
+        data.refetch();
+        if let Some(on_change) = on_change {
+            on_change.run(());
+        }
+    });
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || {

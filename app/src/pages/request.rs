@@ -23,14 +23,17 @@ pub fn RequestPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
     let loaded = Resource::new(id, request);
+    // Bumped when the server says this approver's requests changed: someone else may have decided
+    // this one (a group's, or a quorum's).
+    let (changed, set_changed) = signal(0u32);
     view! {
         <Layout nav=true>
             <SignedIn>
                 <div class="split">
                     <aside class="inbox-pane" aria-label="Inbox">
-                        <InboxList data=inbox/>
+                        <InboxList data=inbox on_change=Callback::new(move |()| set_changed.update(|n| *n += 1))/>
                     </aside>
-                    <RequestPane loaded/>
+                    <RequestPane loaded changed/>
                 </div>
             </SignedIn>
         </Layout>
@@ -38,7 +41,10 @@ pub fn RequestPage() -> impl IntoView {
 }
 
 #[component]
-fn RequestPane(loaded: Resource<Result<RequestView, UiError>>) -> impl IntoView {
+fn RequestPane(
+    loaded: Resource<Result<RequestView, UiError>>,
+    changed: ReadSignal<u32>,
+) -> impl IntoView {
     view! {
         <section class="card request">
             <Suspense fallback=|| view! { <p class="muted">"Loading the request…"</p> }>
@@ -46,7 +52,7 @@ fn RequestPane(loaded: Resource<Result<RequestView, UiError>>) -> impl IntoView 
                     loaded
                         .get()
                         .map(|result| match result {
-                            Ok(view) => view! { <Decide request=view/> }.into_any(),
+                            Ok(view) => view! { <Decide request=view changed/> }.into_any(),
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                         })
                 }}
@@ -70,7 +76,7 @@ fn status_text(status: RequestStatus) -> &'static str {
 }
 
 #[component]
-fn Decide(request: RequestView) -> impl IntoView {
+fn Decide(request: RequestView, changed: ReadSignal<u32>) -> impl IntoView {
     let (current, set_current) = signal(request.clone());
     let (error, set_error) = signal(None::<String>);
     let (busy, set_busy) = signal(false);
@@ -81,7 +87,27 @@ fn Decide(request: RequestView) -> impl IntoView {
     let shortened = RwSignal::new(0usize);
     provide_context(Shortened(shortened));
     let all_shown = move || shortened.get() == 0;
-    let pending = move || current.with(|r| r.status == RequestStatus::Pending) && left.get() > 0;
+    let pending = move || {
+        current.with(|r| r.status == RequestStatus::Pending && r.outcome.is_none())
+            && left.get() > 0
+    };
+    // Read again when the server announces a change, unless a decision is under way here (its
+    // answer brings the request as it then is).
+    Effect::watch(
+        move || changed.get(),
+        move |_, _, _| {
+            if busy.get_untracked() {
+                return;
+            }
+            let id = current.with_untracked(|r| r.id.clone());
+            spawn_local(async move {
+                if let Ok(view) = crate::api::approvals::request(id).await {
+                    set_current.set(view);
+                }
+            });
+        },
+        false,
+    );
     let decide = move |choice: Choice| {
         set_busy.set(true);
         set_error.set(None);
@@ -130,10 +156,17 @@ fn Decide(request: RequestView) -> impl IntoView {
             <dt>"Scopes"</dt>
             <dd>{r.scope.clone()}</dd>
         </dl>
+        <ul class="parties">
+            {move || current.with(|r| r.parties.iter().map(|line| view! { <li>{line.clone()}</li> }).collect_view())}
+        </ul>
         <Show
             when=pending
             fallback=move || {
-                view! { <p class="outcome" role="status">{move || status_text(current.with(|r| r.status))}</p> }
+                view! {
+                    <p class="outcome" role="status">
+                        {move || current.with(|r| r.outcome.clone().unwrap_or_else(|| status_text(r.status).to_owned()))}
+                    </p>
+                }
             }
         >
             <Show when=move || current.with(|r| r.needs_user_code && !r.user_code_locked)>

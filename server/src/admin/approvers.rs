@@ -113,6 +113,8 @@ enum Step {
         credential: String,
     },
     StartRecovery(RecoveryRow),
+    /// A group or an approval policy (`admin::groups`).
+    Groups(super::groups::GroupStep),
     ApproveRecovery {
         recovery: RecoveryRow,
         link: InvitationRow,
@@ -219,6 +221,7 @@ impl Approvers {
                 Done::Changed,
             ),
             Step::StartRecovery(row) => (ApproverUpdate::StartRecovery(row), Done::Changed),
+            Step::Groups(step) => (step.update(self.ciba.now()), Done::Changed),
             Step::CancelRecovery(recovery) => (
                 ApproverUpdate::CancelRecovery {
                     recovery,
@@ -246,6 +249,7 @@ impl Approvers {
         };
         if !super::change(&self.ciba, admin, update, said).await? {
             return Err(match plan.step {
+                Step::Groups(step) => ApproverChangeError::Invalid(step.nothing_changed().into()),
                 Step::Revoke { .. } => ApproverChangeError::NoSuchPasskey,
                 Step::ApproveRecovery { .. } | Step::CancelRecovery(_) => {
                     ApproverChangeError::Invalid(
@@ -254,6 +258,12 @@ impl Approvers {
                 }
                 _ => ApproverChangeError::NotFound,
             });
+        }
+        if let Step::Groups(step) = &plan.step {
+            if step.changes_policies() {
+                // In force here at once; other instances read it within a second.
+                self.ciba.policies().refresh(self.ciba.store()).await?;
+            }
         }
         if let Step::CancelRecovery(recovery) = &plan.step {
             self.accounts
@@ -309,6 +319,16 @@ impl Approvers {
 
     /// The rules of each change, and what it will write.
     async fn plan(&self, admin: &Admin<'_>, change: &Change) -> Result<Plan, ApproverChangeError> {
+        let (store, now) = (self.ciba.store(), self.ciba.now());
+        if let Some(p) = super::groups::plan(store, now, admin.id, change).await? {
+            return Ok(Plan {
+                description: p.description,
+                action: p.action,
+                subject: p.subject,
+                detail: p.detail,
+                step: Step::Groups(p.step),
+            });
+        }
         match change {
             Change::Invite {
                 email,
@@ -403,6 +423,13 @@ impl Approvers {
                 self.plan_approve_recovery(admin, recovery).await
             }
             Change::CancelRecovery { recovery } => self.plan_cancel_recovery(recovery).await,
+            Change::CreateGroup { .. }
+            | Change::AddToGroup { .. }
+            | Change::RemoveFromGroup { .. }
+            | Change::AllowGroup { .. }
+            | Change::DisallowGroup { .. }
+            | Change::SetPolicy { .. }
+            | Change::RetirePolicy { .. } => unreachable!("planned by admin::groups"),
             Change::RevokePasskey {
                 approver,
                 credential,

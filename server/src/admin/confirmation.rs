@@ -45,12 +45,47 @@ pub enum Change {
     CancelRecovery {
         recovery: String,
     },
+    CreateGroup {
+        name: String,
+    },
+    AddToGroup {
+        group: String,
+        approver: String,
+    },
+    RemoveFromGroup {
+        group: String,
+        approver: String,
+    },
+    /// Lets an agent address a group (`login_hint=group:<name>`).
+    AllowGroup {
+        agent: String,
+        group: String,
+    },
+    DisallowGroup {
+        agent: String,
+        group: String,
+    },
+    /// A new policy (`policy` None) or a new version of one.
+    SetPolicy {
+        policy: Option<String>,
+        name: String,
+        agent: Option<String>,
+        action: Option<String>,
+        tool: Option<String>,
+        amount_above: Option<String>,
+        irreversible: bool,
+        approvals: i64,
+        group: Option<String>,
+    },
+    RetirePolicy {
+        policy: String,
+    },
 }
 
 impl Change {
     /// Its one JSON form, which the challenge hashes and the log entry keeps.
     pub fn canonical(&self) -> String {
-        // A derived Serialize of a closed enum of strings and booleans: fields in declaration
+        // A derived Serialize of a closed enum of strings, numbers and booleans: fields in declaration
         // order, nothing that can fail.
         serde_json::to_string(self).unwrap_or_default()
     }

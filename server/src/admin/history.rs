@@ -144,8 +144,8 @@ pub struct RequestDetail {
     pub request: AuthRequest,
     pub entry: Entry,
     pub raw_request: String,
-    pub record: Option<DecisionRow>,
-    pub checks: Vec<Check>,
+    /// Each decision record (one, or one per approver of a quorum) with its checks, oldest first.
+    pub records: Vec<(DecisionRow, Vec<Check>)>,
 }
 
 pub struct History {
@@ -260,22 +260,19 @@ impl History {
         let row = store.history_row(id).await?.ok_or(HistoryError::NotFound)?;
         let entry = Entry::of(row, self.ciba.now());
         let raw_request = canonical(&request_statement(&request));
-        let record = store.decision_for(id).await?;
-        let checks = match &record {
-            Some(record) => {
-                audit::check_one(store, &self.rp, record, &request, |jws| {
-                    self.ciba.keys().verify_record(jws)
-                })
-                .await?
-            }
-            None => Vec::new(),
-        };
+        let mut records = Vec::new();
+        for record in store.decisions_for(id).await? {
+            let checks = audit::check_one(store, &self.rp, &record, &request, |jws| {
+                self.ciba.keys().verify_record(jws)
+            })
+            .await?;
+            records.push((record, checks));
+        }
         Ok(RequestDetail {
             request,
             entry,
             raw_request,
-            record,
-            checks,
+            records,
         })
     }
 }

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod approvers;
 pub mod confirmation;
+pub mod groups;
 pub mod history;
 pub mod log;
 pub mod overview;

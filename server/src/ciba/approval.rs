@@ -90,6 +90,27 @@ pub struct Shown {
     /// Too many wrong user codes: it can only be denied.
     pub user_code_locked: bool,
     pub now: Millis,
+    /// Who else is involved, when the request is shared.
+    pub parties: Option<Parties>,
+}
+
+/// The others a shared request involves, for its page: its group, the policy it is held to, and
+/// who has decided it so far, oldest first.
+pub struct Parties {
+    pub group: Option<String>,
+    /// The policy's name and the version in force.
+    pub policy: Option<(String, i64)>,
+    pub decisions: Vec<Decided>,
+    /// The viewer approved, and the quorum still waits for others.
+    pub waiting_for_others: bool,
+}
+
+pub struct Decided {
+    pub name: String,
+    pub email: String,
+    pub approved: bool,
+    /// The viewer themself.
+    pub you: bool,
 }
 
 /// An approver's inbox: what waits for them, and what they decided lately, newest first.
@@ -116,9 +137,11 @@ impl Approvals {
             .store
             .approver_requests(approver_id, INBOX_WINDOW)
             .await?;
-        let (pending, decided): (Vec<_>, Vec<_>) = rows
-            .into_iter()
-            .partition(|(r, _)| r.status(now) == RequestStatus::Pending);
+        // A quorum's request this approver has approved waits for others, not for them.
+        let (pending, decided): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(r, _)| {
+            r.status(now) == RequestStatus::Pending
+                && !r.approved_by.iter().any(|a| a == approver_id)
+        });
         Ok(Inbox {
             pending,
             recent: decided.into_iter().take(RECENT_SHOWN).collect(),
@@ -149,10 +172,61 @@ impl Approvals {
         reference: &str,
     ) -> Result<Shown, ApprovalError> {
         let request = self.own_request(approver_id, reference).await?;
-        self.shown(request).await
+        self.shown(request, approver_id).await
     }
 
-    async fn shown(&self, request: AuthRequest) -> Result<Shown, ApprovalError> {
+    /// The group, policy and decisions of a shared request, as `viewer` sees them.
+    async fn parties(
+        &self,
+        request: &AuthRequest,
+        viewer: &str,
+    ) -> Result<Option<Parties>, ApprovalError> {
+        if !request.is_shared() {
+            return Ok(None);
+        }
+        let store = &self.ciba.store;
+        let group = match &request.group_id {
+            Some(id) => crate::identity::groups::by_id(store, id)
+                .await?
+                .map(|g| g.name),
+            None => None,
+        };
+        let policy = match &request.rule {
+            Some(rule) => Some((
+                store
+                    .policy_version(&rule.policy, rule.version)
+                    .await?
+                    .map_or_else(|| rule.policy.clone(), |p| p.name),
+                rule.version,
+            )),
+            None => None,
+        };
+        let mut decisions = Vec::new();
+        for record in store.decisions_for(&request.id).await? {
+            let (name, email) = approvers::by_id(store, &record.approver_id)
+                .await?
+                .map_or_else(
+                    || (record.approver_id.clone(), String::new()),
+                    |a| (a.name, a.email),
+                );
+            decisions.push(Decided {
+                name,
+                email,
+                approved: record.decision == "approve",
+                you: record.approver_id == viewer,
+            });
+        }
+        Ok(Some(Parties {
+            group,
+            policy,
+            waiting_for_others: request.state.stage().is_open()
+                && request.approved_by.iter().any(|a| a == viewer),
+            decisions,
+        }))
+    }
+
+    async fn shown(&self, request: AuthRequest, viewer: &str) -> Result<Shown, ApprovalError> {
+        let parties = self.parties(&request, viewer).await?;
         let client_name = match self.ciba.clients().get(&request.client_id).await {
             Ok(Some(client)) => client.name.clone(),
             _ => "an unknown agent".into(),
@@ -163,6 +237,7 @@ impl Approvals {
             client_name,
             user_code_locked,
             now: self.ciba.now(),
+            parties,
         })
     }
 
@@ -184,6 +259,10 @@ impl Approvals {
             RequestStatus::Approved | RequestStatus::Denied | RequestStatus::Redeemed => {
                 return Err(ApprovalError::AlreadyDecided)
             }
+        }
+        // One person counts once: someone whose approval is recorded has decided.
+        if request.approved_by.iter().any(|a| a == approver_id) {
+            return Err(ApprovalError::AlreadyDecided);
         }
         if choice.approves() {
             self.check_user_code(approver_id, &request, user_code)
@@ -238,7 +317,7 @@ impl Approvals {
             .record_decision(&request.id, approver_id, decision, &evidence)
             .await?;
         let request = self.own_request(approver_id, reference).await?;
-        self.shown(request).await
+        self.shown(request, approver_id).await
     }
 
     /// The approver's user_code, when their policy asks for it before approving. Wrong entries are

@@ -6,14 +6,14 @@
 //! with the key-encryption key at hand, only keys whose sealed private half matches are trusted. And
 //! the chains' heads against the latest signed checkpoint kept outside the database, which shows a
 //! deleted tail or an emptied table. The admin log's own hash chain is checked too.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    auth_request::AuthRequest,
+    auth_request::{AuthRequest, Stage},
     checkpoint::{self, Checkpoint},
     record::{decision_challenge, decision_challenge_v1, request_digest, seal_problems},
     Choice,
@@ -294,8 +294,18 @@ async fn verify_records(
     let mut keys_kept = false;
     let mut reasons_covered = false;
     let mut prev = GENESIS_HASH.to_owned();
+    // The people whose approvals each approved request's records hold, to hold the request to the
+    // rule its statement names.
+    let mut approvals: HashMap<String, (AuthRequest, HashSet<String>)> = HashMap::new();
     for row in rows {
         let request = read_request(store, &row.auth_req_id).await?;
+        if let (Ok(Some(request)), "approve") = (&request, row.decision.as_str()) {
+            approvals
+                .entry(request.id.clone())
+                .or_insert_with(|| (request.clone(), HashSet::new()))
+                .1
+                .insert(row.approver_id.clone());
+        }
         let checked = record_checks(
             row,
             &prev,
@@ -337,6 +347,26 @@ async fn verify_records(
             None => signatures_unchecked += 1,
         }
         prev = row.record_hash.clone();
+    }
+    let mut short: Vec<_> = approvals
+        .into_values()
+        .filter(|(request, people)| {
+            matches!(request.state.stage(), Stage::Approved | Stage::Redeemed)
+                && (people.len() as i64) < request.approvals_needed()
+        })
+        .map(|(request, people)| {
+            let needed = request.approvals_needed();
+            (request.id, people.len(), needed)
+        })
+        .collect();
+    short.sort();
+    for (auth_req_id, people, needed) in short {
+        findings.push(Finding {
+            about: Subject::Request { auth_req_id },
+            problem: format!(
+                "marked approved with approvals by {people} people, and its policy asks for {needed}"
+            ),
+        });
     }
     Ok((signatures_verified, signatures_unchecked))
 }
@@ -418,6 +448,12 @@ fn record_checks(
                 vec!["the request has changed since it was decided"]
             };
             checks.push(check("Request unchanged since the decision", changed));
+            let addressed = if request.is_addressed_to(&row.approver_id) {
+                vec![]
+            } else {
+                vec!["the record names someone the request was not addressed to"]
+            };
+            checks.push(check("Decided by someone it was addressed to", addressed));
             let answered = assertion_commits(row, &digest, rp);
             commitment = Some(answered);
             checks.push(match answered {

@@ -2,22 +2,37 @@
 //!
 //! ```text
 //! Pending ──decide──▶ Approved ──redeem──▶ Redeemed
-//!    │  └───decide──▶ Denied
+//!    │ │  └───decide──▶ Denied
+//!    │ └──approve, quorum not met──▶ PartlyApproved ──approve…──▶ Approved (or ──deny──▶ Denied)
 //!    └── the clock passes expires_at ──▶ Expired (derived, never stored)
 //! ```
+//!
+//! A request is addressed to one approver, or (a group, or a policy asking for several approvals)
+//! to the people copied into it when it was made: its addressees. Only they decide; a quorum counts
+//! each person once.
 //!
 //! Transitions are functions that return the new state or why not; the store makes each one a
 //! conditional update on the old state, so of two concurrent callers only one wins.
 pub use app::model::RequestStatus;
 
-use super::{action::AgentAction, Decision, DecisionError};
+use super::{action::AgentAction, quorum::Rule, Decision, DecisionError};
 use crate::clock::Millis;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthRequest {
     pub id: String,
     pub client_id: String,
-    pub approver_id: String,
+    /// The person the hint named (the agent acts for them); None when it named a group.
+    pub approver_id: Option<String>,
+    /// The group the hint named.
+    pub group_id: Option<String>,
+    /// The quorum in force, when a policy governs the request.
+    pub rule: Option<Rule>,
+    /// Who may decide: the named approver alone, or the people copied into the request when it was
+    /// made (a group's members, or a policy's group without the person the agent acts for).
+    pub addressees: Vec<String>,
+    /// The addressees whose approvals are recorded so far (a quorum in progress).
+    pub approved_by: Vec<String>,
     pub scope: String,
     pub binding_message: Option<String>,
     pub acr_values: Option<String>,
@@ -41,6 +56,10 @@ pub struct AuthRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum State {
     Pending,
+    /// Approved by `approvals` distinct people, fewer than the rule asks for.
+    PartlyApproved {
+        approvals: i64,
+    },
     Approved(Approval),
     Denied {
         decided_at: Millis,
@@ -57,6 +76,7 @@ impl State {
     pub fn stage(&self) -> Stage {
         match self {
             State::Pending => Stage::Pending,
+            State::PartlyApproved { .. } => Stage::PartlyApproved,
             State::Approved(_) => Stage::Approved,
             State::Denied { .. } => Stage::Denied,
             State::Redeemed { .. } => Stage::Redeemed,
@@ -70,6 +90,7 @@ impl State {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
     Pending,
+    PartlyApproved,
     Approved,
     Denied,
     Redeemed,
@@ -79,6 +100,7 @@ impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Pending => "pending",
+            Stage::PartlyApproved => "partly_approved",
             Stage::Approved => "approved",
             Stage::Denied => "denied",
             Stage::Redeemed => "redeemed",
@@ -88,6 +110,7 @@ impl Stage {
     pub fn parse(stored: &str) -> Option<Stage> {
         [
             Stage::Pending,
+            Stage::PartlyApproved,
             Stage::Approved,
             Stage::Denied,
             Stage::Redeemed,
@@ -96,12 +119,17 @@ impl Stage {
         .find(|s| s.as_str() == stored)
     }
 
-    /// The status a person is shown at `now`. Only a pending request expires: a decision stands as
-    /// made.
+    /// Whether the request still waits for decisions (and so can expire).
+    pub fn is_open(self) -> bool {
+        matches!(self, Stage::Pending | Stage::PartlyApproved)
+    }
+
+    /// The status a person is shown at `now`. Only an open request expires: a decision stands as
+    /// made. A quorum in progress is still pending to everyone, the agent included.
     pub fn status(self, expires_at: Millis, now: Millis) -> RequestStatus {
         match self {
-            Stage::Pending if now >= expires_at => RequestStatus::Expired,
-            Stage::Pending => RequestStatus::Pending,
+            s if s.is_open() && now >= expires_at => RequestStatus::Expired,
+            Stage::Pending | Stage::PartlyApproved => RequestStatus::Pending,
             Stage::Approved => RequestStatus::Approved,
             Stage::Denied => RequestStatus::Denied,
             Stage::Redeemed => RequestStatus::Redeemed,
@@ -126,6 +154,27 @@ pub struct Approval {
     pub amr: Vec<String>,
 }
 
+/// Who a new request is addressed to, as `/bc-authorize` resolved it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Addressing {
+    pub approver_id: Option<String>,
+    pub group_id: Option<String>,
+    pub rule: Option<Rule>,
+    pub addressees: Vec<String>,
+}
+
+impl Addressing {
+    /// One named approver, who alone decides.
+    pub fn approver(id: &str) -> Addressing {
+        Addressing {
+            approver_id: Some(id.to_owned()),
+            group_id: None,
+            rule: None,
+            addressees: vec![id.to_owned()],
+        }
+    }
+}
+
 /// Why a client's redemption is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RedeemRefusal {
@@ -138,12 +187,12 @@ pub enum RedeemRefusal {
 }
 
 impl AuthRequest {
-    /// A new request, waiting for its approver.
+    /// A new request, waiting for its addressees.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: String,
         client_id: String,
-        approver_id: String,
+        addressing: Addressing,
         scope: String,
         binding_message: Option<String>,
         acr_values: Option<String>,
@@ -158,7 +207,11 @@ impl AuthRequest {
             authorization_details: action.to_authorization_details().to_string(),
             id,
             client_id,
-            approver_id,
+            approver_id: addressing.approver_id,
+            group_id: addressing.group_id,
+            rule: addressing.rule,
+            addressees: addressing.addressees,
+            approved_by: Vec::new(),
             scope,
             binding_message,
             acr_values,
@@ -182,14 +235,40 @@ impl AuthRequest {
         self.state.stage().status(self.expires_at, now)
     }
 
-    /// The state `decision` by `approver_id` at `now` leads to.
+    /// Whether more than the one named approver is involved (a group, or a policy): its addressees
+    /// are then kept beside it, and each decision is counted against its rule.
+    pub fn is_shared(&self) -> bool {
+        self.group_id.is_some() || self.rule.is_some()
+    }
+
+    /// Distinct approvals needed before tokens exist.
+    pub fn approvals_needed(&self) -> i64 {
+        self.rule.as_ref().map_or(1, |r| r.approvals)
+    }
+
+    /// Approvals recorded so far.
+    pub fn approvals(&self) -> i64 {
+        match &self.state {
+            State::Pending | State::Denied { .. } => 0,
+            State::PartlyApproved { approvals } => *approvals,
+            State::Approved(_) | State::Redeemed { .. } => self.approvals_needed(),
+        }
+    }
+
+    /// Whether `approver_id` may decide this request.
+    pub fn is_addressed_to(&self, approver_id: &str) -> bool {
+        self.addressees.iter().any(|a| a == approver_id)
+    }
+
+    /// The state `decision` by `approver_id` at `now` leads to: an approval that completes the
+    /// quorum approves, one that does not leaves it partly approved; any denial denies.
     pub fn decide(
         &self,
         approver_id: &str,
         decision: &Decision,
         now: Millis,
     ) -> Result<State, DecisionError> {
-        if self.approver_id != approver_id {
+        if !self.is_addressed_to(approver_id) {
             return Err(DecisionError::NotYours);
         }
         match self.status(now) {
@@ -197,7 +276,16 @@ impl AuthRequest {
             RequestStatus::Expired => return Err(DecisionError::Expired),
             _ => return Err(DecisionError::AlreadyDecided),
         }
+        // One person counts once, whichever of their passkeys signs.
+        if self.approved_by.iter().any(|a| a == approver_id) {
+            return Err(DecisionError::AlreadyDecided);
+        }
         Ok(match decision {
+            Decision::Approve { .. } if self.approvals() + 1 < self.approvals_needed() => {
+                State::PartlyApproved {
+                    approvals: self.approvals() + 1,
+                }
+            }
             Decision::Approve { acr, amr } => State::Approved(Approval {
                 decided_at: now,
                 acr: acr.clone(),
@@ -220,7 +308,7 @@ impl AuthRequest {
             return Err(RedeemRefusal::Expired);
         }
         match &self.state {
-            State::Pending => Err(RedeemRefusal::Pending),
+            State::Pending | State::PartlyApproved { .. } => Err(RedeemRefusal::Pending),
             State::Denied { .. } => Err(RedeemRefusal::Denied),
             State::Redeemed { .. } => Err(RedeemRefusal::Replayed),
             State::Approved(approval) => Ok(State::Redeemed {
@@ -266,7 +354,7 @@ mod tests {
         AuthRequest::new(
             "id".into(),
             "client".into(),
-            "jane".into(),
+            Addressing::approver("jane"),
             "openid".into(),
             None,
             None,
@@ -298,6 +386,7 @@ mod tests {
     fn a_stored_stage_reads_back_and_only_pending_expires() {
         for stage in [
             Stage::Pending,
+            Stage::PartlyApproved,
             Stage::Approved,
             Stage::Denied,
             Stage::Redeemed,
@@ -345,6 +434,53 @@ mod tests {
         assert_eq!(r.status(1_700), RequestStatus::Redeemed);
         assert_eq!(r.approval().unwrap().decided_at, 1_500);
         assert_eq!(r.redeem("client", 1_700), Err(RedeemRefusal::Replayed));
+    }
+
+    fn two_person(addressees: &[&str]) -> AuthRequest {
+        let mut r = request();
+        r.approver_id = None;
+        r.group_id = Some("grp".into());
+        r.rule = Some(Rule {
+            policy: "pol".into(),
+            version: 3,
+            approvals: 2,
+            group: Some("grp".into()),
+        });
+        r.addressees = addressees.iter().map(|a| a.to_string()).collect();
+        r
+    }
+
+    #[test]
+    fn a_quorum_needs_distinct_addressees_and_any_denial_denies() {
+        let mut r = two_person(&["ann", "bob", "cy"]);
+        assert!(matches!(
+            r.decide("jane", &approve(), 1_100),
+            Err(DecisionError::NotYours)
+        ));
+        r.state = r.decide("ann", &approve(), 1_100).unwrap();
+        assert_eq!(r.state, State::PartlyApproved { approvals: 1 });
+        assert_eq!(r.status(1_200), RequestStatus::Pending, "the agent waits");
+        assert_eq!(r.redeem("client", 1_200), Err(RedeemRefusal::Pending));
+        r.approved_by.push("ann".into());
+        assert!(
+            matches!(
+                r.decide("ann", &approve(), 1_200),
+                Err(DecisionError::AlreadyDecided)
+            ),
+            "one person counts once"
+        );
+        let denied = r
+            .decide("cy", &Decision::Deny { reason: None }, 1_300)
+            .unwrap();
+        assert!(matches!(denied, State::Denied { .. }), "{denied:?}");
+        r.state = r.decide("bob", &approve(), 1_300).unwrap();
+        assert!(matches!(r.state, State::Approved(_)));
+        assert_eq!(r.approvals(), 2);
+        assert_eq!(r.status(2_500), RequestStatus::Approved);
+        assert!(matches!(
+            two_person(&["ann"]).decide("ann", &approve(), 2_000),
+            Err(DecisionError::Expired)
+        ));
     }
 
     #[test]

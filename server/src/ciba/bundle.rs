@@ -49,8 +49,19 @@ pub async fn export(
         .collect();
     let records = store.decisions_selected(selection).await?;
     let mut requests = Map::new();
+    // Where each request stands, and who a shared one was addressed to: what a verifier needs to
+    // hold every approved request to the rule its statement names.
+    let mut standing = Map::new();
+    let mut addressees = Map::new();
     for request in store.requests_decided(selection).await? {
         requests.insert(request.id.clone(), request_statement(&request));
+        standing.insert(
+            request.id.clone(),
+            Value::String(request.state.stage().as_str().to_owned()),
+        );
+        if request.is_shared() {
+            addressees.insert(request.id.clone(), json!(request.addressees));
+        }
     }
     Ok(json!({
         "format": BUNDLE_FORMAT,
@@ -62,6 +73,8 @@ pub async fn export(
         "key_registry": registry,
         "records": records.iter().map(record_json).collect::<Vec<_>>(),
         "requests": requests,
+        "request_status": standing,
+        "addressees": addressees,
         "checkpoint": checkpoint,
     }))
 }
@@ -75,6 +88,7 @@ pub fn record_json(record: &DecisionRow) -> Value {
         "decision": record.decision,
         "reason": record.reason,
         "approver_id": record.approver_id,
+        "group_id": record.group_id,
         "credential_id": record.credential_id,
         "authenticator_data": record.authenticator_data,
         "client_data_json": record.client_data_json,

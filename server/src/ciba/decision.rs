@@ -2,6 +2,7 @@
 //! approval page calls it after verifying a fresh passkey assertion. No HTTP endpoint, flag or
 //! environment variable reaches it otherwise.
 use super::{
+    auth_request::AuthRequest,
     record::{self, Evidence},
     Ciba,
 };
@@ -102,25 +103,57 @@ impl Ciba {
         decision: Decision,
         evidence: &Evidence,
     ) -> Result<DecisionRow, DecisionError> {
-        let now = self.clock.now();
-        let request = self
+        let mut request = self
             .store
             .auth_request(auth_req_id)
             .await?
             .ok_or(DecisionError::NotFound)?;
-        let state = request.decide(approver_id, &decision, now)?;
+        // Another approval of the same quorum landing first changes the count this one is judged
+        // against, not whether it counts: it is judged again on the request as it now is (the
+        // passkey signed the choice and the statement, not the count). Bounded, since each lost
+        // round means someone else's decision was recorded.
+        for _ in 0..MAX_ROUNDS {
+            if let Some(row) = self
+                .try_record(&request, approver_id, &decision, evidence)
+                .await?
+            {
+                return Ok(row);
+            }
+            request = self
+                .store
+                .auth_request(auth_req_id)
+                .await?
+                .ok_or(DecisionError::NotFound)?;
+        }
+        Err(DecisionError::AlreadyDecided)
+    }
+
+    /// One attempt at recording the decision on `request` as read: None when the request changed
+    /// before the conditional update (a concurrent decision won).
+    async fn try_record(
+        &self,
+        request: &AuthRequest,
+        approver_id: &str,
+        decision: &Decision,
+        evidence: &Evidence,
+    ) -> Result<Option<DecisionRow>, DecisionError> {
+        let now = self.clock.now();
+        let state = request.decide(approver_id, decision, now)?;
+        let settled = !state.stage().is_open();
         let choice = decision.choice();
-        // CIBA §10.2, §10.3: a ping or push client is told of the decision; the notification is
-        // queued with it. Only a request made in ping or push mode carries the bearer token the
-        // client checks, so one made before a switch from poll is left to polling.
-        let notify_client = request.notification_token.is_some()
+        // CIBA §10.2, §10.3: a ping or push client is told of the outcome (not of an approval that
+        // leaves a quorum short); the notification is queued with it. Only a request made in ping
+        // or push mode carries the bearer token the client checks, so one made before a switch
+        // from poll is left to polling.
+        let notify_client = settled
+            && request.notification_token.is_some()
             && matches!(
                 self.clients().get(&request.client_id).await,
                 Ok(Some(client)) if client.delivery_mode != super::DeliveryMode::Poll
             );
         let keys = &self.keys;
         let seal = |prev_hash: &str| {
-            let mut row = record::unsealed(&request, &choice, evidence, now, prev_hash);
+            let mut row = record::unsealed(request, approver_id, &choice, evidence, now, prev_hash);
             row.record_hash = record::record_hash(&row);
             row.jws = keys
                 .sign(record::RECORD_JWS_TYPE, record::jws_claims(&row))
@@ -129,38 +162,38 @@ impl Ciba {
                 })?;
             Ok(row)
         };
-        if let Some(row) = self
+        let appended = self
             .store
-            .append_decision(auth_req_id, approver_id, &state, notify_client, seal)
-            .await?
-        {
-            self.pending.mark_decided(auth_req_id);
-            if notify_client {
-                self.client_notifications.notify_one();
-            }
-            // On PostgreSQL the decision's NOTIFY (in its transaction) tells every instance.
-            if self.store.backend() == crate::store::Backend::Sqlite {
-                self.inbox_changed_elsewhere(approver_id);
-            }
-            tracing::info!(
-                approver_id,
-                approve = choice.approves(),
-                seq = row.seq,
-                "decision recorded"
-            );
-            return Ok(row);
+            .append_decision(request, approver_id, &state, now, notify_client, seal)
+            .await;
+        let row = match appended {
+            Ok(Some(row)) => row,
+            // The same person deciding twice at once: the second finds their own record.
+            Ok(None) | Err(StoreError::Conflict(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if settled {
+            self.pending.mark_decided(&request.id);
         }
-        // Lost a race: the request as it is now says why.
-        let latest = self
-            .store
-            .auth_request(auth_req_id)
-            .await?
-            .ok_or(DecisionError::NotFound)?;
-        Err(
-            match latest.decide(approver_id, &decision, self.clock.now()) {
-                Err(e) => e,
-                Ok(_) => DecisionError::AlreadyDecided,
-            },
-        )
+        if notify_client {
+            self.client_notifications.notify_one();
+        }
+        // On PostgreSQL the decision's NOTIFY (in its transaction) tells every instance.
+        if self.store.backend() == crate::store::Backend::Sqlite {
+            for addressee in &request.addressees {
+                self.inbox_changed_elsewhere(addressee);
+            }
+        }
+        tracing::info!(
+            approver_id,
+            approve = choice.approves(),
+            settled,
+            seq = row.seq,
+            "decision recorded"
+        );
+        Ok(Some(row))
     }
 }
+
+/// Attempts at recording one decision while concurrent ones on the same request land first.
+const MAX_ROUNDS: usize = 12;

@@ -27,6 +27,7 @@ pub mod hints;
 pub mod ids;
 pub mod pending;
 pub mod poll;
+pub mod quorum;
 pub mod record;
 pub mod request;
 pub mod tokens;
@@ -132,6 +133,8 @@ pub struct Ciba {
     pub(crate) client_secrets: ClientSecrets,
     pub(crate) pending: pending::PendingCache,
     pub(crate) approvers: ApproverCache,
+    /// The newest version of every approval policy.
+    pub(crate) policies: quorum::Policies,
     pub(crate) inserts: InsertQueue,
     pub(crate) events: tokio::sync::broadcast::Sender<request::RequestCreated>,
     /// Approvers whose inbox changed (a new request or a decision), or `EVERY_INBOX`.
@@ -163,6 +166,8 @@ impl Ciba {
             max_requests_per_minute: policy.max_requests_per_minute,
         };
         let inserts = InsertQueue::start(store.clone(), limits);
+        let policies = quorum::Policies::default();
+        policies.refresh(&store).await?;
         Ok(Ciba {
             store,
             clock,
@@ -175,6 +180,7 @@ impl Ciba {
             client_secrets,
             pending,
             approvers: ApproverCache::default(),
+            policies,
             inserts,
             events: tokio::sync::broadcast::channel(1024).0,
             inbox: tokio::sync::broadcast::channel(1024).0,
@@ -249,6 +255,10 @@ impl Ciba {
         self.client_notifications.clone()
     }
 
+    pub fn policies(&self) -> &quorum::Policies {
+        &self.policies
+    }
+
     pub fn key_registry(&self) -> &Arc<KeyRegistry> {
         &self.registry
     }
@@ -274,6 +284,7 @@ impl Ciba {
         let now = self.clock.now();
         self.clients.refresh(now).await?;
         self.keys.refresh(now).await?;
+        self.policies.refresh(&self.store).await?;
         self.pending
             .set_disabled(self.store.disabled_approver_ids().await?);
         self.pending.sweep(now);

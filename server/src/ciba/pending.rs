@@ -8,10 +8,10 @@ use std::{
     sync::{Mutex, RwLock},
 };
 
-use super::auth_request::{AuthRequest, State};
+use super::auth_request::AuthRequest;
 use crate::clock::Millis;
 
-/// PostgreSQL channel of decisions; each payload is `<auth_req_id> <approver_id>`.
+/// PostgreSQL channel of decisions; each payload is `<auth_req_id> <addressee>…`.
 pub const DECISION_CHANNEL: &str = "countersign_decisions";
 /// PostgreSQL channel of new requests; each payload is the approver's id.
 pub const INBOX_CHANNEL: &str = "countersign_inbox";
@@ -22,7 +22,8 @@ const SLOW_DOWN_STEP_MS: Millis = 5_000;
 #[derive(Debug)]
 struct Entry {
     client_id: String,
-    approver_id: String,
+    /// The person the request names (disabling them withdraws it); None for a group.
+    approver_id: Option<String>,
     expires_at: Millis,
     interval_ms: Millis,
     last_poll: Option<Millis>,
@@ -61,10 +62,10 @@ impl PendingCache {
         self.entry(
             &row.id,
             &row.client_id,
-            &row.approver_id,
+            row.approver_id.as_deref(),
             row.expires_at,
             row.interval_secs,
-            row.state != State::Pending,
+            !row.state.stage().is_open(),
         );
     }
 
@@ -73,7 +74,7 @@ impl PendingCache {
         &self,
         id: &str,
         client_id: &str,
-        approver_id: &str,
+        approver_id: Option<&str>,
         expires_at: Millis,
         interval_secs: i64,
     ) {
@@ -84,7 +85,7 @@ impl PendingCache {
         &self,
         id: &str,
         client_id: &str,
-        approver_id: &str,
+        approver_id: Option<&str>,
         expires_at: Millis,
         interval_secs: i64,
         decided: bool,
@@ -92,7 +93,7 @@ impl PendingCache {
         let mut entries = self.lock();
         let entry = entries.entry(id.to_owned()).or_insert_with(|| Entry {
             client_id: client_id.to_owned(),
-            approver_id: approver_id.to_owned(),
+            approver_id: approver_id.map(str::to_owned),
             expires_at,
             interval_ms: interval_secs * 1000,
             last_poll: None,
@@ -117,12 +118,12 @@ impl PendingCache {
         if entry.decided {
             return PollCheck::Decided;
         }
-        if self
-            .disabled
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&entry.approver_id)
-        {
+        if entry.approver_id.as_ref().is_some_and(|a| {
+            self.disabled
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(a)
+        }) {
             return PollCheck::Withdrawn;
         }
         let too_soon = entry
@@ -220,7 +221,7 @@ mod tests {
     fn a_disabled_approvers_pending_requests_are_withdrawn() {
         let cache = PendingCache::default();
         cache.insert(&row());
-        let approver = row().approver_id;
+        let approver = row().approver_id.unwrap();
         cache.set_disabled(HashSet::from([approver]));
         assert_eq!(cache.check("req", "agent", 1_000), PollCheck::Withdrawn);
         assert_eq!(cache.check("req", "agent", 60_000), PollCheck::Expired);

@@ -114,51 +114,36 @@ impl Ciba {
                 "the agent was disabled after this request was made, which withdrew it".into(),
             ));
         }
-        let approver = approvers::by_id(&self.store, &row.approver_id)
-            .await?
-            .ok_or_else(|| CibaError::InvalidGrant("the approver no longer exists".into()))?;
-        // Offboarding withdraws consent not yet used: an approval by someone since disabled earns
-        // nothing.
-        if approver.disabled {
-            return Err(approver_disabled());
-        }
         // No token without consent: the status alone proves nothing (one UPDATE sets it), the sealed
-        // decision record of this very request does.
-        let stored = self.store.decision_for(&row.id).await?;
+        // decision records of this very request do: as many approvals by distinct addressees as
+        // its rule asks for, and no denial.
+        let stored = self.store.decisions_for(&row.id).await?;
         // Any key this server ever had: the record may predate a rotation whose old key has since
         // left the published set (requests wait up to 30 minutes, keys stay published 5).
         let verify = |jws: &str| self.keys.verify_record(jws);
-        let decision = match record::check_approval(&row, stored, verify) {
-            Ok(decision) => decision,
+        let decisions = match record::check_approvals(&row, stored, verify) {
+            Ok(decisions) => decisions,
             Err(problem) => return Err(self.unverified(&row, problem).await),
         };
-        // …signed by a passkey whose key the sealed registry holds for this approver (a passkey
-        // planted in the database has no sealed entry).
-        let registered = match &decision.credential_public_key {
-            Some(key) => {
-                self.registry
-                    .is_registered(&decision.credential_id, &row.approver_id, key)
-                    .await?
-            }
-            None => false,
-        };
-        if !registered {
-            let problem = "the passkey that approved has no sealed key registry entry";
-            return Err(self.unverified(&row, problem).await);
+        for decision in &decisions {
+            self.check_approver(&row, decision).await?;
         }
-        // Revocation withdraws: an approval whose passkey has since been revoked (it may be lost or
-        // copied) or suspended (its counter went backwards) earns nothing. Its record still verifies.
-        let passkey = self.store.passkey(&decision.credential_id).await?;
-        if !passkey.is_some_and(|p| p.signs_for(&row.approver_id)) {
-            return Err(CibaError::AccessDenied(
-                "the passkey that approved has since been revoked or suspended".into(),
-            ));
+        // The subject is the person the agent acts for, or else whoever completed the approval.
+        let last = decisions
+            .last()
+            .expect("check_approvals returns at least one");
+        let subject = row.approver_id.as_deref().unwrap_or(&last.approver_id);
+        let approver = approvers::by_id(&self.store, subject)
+            .await?
+            .ok_or_else(|| CibaError::InvalidGrant("the approver no longer exists".into()))?;
+        if approver.disabled {
+            return Err(approver_disabled());
         }
         let jti = random_token(16);
         // Mint first, then claim the redemption: only the caller whose conditional update wins gets the
         // tokens out, so concurrent polls produce exactly one token response.
         let tokens =
-            self.mint_tokens(&row, &approver, &decision, &jti, dpop_key.as_deref(), now)?;
+            self.mint_tokens(&row, &approver, &decisions, &jti, dpop_key.as_deref(), now)?;
         let issued = IssuedToken {
             jti: &jti,
             issued_at: now,
@@ -190,6 +175,43 @@ impl Ciba {
         })
     }
 
+    /// What makes one approval record count now: its approver is still enabled (offboarding
+    /// withdraws consent not yet used), its passkey's key is the sealed registry's for that approver
+    /// (a passkey planted in the database has no sealed entry), and the passkey has not since been
+    /// revoked (it may be lost or copied) or suspended (its counter went backwards). Its record
+    /// still verifies either way.
+    async fn check_approver(
+        &self,
+        row: &AuthRequest,
+        decision: &crate::store::decisions::DecisionRow,
+    ) -> Result<(), CibaError> {
+        let approver = approvers::by_id(&self.store, &decision.approver_id)
+            .await?
+            .ok_or_else(|| CibaError::InvalidGrant("the approver no longer exists".into()))?;
+        if approver.disabled {
+            return Err(approver_disabled());
+        }
+        let registered = match &decision.credential_public_key {
+            Some(key) => {
+                self.registry
+                    .is_registered(&decision.credential_id, &decision.approver_id, key)
+                    .await?
+            }
+            None => false,
+        };
+        if !registered {
+            let problem = "the passkey that approved has no sealed key registry entry";
+            return Err(self.unverified(row, problem).await);
+        }
+        let passkey = self.store.passkey(&decision.credential_id).await?;
+        if !passkey.is_some_and(|p| p.signs_for(&decision.approver_id)) {
+            return Err(CibaError::AccessDenied(
+                "the passkey that approved has since been revoked or suspended".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// An approval that does not verify earns no tokens: the request is flagged (once) and the
     /// operator alerted, and the agent is told its grant is not valid.
     async fn unverified(&self, row: &AuthRequest, problem: &'static str) -> CibaError {
@@ -200,7 +222,6 @@ impl Ciba {
         {
             Ok(true) => tracing::error!(
                 client_id = %row.client_id,
-                approver_id = %row.approver_id,
                 problem,
                 "ALERT: an approved request failed verification against its decision record; no tokens issued"
             ),

@@ -25,6 +25,10 @@ pub const RECORD_JWS_TYPE: &str = "countersign-decision+jwt";
 /// `record_hash`), so a resource server can ask for the record and check it.
 pub const DECISION_CLAIM: &str = "countersign_decision";
 
+/// The claim that lists every approval record (their `record_hash`es, oldest first) of a request
+/// a quorum approved.
+pub const APPROVALS_CLAIM: &str = "countersign_approvals";
+
 /// RFC 8785 canonical JSON: the same value always gives the same bytes.
 pub fn canonical(value: &Value) -> String {
     serde_jcs::to_string(value).expect("JSON values canonicalise")
@@ -47,6 +51,14 @@ pub fn request_statement(row: &AuthRequest) -> Value {
     // of requests without one, and their digests, stay as they were.
     if let Some(jkt) = &row.dpop_jkt {
         statement["dpop_jkt"] = json!(jkt);
+    }
+    // Likewise who else decides: the group addressed, and the rule in force (a policy's id,
+    // version, approvals and group), so no later edit lowers what was agreed to.
+    if let Some(group) = &row.group_id {
+        statement["group"] = json!(group);
+    }
+    if let Some(rule) = &row.rule {
+        statement["policy"] = serde_json::to_value(rule).expect("a rule serialises");
     }
     statement
 }
@@ -101,6 +113,9 @@ pub fn record_content(row: &DecisionRow) -> Value {
     if let Some(key) = &row.credential_public_key {
         content["credential_public_key"] = Value::String(key.clone());
     }
+    if let Some(group) = &row.group_id {
+        content["group"] = Value::String(group.clone());
+    }
     content
 }
 
@@ -108,9 +123,10 @@ pub fn record_hash(row: &DecisionRow) -> String {
     hex(&sha256(canonical(&record_content(row)).as_bytes()))
 }
 
-/// A new record, not yet hashed or signed.
+/// A new record of `approver_id`'s decision, not yet hashed or signed.
 pub fn unsealed(
     request: &AuthRequest,
+    approver_id: &str,
     choice: &Choice,
     evidence: &Evidence,
     decided_at: i64,
@@ -122,7 +138,8 @@ pub fn unsealed(
         request_digest: hex(&request_digest(request)),
         decision: if choice.approves() { "approve" } else { "deny" }.into(),
         reason: choice.reason().map(str::to_owned),
-        approver_id: request.approver_id.clone(),
+        approver_id: approver_id.to_owned(),
+        group_id: request.group_id.clone(),
         credential_id: evidence.credential_id.clone(),
         authenticator_data: base64url(&evidence.authenticator_data),
         client_data_json: base64url(&evidence.client_data_json),
@@ -154,27 +171,43 @@ pub fn seal_problems(
     problems
 }
 
-/// `record` if it proves that the request, as stored now, was approved; else why not. Tokens are minted
-/// only from a sealed approval, by the request's own approver, of exactly this request.
-pub fn check_approval(
+/// The approval records of `records` (a request's) if they prove that the request, as stored now,
+/// was approved; else why not. Tokens are minted only from sealed approvals of exactly this request
+/// by as many distinct addressees as its rule asks for (one without a rule), and no denial. The
+/// records come back oldest first; the last completed the approval.
+pub fn check_approvals(
     request: &AuthRequest,
-    record: Option<DecisionRow>,
+    mut records: Vec<DecisionRow>,
     verify: impl Fn(&str) -> Result<Map<String, Value>, KeyError>,
-) -> Result<DecisionRow, &'static str> {
-    let record = record.ok_or("the request is marked approved but has no decision record")?;
-    if record.decision != "approve" {
-        return Err("the decision record is a denial");
+) -> Result<Vec<DecisionRow>, &'static str> {
+    if records.is_empty() {
+        return Err("the request is marked approved but has no decision record");
     }
-    if record.approver_id != request.approver_id {
-        return Err("the decision record names another approver");
+    if records.iter().any(|r| r.decision != "approve") {
+        return Err("a decision record of the request is a denial");
     }
-    if record.request_digest != hex(&request_digest(request)) {
-        return Err("the request has changed since it was decided");
+    records.sort_by_key(|r| r.seq);
+    let digest = hex(&request_digest(request));
+    let mut people = std::collections::HashSet::new();
+    let mut passkeys = std::collections::HashSet::new();
+    for record in &records {
+        if !request.is_addressed_to(&record.approver_id) {
+            return Err("a decision record names someone the request was not addressed to");
+        }
+        if record.request_digest != digest {
+            return Err("the request has changed since it was decided");
+        }
+        if let Some(problem) = seal_problems(record, &verify).first() {
+            return Err(problem);
+        }
+        people.insert(record.approver_id.as_str());
+        passkeys.insert(record.credential_id.as_str());
     }
-    match seal_problems(&record, verify).first() {
-        Some(problem) => Err(problem),
-        None => Ok(record),
+    let needed = usize::try_from(request.approvals_needed()).unwrap_or(usize::MAX);
+    if people.len() < needed || passkeys.len() < needed {
+        return Err("fewer distinct people approved than the request's policy asks for");
     }
+    Ok(records)
 }
 
 /// The JWS payload for a record: its content plus its hash.

@@ -4,15 +4,20 @@ use serde_json::Value;
 
 use super::{
     action::AgentAction,
-    auth_request::AuthRequest,
+    auth_request::{Addressing, AuthRequest},
     checks::{
         check_acr_values, check_authorization_details, check_binding_message, check_dpop_jkt,
         check_notification_token, check_requested_expiry, check_scope,
     },
+    hints::Hinted,
     ids::new_auth_req_id,
-    Ciba, CibaError, Client, DeliveryMode,
+    quorum, Ciba, CibaError, Client, DeliveryMode,
 };
-use crate::{clock::Millis, identity::approvers::Approver, store::request_inserts::InsertOutcome};
+use crate::{
+    clock::Millis,
+    identity::approvers::{self, Approver},
+    store::request_inserts::InsertOutcome,
+};
 
 /// `authorization_details` as it arrived: text from a form, or a claim of a signed request.
 #[derive(Debug, Clone)]
@@ -44,9 +49,11 @@ struct Delivery {
     dpop_jkt: Option<String>,
 }
 
-/// Announced when a request starts waiting for its approver (for notifications).
+/// Announced when a request starts waiting, once per addressee (for notifications).
 #[derive(Debug, Clone)]
 pub struct RequestCreated {
+    /// The request has several addressees: each is told under their own outbox key.
+    pub shared: bool,
     pub auth_req_id: String,
     pub approver_id: String,
     pub approver_email: String,
@@ -94,7 +101,7 @@ impl Ciba {
             .transpose()?;
         let expires_in = check_requested_expiry(&self.policy, params.requested_expiry.as_deref())?;
         let acr_values = params.acr_values.map(check_acr_values).transpose()?;
-        let approver = self
+        let hinted = self
             .resolve_hint(
                 client,
                 params.login_hint,
@@ -103,11 +110,16 @@ impl Ciba {
                 now,
             )
             .await?;
-        self.check_user_code(client, &approver, params.user_code.as_deref(), now)
-            .await?;
+        // A user code is a person's (CIBA §7.1); a group has none.
+        if let Hinted::Approver(approver) = &hinted {
+            self.check_user_code(client, approver, params.user_code.as_deref(), now)
+                .await?;
+        }
+        let addressing = self.addressing(client, &hinted, &action).await?;
         self.insert(
             client,
-            &approver,
+            hinted.approver(),
+            addressing,
             scope,
             binding_message,
             acr_values,
@@ -167,11 +179,74 @@ impl Ciba {
         }
     }
 
+    /// Who decides the request: the person or group the hint named, unless a policy governs the
+    /// action; then the policy's group (without the person the agent acts for: nobody approves
+    /// their own request) or, if it names none, those the hint named, and as many of them as the
+    /// policy asks must approve.
+    async fn addressing(
+        &self,
+        client: &Client,
+        hinted: &Hinted,
+        action: &AgentAction,
+    ) -> Result<Addressing, CibaError> {
+        let policies = self.policies.newest();
+        let policy = quorum::governing(&policies, &client.id, action);
+        let group = hinted.group();
+        if policy.is_none() {
+            return match hinted {
+                Hinted::Approver(approver) => Ok(Addressing::approver(&approver.id)),
+                Hinted::Group(group) => {
+                    let members = self.store.enabled_members(&group.id).await?;
+                    if members.is_empty() {
+                        return Err(CibaError::UnknownUserId(
+                            "the group has no active members".into(),
+                        ));
+                    }
+                    Ok(Addressing {
+                        approver_id: None,
+                        group_id: Some(group.id.clone()),
+                        rule: None,
+                        addressees: members,
+                    })
+                }
+            };
+        }
+        let policy = policy.expect("checked above");
+        let requester = hinted.approver().map(|a| a.id.as_str());
+        let addressees = match (&policy.group_id, group) {
+            (Some(approving), _) => {
+                let mut members = self.store.enabled_members(approving).await?;
+                members.retain(|m| Some(m.as_str()) != requester);
+                members
+            }
+            (None, Some(group)) => self.store.enabled_members(&group.id).await?,
+            (None, None) => requester.into_iter().map(str::to_owned).collect(),
+        };
+        if (addressees.len() as i64) < policy.approvals {
+            tracing::warn!(client_id = %client.id, policy = %policy.id, version = policy.version,
+                "refused a backchannel request: its policy asks for more approvers than it has");
+            return Err(CibaError::AccessDenied(format!(
+                "the approval policy {:?} asks for {} approvals by distinct people, and only {} \
+                 can approve this request",
+                policy.name,
+                policy.approvals,
+                addressees.len()
+            )));
+        }
+        Ok(Addressing {
+            approver_id: requester.map(str::to_owned),
+            group_id: group.map(|g| g.id.clone()),
+            rule: Some(policy.rule()),
+            addressees,
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn insert(
         &self,
         client: &Client,
-        approver: &Approver,
+        named: Option<&Approver>,
+        addressing: Addressing,
         scope: String,
         binding_message: Option<String>,
         acr_values: Option<String>,
@@ -183,7 +258,7 @@ impl Ciba {
         let row = AuthRequest::new(
             new_auth_req_id(now),
             client.id.clone(),
-            approver.id.clone(),
+            addressing,
             scope,
             binding_message,
             acr_values,
@@ -197,24 +272,20 @@ impl Ciba {
         let (id, expires_at) = (row.id.clone(), row.expires_at);
         // The notifiers listen (Web Push always, e-mail when configured); the check keeps a domain
         // without listeners, such as a test's, from building events nobody reads.
-        let event = (self.events.receiver_count() > 0).then(|| RequestCreated {
-            auth_req_id: id.clone(),
-            approver_id: approver.id.clone(),
-            approver_email: approver.email.clone(),
-            approver_name: approver.name.clone(),
-            client_name: client.name.clone(),
-            action: row.action.action.clone(),
-            target: row.action.target.clone(),
-            expires_at,
-        });
+        let events = if self.events.receiver_count() > 0 {
+            self.announcements(&row, client, named).await?
+        } else {
+            Vec::new()
+        };
+        let (row_approver, addressees) = (row.approver_id.clone(), row.addressees.clone());
         match self.inserts.insert(row).await? {
             InsertOutcome::Inserted => {}
             InsertOutcome::TooManyPending => {
-                tracing::warn!(client_id = %client.id, approver_id = %approver.id, limit = self.policy.max_pending_per_approver,
+                tracing::warn!(client_id = %client.id, limit = self.policy.max_pending_per_approver,
                     "refused a backchannel request: too many pending requests for this approver");
                 return Err(CibaError::AccessDenied(format!(
                     "limit reached: this client already has {} pending requests for this approver \
-                     (COUNTERSIGN_MAX_PENDING_PER_APPROVER); wait for a decision or expiry",
+                     or group (COUNTERSIGN_MAX_PENDING_PER_APPROVER); wait for a decision or expiry",
                     self.policy.max_pending_per_approver
                 )));
             }
@@ -231,15 +302,17 @@ impl Ciba {
         self.pending.insert_pending(
             &id,
             &client.id,
-            &approver.id,
+            row_approver.as_deref(),
             expires_at,
             self.policy.poll_interval_secs,
         );
-        self.inbox_changed(&approver.id);
-        if let Some(event) = event {
+        for addressee in &addressees {
+            self.inbox_changed(addressee);
+        }
+        for event in events {
             let _ = self.events.send(event);
         }
-        tracing::info!(client_id = %client.id, approver_id = %approver.id, "backchannel request pending");
+        tracing::info!(client_id = %client.id, addressees = addressees.len(), "backchannel request pending");
         Ok(Acknowledgement {
             auth_req_id: id,
             expires_in,
@@ -247,5 +320,40 @@ impl Ciba {
             interval: (client.delivery_mode != DeliveryMode::Push)
                 .then_some(self.policy.poll_interval_secs),
         })
+    }
+
+    /// What each addressee of `row` is told of it. A request to the approver the hint `named`
+    /// reads nothing more.
+    async fn announcements(
+        &self,
+        row: &AuthRequest,
+        client: &Client,
+        named: Option<&Approver>,
+    ) -> Result<Vec<RequestCreated>, CibaError> {
+        if let (false, Some(approver)) = (row.is_shared(), named) {
+            return Ok(vec![announcement(row, client, approver)]);
+        }
+        let mut events = Vec::with_capacity(row.addressees.len());
+        for addressee in &row.addressees {
+            let Some(approver) = approvers::by_id(&self.store, addressee).await? else {
+                continue;
+            };
+            events.push(announcement(row, client, &approver));
+        }
+        Ok(events)
+    }
+}
+
+fn announcement(row: &AuthRequest, client: &Client, approver: &Approver) -> RequestCreated {
+    RequestCreated {
+        shared: row.is_shared(),
+        auth_req_id: row.id.clone(),
+        approver_id: approver.id.clone(),
+        approver_email: approver.email.clone(),
+        approver_name: approver.name.clone(),
+        client_name: client.name.clone(),
+        action: row.action.action.clone(),
+        target: row.action.target.clone(),
+        expires_at: row.expires_at,
     }
 }

@@ -4,7 +4,11 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::{auth_request::AuthRequest, record::DECISION_CLAIM, Ciba, CibaError};
+use super::{
+    auth_request::AuthRequest,
+    record::{APPROVALS_CLAIM, DECISION_CLAIM},
+    Ciba, CibaError,
+};
 use crate::{
     clock::{secs, Millis},
     identity::approvers::Approver,
@@ -43,11 +47,18 @@ impl Ciba {
         &self,
         request: &AuthRequest,
         approver: &Approver,
-        decision: &DecisionRow,
+        decisions: &[DecisionRow],
         jti: &str,
         dpop_key: Option<&str>,
         now: Millis,
     ) -> Result<TokenResponse, CibaError> {
+        let decision = decisions
+            .last()
+            .ok_or_else(|| CibaError::InvalidGrant("no approval record".into()))?;
+        // A quorum's tokens name every approval (oldest first); the decision claim names the one
+        // that completed it.
+        let approvals = (decisions.len() > 1)
+            .then(|| json!(decisions.iter().map(|d| &d.record_hash).collect::<Vec<_>>()));
         let iat = secs(now);
         // The moment of the passkey assertion, as sealed in the record (the request's own column is
         // not covered by it).
@@ -75,6 +86,9 @@ impl Ciba {
         at.insert("amr".into(), amr.clone());
         at.insert("authorization_details".into(), details.clone());
         at.insert(DECISION_CLAIM.into(), json!(decision.record_hash));
+        if let Some(approvals) = &approvals {
+            at.insert(APPROVALS_CLAIM.into(), approvals.clone());
+        }
         if let Some(jkt) = dpop_key {
             at.insert("cnf".into(), json!({ "jkt": jkt }));
         }
@@ -93,6 +107,9 @@ impl Ciba {
         id.insert(AUTH_REQ_ID_CLAIM.into(), json!(request.id));
         id.insert("at_hash".into(), json!(left_half_hash(&access_token)));
         id.insert(DECISION_CLAIM.into(), json!(decision.record_hash));
+        if let Some(approvals) = approvals {
+            id.insert(APPROVALS_CLAIM.into(), approvals);
+        }
         let scopes: Vec<&str> = request.scope.split(' ').collect();
         if scopes.contains(&"email") {
             id.insert("email".into(), json!(approver.email));

@@ -90,8 +90,9 @@ async fn deliver<C: Channel>(
     event: RequestCreated,
 ) {
     let id = event.auth_req_id.clone();
+    let key = outbox_key(C::NAME, &event);
     match store
-        .claim_notification(&id, C::NAME, clock.now(), LEASE_MS)
+        .claim_notification(&id, &key, clock.now(), LEASE_MS)
         .await
     {
         Ok(true) => {}
@@ -106,7 +107,7 @@ async fn deliver<C: Channel>(
     {
         tracing::warn!(channel = C::NAME, "announcement cut off: it took too long");
     }
-    if let Err(e) = store.notification_done(&id, C::NAME, clock.now()).await {
+    if let Err(e) = store.notification_done(&id, &key, clock.now()).await {
         tracing::warn!(error = %e, channel = C::NAME, "notification not marked done");
     }
 }
@@ -127,6 +128,10 @@ async fn sweep<C: Channel>(
     };
     for due in due {
         let id = due.auth_req_id.clone();
+        let key = match due.shared {
+            0 => C::NAME.to_owned(),
+            _ => format!("{}:{}", C::NAME, due.approver_id),
+        };
         match event_of(due) {
             Some(event) => {
                 tracing::info!(
@@ -147,11 +152,8 @@ async fn sweep<C: Channel>(
                     "a request's action is unreadable; not announced"
                 );
                 let settled = async {
-                    if store
-                        .claim_notification(&id, C::NAME, now, LEASE_MS)
-                        .await?
-                    {
-                        store.notification_done(&id, C::NAME, now).await?;
+                    if store.claim_notification(&id, &key, now, LEASE_MS).await? {
+                        store.notification_done(&id, &key, now).await?;
                     }
                     Ok::<_, crate::store::StoreError>(())
                 };
@@ -160,6 +162,16 @@ async fn sweep<C: Channel>(
                 }
             }
         }
+    }
+}
+
+/// The outbox key of announcing `event` on `channel`: the channel's name, or for a request with
+/// several addressees the name and the addressee, so each of them is told once.
+fn outbox_key(channel: &str, event: &RequestCreated) -> String {
+    if event.shared {
+        format!("{channel}:{}", event.approver_id)
+    } else {
+        channel.to_owned()
     }
 }
 
@@ -204,6 +216,7 @@ fn event_of(due: DueNotification) -> Option<RequestCreated> {
         action: action.action,
         target: action.target,
         expires_at: due.expires_at,
+        shared: due.shared != 0,
     })
 }
 

@@ -533,6 +533,7 @@ mod tests {
     #[test]
     fn notifications_warn_of_what_they_cannot_mark() {
         let event = |target: &str| RequestCreated {
+            shared: false,
             auth_req_id: "r".into(),
             approver_id: "a".into(),
             approver_email: "a@example.com".into(),

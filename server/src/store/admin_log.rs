@@ -3,7 +3,12 @@
 //! transaction as its entry (`admin_change`): there is no change without its entry, nor the reverse.
 use sqlx::{AnyConnection, FromRow};
 
-use super::{invitations::InvitationRow, recoveries::RecoveryRow, Store, StoreError, StoreResult};
+use super::{
+    groups::{GroupRow, PolicyRow},
+    invitations::InvitationRow,
+    recoveries::RecoveryRow,
+    Store, StoreError, StoreResult,
+};
 use crate::clock::Millis;
 
 /// Serialises appends on PostgreSQL, so two entries never name the same predecessor.
@@ -67,6 +72,24 @@ pub enum ApproverUpdate<'a> {
         at: i64,
         link: &'a InvitationRow,
     },
+    CreateGroup(&'a GroupRow),
+    AddMember {
+        group_id: &'a str,
+        approver_id: &'a str,
+        at: i64,
+    },
+    RemoveMember {
+        group_id: &'a str,
+        approver_id: &'a str,
+    },
+    /// Lets an agent address a group (`allowed`), or stops it.
+    AllowGroup {
+        client_id: &'a str,
+        group_id: &'a str,
+        allowed: bool,
+    },
+    /// A new version of a policy (a retired one is a version that is not active).
+    PolicyVersion(&'a PolicyRow),
     /// Cancels a recovery not yet approved.
     CancelRecovery {
         recovery: &'a RecoveryRow,
@@ -216,6 +239,24 @@ async fn apply(conn: &mut AnyConnection, change: ApproverUpdate<'_>) -> StoreRes
             cancelled_by,
             at,
         } => return super::recoveries::cancel(conn, &recovery.id, cancelled_by, at).await,
+        ApproverUpdate::CreateGroup(row) => return super::groups::create_group(conn, row).await,
+        ApproverUpdate::AddMember {
+            group_id,
+            approver_id,
+            at,
+        } => return super::groups::add_member(conn, group_id, approver_id, at).await,
+        ApproverUpdate::RemoveMember {
+            group_id,
+            approver_id,
+        } => return super::groups::remove_member(conn, group_id, approver_id).await,
+        ApproverUpdate::AllowGroup {
+            client_id,
+            group_id,
+            allowed,
+        } => return super::groups::allow_group(conn, client_id, group_id, allowed).await,
+        ApproverUpdate::PolicyVersion(row) => {
+            return super::groups::add_policy_version(conn, row).await
+        }
     };
     Ok(done.rows_affected() == 1)
 }

@@ -75,7 +75,7 @@ impl Store {
         }
         let (pending,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM auth_requests r JOIN approvers a ON a.id = r.approver_id \
-             WHERE a.email = $1 AND r.status = 'pending' AND r.expires_at > $2",
+             WHERE a.email = $1 AND r.status IN ('pending', 'partly_approved') AND r.expires_at > $2",
         )
         .bind(email)
         .bind(now)

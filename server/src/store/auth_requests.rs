@@ -7,6 +7,7 @@ use super::{Store, StoreError, StoreResult};
 use crate::ciba::{
     action::parse_authorization_details,
     auth_request::{Approval, AuthRequest, Stage, State},
+    quorum::Rule,
 };
 
 /// A request as the table holds it. Only this module reads `status`: everything else sees
@@ -15,7 +16,7 @@ use crate::ciba::{
 pub struct AuthRequestRow {
     pub id: String,
     pub client_id: String,
-    pub approver_id: String,
+    pub approver_id: Option<String>,
     pub scope: String,
     pub binding_message: Option<String>,
     pub acr_values: Option<String>,
@@ -32,11 +33,25 @@ pub struct AuthRequestRow {
     pub redeemed_at: Option<i64>,
     pub user_code_failures: i64,
     pub dpop_jkt: Option<String>,
+    pub group_id: Option<String>,
+    /// The rule in force (`quorum::Rule` as JSON), when a policy governs the request.
+    pub policy: Option<String>,
+    /// Approvals recorded so far.
+    pub approvals: i64,
 }
 
 pub(super) const COLUMNS: &str = "id, client_id, approver_id, scope, binding_message, acr_values, authorization_details, \
     notification_token, created_at, expires_at, interval_secs, status, decided_at, deny_reason, acr, amr, \
-    redeemed_at, user_code_failures, dpop_jkt";
+    redeemed_at, user_code_failures, dpop_jkt, group_id, policy, approvals";
+
+/// The condition, over `auth_requests` aliased `r`, that the request is addressed to the approver
+/// bound as `$param`: named alone, or among the people copied into a shared request.
+pub(super) fn addressed_to(param: &str) -> String {
+    format!(
+        "((r.approver_id = {param} AND r.group_id IS NULL AND r.policy IS NULL) \
+         OR r.id IN (SELECT x.auth_req_id FROM request_addressees x WHERE x.approver_id = {param}))"
+    )
+}
 
 /// An access token as recorded at redemption.
 #[derive(Clone, Debug)]
@@ -68,8 +83,20 @@ impl AuthRequestRow {
             })
         };
         let stage = Stage::parse(&self.status).ok_or_else(|| corrupt("with an unknown status"))?;
+        let rule: Option<Rule> = match &self.policy {
+            Some(json) => {
+                Some(serde_json::from_str(json).map_err(|_| corrupt("with an unreadable policy"))?)
+            }
+            None => None,
+        };
+        if self.approver_id.is_none() && self.group_id.is_none() {
+            return Err(corrupt("addressed to nobody"));
+        }
         let state = match stage {
             Stage::Pending => State::Pending,
+            Stage::PartlyApproved => State::PartlyApproved {
+                approvals: self.approvals,
+            },
             Stage::Approved => State::Approved(approval()?),
             Stage::Denied => State::Denied {
                 decided_at: self
@@ -84,10 +111,19 @@ impl AuthRequestRow {
                     .ok_or_else(|| corrupt("redeemed without a time"))?,
             },
         };
+        // A shared request's addressees are read beside it (`Store::with_parties`).
+        let shared = self.group_id.is_some() || rule.is_some();
         Ok(AuthRequest {
             id: self.id,
             client_id: self.client_id,
+            addressees: match (&self.approver_id, shared) {
+                (Some(approver), false) => vec![approver.clone()],
+                _ => Vec::new(),
+            },
+            approved_by: Vec::new(),
             approver_id: self.approver_id,
+            group_id: self.group_id,
+            rule,
             scope: self.scope,
             binding_message: self.binding_message,
             acr_values: self.acr_values,
@@ -111,55 +147,75 @@ fn requests(rows: Vec<AuthRequestRow>) -> StoreResult<Vec<AuthRequest>> {
 /// The columns a decision sets, from the state it leads to.
 struct DecisionColumns {
     status: &'static str,
-    decided_at: i64,
+    decided_at: Option<i64>,
     deny_reason: Option<String>,
     acr: Option<String>,
     amr: Option<String>,
+    approvals: i64,
 }
 
 impl DecisionColumns {
     fn of(state: &State) -> DecisionColumns {
+        let undecided = |status, approvals| DecisionColumns {
+            status,
+            decided_at: None,
+            deny_reason: None,
+            acr: None,
+            amr: None,
+            approvals,
+        };
         match state {
             State::Approved(a) => DecisionColumns {
-                status: "approved",
-                decided_at: a.decided_at,
-                deny_reason: None,
+                decided_at: Some(a.decided_at),
                 acr: Some(a.acr.clone()),
                 amr: Some(serde_json::to_string(&a.amr).expect("strings serialise")),
+                ..undecided("approved", 0)
             },
+            State::PartlyApproved { approvals } => undecided("partly_approved", *approvals),
             State::Denied { decided_at, reason } => DecisionColumns {
-                status: "denied",
-                decided_at: *decided_at,
+                decided_at: Some(*decided_at),
                 deny_reason: reason.clone(),
-                acr: None,
-                amr: None,
+                ..undecided("denied", 0)
             },
             State::Pending | State::Redeemed { .. } => {
-                unreachable!("a decision leads to Approved or Denied")
+                unreachable!("a decision leads to PartlyApproved, Approved or Denied")
             }
         }
     }
 }
 
-/// What a decision changes: the request, from pending, to `state` (Approved or Denied), in the
-/// transaction that appends its record.
+/// What a decision by `approver_id` changes: the request, from `from` (open, with that many
+/// approvals), to `state`, in the transaction that appends its record; false when the request is no
+/// longer as it was read (another decision came first) or is not addressed to them.
 pub(super) async fn apply_decision(
     conn: &mut AnyConnection,
-    auth_req_id: &str,
+    request: &AuthRequest,
     approver_id: &str,
     state: &State,
+    now: i64,
 ) -> StoreResult<bool> {
     let c = DecisionColumns::of(state);
-    let done = sqlx::query(
-        "UPDATE auth_requests SET status = $1, decided_at = $2, deny_reason = $3, acr = $4, amr = $5 \
-         WHERE id = $6 AND approver_id = $7 AND status = 'pending' AND expires_at > $2",
-    )
+    // A count of approvals in an approved row is the rule's: the column keeps the tally so far.
+    let approvals = match state {
+        State::Approved(_) => request.approvals_needed(),
+        _ => c.approvals,
+    };
+    let done = sqlx::query(&format!(
+        "UPDATE auth_requests AS r SET status = $1, decided_at = $2, deny_reason = $3, acr = $4, \
+         amr = $5, approvals = $6 \
+         WHERE r.id = $7 AND r.status IN ('pending', 'partly_approved') AND r.approvals = $8 \
+         AND r.expires_at > $9 AND {}",
+        addressed_to("$10")
+    ))
     .bind(c.status)
     .bind(c.decided_at)
     .bind(c.deny_reason)
     .bind(c.acr)
     .bind(c.amr)
-    .bind(auth_req_id)
+    .bind(approvals)
+    .bind(&request.id)
+    .bind(request.approvals())
+    .bind(now)
     .bind(approver_id)
     .execute(conn)
     .await?;
@@ -168,10 +224,62 @@ pub(super) async fn apply_decision(
 
 impl Store {
     pub async fn auth_request(&self, id: &str) -> StoreResult<Option<AuthRequest>> {
-        self.auth_request_row(id)
+        let Some(request) = self
+            .auth_request_row(id)
             .await?
             .map(AuthRequestRow::into_request)
-            .transpose()
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        Ok(self.with_parties(vec![request]).await?.pop())
+    }
+
+    /// Fills in who may decide each shared request of `requests` and who has approved it: two
+    /// queries for the lot, none when no request is shared.
+    pub(super) async fn with_parties(
+        &self,
+        mut requests: Vec<AuthRequest>,
+    ) -> StoreResult<Vec<AuthRequest>> {
+        let shared: Vec<&str> = requests
+            .iter()
+            .filter(|r| r.is_shared())
+            .map(|r| r.id.as_str())
+            .collect();
+        if shared.is_empty() {
+            return Ok(requests);
+        }
+        let list = (1..=shared.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let addressees_sql = format!(
+            "SELECT auth_req_id, approver_id FROM request_addressees WHERE auth_req_id IN ({list}) \
+             ORDER BY auth_req_id, approver_id"
+        );
+        let approved_sql = format!(
+            "SELECT auth_req_id, approver_id FROM decisions WHERE auth_req_id IN ({list}) \
+             AND decision = 'approve' ORDER BY seq"
+        );
+        let mut addressees = sqlx::query_as::<_, (String, String)>(&addressees_sql);
+        let mut approved = sqlx::query_as::<_, (String, String)>(&approved_sql);
+        for id in &shared {
+            addressees = addressees.bind(*id);
+            approved = approved.bind(*id);
+        }
+        let addressees = addressees.fetch_all(self.pool()).await?;
+        let approved = approved.fetch_all(self.pool()).await?;
+        for request in requests.iter_mut().filter(|r| r.is_shared()) {
+            let of = |rows: &[(String, String)]| -> Vec<String> {
+                rows.iter()
+                    .filter(|(id, _)| *id == request.id)
+                    .map(|(_, a)| a.clone())
+                    .collect()
+            };
+            request.addressees = of(&addressees);
+            request.approved_by = of(&approved);
+        }
+        Ok(requests)
     }
 
     /// The row as stored, for checks of what the database itself says.
@@ -188,7 +296,8 @@ impl Store {
     pub async fn pending_auth_requests(&self, now: i64) -> StoreResult<Vec<AuthRequest>> {
         requests(
             sqlx::query_as(&format!(
-                "SELECT {COLUMNS} FROM auth_requests WHERE status = 'pending' AND expires_at > $1"
+                "SELECT {COLUMNS} FROM auth_requests \
+                 WHERE status IN ('pending', 'partly_approved') AND expires_at > $1"
             ))
             .bind(now)
             .fetch_all(self.pool())
@@ -300,16 +409,25 @@ impl Store {
             .split(',')
             .map(|c| format!("r.{}", c.trim()))
             .collect();
+        // The newest of the approver's own requests and of those shared with them, each read
+        // through its index.
         let rows: Vec<ApproverRequest> = sqlx::query_as(&format!(
             "SELECT {}, c.name AS client_name FROM auth_requests r JOIN clients c ON c.id = r.client_id \
-             WHERE r.approver_id = $1 ORDER BY r.created_at DESC, r.id DESC LIMIT $2",
+             WHERE r.id IN (\
+               SELECT id FROM (SELECT id FROM auth_requests WHERE approver_id = $1 \
+                 AND group_id IS NULL AND policy IS NULL ORDER BY created_at DESC LIMIT $2) mine \
+               UNION ALL \
+               SELECT id FROM (SELECT q.id FROM request_addressees x JOIN auth_requests q \
+                 ON q.id = x.auth_req_id WHERE x.approver_id = $1 \
+                 ORDER BY q.created_at DESC LIMIT $2) shared) \
+             ORDER BY r.created_at DESC, r.id DESC LIMIT $2",
             columns.join(", ")
         ))
         .bind(approver_id)
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
+        let (requests, names): (Vec<_>, Vec<_>) = rows
             .into_iter()
             .filter_map(|r| match r.request.into_request() {
                 Ok(request) => Some((request, r.client_name)),
@@ -318,6 +436,12 @@ impl Store {
                     None
                 }
             })
+            .unzip();
+        Ok(self
+            .with_parties(requests)
+            .await?
+            .into_iter()
+            .zip(names)
             .collect())
     }
 
@@ -327,15 +451,18 @@ impl Store {
         approver_id: &str,
         created_at: i64,
     ) -> StoreResult<Vec<AuthRequest>> {
-        requests(
+        let rows = requests(
             sqlx::query_as(&format!(
-                "SELECT {COLUMNS} FROM auth_requests WHERE approver_id = $1 AND created_at = $2"
+                "SELECT {} FROM auth_requests r WHERE r.created_at = $2 AND {}",
+                super::decisions::qualified(COLUMNS, "r"),
+                addressed_to("$1")
             ))
             .bind(approver_id)
             .bind(created_at)
             .fetch_all(self.pool())
             .await?,
-        )
+        )?;
+        self.with_parties(rows).await
     }
 
     /// When the approver's next pending request runs out of time, after `now`: their inbox changes
@@ -345,10 +472,11 @@ impl Store {
         approver_id: &str,
         now: i64,
     ) -> StoreResult<Option<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(expires_at) FROM auth_requests \
-             WHERE approver_id = $1 AND status = 'pending' AND expires_at > $2",
-        )
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT MIN(r.expires_at) FROM auth_requests r \
+             WHERE r.status IN ('pending', 'partly_approved') AND r.expires_at > $2 AND {}",
+            addressed_to("$1")
+        ))
         .bind(approver_id)
         .bind(now)
         .fetch_one(self.pool())

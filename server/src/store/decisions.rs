@@ -4,7 +4,7 @@
 use sqlx::FromRow;
 
 use super::{auth_requests::apply_decision, Backend, Binds, Store, StoreResult};
-use crate::ciba::auth_request::State;
+use crate::ciba::auth_request::{AuthRequest, State};
 
 #[derive(Clone, Debug, FromRow, PartialEq, Eq)]
 pub struct DecisionRow {
@@ -14,6 +14,8 @@ pub struct DecisionRow {
     pub decision: String,
     pub reason: Option<String>,
     pub approver_id: String,
+    /// The group the request was addressed to, when it was.
+    pub group_id: Option<String>,
     pub credential_id: String,
     pub authenticator_data: String,
     pub client_data_json: String,
@@ -27,9 +29,9 @@ pub struct DecisionRow {
     pub jws: String,
 }
 
-const COLUMNS: &str = "seq, auth_req_id, request_digest, decision, reason, approver_id, credential_id, \
-    authenticator_data, client_data_json, signature, nonce, credential_public_key, decided_at, prev_hash, \
-    record_hash, jws";
+const COLUMNS: &str = "seq, auth_req_id, request_digest, decision, reason, approver_id, group_id, \
+    credential_id, authenticator_data, client_data_json, signature, nonce, credential_public_key, decided_at, \
+    prev_hash, record_hash, jws";
 
 /// The previous hash of the first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -39,21 +41,24 @@ impl Store {
     /// the previous record's hash (returning the new row without `seq`), and when `notify_client`
     /// queues the client's notification (CIBA ping), all in one transaction. The
     /// chain is serialised: SQLite takes the write lock up front, PostgreSQL an advisory lock.
+    #[allow(clippy::too_many_arguments)]
     pub async fn append_decision<F>(
         &self,
-        auth_req_id: &str,
+        request: &AuthRequest,
         approver_id: &str,
         state: &State,
+        now: i64,
         notify_client: bool,
         seal: F,
     ) -> StoreResult<Option<DecisionRow>>
     where
         F: FnOnce(&str) -> StoreResult<DecisionRow>,
     {
+        let auth_req_id = request.id.as_str();
         let mut tx = self
             .begin_chained(super::key_registry::DECISION_CHAIN_LOCK)
             .await?;
-        if !apply_decision(&mut tx, auth_req_id, approver_id, state).await? {
+        if !apply_decision(&mut tx, request, approver_id, state, now).await? {
             return Ok(None);
         }
         let prev: Option<(String,)> =
@@ -62,16 +67,17 @@ impl Store {
                 .await?;
         let row = seal(prev.as_ref().map_or(GENESIS_HASH, |(h,)| h.as_str()))?;
         let (seq,): (i64,) = sqlx::query_as(
-            "INSERT INTO decisions (auth_req_id, request_digest, decision, reason, approver_id, credential_id, \
-             authenticator_data, client_data_json, signature, nonce, credential_public_key, decided_at, prev_hash, \
-             record_hash, jws) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-             RETURNING seq",
+            "INSERT INTO decisions (auth_req_id, request_digest, decision, reason, approver_id, group_id, \
+             credential_id, authenticator_data, client_data_json, signature, nonce, credential_public_key, \
+             decided_at, prev_hash, record_hash, jws) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING seq",
         )
         .bind(&row.auth_req_id)
         .bind(&row.request_digest)
         .bind(&row.decision)
         .bind(&row.reason)
         .bind(&row.approver_id)
+        .bind(&row.group_id)
         .bind(&row.credential_id)
         .bind(&row.authenticator_data)
         .bind(&row.client_data_json)
@@ -83,14 +89,16 @@ impl Store {
         .bind(&row.record_hash)
         .bind(&row.jws)
         .fetch_one(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| super::StoreError::on_unique(e, "approver's decision"))?;
         if notify_client {
             super::outbox::queue_client_notification(&mut tx, auth_req_id, row.decided_at).await?;
         }
         if self.backend() == Backend::Postgres {
+            // Every addressee's inbox changes (one name for a request of one approver).
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(crate::ciba::pending::DECISION_CHANNEL)
-                .bind(format!("{auth_req_id} {approver_id}"))
+                .bind(format!("{auth_req_id} {}", request.addressees.join(" ")))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -167,7 +175,7 @@ impl Selection {
 }
 
 /// `columns` (a comma-separated list) each prefixed with the table alias `alias`.
-fn qualified(columns: &str, alias: &str) -> String {
+pub(super) fn qualified(columns: &str, alias: &str) -> String {
     columns
         .split(',')
         .map(|c| format!("{alias}.{}", c.trim()))
@@ -191,17 +199,14 @@ impl Store {
     }
 
     /// The requests those records decided.
-    pub async fn requests_decided(
-        &self,
-        selection: &Selection,
-    ) -> StoreResult<Vec<crate::ciba::auth_request::AuthRequest>> {
+    pub async fn requests_decided(&self, selection: &Selection) -> StoreResult<Vec<AuthRequest>> {
         let (condition, binds) = selection.condition();
         let sql = format!(
             "SELECT {} FROM auth_requests r WHERE {condition} \
              AND EXISTS (SELECT 1 FROM decisions d WHERE d.auth_req_id = r.id)",
             qualified(super::auth_requests::COLUMNS, "r")
         );
-        binds
+        let requests = binds
             .bind_as(sqlx::query_as::<_, super::auth_requests::AuthRequestRow>(
                 &sql,
             ))
@@ -209,7 +214,8 @@ impl Store {
             .await?
             .into_iter()
             .map(super::auth_requests::AuthRequestRow::into_request)
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.with_parties(requests).await
     }
 }
 
@@ -244,25 +250,29 @@ impl CoveredRow {
 }
 
 impl Store {
-    /// The decision record of one request, if there is one.
-    pub async fn decision_for(&self, auth_req_id: &str) -> StoreResult<Option<DecisionRow>> {
+    /// The decision records of one request, oldest first: one, or one per approver of a quorum.
+    pub async fn decisions_for(&self, auth_req_id: &str) -> StoreResult<Vec<DecisionRow>> {
         Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM decisions WHERE auth_req_id = $1"
+            "SELECT {COLUMNS} FROM decisions WHERE auth_req_id = $1 ORDER BY seq"
         ))
         .bind(auth_req_id)
-        .fetch_optional(self.pool())
+        .fetch_all(self.pool())
         .await?)
     }
 
     /// Every decided request and every issued token, each with the decision recorded for its request.
     pub async fn decision_coverage(&self) -> StoreResult<Vec<CoveredRow>> {
         Ok(sqlx::query_as(
+            // A quorum's request has a record per approver: the last one is what settled it (a
+            // denial ends it at once), so it is the one compared with the status.
             "SELECT r.id AS auth_req_id, r.status AS state, d.decision AS decision \
-             FROM auth_requests r LEFT JOIN decisions d ON d.auth_req_id = r.id \
+             FROM auth_requests r LEFT JOIN decisions d ON d.seq = \
+             (SELECT MAX(seq) FROM decisions WHERE auth_req_id = r.id) \
              WHERE r.status <> 'pending' \
              UNION ALL \
              SELECT t.auth_req_id, 'token' AS state, d.decision AS decision \
-             FROM issued_tokens t LEFT JOIN decisions d ON d.auth_req_id = t.auth_req_id \
+             FROM issued_tokens t LEFT JOIN decisions d ON d.seq = \
+             (SELECT MAX(seq) FROM decisions WHERE auth_req_id = t.auth_req_id) \
              ORDER BY auth_req_id",
         )
         .fetch_all(self.pool())

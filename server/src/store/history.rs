@@ -61,13 +61,17 @@ pub struct HistoryRow {
     pub delivery_error: Option<String>,
 }
 
+// A request addressed to a group is listed under the group's name (its deciders are on its page).
 const SELECT: &str = "SELECT r.id, r.client_id, c.name AS client_name, c.delivery_mode, \
-    r.approver_id, a.name AS approver_name, a.email AS approver_email, r.action_text, r.target_text, \
+    COALESCE(r.approver_id, r.group_id) AS approver_id, \
+    COALESCE(a.name, 'group ' || g.name) AS approver_name, COALESCE(a.email, '') AS approver_email, \
+    r.action_text, r.target_text, \
     r.status, r.created_at, r.expires_at, r.decided_at, r.redeemed_at, o.done_at AS delivered_at, \
     o.attempts AS delivery_attempts, o.last_error AS delivery_error \
     FROM auth_requests r \
     JOIN clients c ON c.id = r.client_id \
-    JOIN approvers a ON a.id = r.approver_id \
+    LEFT JOIN approvers a ON a.id = r.approver_id \
+    LEFT JOIN approver_groups g ON g.id = r.group_id \
     LEFT JOIN notification_outbox o ON o.auth_req_id = r.id AND o.channel = 'client'";
 
 /// A search matching at most this many requests lists them from the trigram index; one matching
@@ -195,11 +199,11 @@ fn history_query(
     match filter.status {
         None => {}
         Some(HistoryStatus::Pending) => conditions.push(format!(
-            "r.status = 'pending' AND r.expires_at > {}",
+            "r.status IN ('pending', 'partly_approved') AND r.expires_at > {}",
             binds.int(now)
         )),
         Some(HistoryStatus::Expired) => conditions.push(format!(
-            "r.status = 'pending' AND r.expires_at <= {}",
+            "r.status IN ('pending', 'partly_approved') AND r.expires_at <= {}",
             binds.int(now)
         )),
         Some(HistoryStatus::Approved) => {

@@ -17,6 +17,7 @@ pub mod auth_requests;
 pub mod checkpoint_log;
 pub mod clients;
 pub mod decisions;
+pub mod groups;
 pub mod history;
 pub mod insert_queue;
 pub mod invitations;
@@ -64,6 +65,28 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Runs the SQLite migrations on one connection with foreign keys off. A migration that rebuilds a
+/// table (SQLite's way of changing a constraint) drops a table others refer to, which SQLite allows
+/// only with them off, and the pragma does nothing inside the transaction each migration runs in;
+/// so they are off around the run, and every reference is checked before they are on again.
+async fn migrate_sqlite(pool: &AnyPool) -> StoreResult<()> {
+    let mut conn = pool.acquire().await?;
+    conn.execute("PRAGMA foreign_keys = OFF").await?;
+    let ran = SQLITE_MIGRATIONS.run(&mut *conn).await;
+    let dangling = sqlx::query("PRAGMA foreign_key_check")
+        .fetch_all(&mut *conn)
+        .await
+        .map(|rows| rows.len());
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    ran?;
+    match dangling? {
+        0 => Ok(()),
+        n => Err(StoreError::Corrupt(format!(
+            "after the migrations, {n} rows refer to rows that do not exist"
+        ))),
+    }
+}
 
 /// The values of a query whose SQL is put together at run time (its filters vary), in placeholder
 /// order. `push` hands out the next `$n`, which both databases accept; `bind`/`bind_as` apply them.
@@ -165,7 +188,7 @@ impl Store {
             .connect_with(options)
             .await?;
         match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Sqlite => migrate_sqlite(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
         Ok(Store { pool, backend, url })

@@ -17,6 +17,8 @@ pub struct DueNotification {
     pub client_name: String,
     pub authorization_details: String,
     pub expires_at: i64,
+    /// 1 when the request is shared (announced to each addressee under their own key).
+    pub shared: i64,
 }
 
 /// Whose requests a sweep looks at.
@@ -88,17 +90,32 @@ impl Store {
             Audience::PushSubscribers => "SELECT approver_id FROM push_subscriptions",
             Audience::Everyone => "SELECT id FROM approvers",
         };
+        // A shared request is announced to each of its addressees, each under its own outbox
+        // key (`channel:approver`, see `notify::outbox_key`).
+        let due = "AND r.created_at > $2 AND r.created_at < $3 \
+             AND r.status IN ('pending', 'partly_approved') AND r.expires_at > $4 \
+             AND (o.auth_req_id IS NULL OR (o.done_at IS NULL AND o.claimed_until < $4 AND o.attempts < $5))";
         Ok(sqlx::query_as(&format!(
-            "SELECT r.id AS auth_req_id, r.approver_id, a.email AS approver_email, a.name AS approver_name, \
-             c.name AS client_name, r.authorization_details, r.expires_at \
+            "SELECT * FROM (\
+             SELECT r.id AS auth_req_id, r.approver_id, a.email AS approver_email, a.name AS approver_name, \
+             c.name AS client_name, r.authorization_details, r.expires_at, r.created_at, \
+             CAST(0 AS BIGINT) AS shared \
              FROM auth_requests r \
              JOIN approvers a ON a.id = r.approver_id \
              JOIN clients c ON c.id = r.client_id \
              LEFT JOIN notification_outbox o ON o.auth_req_id = r.id AND o.channel = $1 \
-             WHERE r.approver_id IN ({approvers}) AND r.created_at > $2 AND r.created_at < $3 \
-             AND r.status = 'pending' AND r.expires_at > $4 \
-             AND (o.auth_req_id IS NULL OR (o.done_at IS NULL AND o.claimed_until < $4 AND o.attempts < $5)) \
-             ORDER BY r.created_at LIMIT 100"
+             WHERE r.approver_id IN ({approvers}) AND r.group_id IS NULL AND r.policy IS NULL {due} \
+             UNION ALL \
+             SELECT r.id AS auth_req_id, x.approver_id, a.email AS approver_email, a.name AS approver_name, \
+             c.name AS client_name, r.authorization_details, r.expires_at, r.created_at, \
+             CAST(1 AS BIGINT) AS shared \
+             FROM request_addressees x \
+             JOIN auth_requests r ON r.id = x.auth_req_id \
+             JOIN approvers a ON a.id = x.approver_id \
+             JOIN clients c ON c.id = r.client_id \
+             LEFT JOIN notification_outbox o ON o.auth_req_id = r.id AND o.channel = $1 || ':' || x.approver_id \
+             WHERE x.approver_id IN ({approvers}) {due}) due \
+             ORDER BY created_at LIMIT 100"
         ))
         .bind(channel)
         .bind(since)
@@ -156,7 +173,7 @@ impl Store {
         let done = sqlx::query(
             "INSERT INTO notification_outbox (auth_req_id, channel, claimed_until, attempts, done_at, due_at) \
              SELECT r.id, 'client', 0, 0, NULL, $1 FROM auth_requests r JOIN clients c ON c.id = r.client_id \
-             WHERE r.status = 'pending' AND r.expires_at <= $1 AND r.expires_at > $2 \
+             WHERE r.status IN ('pending', 'partly_approved') AND r.expires_at <= $1 AND r.expires_at > $2 \
              AND c.delivery_mode IN ('ping', 'push') AND r.notification_token IS NOT NULL \
              ON CONFLICT (auth_req_id, channel) DO NOTHING",
         )

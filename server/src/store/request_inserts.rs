@@ -41,7 +41,8 @@ impl Store {
         let Some(first) = rows.first() else {
             return Ok(Vec::new());
         };
-        if limits.max_pending_per_approver == 0 && limits.max_requests_per_minute == 0 {
+        let shared = rows.iter().any(AuthRequest::is_shared);
+        if limits.max_pending_per_approver == 0 && limits.max_requests_per_minute == 0 && !shared {
             // Nothing to check: the single INSERT statement is its own atomic transaction.
             insert_rows(self.pool().acquire().await?.as_mut(), self.backend(), rows).await?;
             return Ok(vec![InsertOutcome::Inserted; rows.len()]);
@@ -61,13 +62,14 @@ impl Store {
             .collect();
         if !accepted.is_empty() {
             insert_rows(&mut tx, self.backend(), &accepted).await?;
+            insert_addressees(&mut tx, &accepted).await?;
         }
         tx.commit().await?;
         Ok(outcomes)
     }
 }
 
-/// Rows per INSERT statement: 14 parameters each stays far below both databases' limits, and each of
+/// Rows per INSERT statement: 16 parameters each stays far below both databases' limits, and each of
 /// the (at most this many) statement shapes is prepared once per connection and then cached.
 pub const MAX_ROWS_PER_INSERT: usize = 64;
 
@@ -79,17 +81,17 @@ async fn insert_rows(
     let mut sql = String::from(
         "INSERT INTO auth_requests (id, client_id, approver_id, scope, binding_message, acr_values, \
          authorization_details, notification_token, dpop_jkt, action_text, target_text, created_at, expires_at, \
-         interval_secs, status) VALUES ",
+         interval_secs, group_id, policy, status) VALUES ",
     );
     for i in 0..rows.len() {
-        let n = i * 14;
+        let n = i * 16;
         if i > 0 {
             sql.push_str(", ");
         }
         // SQLite binds `?` by position; its `$n` names cost a lookup per parameter.
         let params: Vec<String> = match backend {
-            Backend::Sqlite => vec!["?".to_owned(); 14],
-            Backend::Postgres => (1..=14).map(|p| format!("${}", n + p)).collect(),
+            Backend::Sqlite => vec!["?".to_owned(); 16],
+            Backend::Postgres => (1..=16).map(|p| format!("${}", n + p)).collect(),
         };
         sql.push_str(&format!("({}, 'pending')", params.join(", ")));
     }
@@ -109,13 +111,43 @@ async fn insert_rows(
             .bind(&row.action.target)
             .bind(row.created_at)
             .bind(row.expires_at)
-            .bind(row.interval_secs);
+            .bind(row.interval_secs)
+            .bind(&row.group_id)
+            .bind(
+                row.rule
+                    .as_ref()
+                    .map(|r| serde_json::to_string(r).expect("a rule serialises")),
+            );
     }
     query
         .execute(&mut *conn)
         .await
         .map_err(|e| StoreError::on_unique(e, "auth_req_id"))?;
     Ok(())
+}
+
+/// Who may decide each shared request of `rows`, copied in with it.
+async fn insert_addressees(conn: &mut AnyConnection, rows: &[AuthRequest]) -> StoreResult<()> {
+    for row in rows.iter().filter(|r| r.is_shared()) {
+        for approver_id in &row.addressees {
+            sqlx::query(
+                "INSERT INTO request_addressees (auth_req_id, approver_id) VALUES ($1, $2)",
+            )
+            .bind(&row.id)
+            .bind(approver_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whose pending requests a row counts among: its approver's, or its group's.
+fn addressee_key(row: &AuthRequest) -> String {
+    row.approver_id
+        .clone()
+        .or_else(|| row.group_id.clone())
+        .unwrap_or_default()
 }
 
 /// What the limits are judged against: pending requests per (approver, client) and requests made in
@@ -139,8 +171,9 @@ impl LimitCounts {
             .collect::<Vec<_>>()
             .join(", ");
         let pending_sql = format!(
-            "SELECT approver_id, client_id, COUNT(*) FROM auth_requests \
-             WHERE status = 'pending' AND expires_at > $1 AND client_id IN ({list}) GROUP BY approver_id, client_id"
+            "SELECT COALESCE(approver_id, group_id), client_id, COUNT(*) FROM auth_requests \
+             WHERE status IN ('pending', 'partly_approved') AND expires_at > $1 AND client_id IN ({list}) \
+             GROUP BY COALESCE(approver_id, group_id), client_id"
         );
         let recent_sql = format!(
             "SELECT client_id, COUNT(*) FROM auth_requests WHERE created_at > $1 AND client_id IN ({list}) GROUP BY client_id"
@@ -171,7 +204,7 @@ impl LimitCounts {
             .map(|row| {
                 let pending = self
                     .pending
-                    .entry((row.approver_id.clone(), row.client_id.clone()))
+                    .entry((addressee_key(row), row.client_id.clone()))
                     .or_default();
                 let recent = self.recent.entry(row.client_id.clone()).or_default();
                 if limits.max_pending_per_approver > 0

@@ -77,7 +77,7 @@ impl Store {
             "SELECT created_at / 86400000 AS day, COUNT(*) AS requests, \
              SUM(CASE WHEN status IN ('approved', 'redeemed') THEN 1 ELSE 0 END) AS approved, \
              SUM(CASE WHEN status = 'denied' THEN 1 ELSE 0 END) AS denied, \
-             SUM(CASE WHEN status = 'pending' AND expires_at <= $1 THEN 1 ELSE 0 END) AS expired \
+             SUM(CASE WHEN status IN ('pending', 'partly_approved') AND expires_at <= $1 THEN 1 ELSE 0 END) AS expired \
              FROM auth_requests WHERE created_at >= $2 GROUP BY created_at / 86400000 ORDER BY day",
         )
         .bind(now)

@@ -5,8 +5,9 @@ use std::{collections::HashMap, sync::Arc};
 use app::{
     model::{
         AdminLogLine, AdminLogView, AgentLine, AgentView, AgentsView, ApproverLine, ApproversView,
-        CheckView, DayView, FilterOption, HistoryDetail, HistoryLine, HistoryPage, HistoryQuery,
-        InviteView, OverviewView, PasskeyLine, PendingChangeView, RecoveryLine, TimingView,
+        CheckView, DayView, FilterOption, GroupLine, GroupsView, HistoryDetail, HistoryLine,
+        HistoryPage, HistoryQuery, InviteView, OverviewView, PasskeyLine, PendingChangeView,
+        PolicyLine, RecoveryLine, TimingView,
     },
     service::{AdminService, SignedIn, UiError, UserResult},
 };
@@ -172,6 +173,35 @@ fn done_message(change: &Change) -> &'static str {
         }
         Change::ApproveRecovery { .. } => "The recovery is approved.",
         Change::CancelRecovery { .. } => "The recovery is cancelled: it can never be approved now.",
+        Change::CreateGroup { .. } => {
+            "The group is created. Add its members, then let agents address it."
+        }
+        Change::AddToGroup { .. } => {
+            "They are in the group: requests made to it from now on reach them."
+        }
+        Change::RemoveFromGroup { .. } => {
+            "They are out of the group: requests made to it from now on do not reach them."
+        }
+        Change::AllowGroup { .. } => "The agent may address the group now.",
+        Change::DisallowGroup { .. } => "The agent may no longer address the group.",
+        Change::SetPolicy { .. } => "The policy is in force for requests made from now on.",
+        Change::RetirePolicy { .. } => {
+            "The policy is retired: requests made from now on are not held to it."
+        }
+    }
+}
+
+/// The console page a change is asked for on, where its outcome is said: (flash key, address).
+fn change_page(change: &Change) -> (&'static str, &'static str) {
+    match change {
+        Change::CreateGroup { .. }
+        | Change::AddToGroup { .. }
+        | Change::RemoveFromGroup { .. }
+        | Change::AllowGroup { .. }
+        | Change::DisallowGroup { .. }
+        | Change::SetPolicy { .. }
+        | Change::RetirePolicy { .. } => ("groups", "/admin/groups"),
+        _ => ("approvers", "/admin/approvers"),
     }
 }
 
@@ -454,6 +484,94 @@ impl AdminService for AdminPages {
         })
     }
 
+    async fn groups(&self, user: &SignedIn) -> UserResult<GroupsView> {
+        admins_only(user)?;
+        let flash = self
+            .take_flash(&user.session, |f| f.page == "groups")
+            .await?;
+        let store = self.ciba.store();
+        let people = approvers::list(store).await.map_err(internal)?;
+        let agents = self.agents.list().await.map_err(internal)?;
+        let agent_name: HashMap<String, String> = agents
+            .iter()
+            .map(|a| (a.client.id.clone(), a.client.name.clone()))
+            .collect();
+        let members = store.group_members().await.map_err(internal)?;
+        let allowed = store.client_groups().await.map_err(internal)?;
+        let groups = store.groups().await.map_err(internal)?;
+        let group_name: HashMap<String, String> = groups
+            .iter()
+            .map(|g| (g.id.clone(), g.name.clone()))
+            .collect();
+        let option = |id: &str, label: String| FilterOption {
+            id: id.to_owned(),
+            label,
+        };
+        let policies = store
+            .newest_policies()
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|row| {
+                let covers = crate::ciba::quorum::ApprovalPolicy::from_row(&row)
+                    .map_or_else(|e| format!("unreadable ({e})"), |p| p.matcher.describe());
+                PolicyLine {
+                    agent: row.client_id.as_ref().map_or("Any agent".into(), |c| {
+                        agent_name.get(c).cloned().unwrap_or_else(|| c.clone())
+                    }),
+                    approvers: row
+                        .group_id
+                        .as_ref()
+                        .map_or("Those the request is addressed to".into(), |g| {
+                            format!("Group {}", group_name.get(g).cloned().unwrap_or_default())
+                        }),
+                    covers,
+                    active: row.active != 0,
+                    approvals: row.approvals,
+                    version: row.version,
+                    name: row.name,
+                    id: row.id,
+                }
+            })
+            .collect();
+        Ok(GroupsView {
+            groups: groups
+                .into_iter()
+                .map(|g| GroupLine {
+                    members: members
+                        .iter()
+                        .filter(|m| m.group_id == g.id)
+                        .map(|m| {
+                            let off = if m.disabled != 0 { ", disabled" } else { "" };
+                            option(&m.approver_id, format!("{} ({}{off})", m.name, m.email))
+                        })
+                        .collect(),
+                    agents: allowed
+                        .iter()
+                        .filter(|(_, group)| *group == g.id)
+                        .map(|(agent, _)| {
+                            option(agent, agent_name.get(agent).cloned().unwrap_or_default())
+                        })
+                        .collect(),
+                    id: g.id,
+                    name: g.name,
+                })
+                .collect(),
+            policies,
+            approvers: people
+                .iter()
+                .filter(|a| !a.disabled)
+                .map(|a| option(&a.id, format!("{} ({})", a.name, a.email)))
+                .collect(),
+            agents: agents
+                .iter()
+                .map(|a| option(&a.client.id, a.client.name.clone()))
+                .collect(),
+            message: flash.message,
+            error: flash.error,
+        })
+    }
+
     async fn pending_change(&self, user: &SignedIn) -> UserResult<PendingChangeView> {
         admins_only(user)?;
         let pending = self.pending(&user.session).await?;
@@ -523,24 +641,25 @@ impl AdminService for AdminPages {
             id: &user.approver_id,
             email: &user.me.email,
         };
+        let (page, _) = change_page(&confirmation.change);
         let flash = match self.approvers.confirm(&admin, &confirmation).await {
             Ok(Done::Invited { email, token }) => Flash {
                 invite: Some((email, self.enrollment_link(&token))),
-                ..Flash::to("approvers")
+                ..Flash::to(page)
             },
             Ok(Done::Recovered { email, token }) => Flash {
                 invite: Some((email, self.enrollment_link(&token))),
                 recovery: true,
-                ..Flash::to("approvers")
+                ..Flash::to(page)
             },
             Ok(Done::Changed) => Flash {
                 message: Some(done_message(&confirmation.change).into()),
-                ..Flash::to("approvers")
+                ..Flash::to(page)
             },
             Err(ApproverChangeError::Store(e)) => return Err(internal(e)),
             Err(e) => Flash {
                 error: Some(e.to_string()),
-                ..Flash::to("approvers")
+                ..Flash::to(page)
             },
         };
         self.put_flash(&user.session, &flash).await?;
@@ -576,23 +695,44 @@ impl AdminService for AdminPages {
             asked: utc(entry.asked_at),
             decided: entry.decided_at.map(utc),
             raw_request: detail.raw_request,
-            record: detail
-                .record
-                .as_ref()
-                .map(|r| serde_json::to_string_pretty(&record_json(r)).unwrap_or_default()),
-            checks: detail
-                .checks
-                .into_iter()
-                .map(|c| CheckView {
-                    name: c.name.to_owned(),
-                    passed: c.problems.is_empty(),
-                    detail: if c.problems.is_empty() {
-                        c.note.map(str::to_owned)
-                    } else {
-                        Some(c.problems.join("; "))
-                    },
-                })
+            // A quorum's approvals each have their record; their checks say whose they are.
+            records: detail
+                .records
+                .iter()
+                .map(|(r, _)| serde_json::to_string_pretty(&record_json(r)).unwrap_or_default())
                 .collect(),
+            checks: {
+                let several = detail.records.len() > 1;
+                let mut names = HashMap::new();
+                for (record, _) in &detail.records {
+                    if several && !names.contains_key(&record.approver_id) {
+                        let name = approvers::by_id(self.ciba.store(), &record.approver_id)
+                            .await
+                            .map_err(internal)?
+                            .map_or_else(|| record.approver_id.clone(), |a| a.email);
+                        names.insert(record.approver_id.clone(), name);
+                    }
+                }
+                detail
+                    .records
+                    .into_iter()
+                    .flat_map(|(record, checks)| {
+                        let whose = names.get(&record.approver_id).cloned();
+                        checks.into_iter().map(move |c| CheckView {
+                            name: match &whose {
+                                Some(who) => format!("{}: {}", who, c.name),
+                                None => c.name.to_owned(),
+                            },
+                            passed: c.problems.is_empty(),
+                            detail: if c.problems.is_empty() {
+                                c.note.map(str::to_owned)
+                            } else {
+                                Some(c.problems.join("; "))
+                            },
+                        })
+                    })
+                    .collect()
+            },
             delivery: delivery(entry),
         })
     }
@@ -769,6 +909,19 @@ pub fn routes(console: Console) -> Router {
             post(revoke_passkey),
         )
         .route("/admin/approvers/{id}/{change}", post(change_approver))
+        .route("/admin/groups", post(create_group))
+        .route("/admin/groups/{id}/members", post(add_member))
+        .route(
+            "/admin/groups/{id}/members/{approver}/remove",
+            post(remove_member),
+        )
+        .route("/admin/groups/{id}/agents", post(allow_agent))
+        .route(
+            "/admin/groups/{id}/agents/{agent}/remove",
+            post(disallow_agent),
+        )
+        .route("/admin/policies", post(set_policy))
+        .route("/admin/policies/{id}/retire", post(retire_policy))
         .route("/admin/confirm/cancel", post(cancel_change))
         .route("/admin/recoveries/{id}/approve", post(approve_recovery))
         .route("/admin/recoveries/{id}/cancel", post(cancel_recovery))
@@ -1084,9 +1237,111 @@ async fn cancel_recovery(
     ask_to_confirm(&console.pages, &admin, change).await
 }
 
+/// `POST /admin/groups` (the groups page's form).
+async fn create_group(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let change = Change::CreateGroup {
+        name: form_field(&form, "name").unwrap_or_default(),
+    };
+    ask_to_confirm(&console.pages, &admin, change).await
+}
+
+/// `POST /admin/groups/{id}/members`.
+async fn add_member(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Path(group): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let change = Change::AddToGroup {
+        group,
+        approver: form_field(&form, "approver").unwrap_or_default(),
+    };
+    ask_to_confirm(&console.pages, &admin, change).await
+}
+
+/// `POST /admin/groups/{id}/members/{approver}/remove`.
+async fn remove_member(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Path((group, approver)): Path<(String, String)>,
+) -> Response {
+    let change = Change::RemoveFromGroup { group, approver };
+    ask_to_confirm(&console.pages, &admin, change).await
+}
+
+/// `POST /admin/groups/{id}/agents`.
+async fn allow_agent(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Path(group): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let change = Change::AllowGroup {
+        agent: form_field(&form, "agent").unwrap_or_default(),
+        group,
+    };
+    ask_to_confirm(&console.pages, &admin, change).await
+}
+
+/// `POST /admin/groups/{id}/agents/{agent}/remove`.
+async fn disallow_agent(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Path((group, agent)): Path<(String, String)>,
+) -> Response {
+    let change = Change::DisallowGroup { agent, group };
+    ask_to_confirm(&console.pages, &admin, change).await
+}
+
+/// `POST /admin/policies`: a new policy, or (with `policy`) a new version of one.
+async fn set_policy(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let field = |name: &str| form_field(&form, name);
+    let Some(approvals) = field("approvals").and_then(|a| a.parse::<i64>().ok()) else {
+        let why = "Say how many approvals the policy asks for.".to_owned();
+        return refuse_on(
+            &console.pages,
+            &admin.session,
+            "groups".into(),
+            "/admin/groups",
+            why,
+        )
+        .await;
+    };
+    let change = Change::SetPolicy {
+        policy: field("policy"),
+        name: field("name").unwrap_or_default(),
+        agent: field("agent"),
+        action: field("action"),
+        tool: field("tool"),
+        amount_above: field("amount_above"),
+        irreversible: field("irreversible").is_some(),
+        approvals,
+        group: field("group"),
+    };
+    ask_to_confirm(&console.pages, &admin, change).await
+}
+
+/// `POST /admin/policies/{id}/retire`.
+async fn retire_policy(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Path(policy): Path<String>,
+) -> Response {
+    ask_to_confirm(&console.pages, &admin, Change::RetirePolicy { policy }).await
+}
+
 /// Checks a change to who can approve and, if it can be made, sends the admin to confirm it with
-/// their passkey (`/admin/confirm`); a refusal is said on the approvers page at once.
+/// their passkey (`/admin/confirm`); a refusal is said on the page it was asked on at once.
 async fn ask_to_confirm(pages: &AdminPages, admin: &FormAdmin, change: Change) -> Response {
+    let (page, back) = change_page(&change);
     let description = match pages.approvers.ask(&admin.who(), &change).await {
         Ok(description) => description,
         Err(ApproverChangeError::NotFound) => {
@@ -1098,20 +1353,13 @@ async fn ask_to_confirm(pages: &AdminPages, admin: &FormAdmin, change: Change) -
         Err(ApproverChangeError::Store(e)) => return internal_answer(e),
         Err(e) => {
             let why = e.to_string();
-            return refuse_on(
-                pages,
-                &admin.session,
-                "approvers".into(),
-                "/admin/approvers",
-                why,
-            )
-            .await;
+            return refuse_on(pages, &admin.session, page.into(), back, why).await;
         }
     };
     let pending = PendingChange {
         change,
         description,
-        back: "/admin/approvers".into(),
+        back: back.into(),
         asked_at: pages.ciba.now(),
         ceremony: None,
     };

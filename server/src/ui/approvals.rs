@@ -11,8 +11,8 @@ use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use super::identity::{internal, passkey_refusal, take};
 use crate::ciba::{
-    approval::{ApprovalError, Approvals, PendingDecision, Shown},
-    auth_request::{AuthRequest, State},
+    approval::{ApprovalError, Approvals, Decided, Parties, PendingDecision, Shown},
+    auth_request::{AuthRequest, RequestStatus, State},
     ids::page_ref,
     Choice,
 };
@@ -98,12 +98,68 @@ fn view(shown: Shown, user: &SignedIn) -> RequestView {
         client_name,
         user_code_locked,
         now,
+        parties,
     } = shown;
+    let (parties, outcome) = parties.map(|p| said(&p, &request, now)).unwrap_or_default();
     RequestView {
         needs_user_code: user.requires_user_code,
         user_code_locked: user.requires_user_code && user_code_locked,
+        parties,
+        outcome,
         ..statement_view(&request, client_name, now)
     }
+}
+
+/// A shared request's parties in sentences, and what its page says once it cannot be decided
+/// there.
+fn said(p: &Parties, request: &AuthRequest, now: i64) -> (Vec<String>, Option<String>) {
+    let who = |d: &Decided| {
+        if d.you {
+            "you".to_owned()
+        } else {
+            format!("{} ({})", d.name, d.email)
+        }
+    };
+    let mut lines = Vec::new();
+    if let Some(group) = &p.group {
+        lines.push(format!(
+            "Sent to the group {group}: {}",
+            if request.rule.is_some() {
+                "each member may approve once."
+            } else {
+                "whoever decides first settles it for everyone."
+            }
+        ));
+    }
+    if let Some((name, version)) = &p.policy {
+        let needed = request.approvals_needed();
+        lines.push(format!(
+            "Needs {needed} approvals by different people, under the policy “{name}” (version {version}). Any denial denies it."
+        ));
+    }
+    let approvers: Vec<String> = p.decisions.iter().filter(|d| d.approved).map(who).collect();
+    if !approvers.is_empty() {
+        lines.push(format!("Approved so far by {}.", approvers.join(", ")));
+    }
+    let denier = p.decisions.iter().find(|d| !d.approved);
+    let outcome = match request.status(now) {
+        RequestStatus::Pending if p.waiting_for_others => {
+            let left = request.approvals_needed() - request.approvals();
+            Some(format!(
+                "You approved. It needs {left} more approval{} before the agent can go ahead.",
+                if left == 1 { "" } else { "s" }
+            ))
+        }
+        RequestStatus::Approved | RequestStatus::Redeemed => Some(format!(
+            "Approved by {}. The agent can go ahead with exactly this action.",
+            approvers.join(" and ")
+        )),
+        RequestStatus::Denied => {
+            denier.map(|d| format!("Denied by {}. The agent has been told.", who(d)))
+        }
+        _ => None,
+    };
+    (lines, outcome)
 }
 
 /// The request as its page shows it (the statement and its context), for whoever reads it.
@@ -141,6 +197,8 @@ pub(crate) fn statement_view(request: &AuthRequest, client_name: String, now: i6
         },
         needs_user_code: false,
         user_code_locked: false,
+        parties: Vec::new(),
+        outcome: None,
     }
 }
 

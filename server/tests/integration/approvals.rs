@@ -282,7 +282,7 @@ async fn the_deny_reason_is_what_the_passkey_signs(db: Db) {
         )
         .await
         .unwrap();
-    let record = h.store.decision_for(&id).await.unwrap().unwrap();
+    let record = h.store.decisions_for(&id).await.unwrap().remove(0);
     assert_eq!(
         (record.decision.as_str(), record.reason.as_deref()),
         ("deny", Some("Wrong account"))

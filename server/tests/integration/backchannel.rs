@@ -39,7 +39,8 @@ async fn a_valid_request_is_acknowledged_and_stored_pending(db: Db) {
     let row = h.store.auth_request_row(id).await.unwrap().unwrap();
     assert_eq!(row.status, "pending");
     assert_eq!(
-        row.approver_id, approver.id,
+        row.approver_id,
+        Some(approver.id),
         "login_hint resolved by email, case-insensitively"
     );
     assert_eq!(row.client_id, creds.id);
@@ -431,7 +432,7 @@ async fn an_id_token_hint_names_the_approver_it_was_issued_for(db: Db) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.approver_id, approver.id);
+    assert_eq!(row.approver_id, Some(approver.id));
     h.bc_authorize(
         &other,
         APPROVER,

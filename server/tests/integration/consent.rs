@@ -178,7 +178,7 @@ async fn tokens_and_introspection_name_their_decision_record(db: Db) {
     let creds = h.poll_client().await;
     let jane = h.approver(APPROVER, None).await;
     let id = h.approved(&creds, &jane.id).await;
-    let record = h.store.decision_for(&id).await.unwrap().unwrap();
+    let record = h.store.decisions_for(&id).await.unwrap().remove(0);
 
     let tokens = h.poll(&creds, &id).await;
     assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);

@@ -216,17 +216,14 @@ async fn the_detail_verdict_agrees_with_the_audit(db: Db) {
 
     let detail = history(&h).detail(&page_ref(&second)).await.unwrap();
     assert_eq!(detail.request.id, second);
-    assert!(detail.record.is_some());
-    let failed: Vec<_> = detail
-        .checks
-        .iter()
-        .filter(|c| !c.problems.is_empty())
-        .collect();
+    assert_eq!(detail.records.len(), 1);
+    let checks = &detail.records[0].1;
+    let failed: Vec<_> = checks.iter().filter(|c| !c.problems.is_empty()).collect();
     assert!(failed.is_empty(), "{failed:?}");
-    assert_eq!(detail.checks.len(), 6, "{:?}", detail.checks);
+    assert_eq!(checks.len(), 7, "{checks:?}");
     assert!(audit_problems(&h.store).await.is_empty());
     let none = history(&h).detail(&page_ref(&undecided)).await.unwrap();
-    assert!(none.record.is_none() && none.checks.is_empty());
+    assert!(none.records.is_empty());
     assert!(matches!(
         history(&h)
             .detail(&page_ref("nonexistent-id-000000000000"))
@@ -242,8 +239,8 @@ async fn the_detail_verdict_agrees_with_the_audit(db: Db) {
         .await
         .unwrap();
     let detail = history(&h).detail(&page_ref(&first)).await.unwrap();
-    let mut page_problems: Vec<&str> = detail
-        .checks
+    let mut page_problems: Vec<&str> = detail.records[0]
+        .1
         .iter()
         .flat_map(|c| c.problems.iter().copied())
         .collect();

@@ -177,7 +177,7 @@ async fn login_hint_tokens_name_the_approver_until_they_expire(db: Db) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.approver_id, jane.id);
+    assert_eq!(row.approver_id, Some(jane.id));
     let stale = client
         .sign(json!({"sub_id": {"format": "email", "email": APPROVER}, "exp": secs(now) - 5}));
     bc_authorize_with(

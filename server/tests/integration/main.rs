@@ -11,6 +11,7 @@ mod decisions;
 mod discovery;
 mod dpop;
 mod evidence;
+mod groups;
 mod history;
 mod identity;
 mod inbox;

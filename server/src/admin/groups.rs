@@ -1,0 +1,372 @@
+//! Groups and approval policies as admins keep them. Each is a change to who can approve, so each
+//! goes the way of every such change (`admin::approvers`): asked for, described, confirmed with the
+//! admin's passkey, and written with its admin log entry in one transaction. Here are the rules of
+//! each and what it writes.
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+
+use super::{
+    approvers::{ApproverChangeError, OPERATOR},
+    confirmation::Change,
+};
+use crate::{
+    ciba::quorum::{ApprovalPolicy, MAX_APPROVALS},
+    clock::Millis,
+    identity::{
+        approvers,
+        groups::{self, Group},
+    },
+    secrets::random_id,
+    store::{
+        admin_log::{AdminEntry, ApproverUpdate},
+        clients::ClientRow,
+        groups::{GroupRow, PolicyRow},
+        Store, StoreError,
+    },
+};
+
+/// A group or policy change, checked and ready to write.
+pub(super) struct Planned {
+    pub description: String,
+    pub action: &'static str,
+    pub subject: String,
+    pub detail: Option<String>,
+    pub step: GroupStep,
+}
+
+pub(super) enum GroupStep {
+    Create(GroupRow),
+    AddMember {
+        group: String,
+        approver: String,
+    },
+    RemoveMember {
+        group: String,
+        approver: String,
+    },
+    Allow {
+        agent: String,
+        group: String,
+        allowed: bool,
+    },
+    Policy(PolicyRow),
+}
+
+impl GroupStep {
+    pub fn update(&self, at: i64) -> ApproverUpdate<'_> {
+        match self {
+            GroupStep::Create(row) => ApproverUpdate::CreateGroup(row),
+            GroupStep::AddMember { group, approver } => ApproverUpdate::AddMember {
+                group_id: group,
+                approver_id: approver,
+                at,
+            },
+            GroupStep::RemoveMember { group, approver } => ApproverUpdate::RemoveMember {
+                group_id: group,
+                approver_id: approver,
+            },
+            GroupStep::Allow {
+                agent,
+                group,
+                allowed,
+            } => ApproverUpdate::AllowGroup {
+                client_id: agent,
+                group_id: group,
+                allowed: *allowed,
+            },
+            GroupStep::Policy(row) => ApproverUpdate::PolicyVersion(row),
+        }
+    }
+
+    /// Said when writing found nothing to change.
+    pub fn nothing_changed(&self) -> &'static str {
+        match self {
+            GroupStep::Create(_) => "A group of that name exists already.",
+            GroupStep::AddMember { .. } => "They are in that group already.",
+            GroupStep::RemoveMember { .. } => "They are not in that group.",
+            GroupStep::Allow { allowed: true, .. } => "That agent may address that group already.",
+            GroupStep::Allow { .. } => "That agent may not address that group anyway.",
+            GroupStep::Policy(_) => "The policy was changed meanwhile: look at it again.",
+        }
+    }
+
+    pub fn changes_policies(&self) -> bool {
+        matches!(self, GroupStep::Policy(_))
+    }
+}
+
+fn invalid(why: impl Into<String>) -> ApproverChangeError {
+    ApproverChangeError::Invalid(why.into())
+}
+
+async fn group(store: &Store, id: &str) -> Result<Group, ApproverChangeError> {
+    groups::by_id(store, id)
+        .await?
+        .ok_or_else(|| invalid("There is no such group."))
+}
+
+async fn agent(store: &Store, id: &str) -> Result<ClientRow, ApproverChangeError> {
+    store
+        .client(id)
+        .await?
+        .ok_or_else(|| invalid("There is no such agent."))
+}
+
+/// The rules of each group or policy change asked for by `admin_id` at `now`; None for a change of
+/// another kind.
+pub(super) async fn plan(
+    store: &Store,
+    now: Millis,
+    admin_id: &str,
+    change: &Change,
+) -> Result<Option<Planned>, ApproverChangeError> {
+    let planned = match change {
+        Change::CreateGroup { name } => {
+            let name = groups::check_name(name).map_err(invalid)?.to_owned();
+            if groups::by_name(store, &name).await?.is_some() {
+                return Err(invalid("A group of that name exists already."));
+            }
+            Planned {
+                description: format!("Create the group {name}"),
+                action: "created a group",
+                subject: name.clone(),
+                detail: None,
+                step: GroupStep::Create(GroupRow {
+                    id: random_id(),
+                    name,
+                    created_at: now,
+                }),
+            }
+        }
+        Change::AddToGroup {
+            group: g,
+            approver: a,
+        }
+        | Change::RemoveFromGroup {
+            group: g,
+            approver: a,
+        } => {
+            let group = group(store, g).await?;
+            let approver = approvers::by_id(store, a)
+                .await?
+                .ok_or(ApproverChangeError::NotFound)?;
+            let adding = matches!(change, Change::AddToGroup { .. });
+            if adding && approver.disabled {
+                return Err(invalid("A disabled approver cannot join a group."));
+            }
+            let (group_id, approver_id) = (group.id.clone(), approver.id.clone());
+            Planned {
+                description: if adding {
+                    format!(
+                        "Add {} ({}) to the group {}: they can decide requests made to it from now on",
+                        approver.name, approver.email, group.name
+                    )
+                } else {
+                    format!(
+                        "Remove {} ({}) from the group {}: requests made to it from now on do not reach them",
+                        approver.name, approver.email, group.name
+                    )
+                },
+                action: if adding {
+                    "added an approver to a group"
+                } else {
+                    "removed an approver from a group"
+                },
+                subject: group.name,
+                detail: Some(approver.email),
+                step: if adding {
+                    GroupStep::AddMember {
+                        group: group_id,
+                        approver: approver_id,
+                    }
+                } else {
+                    GroupStep::RemoveMember {
+                        group: group_id,
+                        approver: approver_id,
+                    }
+                },
+            }
+        }
+        Change::AllowGroup { agent, group: g } | Change::DisallowGroup { agent, group: g } => {
+            let group = group(store, g).await?;
+            let client = self::agent(store, agent).await?;
+            let allowed = matches!(change, Change::AllowGroup { .. });
+            Planned {
+                description: if allowed {
+                    format!(
+                        "Let the agent {} address the group {} (login_hint=group:{})",
+                        client.name, group.name, group.name
+                    )
+                } else {
+                    format!(
+                        "Stop the agent {} addressing the group {}",
+                        client.name, group.name
+                    )
+                },
+                action: if allowed {
+                    "let an agent address a group"
+                } else {
+                    "stopped an agent addressing a group"
+                },
+                subject: client.id.clone(),
+                detail: Some(group.name),
+                step: GroupStep::Allow {
+                    agent: client.id.clone(),
+                    group: group.id,
+                    allowed,
+                },
+            }
+        }
+        Change::SetPolicy {
+            policy,
+            name,
+            agent,
+            action,
+            tool,
+            amount_above,
+            irreversible,
+            approvals,
+            group: g,
+        } => {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+                return Err(invalid("Give the policy a name of up to 100 characters."));
+            }
+            if !(1..=MAX_APPROVALS).contains(approvals) {
+                return Err(invalid(format!(
+                    "A policy asks for 1 to {MAX_APPROVALS} approvals."
+                )));
+            }
+            let client = match agent {
+                Some(id) => Some(self::agent(store, id).await?),
+                None => None,
+            };
+            let group = match g {
+                Some(id) => Some(group(store, id).await?),
+                None => None,
+            };
+            let limit = match amount_above {
+                Some(a) => Some(Decimal::from_str(a.trim()).map_err(|_| {
+                    invalid("The amount is a decimal number such as 1000 or 1000.00.")
+                })?),
+                None => None,
+            };
+            if limit.is_some_and(|l| l.is_sign_negative()) {
+                return Err(invalid("The amount cannot be negative."));
+            }
+            let pattern = |p: &Option<String>| {
+                p.as_deref()
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+            };
+            let (id, version) = match policy {
+                Some(id) => {
+                    let newest = store
+                        .newest_policies()
+                        .await?
+                        .into_iter()
+                        .find(|p| &p.id == id)
+                        .ok_or_else(|| invalid("There is no such policy."))?;
+                    (newest.id, newest.version + 1)
+                }
+                None => (random_id(), 1),
+            };
+            let row = PolicyRow {
+                id,
+                version,
+                name: name.to_owned(),
+                client_id: client.as_ref().map(|c| c.id.clone()),
+                match_action: pattern(action),
+                match_tool: pattern(tool),
+                amount_above: limit.map(|l| l.normalize().to_string()),
+                irreversible_only: i64::from(*irreversible),
+                approvals: *approvals,
+                group_id: group.as_ref().map(|g| g.id.clone()),
+                active: 1,
+                created_by: admin_id.to_owned(),
+                created_at: now,
+            };
+            let described = ApprovalPolicy::from_row(&row).map_err(invalid)?;
+            Planned {
+                description: format!(
+                    "{} the policy \u{201c}{}\u{201d} (version {}): {} by {}, {}, need {} approval{} by distinct people{}",
+                    if version == 1 { "Create" } else { "Change" },
+                    row.name,
+                    version,
+                    described.matcher.describe(),
+                    client.as_ref().map_or("any agent".to_owned(), |c| format!("the agent {}", c.name)),
+                    "from now on",
+                    row.approvals,
+                    if row.approvals == 1 { "" } else { "s" },
+                    group.as_ref().map_or(String::new(), |g| format!(" of the group {}", g.name)),
+                ),
+                action: "set an approval policy",
+                subject: row.name.clone(),
+                detail: Some(format!("version {version}")),
+                step: GroupStep::Policy(row),
+            }
+        }
+        Change::RetirePolicy { policy } => {
+            let newest = store
+                .newest_policies()
+                .await?
+                .into_iter()
+                .find(|p| &p.id == policy && p.active != 0)
+                .ok_or_else(|| invalid("There is no such policy in force."))?;
+            let version = newest.version + 1;
+            Planned {
+                description: format!(
+                    "Retire the policy \u{201c}{}\u{201d}: requests made from now on are not held to it",
+                    newest.name
+                ),
+                action: "retired an approval policy",
+                subject: newest.name.clone(),
+                detail: Some(format!("version {version}")),
+                step: GroupStep::Policy(PolicyRow {
+                    version,
+                    active: 0,
+                    created_by: admin_id.to_owned(),
+                    created_at: now,
+                    ..newest
+                }),
+            }
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(planned))
+}
+
+/// A group or policy change made by the operator on the command line (`countersign group …`,
+/// `countersign policy …`): whoever runs it has the server, so no passkey confirms it; the admin
+/// log says the operator made it. What it did, or why it was refused.
+pub async fn change_as_operator(
+    store: &Store,
+    change: &Change,
+    now: Millis,
+) -> Result<Result<String, String>, StoreError> {
+    let planned = match plan(store, now, OPERATOR, change).await {
+        Ok(Some(planned)) => planned,
+        Ok(None) => return Ok(Err("not a group or policy change".into())),
+        Err(ApproverChangeError::Store(e)) => return Err(e),
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let entry = AdminEntry {
+        at: now,
+        admin_id: OPERATOR,
+        admin_email: "the operator (countersign command line)",
+        action: planned.action,
+        subject: &planned.subject,
+        detail: planned.detail.as_deref(),
+        authorisation: None,
+    };
+    let update = planned.step.update(now);
+    if !store
+        .admin_change(update, &entry, super::log::entry_hash)
+        .await?
+    {
+        return Ok(Err(planned.step.nothing_changed().into()));
+    }
+    Ok(Ok(planned.description))
+}
