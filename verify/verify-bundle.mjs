@@ -109,6 +109,7 @@ function recordContent(r) {
     content.credential_public_key = r.credential_public_key;
   }
   if (r.group_id !== null && r.group_id !== undefined) content.group = r.group_id;
+  if (r.on_behalf_of !== null && r.on_behalf_of !== undefined) content.on_behalf_of = r.on_behalf_of;
   return content;
 }
 

@@ -7,9 +7,9 @@ use leptos::prelude::*;
 use crate::{
     components::statement::{ExactCall, SafeText},
     model::{
-        AdminLogView, AgentLine, AgentView, AgentsView, ApproversView, DayView, FilterOption,
-        GroupLine, GroupsView, HistoryDetail, HistoryLine, HistoryPage, HistoryQuery, OverviewView,
-        PasskeyLine, PendingChangeView, RecoveryLine, RequestStatus, TimingView,
+        AdminLogView, AgentLine, AgentView, AgentsView, ApproversView, DayView, DelegationLine,
+        FilterOption, GroupLine, GroupsView, HistoryDetail, HistoryLine, HistoryPage, HistoryQuery,
+        OverviewView, PasskeyLine, PendingChangeView, RecoveryLine, RequestStatus, TimingView,
     },
     navigation::encode_query,
 };
@@ -862,6 +862,7 @@ pub fn groups(view: GroupsView) -> String {
             }
         })
         .collect_view();
+    let delegations = delegations(view.delegations, &approvers);
     let mut any_agent = vec![FilterOption {
         id: String::new(),
         label: "Any agent".into(),
@@ -886,6 +887,7 @@ pub fn groups(view: GroupsView) -> String {
                 <div class="filter-actions"><button type="submit" class="primary">"Create the group"</button></div>
             </form>
         </section>
+        {delegations}
         <section class="card" aria-labelledby="policies-heading">
             <h2 id="policies-heading">"Approval policies"</h2>
             <p class="muted small">"A request whose action a policy covers needs that many approvals by distinct people (one person counts once, whatever passkey they use; the person an agent acts for never counts). Any denial denies. The strictest policy that covers an action governs it, and its version is part of what every approver signs."</p>
@@ -908,6 +910,44 @@ pub fn groups(view: GroupsView) -> String {
         </section>
     }
     .to_html()
+}
+
+/// Who hands their requests to whom, and a form to set one.
+fn delegations(lines: Vec<DelegationLine>, approvers: &[FilterOption]) -> impl IntoView {
+    let rows = lines
+        .into_iter()
+        .map(|d| {
+            let end = format!("/admin/delegations/{}/end", d.id);
+            let label = format!("End the delegation of {}", d.approver);
+            view! {
+                <tr>
+                    <th scope="row">{d.approver}</th>
+                    <td data-label="Delegate">{d.delegate}</td>
+                    <td data-label="When">{d.period}</td>
+                    <td data-label="State">
+                        {if d.running { "Running" } else { "To come" }}
+                        <form method="post" action=end class="inline-form">
+                            <button type="submit" aria-label=label>"End"</button>
+                        </form>
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <section class="card" aria-labelledby="delegations-heading">
+            <h2 id="delegations-heading">"Delegations"</h2>
+            <p class="muted small">"While a delegation runs, requests made to the approver (alone, in a group or under a policy) go to the delegate, who decides them on their behalf; the page and the record say so. Someone already asked in their own right gets no second say."</p>
+            <DataTable label="Delegations" headings=&["Approver", "Delegate", "When", "State"]>{rows}</DataTable>
+            <form method="post" action="/admin/delegations" class="filters">
+                {choose("Approver who is away", "approver", approvers)}
+                {choose("Delegate", "delegate", approvers)}
+                <label>"From (UTC day; today if empty)" <input type="date" name="from"/></label>
+                <label>"Until (UTC day, included)" <input type="date" name="until" required/></label>
+                <div class="filter-actions"><button type="submit" class="primary">"Hand the requests over"</button></div>
+            </form>
+        </section>
+    }
 }
 
 fn group_card(g: GroupLine, approvers: &[FilterOption], agents: &[FilterOption]) -> impl IntoView {

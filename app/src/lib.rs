@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    ParamSegment, SsrMode, StaticSegment,
+    ParamSegment, SsrMode, StaticSegment, WildcardSegment,
 };
 
 #[cfg(feature = "ssr")]
@@ -67,15 +67,11 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("inbox") view=pages::inbox::InboxPage ssr=SsrMode::Async/>
                 <Route path=StaticSegment("account") view=pages::account::AccountPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("requests"), ParamSegment("id")) view=pages::request::RequestPage ssr=SsrMode::Async/>
+                // Every admin page is one component, which asks the server for the content of the
+                // path (an unknown one is the server's 404): one route, not one per page, keeps the
+                // router's code out of the bundle.
                 <Route path=StaticSegment("admin") view=pages::admin::AdminPage ssr=SsrMode::Async/>
-                <Route path=(StaticSegment("admin"), StaticSegment("overview")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
-                <Route path=(StaticSegment("admin"), StaticSegment("agents")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
-                <Route path=(StaticSegment("admin"), StaticSegment("agents"), ParamSegment("id")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
-                <Route path=(StaticSegment("admin"), StaticSegment("log")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
-                <Route path=(StaticSegment("admin"), StaticSegment("approvers")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
-                <Route path=(StaticSegment("admin"), StaticSegment("groups")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
-                <Route path=(StaticSegment("admin"), StaticSegment("confirm")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
-                <Route path=(StaticSegment("admin"), StaticSegment("requests"), ParamSegment("id")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), WildcardSegment("page")) view=pages::admin::AdminPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

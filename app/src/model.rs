@@ -120,8 +120,8 @@ pub struct RequestView {
     /// For a request shared with others (a group, or a policy asking several people): who else is
     /// involved and where it stands, in sentences.
     pub parties: Vec<String>,
-    /// What the page says once it cannot be decided here, when the default does not fit (someone
-    /// else decided, or the viewer's approval waits for others).
+    /// What the page says once it cannot be decided here (decided, by the viewer or someone else;
+    /// expired; or the viewer's approval waits for others); None while the viewer can decide it.
     pub outcome: Option<String>,
 }
 
@@ -349,8 +349,21 @@ pub struct GroupsView {
     /// Who can be added to a group, and which agents can be allowed one.
     pub approvers: Vec<FilterOption>,
     pub agents: Vec<FilterOption>,
+    /// Delegations running or to come.
+    pub delegations: Vec<DelegationLine>,
     pub message: Option<String>,
     pub error: Option<String>,
+}
+
+/// An approver's requests handed to a colleague for a period.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegationLine {
+    pub id: String,
+    pub approver: String,
+    pub delegate: String,
+    /// "from … until …", UTC.
+    pub period: String,
+    pub running: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

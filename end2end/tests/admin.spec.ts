@@ -93,7 +93,8 @@ test('an admin reads the history, filters it, and opens a request whose record v
   await expect(page.locator('.statement')).toContainText(`Refund ${marker}`);
   await expect(page.locator('.verdict')).toHaveText('The decision record verifies.');
   const checks = page.locator('.checks li');
-  await expect(checks).toHaveCount(6);
+  await expect(checks).toHaveCount(7);
+  await expect(checks.filter({ hasText: 'Decided by someone it was addressed to' })).toHaveCount(1);
   await expect(page.locator('.checks li.failed')).toHaveCount(0);
   await expect(page.locator('pre.raw').first()).toContainText('"authorization_details"');
   // No auth_req_id in the address bar: page references only.

@@ -187,6 +187,24 @@ enum ApproverCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Hand an approver's requests to a colleague while they are away: requests made from --from
+    /// (today when left out) to the end of --until (UTC days) go to the delegate, who decides them
+    /// on their behalf. Recorded in the admin log.
+    Delegate {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        until: String,
+    },
+    /// End every delegation of an approver's requests, running or to come.
+    Undelegate {
+        #[arg(long)]
+        email: String,
+    },
     /// Offboard an approver: their sessions end, they can no longer sign in, decide or be asked, their
     /// pending requests are answered access_denied, and their approvals not yet redeemed earn nothing.
     Disable { email: String },
@@ -519,6 +537,43 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map_err(anyhow::Error::msg)?;
             eprintln!("{email}'s passkeys and sessions have ended. Give them this link in person or over a channel you trust; it works once, within an hour:");
             println!("{}", link.link(&token));
+        }
+        Command::Approver(ApproverCommand::Delegate {
+            email,
+            to,
+            from,
+            until,
+        }) => {
+            let day = |d: &str| {
+                server::admin::history::day_start(d)
+                    .ok_or_else(|| anyhow::anyhow!("{d:?} is not a day (YYYY-MM-DD)"))
+            };
+            let starts_at = match from {
+                Some(d) => day(&d)?,
+                None => now,
+            };
+            let change = Change::Delegate {
+                approver: approver_id(&store, &email).await?,
+                delegate: approver_id(&store, &to).await?,
+                starts_at,
+                ends_at: day(&until)? + 24 * 60 * 60 * 1000,
+            };
+            operator_change(&store, change, now).await?;
+        }
+        Command::Approver(ApproverCommand::Undelegate { email }) => {
+            let id = approver_id(&store, &email).await?;
+            let mine: Vec<_> = store
+                .current_delegations(now)
+                .await?
+                .into_iter()
+                .filter(|d| d.approver_id == id)
+                .collect();
+            if mine.is_empty() {
+                anyhow::bail!("{email} hands their requests to nobody");
+            }
+            for d in mine {
+                operator_change(&store, Change::EndDelegation { delegation: d.id }, now).await?;
+            }
         }
         Command::Group(command) => group_command(&store, command, now).await?,
         Command::Policy(command) => policy_command(&store, command, now).await?,

@@ -104,18 +104,10 @@ fn Line(item: RequestSummary, now: i64, pending: bool) -> impl IntoView {
     }
 }
 
-/// The two lists, kept current by the live event stream; `on_change` hears of each change too.
+/// The two lists, kept current by the live event stream.
 #[component]
-pub fn InboxList(
-    data: Resource<Result<InboxView, UiError>>,
-    #[prop(optional)] on_change: Option<Callback<()>>,
-) -> impl IntoView {
-    live_updates(move || {
-        data.refetch();
-        if let Some(on_change) = on_change {
-            on_change.run(());
-        }
-    });
+pub fn InboxList(data: Resource<Result<InboxView, UiError>>) -> impl IntoView {
+    live_updates(move || data.refetch());
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || {

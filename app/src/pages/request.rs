@@ -12,7 +12,7 @@ use crate::{
         statement::{SafeText, Shortened, Statement},
     },
     error::UiError,
-    model::{Choice, RequestStatus, RequestView},
+    model::{Choice, InboxView, RequestView},
     pages::inbox::{inbox_resource, InboxList},
 };
 
@@ -23,17 +23,14 @@ pub fn RequestPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
     let loaded = Resource::new(id, request);
-    // Bumped when the server says this approver's requests changed: someone else may have decided
-    // this one (a group's, or a quorum's).
-    let (changed, set_changed) = signal(0u32);
     view! {
         <Layout nav=true>
             <SignedIn>
                 <div class="split">
                     <aside class="inbox-pane" aria-label="Inbox">
-                        <InboxList data=inbox on_change=Callback::new(move |()| set_changed.update(|n| *n += 1))/>
+                        <InboxList data=inbox/>
                     </aside>
-                    <RequestPane loaded changed/>
+                    <RequestPane loaded inbox/>
                 </div>
             </SignedIn>
         </Layout>
@@ -43,7 +40,7 @@ pub fn RequestPage() -> impl IntoView {
 #[component]
 fn RequestPane(
     loaded: Resource<Result<RequestView, UiError>>,
-    changed: ReadSignal<u32>,
+    inbox: Resource<Result<InboxView, UiError>>,
 ) -> impl IntoView {
     view! {
         <section class="card request">
@@ -52,7 +49,7 @@ fn RequestPane(
                     loaded
                         .get()
                         .map(|result| match result {
-                            Ok(view) => view! { <Decide request=view changed/> }.into_any(),
+                            Ok(view) => view! { <Decide request=view inbox/> }.into_any(),
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                         })
                 }}
@@ -61,22 +58,14 @@ fn RequestPane(
     }
 }
 
-/// What the page says once a request can no longer be decided here. A pending request whose time ran
-/// out on this page has expired, whatever the last answer from the server said.
-fn status_text(status: RequestStatus) -> &'static str {
-    match status {
-        RequestStatus::Approved | RequestStatus::Redeemed => {
-            "You approved this request. The agent can go ahead with exactly this action."
-        }
-        RequestStatus::Denied => "You denied this request. The agent has been told.",
-        RequestStatus::Expired | RequestStatus::Pending => {
-            "This request has expired. Nothing was approved; the agent must ask again."
-        }
-    }
-}
+/// What the page says when a request's time runs out on it, whatever the last answer from the
+/// server said (the server says what it says of every other outcome).
+const EXPIRED: &str = "This request has expired. Nothing was approved; the agent must ask again.";
 
+/// `inbox` is read again whenever the server says this approver's requests changed: someone else may
+/// have decided this one (a group's, or a quorum's), so the request is read again then too.
 #[component]
-fn Decide(request: RequestView, changed: ReadSignal<u32>) -> impl IntoView {
+fn Decide(request: RequestView, inbox: Resource<Result<InboxView, UiError>>) -> impl IntoView {
     let (current, set_current) = signal(request.clone());
     let (error, set_error) = signal(None::<String>);
     let (busy, set_busy) = signal(false);
@@ -87,27 +76,24 @@ fn Decide(request: RequestView, changed: ReadSignal<u32>) -> impl IntoView {
     let shortened = RwSignal::new(0usize);
     provide_context(Shortened(shortened));
     let all_shown = move || shortened.get() == 0;
-    let pending = move || {
-        current.with(|r| r.status == RequestStatus::Pending && r.outcome.is_none())
-            && left.get() > 0
+    let pending = move || current.with(|r| r.outcome.is_none()) && left.get() > 0;
+    // The request as the server has it now.
+    let reload = move || {
+        let id = current.with_untracked(|r| r.id.clone());
+        spawn_local(async move {
+            if let Ok(view) = crate::api::approvals::request(id).await {
+                set_current.set(view);
+            }
+        });
     };
     // Read again when the server announces a change, unless a decision is under way here (its
     // answer brings the request as it then is).
-    Effect::watch(
-        move || changed.get(),
-        move |_, _, _| {
-            if busy.get_untracked() {
-                return;
-            }
-            let id = current.with_untracked(|r| r.id.clone());
-            spawn_local(async move {
-                if let Ok(view) = crate::api::approvals::request(id).await {
-                    set_current.set(view);
-                }
-            });
-        },
-        false,
-    );
+    Effect::new(move |seen: Option<()>| {
+        inbox.track();
+        if seen.is_some() && !busy.get_untracked() {
+            reload();
+        }
+    });
     let decide = move |choice: Choice| {
         set_busy.set(true);
         set_error.set(None);
@@ -131,10 +117,7 @@ fn Decide(request: RequestView, changed: ReadSignal<u32>) -> impl IntoView {
                 Err(e) => {
                     set_error.set(Some(e));
                     // The request may have moved on (decided elsewhere, expired, user code locked).
-                    let id = current.with_untracked(|r| r.id.clone());
-                    if let Ok(view) = crate::api::approvals::request(id).await {
-                        set_current.set(view);
-                    }
+                    reload();
                 }
             }
         });
@@ -156,15 +139,13 @@ fn Decide(request: RequestView, changed: ReadSignal<u32>) -> impl IntoView {
             <dt>"Scopes"</dt>
             <dd>{r.scope.clone()}</dd>
         </dl>
-        <ul class="parties">
-            {move || current.with(|r| r.parties.iter().map(|line| view! { <li>{line.clone()}</li> }).collect_view())}
-        </ul>
+        <p class="parties">{move || current.with(|r| r.parties.join(" "))}</p>
         <Show
             when=pending
             fallback=move || {
                 view! {
                     <p class="outcome" role="status">
-                        {move || current.with(|r| r.outcome.clone().unwrap_or_else(|| status_text(r.status).to_owned()))}
+                        {move || current.with(|r| r.outcome.clone().unwrap_or_else(|| EXPIRED.to_owned()))}
                     </p>
                 }
             }

@@ -260,9 +260,15 @@ impl Approvers {
             });
         }
         if let Step::Groups(step) = &plan.step {
+            // In force here at once; other instances read it within a second.
             if step.changes_policies() {
-                // In force here at once; other instances read it within a second.
                 self.ciba.policies().refresh(self.ciba.store()).await?;
+            }
+            if step.changes_delegations() {
+                self.ciba
+                    .delegations()
+                    .refresh(self.ciba.store(), self.ciba.now())
+                    .await?;
             }
         }
         if let Step::CancelRecovery(recovery) = &plan.step {
@@ -429,7 +435,9 @@ impl Approvers {
             | Change::AllowGroup { .. }
             | Change::DisallowGroup { .. }
             | Change::SetPolicy { .. }
-            | Change::RetirePolicy { .. } => unreachable!("planned by admin::groups"),
+            | Change::RetirePolicy { .. }
+            | Change::Delegate { .. }
+            | Change::EndDelegation { .. } => unreachable!("planned by admin::groups"),
             Change::RevokePasskey {
                 approver,
                 credential,

@@ -80,6 +80,16 @@ pub enum Change {
     RetirePolicy {
         policy: String,
     },
+    /// `approver`'s requests go to `delegate` from `starts_at` until `ends_at` (Unix ms).
+    Delegate {
+        approver: String,
+        delegate: String,
+        starts_at: i64,
+        ends_at: i64,
+    },
+    EndDelegation {
+        delegation: String,
+    },
 }
 
 impl Change {

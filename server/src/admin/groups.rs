@@ -21,10 +21,14 @@ use crate::{
     store::{
         admin_log::{AdminEntry, ApproverUpdate},
         clients::ClientRow,
+        delegations::DelegationRow,
         groups::{GroupRow, PolicyRow},
         Store, StoreError,
     },
 };
+
+/// The longest a delegation may run: a holiday, not a standing hand-over.
+pub const MAX_DELEGATION_MS: i64 = 90 * 24 * 60 * 60 * 1000;
 
 /// A group or policy change, checked and ready to write.
 pub(super) struct Planned {
@@ -51,6 +55,8 @@ pub(super) enum GroupStep {
         allowed: bool,
     },
     Policy(PolicyRow),
+    Delegate(DelegationRow),
+    EndDelegation(String),
 }
 
 impl GroupStep {
@@ -76,6 +82,8 @@ impl GroupStep {
                 allowed: *allowed,
             },
             GroupStep::Policy(row) => ApproverUpdate::PolicyVersion(row),
+            GroupStep::Delegate(row) => ApproverUpdate::Delegate(row),
+            GroupStep::EndDelegation(id) => ApproverUpdate::EndDelegation { id, at },
         }
     }
 
@@ -88,11 +96,17 @@ impl GroupStep {
             GroupStep::Allow { allowed: true, .. } => "That agent may address that group already.",
             GroupStep::Allow { .. } => "That agent may not address that group anyway.",
             GroupStep::Policy(_) => "The policy was changed meanwhile: look at it again.",
+            GroupStep::Delegate(_) => "The delegation was not set.",
+            GroupStep::EndDelegation(_) => "That delegation is over already.",
         }
     }
 
     pub fn changes_policies(&self) -> bool {
         matches!(self, GroupStep::Policy(_))
+    }
+
+    pub fn changes_delegations(&self) -> bool {
+        matches!(self, GroupStep::Delegate(_) | GroupStep::EndDelegation(_))
     }
 }
 
@@ -333,6 +347,42 @@ pub(super) async fn plan(
                 }),
             }
         }
+        Change::Delegate {
+            approver,
+            delegate,
+            starts_at,
+            ends_at,
+        } => {
+            plan_delegation(
+                store,
+                now,
+                admin_id,
+                approver,
+                delegate,
+                (*starts_at, *ends_at),
+            )
+            .await?
+        }
+        Change::EndDelegation { delegation } => {
+            let row = store
+                .delegation(delegation)
+                .await?
+                .filter(|d| d.ended_at.is_none() && d.ends_at > now)
+                .ok_or_else(|| invalid("There is no such delegation running or to come."))?;
+            let away = approvers::by_id(store, &row.approver_id)
+                .await?
+                .ok_or(ApproverChangeError::NotFound)?;
+            Planned {
+                description: format!(
+                    "End the delegation of {}'s requests: they reach {} again from now on",
+                    away.name, away.email
+                ),
+                action: "ended a delegation",
+                subject: away.email,
+                detail: None,
+                step: GroupStep::EndDelegation(row.id),
+            }
+        }
         _ => return Ok(None),
     };
     Ok(Some(planned))
@@ -369,4 +419,79 @@ pub async fn change_as_operator(
         return Ok(Err(planned.step.nothing_changed().into()));
     }
     Ok(Ok(planned.description))
+}
+
+/// Sending `approver`'s requests to `delegate` for `(starts_at, ends_at)`: two different people,
+/// the delegate enabled, a period in the future of at most 90 days, and none overlapping it.
+async fn plan_delegation(
+    store: &Store,
+    now: Millis,
+    admin_id: &str,
+    approver: &str,
+    delegate: &str,
+    (starts_at, ends_at): (Millis, Millis),
+) -> Result<Planned, ApproverChangeError> {
+    let away = approvers::by_id(store, approver)
+        .await?
+        .ok_or(ApproverChangeError::NotFound)?;
+    let standing_in = approvers::by_id(store, delegate)
+        .await?
+        .ok_or(ApproverChangeError::NotFound)?;
+    if away.id == standing_in.id {
+        return Err(invalid("Someone cannot stand in for themself."));
+    }
+    if standing_in.disabled {
+        return Err(invalid("A disabled approver cannot stand in for anyone."));
+    }
+    if ends_at <= starts_at.max(now) {
+        return Err(invalid(
+            "The delegation must end after it starts, and in the future.",
+        ));
+    }
+    if ends_at - starts_at > MAX_DELEGATION_MS {
+        return Err(invalid("A delegation runs for at most 90 days."));
+    }
+    let overlapping = store
+        .current_delegations(now)
+        .await?
+        .into_iter()
+        .any(|d| d.approver_id == away.id && d.starts_at < ends_at && starts_at < d.ends_at);
+    if overlapping {
+        return Err(invalid(
+            "They already hand their requests to someone for part of that time: end that first.",
+        ));
+    }
+    let period = format!(
+        "from {} until {}",
+        utc_minute(starts_at),
+        utc_minute(ends_at)
+    );
+    Ok(Planned {
+        description: format!(
+            "Send the requests of {} ({}) to {} ({}) {period}: {} decides them on their behalf",
+            away.name, away.email, standing_in.name, standing_in.email, standing_in.name
+        ),
+        action: "set a delegation",
+        subject: away.email,
+        detail: Some(format!("to {} {period}", standing_in.email)),
+        step: GroupStep::Delegate(DelegationRow {
+            id: random_id(),
+            approver_id: away.id,
+            delegate_id: standing_in.id,
+            starts_at,
+            ends_at,
+            set_by: admin_id.to_owned(),
+            created_at: now,
+            ended_at: None,
+        }),
+    })
+}
+
+/// A time as the console and the admin log say it: UTC, to the minute.
+pub fn utc_minute(ms: Millis) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| ms.to_string())
 }

@@ -103,6 +103,8 @@ pub struct Parties {
     pub decisions: Vec<Decided>,
     /// The viewer approved, and the quorum still waits for others.
     pub waiting_for_others: bool,
+    /// The viewer decides for this approver (name, e-mail), who handed their requests over.
+    pub standing_in_for: Option<(String, String)>,
 }
 
 pub struct Decided {
@@ -111,6 +113,8 @@ pub struct Decided {
     pub approved: bool,
     /// The viewer themself.
     pub you: bool,
+    /// The name of the approver they decided for, as a delegate.
+    pub for_whom: Option<String>,
 }
 
 /// An approver's inbox: what waits for them, and what they decided lately, newest first.
@@ -201,27 +205,39 @@ impl Approvals {
             )),
             None => None,
         };
+        let person = |id: String| async move {
+            Ok::<_, StoreError>(
+                approvers::by_id(store, &id)
+                    .await?
+                    .map_or_else(|| (id, String::new()), |a| (a.name, a.email)),
+            )
+        };
         let mut decisions = Vec::new();
         for record in store.decisions_for(&request.id).await? {
-            let (name, email) = approvers::by_id(store, &record.approver_id)
-                .await?
-                .map_or_else(
-                    || (record.approver_id.clone(), String::new()),
-                    |a| (a.name, a.email),
-                );
+            let (name, email) = person(record.approver_id.clone()).await?;
+            let for_whom = match record.on_behalf_of {
+                Some(id) => Some(person(id).await?.0),
+                None => None,
+            };
             decisions.push(Decided {
                 name,
                 email,
                 approved: record.decision == "approve",
                 you: record.approver_id == viewer,
+                for_whom,
             });
         }
+        let standing_in_for = match request.on_behalf_of(viewer) {
+            Some(id) => Some(person(id.to_owned()).await?),
+            None => None,
+        };
         Ok(Some(Parties {
             group,
             policy,
             waiting_for_others: request.state.stage().is_open()
                 && request.approved_by.iter().any(|a| a == viewer),
             decisions,
+            standing_in_for,
         }))
     }
 

@@ -33,6 +33,11 @@ pub struct AuthRequest {
     pub addressees: Vec<String>,
     /// The addressees whose approvals are recorded so far (a quorum in progress).
     pub approved_by: Vec<String>,
+    /// Delegates among the addressees, each with the approver they stand in for.
+    pub on_behalf: Vec<(String, String)>,
+    /// Its deciders are the addressees kept beside it (a group, a policy, or a delegate), not the
+    /// named approver alone.
+    pub shared: bool,
     pub scope: String,
     pub binding_message: Option<String>,
     pub acr_values: Option<String>,
@@ -161,6 +166,8 @@ pub struct Addressing {
     pub group_id: Option<String>,
     pub rule: Option<Rule>,
     pub addressees: Vec<String>,
+    /// (delegate, on behalf of).
+    pub on_behalf: Vec<(String, String)>,
 }
 
 impl Addressing {
@@ -171,7 +178,18 @@ impl Addressing {
             group_id: None,
             rule: None,
             addressees: vec![id.to_owned()],
+            on_behalf: Vec::new(),
         }
+    }
+
+    /// Whether more than the named approver alone is involved.
+    pub fn is_shared(&self) -> bool {
+        self.group_id.is_some()
+            || self.rule.is_some()
+            || self
+                .approver_id
+                .as_ref()
+                .is_none_or(|a| self.addressees != [a.clone()])
     }
 }
 
@@ -205,6 +223,8 @@ impl AuthRequest {
     ) -> AuthRequest {
         AuthRequest {
             authorization_details: action.to_authorization_details().to_string(),
+            shared: addressing.is_shared(),
+            on_behalf: addressing.on_behalf,
             id,
             client_id,
             approver_id: addressing.approver_id,
@@ -235,10 +255,18 @@ impl AuthRequest {
         self.state.stage().status(self.expires_at, now)
     }
 
-    /// Whether more than the one named approver is involved (a group, or a policy): its addressees
-    /// are then kept beside it, and each decision is counted against its rule.
+    /// Whether more than the one named approver is involved (a group, a policy or a delegate):
+    /// its addressees are then kept beside it, and each decision is counted against its rule.
     pub fn is_shared(&self) -> bool {
-        self.group_id.is_some() || self.rule.is_some()
+        self.shared
+    }
+
+    /// The approver `delegate` decides this request for, if they stand in for someone.
+    pub fn on_behalf_of(&self, delegate: &str) -> Option<&str> {
+        self.on_behalf
+            .iter()
+            .find(|(d, _)| d == delegate)
+            .map(|(_, principal)| principal.as_str())
     }
 
     /// Distinct approvals needed before tokens exist.
@@ -447,6 +475,7 @@ mod tests {
             group: Some("grp".into()),
         });
         r.addressees = addressees.iter().map(|a| a.to_string()).collect();
+        r.shared = true;
         r
     }
 

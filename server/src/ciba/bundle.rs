@@ -89,6 +89,7 @@ pub fn record_json(record: &DecisionRow) -> Value {
         "reason": record.reason,
         "approver_id": record.approver_id,
         "group_id": record.group_id,
+        "on_behalf_of": record.on_behalf_of,
         "credential_id": record.credential_id,
         "authenticator_data": record.authenticator_data,
         "client_data_json": record.client_data_json,

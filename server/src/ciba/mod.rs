@@ -135,6 +135,8 @@ pub struct Ciba {
     pub(crate) approvers: ApproverCache,
     /// The newest version of every approval policy.
     pub(crate) policies: quorum::Policies,
+    /// Delegations not over yet.
+    pub(crate) delegations: crate::identity::delegations::Delegations,
     pub(crate) inserts: InsertQueue,
     pub(crate) events: tokio::sync::broadcast::Sender<request::RequestCreated>,
     /// Approvers whose inbox changed (a new request or a decision), or `EVERY_INBOX`.
@@ -168,6 +170,8 @@ impl Ciba {
         let inserts = InsertQueue::start(store.clone(), limits);
         let policies = quorum::Policies::default();
         policies.refresh(&store).await?;
+        let delegations = crate::identity::delegations::Delegations::default();
+        delegations.refresh(&store, now).await?;
         Ok(Ciba {
             store,
             clock,
@@ -181,6 +185,7 @@ impl Ciba {
             pending,
             approvers: ApproverCache::default(),
             policies,
+            delegations,
             inserts,
             events: tokio::sync::broadcast::channel(1024).0,
             inbox: tokio::sync::broadcast::channel(1024).0,
@@ -259,6 +264,10 @@ impl Ciba {
         &self.policies
     }
 
+    pub fn delegations(&self) -> &crate::identity::delegations::Delegations {
+        &self.delegations
+    }
+
     pub fn key_registry(&self) -> &Arc<KeyRegistry> {
         &self.registry
     }
@@ -285,6 +294,7 @@ impl Ciba {
         self.clients.refresh(now).await?;
         self.keys.refresh(now).await?;
         self.policies.refresh(&self.store).await?;
+        self.delegations.refresh(&self.store, now).await?;
         self.pending
             .set_disabled(self.store.disabled_approver_ids().await?);
         self.pending.sweep(now);

@@ -116,6 +116,9 @@ pub fn record_content(row: &DecisionRow) -> Value {
     if let Some(group) = &row.group_id {
         content["group"] = Value::String(group.clone());
     }
+    if let Some(principal) = &row.on_behalf_of {
+        content["on_behalf_of"] = Value::String(principal.clone());
+    }
     content
 }
 
@@ -140,6 +143,7 @@ pub fn unsealed(
         reason: choice.reason().map(str::to_owned),
         approver_id: approver_id.to_owned(),
         group_id: request.group_id.clone(),
+        on_behalf_of: request.on_behalf_of(approver_id).map(str::to_owned),
         credential_id: evidence.credential_id.clone(),
         authenticator_data: base64url(&evidence.authenticator_data),
         client_data_json: base64url(&evidence.client_data_json),

@@ -15,7 +15,10 @@ use super::{
 };
 use crate::{
     clock::Millis,
-    identity::approvers::{self, Approver},
+    identity::{
+        approvers::{self, Approver},
+        delegations,
+    },
     store::request_inserts::InsertOutcome,
 };
 
@@ -192,26 +195,29 @@ impl Ciba {
         let policies = self.policies.newest();
         let policy = quorum::governing(&policies, &client.id, action);
         let group = hinted.group();
-        if policy.is_none() {
-            return match hinted {
-                Hinted::Approver(approver) => Ok(Addressing::approver(&approver.id)),
-                Hinted::Group(group) => {
-                    let members = self.store.enabled_members(&group.id).await?;
-                    if members.is_empty() {
-                        return Err(CibaError::UnknownUserId(
-                            "the group has no active members".into(),
-                        ));
-                    }
-                    Ok(Addressing {
-                        approver_id: None,
-                        group_id: Some(group.id.clone()),
-                        rule: None,
-                        addressees: members,
-                    })
+        let now = self.clock.now();
+        let delegations = self.delegations.current();
+        let Some(policy) = policy else {
+            let (approver_id, members) = match hinted {
+                Hinted::Approver(approver) => {
+                    (Some(approver.id.clone()), vec![approver.id.clone()])
                 }
+                Hinted::Group(group) => (None, self.store.enabled_members(&group.id).await?),
             };
-        }
-        let policy = policy.expect("checked above");
+            let deciders = delegations::apply(&delegations, members, None, now);
+            if deciders.addressees.is_empty() {
+                return Err(CibaError::UnknownUserId(
+                    "the group has no active members".into(),
+                ));
+            }
+            return Ok(Addressing {
+                approver_id,
+                group_id: group.map(|g| g.id.clone()),
+                rule: None,
+                addressees: deciders.addressees,
+                on_behalf: deciders.on_behalf,
+            });
+        };
         let requester = hinted.approver().map(|a| a.id.as_str());
         let addressees = match (&policy.group_id, group) {
             (Some(approving), _) => {
@@ -222,6 +228,10 @@ impl Ciba {
             (None, Some(group)) => self.store.enabled_members(&group.id).await?,
             (None, None) => requester.into_iter().map(str::to_owned).collect(),
         };
+        // The requester is excluded only when others approve for them.
+        let excluded = policy.group_id.as_ref().and(requester);
+        let deciders = delegations::apply(&delegations, addressees, excluded, now);
+        let addressees = deciders.addressees;
         if (addressees.len() as i64) < policy.approvals {
             tracing::warn!(client_id = %client.id, policy = %policy.id, version = policy.version,
                 "refused a backchannel request: its policy asks for more approvers than it has");
@@ -238,6 +248,7 @@ impl Ciba {
             group_id: group.map(|g| g.id.clone()),
             rule: Some(policy.rule()),
             addressees,
+            on_behalf: deciders.on_behalf,
         })
     }
 

@@ -3,6 +3,7 @@ pub mod accounts;
 pub mod approvers;
 pub mod assertion;
 pub mod ceremonies;
+pub mod delegations;
 pub mod groups;
 pub mod invitations;
 pub mod notices;

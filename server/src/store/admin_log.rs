@@ -4,6 +4,7 @@
 use sqlx::{AnyConnection, FromRow};
 
 use super::{
+    delegations::DelegationRow,
     groups::{GroupRow, PolicyRow},
     invitations::InvitationRow,
     recoveries::RecoveryRow,
@@ -90,6 +91,11 @@ pub enum ApproverUpdate<'a> {
     },
     /// A new version of a policy (a retired one is a version that is not active).
     PolicyVersion(&'a PolicyRow),
+    Delegate(&'a DelegationRow),
+    EndDelegation {
+        id: &'a str,
+        at: i64,
+    },
     /// Cancels a recovery not yet approved.
     CancelRecovery {
         recovery: &'a RecoveryRow,
@@ -256,6 +262,10 @@ async fn apply(conn: &mut AnyConnection, change: ApproverUpdate<'_>) -> StoreRes
         } => return super::groups::allow_group(conn, client_id, group_id, allowed).await,
         ApproverUpdate::PolicyVersion(row) => {
             return super::groups::add_policy_version(conn, row).await
+        }
+        ApproverUpdate::Delegate(row) => return super::delegations::insert(conn, row).await,
+        ApproverUpdate::EndDelegation { id, at } => {
+            return super::delegations::end(conn, id, at).await
         }
     };
     Ok(done.rows_affected() == 1)

@@ -38,17 +38,19 @@ pub struct AuthRequestRow {
     pub policy: Option<String>,
     /// Approvals recorded so far.
     pub approvals: i64,
+    /// 1 when its deciders are its `request_addressees` rows.
+    pub shared: i64,
 }
 
 pub(super) const COLUMNS: &str = "id, client_id, approver_id, scope, binding_message, acr_values, authorization_details, \
     notification_token, created_at, expires_at, interval_secs, status, decided_at, deny_reason, acr, amr, \
-    redeemed_at, user_code_failures, dpop_jkt, group_id, policy, approvals";
+    redeemed_at, user_code_failures, dpop_jkt, group_id, policy, approvals, shared";
 
 /// The condition, over `auth_requests` aliased `r`, that the request is addressed to the approver
 /// bound as `$param`: named alone, or among the people copied into a shared request.
 pub(super) fn addressed_to(param: &str) -> String {
     format!(
-        "((r.approver_id = {param} AND r.group_id IS NULL AND r.policy IS NULL) \
+        "((r.approver_id = {param} AND r.shared = 0) \
          OR r.id IN (SELECT x.auth_req_id FROM request_addressees x WHERE x.approver_id = {param}))"
     )
 }
@@ -112,7 +114,7 @@ impl AuthRequestRow {
             },
         };
         // A shared request's addressees are read beside it (`Store::with_parties`).
-        let shared = self.group_id.is_some() || rule.is_some();
+        let shared = self.shared != 0;
         Ok(AuthRequest {
             id: self.id,
             client_id: self.client_id,
@@ -121,6 +123,8 @@ impl AuthRequestRow {
                 _ => Vec::new(),
             },
             approved_by: Vec::new(),
+            on_behalf: Vec::new(),
+            shared,
             approver_id: self.approver_id,
             group_id: self.group_id,
             rule,
@@ -254,14 +258,14 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let addressees_sql = format!(
-            "SELECT auth_req_id, approver_id FROM request_addressees WHERE auth_req_id IN ({list}) \
-             ORDER BY auth_req_id, approver_id"
+            "SELECT auth_req_id, approver_id, on_behalf_of FROM request_addressees \
+             WHERE auth_req_id IN ({list}) ORDER BY auth_req_id, approver_id"
         );
         let approved_sql = format!(
             "SELECT auth_req_id, approver_id FROM decisions WHERE auth_req_id IN ({list}) \
              AND decision = 'approve' ORDER BY seq"
         );
-        let mut addressees = sqlx::query_as::<_, (String, String)>(&addressees_sql);
+        let mut addressees = sqlx::query_as::<_, (String, String, Option<String>)>(&addressees_sql);
         let mut approved = sqlx::query_as::<_, (String, String)>(&approved_sql);
         for id in &shared {
             addressees = addressees.bind(*id);
@@ -276,7 +280,11 @@ impl Store {
                     .map(|(_, a)| a.clone())
                     .collect()
             };
-            request.addressees = of(&addressees);
+            let mine = addressees.iter().filter(|(id, _, _)| *id == request.id);
+            request.addressees = mine.clone().map(|(_, a, _)| a.clone()).collect();
+            request.on_behalf = mine
+                .filter_map(|(_, a, p)| p.as_ref().map(|p| (a.clone(), p.clone())))
+                .collect();
             request.approved_by = of(&approved);
         }
         Ok(requests)
@@ -415,7 +423,7 @@ impl Store {
             "SELECT {}, c.name AS client_name FROM auth_requests r JOIN clients c ON c.id = r.client_id \
              WHERE r.id IN (\
                SELECT id FROM (SELECT id FROM auth_requests WHERE approver_id = $1 \
-                 AND group_id IS NULL AND policy IS NULL ORDER BY created_at DESC LIMIT $2) mine \
+                 AND shared = 0 ORDER BY created_at DESC LIMIT $2) mine \
                UNION ALL \
                SELECT id FROM (SELECT q.id FROM request_addressees x JOIN auth_requests q \
                  ON q.id = x.auth_req_id WHERE x.approver_id = $1 \

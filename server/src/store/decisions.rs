@@ -16,6 +16,8 @@ pub struct DecisionRow {
     pub approver_id: String,
     /// The group the request was addressed to, when it was.
     pub group_id: Option<String>,
+    /// The approver a delegate decided for.
+    pub on_behalf_of: Option<String>,
     pub credential_id: String,
     pub authenticator_data: String,
     pub client_data_json: String,
@@ -30,7 +32,7 @@ pub struct DecisionRow {
 }
 
 const COLUMNS: &str = "seq, auth_req_id, request_digest, decision, reason, approver_id, group_id, \
-    credential_id, authenticator_data, client_data_json, signature, nonce, credential_public_key, decided_at, \
+    on_behalf_of, credential_id, authenticator_data, client_data_json, signature, nonce, credential_public_key, decided_at, \
     prev_hash, record_hash, jws";
 
 /// The previous hash of the first record.
@@ -68,9 +70,10 @@ impl Store {
         let row = seal(prev.as_ref().map_or(GENESIS_HASH, |(h,)| h.as_str()))?;
         let (seq,): (i64,) = sqlx::query_as(
             "INSERT INTO decisions (auth_req_id, request_digest, decision, reason, approver_id, group_id, \
-             credential_id, authenticator_data, client_data_json, signature, nonce, credential_public_key, \
-             decided_at, prev_hash, record_hash, jws) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING seq",
+             on_behalf_of, credential_id, authenticator_data, client_data_json, signature, nonce, \
+             credential_public_key, decided_at, prev_hash, record_hash, jws) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+             RETURNING seq",
         )
         .bind(&row.auth_req_id)
         .bind(&row.request_digest)
@@ -78,6 +81,7 @@ impl Store {
         .bind(&row.reason)
         .bind(&row.approver_id)
         .bind(&row.group_id)
+        .bind(&row.on_behalf_of)
         .bind(&row.credential_id)
         .bind(&row.authenticator_data)
         .bind(&row.client_data_json)

@@ -17,6 +17,7 @@ pub mod auth_requests;
 pub mod checkpoint_log;
 pub mod clients;
 pub mod decisions;
+pub mod delegations;
 pub mod groups;
 pub mod history;
 pub mod insert_queue;

@@ -104,7 +104,7 @@ impl Store {
              JOIN approvers a ON a.id = r.approver_id \
              JOIN clients c ON c.id = r.client_id \
              LEFT JOIN notification_outbox o ON o.auth_req_id = r.id AND o.channel = $1 \
-             WHERE r.approver_id IN ({approvers}) AND r.group_id IS NULL AND r.policy IS NULL {due} \
+             WHERE r.approver_id IN ({approvers}) AND r.shared = 0 {due} \
              UNION ALL \
              SELECT r.id AS auth_req_id, x.approver_id, a.email AS approver_email, a.name AS approver_name, \
              c.name AS client_name, r.authorization_details, r.expires_at, r.created_at, \

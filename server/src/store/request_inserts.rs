@@ -69,7 +69,7 @@ impl Store {
     }
 }
 
-/// Rows per INSERT statement: 16 parameters each stays far below both databases' limits, and each of
+/// Rows per INSERT statement: 17 parameters each stays far below both databases' limits, and each of
 /// the (at most this many) statement shapes is prepared once per connection and then cached.
 pub const MAX_ROWS_PER_INSERT: usize = 64;
 
@@ -81,17 +81,17 @@ async fn insert_rows(
     let mut sql = String::from(
         "INSERT INTO auth_requests (id, client_id, approver_id, scope, binding_message, acr_values, \
          authorization_details, notification_token, dpop_jkt, action_text, target_text, created_at, expires_at, \
-         interval_secs, group_id, policy, status) VALUES ",
+         interval_secs, group_id, policy, shared, status) VALUES ",
     );
     for i in 0..rows.len() {
-        let n = i * 16;
+        let n = i * 17;
         if i > 0 {
             sql.push_str(", ");
         }
         // SQLite binds `?` by position; its `$n` names cost a lookup per parameter.
         let params: Vec<String> = match backend {
-            Backend::Sqlite => vec!["?".to_owned(); 16],
-            Backend::Postgres => (1..=16).map(|p| format!("${}", n + p)).collect(),
+            Backend::Sqlite => vec!["?".to_owned(); 17],
+            Backend::Postgres => (1..=17).map(|p| format!("${}", n + p)).collect(),
         };
         sql.push_str(&format!("({}, 'pending')", params.join(", ")));
     }
@@ -117,7 +117,8 @@ async fn insert_rows(
                 row.rule
                     .as_ref()
                     .map(|r| serde_json::to_string(r).expect("a rule serialises")),
-            );
+            )
+            .bind(i64::from(row.shared));
     }
     query
         .execute(&mut *conn)
@@ -131,10 +132,12 @@ async fn insert_addressees(conn: &mut AnyConnection, rows: &[AuthRequest]) -> St
     for row in rows.iter().filter(|r| r.is_shared()) {
         for approver_id in &row.addressees {
             sqlx::query(
-                "INSERT INTO request_addressees (auth_req_id, approver_id) VALUES ($1, $2)",
+                "INSERT INTO request_addressees (auth_req_id, approver_id, on_behalf_of) \
+                 VALUES ($1, $2, $3)",
             )
             .bind(&row.id)
             .bind(approver_id)
+            .bind(row.on_behalf_of(approver_id))
             .execute(&mut *conn)
             .await?;
         }

@@ -89,9 +89,14 @@ impl Store {
     /// Every decision on a request made since `since`.
     pub async fn decision_times(&self, since: Millis) -> StoreResult<Vec<DecisionTime>> {
         Ok(sqlx::query_as(
-            "SELECT client_id, approver_id, CASE WHEN status = 'denied' THEN 0 ELSE 1 END AS approved, \
-             decided_at - created_at AS millis \
-             FROM auth_requests WHERE created_at >= $1 AND decided_at IS NOT NULL",
+            // A shared request's time is its decider's: whoever made its last record (the one
+            // that settled it).
+            "SELECT r.client_id, CASE WHEN r.shared = 0 THEN r.approver_id ELSE COALESCE(\
+             (SELECT d.approver_id FROM decisions d WHERE d.auth_req_id = r.id ORDER BY d.seq DESC LIMIT 1), \
+             '') END AS approver_id, \
+             CASE WHEN r.status = 'denied' THEN 0 ELSE 1 END AS approved, \
+             r.decided_at - r.created_at AS millis \
+             FROM auth_requests r WHERE r.created_at >= $1 AND r.decided_at IS NOT NULL",
         )
         .bind(since)
         .fetch_all(self.pool())

@@ -5,9 +5,9 @@ use std::{collections::HashMap, sync::Arc};
 use app::{
     model::{
         AdminLogLine, AdminLogView, AgentLine, AgentView, AgentsView, ApproverLine, ApproversView,
-        CheckView, DayView, FilterOption, GroupLine, GroupsView, HistoryDetail, HistoryLine,
-        HistoryPage, HistoryQuery, InviteView, OverviewView, PasskeyLine, PendingChangeView,
-        PolicyLine, RecoveryLine, TimingView,
+        CheckView, DayView, DelegationLine, FilterOption, GroupLine, GroupsView, HistoryDetail,
+        HistoryLine, HistoryPage, HistoryQuery, InviteView, OverviewView, PasskeyLine,
+        PendingChangeView, PolicyLine, RecoveryLine, TimingView,
     },
     service::{AdminService, SignedIn, UiError, UserResult},
 };
@@ -185,6 +185,12 @@ fn done_message(change: &Change) -> &'static str {
         Change::AllowGroup { .. } => "The agent may address the group now.",
         Change::DisallowGroup { .. } => "The agent may no longer address the group.",
         Change::SetPolicy { .. } => "The policy is in force for requests made from now on.",
+        Change::Delegate { .. } => {
+            "The delegation is set: requests made while it runs go to the delegate."
+        }
+        Change::EndDelegation { .. } => {
+            "The delegation is over: requests go to the approver again."
+        }
         Change::RetirePolicy { .. } => {
             "The policy is retired: requests made from now on are not held to it."
         }
@@ -200,7 +206,9 @@ fn change_page(change: &Change) -> (&'static str, &'static str) {
         | Change::AllowGroup { .. }
         | Change::DisallowGroup { .. }
         | Change::SetPolicy { .. }
-        | Change::RetirePolicy { .. } => ("groups", "/admin/groups"),
+        | Change::RetirePolicy { .. }
+        | Change::Delegate { .. }
+        | Change::EndDelegation { .. } => ("groups", "/admin/groups"),
         _ => ("approvers", "/admin/approvers"),
     }
 }
@@ -558,6 +566,31 @@ impl AdminService for AdminPages {
                 })
                 .collect(),
             policies,
+            delegations: store
+                .current_delegations(self.ciba.now())
+                .await
+                .map_err(internal)?
+                .into_iter()
+                .map(|d| {
+                    let named = |id: &str| {
+                        people
+                            .iter()
+                            .find(|a| a.id == id)
+                            .map_or_else(|| id.to_owned(), |a| format!("{} ({})", a.name, a.email))
+                    };
+                    DelegationLine {
+                        approver: named(&d.approver_id),
+                        delegate: named(&d.delegate_id),
+                        period: format!(
+                            "from {} until {}",
+                            crate::admin::groups::utc_minute(d.starts_at),
+                            crate::admin::groups::utc_minute(d.ends_at)
+                        ),
+                        running: d.starts_at <= self.ciba.now(),
+                        id: d.id,
+                    }
+                })
+                .collect(),
             approvers: people
                 .iter()
                 .filter(|a| !a.disabled)
@@ -922,6 +955,8 @@ pub fn routes(console: Console) -> Router {
         )
         .route("/admin/policies", post(set_policy))
         .route("/admin/policies/{id}/retire", post(retire_policy))
+        .route("/admin/delegations", post(delegate))
+        .route("/admin/delegations/{id}/end", post(end_delegation))
         .route("/admin/confirm/cancel", post(cancel_change))
         .route("/admin/recoveries/{id}/approve", post(approve_recovery))
         .route("/admin/recoveries/{id}/cancel", post(cancel_recovery))
@@ -1327,6 +1362,40 @@ async fn set_policy(
         group: field("group"),
     };
     ask_to_confirm(&console.pages, &admin, change).await
+}
+
+/// `POST /admin/delegations`: from the start of one UTC day (today when none) to the end of another.
+async fn delegate(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let pages = &console.pages;
+    let now = pages.ciba.now();
+    let from = form_field(&form, "from").map(|d| crate::admin::history::day_start(&d));
+    let until = form_field(&form, "until").and_then(|d| crate::admin::history::day_start(&d));
+    let (Some(starts_at), Some(until)) = (from.unwrap_or(Some(now)), until) else {
+        let why = "Give the days as YYYY-MM-DD.".to_owned();
+        return refuse_on(pages, &admin.session, "groups".into(), "/admin/groups", why).await;
+    };
+    let change = Change::Delegate {
+        approver: form_field(&form, "approver").unwrap_or_default(),
+        delegate: form_field(&form, "delegate").unwrap_or_default(),
+        starts_at,
+        ends_at: until + DAY_MS,
+    };
+    ask_to_confirm(pages, &admin, change).await
+}
+
+const DAY_MS: Millis = 24 * 60 * 60 * 1000;
+
+/// `POST /admin/delegations/{id}/end`.
+async fn end_delegation(
+    State(console): State<Console>,
+    admin: FormAdmin,
+    Path(delegation): Path<String>,
+) -> Response {
+    ask_to_confirm(&console.pages, &admin, Change::EndDelegation { delegation }).await
 }
 
 /// `POST /admin/policies/{id}/retire`.

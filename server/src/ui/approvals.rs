@@ -100,7 +100,19 @@ fn view(shown: Shown, user: &SignedIn) -> RequestView {
         now,
         parties,
     } = shown;
-    let (parties, outcome) = parties.map(|p| said(&p, &request, now)).unwrap_or_default();
+    let (parties, shared_outcome) = parties.map(|p| said(&p, &request, now)).unwrap_or_default();
+    // What the page says once the viewer cannot decide the request (the page itself says when it
+    // expires while open).
+    let outcome = shared_outcome.or_else(|| match request.status(now) {
+        RequestStatus::Pending => None,
+        RequestStatus::Approved | RequestStatus::Redeemed => Some(
+            "You approved this request. The agent can go ahead with exactly this action.".into(),
+        ),
+        RequestStatus::Denied => Some("You denied this request. The agent has been told.".into()),
+        RequestStatus::Expired => {
+            Some("This request has expired. Nothing was approved; the agent must ask again.".into())
+        }
+    });
     RequestView {
         needs_user_code: user.requires_user_code,
         user_code_locked: user.requires_user_code && user_code_locked,
@@ -114,13 +126,22 @@ fn view(shown: Shown, user: &SignedIn) -> RequestView {
 /// there.
 fn said(p: &Parties, request: &AuthRequest, now: i64) -> (Vec<String>, Option<String>) {
     let who = |d: &Decided| {
-        if d.you {
+        let person = if d.you {
             "you".to_owned()
         } else {
             format!("{} ({})", d.name, d.email)
+        };
+        match &d.for_whom {
+            Some(principal) => format!("{person} on behalf of {principal}"),
+            None => person,
         }
     };
     let mut lines = Vec::new();
+    if let Some((name, email)) = &p.standing_in_for {
+        lines.push(format!(
+            "You decide this on behalf of {name} ({email}), who handed their requests to you for now."
+        ));
+    }
     if let Some(group) = &p.group {
         lines.push(format!(
             "Sent to the group {group}: {}",

@@ -11,8 +11,12 @@ use server::{
         approval::{Approvals, Challenge, PasskeyVerifier, Verified},
         Decision, DecisionError,
     },
-    identity::{approvers::Approver, passkeys::PasskeyError},
+    identity::{
+        approvers::{self, Approver},
+        passkeys::PasskeyError,
+    },
 };
+use server::clock::Clock;
 use webauthn_rs::prelude::PublicKeyCredential;
 
 use crate::{common::*, on_both_databases};
@@ -23,8 +27,12 @@ on_both_databases!(
     a_two_person_policy_needs_two_different_people,
     any_denial_denies_a_quorum,
     a_downgraded_policy_earns_no_tokens,
-    a_policy_its_group_cannot_meet_refuses_the_request
+    a_policy_its_group_cannot_meet_refuses_the_request,
+    a_delegate_decides_during_the_period_on_behalf_of_the_approver,
+    a_delegate_never_gets_a_second_say_in_a_quorum
 );
+
+const HOUR_MS: i64 = 60 * 60 * 1000;
 
 const GROUP: &str = "payments-oncall";
 
@@ -188,6 +196,10 @@ async fn a_group_request_reaches_every_member_and_the_first_decision_wins(db: Db
     for member in &members {
         assert_eq!(pending_for(&h, member).await, 0, "settled for everyone");
     }
+    // The console's decision times count it as its decider's.
+    let times = h.store.decision_times(0).await.unwrap();
+    assert_eq!(times.len(), 1);
+    assert_eq!(times[0].approver_id, records[0].approver_id);
     let poll = h.poll(&creds, &id).await;
     if records[0].decision == "approve" {
         assert_eq!(poll.status, StatusCode::OK, "{}", poll.text);
@@ -409,8 +421,83 @@ async fn a_policy_its_group_cannot_meet_refuses_the_request(db: Db) {
 
 async fn approvers_disable(h: &Harness, email: &str) {
     h.store
-        .disable_approver(email, server::clock::Clock::now(&*h.clock))
+        .disable_approver(email, h.clock.now())
         .await
         .unwrap()
         .unwrap();
+}
+
+async fn a_delegate_decides_during_the_period_on_behalf_of_the_approver(db: Db) {
+    let h = Harness::new(db).await;
+    let admin = admin_with_passkey(&h, "ada@example.com").await;
+    let creds = h.poll_client().await;
+    let jane = h.approver(APPROVER, None).await;
+    let dan = h.approver("dan@example.com", None).await;
+    let starts_at = h.clock.now() + HOUR_MS;
+    let away = Change::Delegate {
+        approver: jane.id.clone(),
+        delegate: dan.id.clone(),
+        starts_at,
+        ends_at: starts_at + HOUR_MS,
+    };
+    change(&h, &admin, away).await;
+    // Before the period: Jane's own, as ever.
+    let before = h.start(&creds, APPROVER).await;
+    let row = h.store.auth_request_row(&before).await.unwrap().unwrap();
+    assert_eq!((row.approver_id.as_deref(), row.shared), (Some(jane.id.as_str()), 0));
+    // During it (the clock moved, never slept on): Dan decides, on Jane's behalf.
+    h.clock.advance_millis(HOUR_MS + 1_000);
+    let during = h.start(&creds, APPROVER).await;
+    let request = h.store.auth_request(&during).await.unwrap().unwrap();
+    assert_eq!(request.addressees, vec![dan.id.clone()]);
+    assert_eq!(request.on_behalf_of(&dan.id), Some(jane.id.as_str()));
+    assert_eq!(pending_for(&h, &dan).await, 1);
+    assert_eq!(pending_for(&h, &jane).await, 0, "Jane is away");
+    assert!(matches!(
+        decide(&h.server.ciba, &during, &jane.id, approve()).await,
+        Err(DecisionError::NotYours)
+    ));
+    let record = decide(&h.server.ciba, &during, &dan.id, approve())
+        .await
+        .unwrap();
+    assert_eq!(
+        (record.approver_id.as_str(), record.on_behalf_of.as_deref()),
+        (dan.id.as_str(), Some(jane.id.as_str()))
+    );
+    let tokens = h.poll(&creds, &during).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
+    let at = claims(tokens.json["access_token"].as_str().unwrap());
+    assert_eq!(at["sub"], jane.id.as_str(), "the agent acted for Jane");
+    // After it: Jane's again.
+    h.clock.advance_millis(HOUR_MS);
+    let after = h.start(&creds, APPROVER).await;
+    let row = h.store.auth_request_row(&after).await.unwrap().unwrap();
+    assert_eq!(row.shared, 0);
+    assert!(audit_problems(&h.store).await.is_empty());
+}
+
+async fn a_delegate_never_gets_a_second_say_in_a_quorum(db: Db) {
+    let h = Harness::new(db).await;
+    let (creds, members) = two_person_rule(&h).await;
+    let (ann, bob) = (&members[0], &members[1]);
+    let admin = approvers::by_email(&h.store, "ada@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let now = h.clock.now();
+    let away = Change::Delegate {
+        approver: ann.id.clone(),
+        delegate: bob.id.clone(),
+        starts_at: now,
+        ends_at: now + HOUR_MS,
+    };
+    change(&h, &admin, away).await;
+    // Ann hands over to Bob, who is asked anyway: he would be both approvers, so only one person
+    // can approve and the two-person rule cannot be met.
+    let big = payment("5000");
+    let r = h
+        .bc_authorize(&creds, APPROVER, &[("authorization_details", &big)])
+        .await;
+    r.assert_error(StatusCode::FORBIDDEN, "access_denied");
+    assert!(r.description().contains("only 1 can approve"), "{}", r.text);
 }
