@@ -159,7 +159,8 @@ fn said(p: &Parties, request: &AuthRequest, now: i64) -> (Vec<String>, Option<St
         ));
     }
     let approvers: Vec<String> = p.decisions.iter().filter(|d| d.approved).map(who).collect();
-    if !approvers.is_empty() {
+    // While it is open; once settled, the outcome says who.
+    if !approvers.is_empty() && request.status(now) == RequestStatus::Pending {
         lines.push(format!("Approved so far by {}.", approvers.join(", ")));
     }
     let denier = p.decisions.iter().find(|d| !d.approved);

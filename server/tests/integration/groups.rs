@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::http::StatusCode;
+use server::clock::Clock;
 use server::{
     admin::confirmation::Change,
     ciba::{
@@ -16,7 +17,6 @@ use server::{
         passkeys::PasskeyError,
     },
 };
-use server::clock::Clock;
 use webauthn_rs::prelude::PublicKeyCredential;
 
 use crate::{common::*, on_both_databases};
@@ -444,7 +444,10 @@ async fn a_delegate_decides_during_the_period_on_behalf_of_the_approver(db: Db) 
     // Before the period: Jane's own, as ever.
     let before = h.start(&creds, APPROVER).await;
     let row = h.store.auth_request_row(&before).await.unwrap().unwrap();
-    assert_eq!((row.approver_id.as_deref(), row.shared), (Some(jane.id.as_str()), 0));
+    assert_eq!(
+        (row.approver_id.as_deref(), row.shared),
+        (Some(jane.id.as_str()), 0)
+    );
     // During it (the clock moved, never slept on): Dan decides, on Jane's behalf.
     h.clock.advance_millis(HOUR_MS + 1_000);
     let during = h.start(&creds, APPROVER).await;
