@@ -16,12 +16,14 @@ pub struct BackchannelForm {
     /// Space-separated; must include `openid`.
     #[schema(example = "openid")]
     pub scope: Option<String>,
-    /// The approver's e-mail. Exactly one of `login_hint`, `id_token_hint`, `login_hint_token`.
+    /// The approver's e-mail, or `group:<name>` for a group this agent was allowed to address.
+    /// Exactly one of `login_hint`, `id_token_hint`, `login_hint_token`.
     #[schema(example = "jane@example.com")]
     pub login_hint: Option<String>,
     /// An ID token this server issued to this client.
     pub id_token_hint: Option<String>,
-    /// A JWT signed by the client naming the approver in `sub_id` (`{"format":"email",...}`).
+    /// A JWT signed by the client naming the approver in `sub_id` (`{"format":"email",...}`), or a
+    /// group (`{"format":"group","group":"<name>"}`).
     pub login_hint_token: Option<String>,
     /// JSON: one `agent_action` with `action`, `target` and `consequence` (optional `amount`,
     /// `currency`, `reversible`). Required.

@@ -177,7 +177,7 @@ async fn login_hint_tokens_name_the_approver_until_they_expire(db: Db) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.approver_id, Some(jane.id));
+    assert_eq!(row.approver_id, Some(jane.id.clone()));
     let stale = client
         .sign(json!({"sub_id": {"format": "email", "email": APPROVER}, "exp": secs(now) - 5}));
     bc_authorize_with(
@@ -197,6 +197,53 @@ async fn login_hint_tokens_name_the_approver_until_they_expire(db: Db) {
     )
     .await
     .assert_error(StatusCode::BAD_REQUEST, "unknown_user_id");
+    // CIBA §7.1 leaves the subject's form to the deployment: a group this agent may address.
+    use server::admin::confirmation::Change;
+    let store = &h.store;
+    let as_operator = |change: Change| async move {
+        server::admin::groups::change_as_operator(store, &change, now)
+            .await
+            .unwrap()
+            .unwrap();
+    };
+    as_operator(Change::CreateGroup {
+        name: "oncall".into(),
+    })
+    .await;
+    let group = h.store.group_by_name("oncall").await.unwrap().unwrap().id;
+    as_operator(Change::AddToGroup {
+        group: group.clone(),
+        approver: row.approver_id.clone().unwrap(),
+    })
+    .await;
+    let to_group = client
+        .sign(json!({"sub_id": {"format": "group", "group": "oncall"}, "exp": secs(now) + 60}));
+    bc_authorize_with(
+        &h,
+        &client.assertion(now, "b4", ISSUER),
+        &[("login_hint_token", &to_group)],
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "unknown_user_id");
+    as_operator(Change::AllowGroup {
+        agent: client.id.clone(),
+        group: group.clone(),
+    })
+    .await;
+    let r = bc_authorize_with(
+        &h,
+        &client.assertion(now, "b5", ISSUER),
+        &[("login_hint_token", &to_group)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let grouped = h
+        .store
+        .auth_request_row(r.json["auth_req_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((grouped.approver_id, grouped.group_id), (None, Some(group)));
     // A client without registered keys cannot vouch for a hint token.
     let secret_client = h.poll_client().await;
     h.bc_authorize(
