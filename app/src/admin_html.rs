@@ -905,6 +905,8 @@ pub fn groups(view: GroupsView) -> String {
                 </fieldset>
                 <label>"Approvals" <input type="number" name="approvals" required min="1" max="10" value="2"/></label>
                 {choose("Approved by", "group", &addressed)}
+                <label>"Escalate after (minutes open)" <input type="number" name="escalate_after_mins" min="1" max="10080"/></label>
+                {choose("Escalate to", "escalation_group", &addressed)}
                 <div class="filter-actions"><button type="submit" class="primary">"Set the policy"</button></div>
             </form>
         </section>

@@ -289,6 +289,9 @@ pub fn spawn_upkeep(ciba: Arc<Ciba>, checkpoints: Option<Arc<ciba::checkpoint::C
             if let Err(e) = ciba.refresh().await {
                 tracing::warn!(error = %e, "periodic refresh failed; retrying");
             }
+            if let Err(e) = ciba.escalate_due().await {
+                tracing::warn!(error = %e, "escalating requests failed; retrying");
+            }
             if let Some(writer) = &checkpoints {
                 if last_checkpoint.is_none_or(|at| at.elapsed() >= CHECKPOINT_EVERY) {
                     last_checkpoint = Some(tokio::time::Instant::now());

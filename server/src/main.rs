@@ -277,6 +277,11 @@ enum PolicyCommand {
         /// it, those the request is addressed to.
         #[arg(long)]
         group: Option<String>,
+        /// Ask this group's members too when a request is still open after --escalate-after-mins.
+        #[arg(long, requires = "escalate_after_mins")]
+        escalate_to: Option<String>,
+        #[arg(long, requires = "escalate_to")]
+        escalate_after_mins: Option<i64>,
     },
     /// Retire a policy: requests made from now on are not held to it.
     Retire { id: String },
@@ -984,6 +989,8 @@ async fn policy_command(store: &Store, command: PolicyCommand, now: i64) -> anyh
             irreversible,
             approvals,
             group,
+            escalate_to,
+            escalate_after_mins,
         } => Change::SetPolicy {
             policy: id,
             name,
@@ -994,6 +1001,11 @@ async fn policy_command(store: &Store, command: PolicyCommand, now: i64) -> anyh
             irreversible,
             approvals,
             group: match group {
+                Some(name) => Some(group_id(store, &name).await?),
+                None => None,
+            },
+            escalate_after_mins,
+            escalation_group: match escalate_to {
                 Some(name) => Some(group_id(store, &name).await?),
                 None => None,
             },
@@ -1017,6 +1029,8 @@ async fn policy_command(store: &Store, command: PolicyCommand, now: i64) -> anyh
                     "action": p.match_action, "tool": p.match_tool, "amount_above": p.amount_above,
                     "irreversible": p.irreversible_only != 0, "approvals": p.approvals,
                     "group": p.group_id, "active": p.active != 0,
+                    "escalate_after_secs": p.escalate_after_secs,
+                    "escalation_group": p.escalation_group_id,
                 }));
             }
             if json {

@@ -76,6 +76,9 @@ pub enum Change {
         irreversible: bool,
         approvals: i64,
         group: Option<String>,
+        /// Ask `escalation_group`'s members too after this many minutes open.
+        escalate_after_mins: Option<i64>,
+        escalation_group: Option<String>,
     },
     RetirePolicy {
         policy: String,
@@ -93,6 +96,22 @@ pub enum Change {
 }
 
 impl Change {
+    /// A change to groups, policies or delegations (`admin::groups` plans them).
+    pub fn is_about_groups(&self) -> bool {
+        matches!(
+            self,
+            Change::CreateGroup { .. }
+                | Change::AddToGroup { .. }
+                | Change::RemoveFromGroup { .. }
+                | Change::AllowGroup { .. }
+                | Change::DisallowGroup { .. }
+                | Change::SetPolicy { .. }
+                | Change::RetirePolicy { .. }
+                | Change::Delegate { .. }
+                | Change::EndDelegation { .. }
+        )
+    }
+
     /// Its one JSON form, which the challenge hashes and the log entry keeps.
     pub fn canonical(&self) -> String {
         // A derived Serialize of a closed enum of strings, numbers and booleans: fields in declaration

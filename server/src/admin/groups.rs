@@ -242,6 +242,8 @@ pub(super) async fn plan(
             irreversible,
             approvals,
             group: g,
+            escalate_after_mins,
+            escalation_group,
         } => {
             let name = name.trim();
             if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
@@ -301,6 +303,29 @@ pub(super) async fn plan(
                 active: 1,
                 created_by: admin_id.to_owned(),
                 created_at: now,
+                escalate_after_secs: None,
+                escalation_group_id: None,
+            };
+            let escalation = match (escalate_after_mins, escalation_group) {
+                (None, None) => None,
+                (Some(mins), Some(id)) if (1..=7 * 24 * 60).contains(mins) => {
+                    let to = self::group(store, id).await?;
+                    if Some(&to.id) == row.group_id.as_ref() {
+                        return Err(invalid(
+                            "Escalate to another group than the one that approves.",
+                        ));
+                    }
+                    Some((mins * 60, to))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(invalid("Escalate after 1 minute to 7 days."));
+                }
+                _ => return Err(invalid("An escalation needs both a time and a group.")),
+            };
+            let row = PolicyRow {
+                escalate_after_secs: escalation.as_ref().map(|(secs, _)| *secs),
+                escalation_group_id: escalation.as_ref().map(|(_, g)| g.id.clone()),
+                ..row
             };
             let described = ApprovalPolicy::from_row(&row).map_err(invalid)?;
             Planned {
@@ -315,7 +340,9 @@ pub(super) async fn plan(
                     row.approvals,
                     if row.approvals == 1 { "" } else { "s" },
                     group.as_ref().map_or(String::new(), |g| format!(" of the group {}", g.name)),
-                ),
+                ) + &escalation.as_ref().map_or(String::new(), |(secs, g)| {
+                    format!("; after {} minutes still open, the group {} is asked too", secs / 60, g.name)
+                }),
                 action: "set an approval policy",
                 subject: row.name.clone(),
                 detail: Some(format!("version {version}")),

@@ -38,6 +38,9 @@ pub struct AuthRequest {
     /// Its deciders are the addressees kept beside it (a group, a policy, or a delegate), not the
     /// named approver alone.
     pub shared: bool,
+    /// When its rule's escalation group is to be asked too, if it is still open; and when it was.
+    pub escalate_at: Option<Millis>,
+    pub escalated_at: Option<Millis>,
     pub scope: String,
     pub binding_message: Option<String>,
     pub acr_values: Option<String>,
@@ -225,6 +228,12 @@ impl AuthRequest {
             authorization_details: action.to_authorization_details().to_string(),
             shared: addressing.is_shared(),
             on_behalf: addressing.on_behalf,
+            escalate_at: addressing
+                .rule
+                .as_ref()
+                .and_then(|r| r.escalation.as_ref())
+                .map(|e| created_at + e.after_secs * 1000),
+            escalated_at: None,
             id,
             client_id,
             approver_id: addressing.approver_id,
@@ -473,6 +482,7 @@ mod tests {
             version: 3,
             approvals: 2,
             group: Some("grp".into()),
+            escalation: None,
         });
         r.addressees = addressees.iter().map(|a| a.to_string()).collect();
         r.shared = true;

@@ -23,6 +23,7 @@ pub mod checks;
 pub mod clients;
 pub mod decision;
 mod error_code;
+pub mod escalation;
 pub mod hints;
 pub mod ids;
 pub mod pending;

@@ -29,6 +29,17 @@ pub struct Rule {
     /// The group whose members approve, when the policy names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// Who else is asked if the request is still open after a while.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<Escalation>,
+}
+
+/// Another group asked too once a request has been open `after_secs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Escalation {
+    pub after_secs: i64,
+    pub group: String,
 }
 
 /// Which actions a policy covers; every condition given must hold.
@@ -103,6 +114,7 @@ pub struct ApprovalPolicy {
     pub approvals: i64,
     /// The group whose members approve; None: the people the request is addressed to.
     pub group_id: Option<String>,
+    pub escalation: Option<Escalation>,
     /// False for the version that retired the policy.
     pub active: bool,
 }
@@ -120,6 +132,7 @@ impl ApprovalPolicy {
             version: self.version,
             approvals: self.approvals,
             group: self.group_id.clone(),
+            escalation: self.escalation.clone(),
         }
     }
 }
@@ -147,6 +160,14 @@ impl ApprovalPolicy {
             },
             approvals: row.approvals,
             group_id: row.group_id.clone(),
+            escalation: match (row.escalate_after_secs, &row.escalation_group_id) {
+                (Some(after_secs), Some(group)) if after_secs > 0 => Some(Escalation {
+                    after_secs,
+                    group: group.clone(),
+                }),
+                (None, None) => None,
+                _ => return Err("an escalation needs both a time and a group".into()),
+            },
             active: row.active != 0,
         })
     }
@@ -227,6 +248,7 @@ mod tests {
             matcher,
             approvals,
             group_id: Some("grp".into()),
+            escalation: None,
             active: true,
         }
     }

@@ -335,7 +335,7 @@ impl Ciba {
 
     /// What each addressee of `row` is told of it. A request to the approver the hint `named`
     /// reads nothing more.
-    async fn announcements(
+    pub(super) async fn announcements(
         &self,
         row: &AuthRequest,
         client: &Client,

@@ -40,11 +40,14 @@ pub struct AuthRequestRow {
     pub approvals: i64,
     /// 1 when its deciders are its `request_addressees` rows.
     pub shared: i64,
+    pub escalate_at: Option<i64>,
+    pub escalated_at: Option<i64>,
 }
 
 pub(super) const COLUMNS: &str = "id, client_id, approver_id, scope, binding_message, acr_values, authorization_details, \
     notification_token, created_at, expires_at, interval_secs, status, decided_at, deny_reason, acr, amr, \
-    redeemed_at, user_code_failures, dpop_jkt, group_id, policy, approvals, shared";
+    redeemed_at, user_code_failures, dpop_jkt, group_id, policy, approvals, shared, escalate_at, \
+    escalated_at";
 
 /// The condition, over `auth_requests` aliased `r`, that the request is addressed to the approver
 /// bound as `$param`: named alone, or among the people copied into a shared request.
@@ -125,6 +128,8 @@ impl AuthRequestRow {
             approved_by: Vec::new(),
             on_behalf: Vec::new(),
             shared,
+            escalate_at: self.escalate_at,
+            escalated_at: self.escalated_at,
             approver_id: self.approver_id,
             group_id: self.group_id,
             rule,
@@ -298,6 +303,57 @@ impl Store {
         .bind(id)
         .fetch_optional(self.pool())
         .await?)
+    }
+
+    /// Open requests whose escalation is due at `now` and has not happened (at most 100).
+    pub async fn escalations_due(&self, now: i64) -> StoreResult<Vec<AuthRequest>> {
+        let rows = requests(
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM auth_requests WHERE escalate_at IS NOT NULL \
+                 AND escalated_at IS NULL AND escalate_at <= $1 AND expires_at > $1 \
+                 AND status IN ('pending', 'partly_approved') ORDER BY escalate_at LIMIT 100"
+            ))
+            .bind(now)
+            .fetch_all(self.pool())
+            .await?,
+        )?;
+        self.with_parties(rows).await
+    }
+
+    /// Escalates request `id` once: marks it escalated at `now` and adds `added` (approver, and
+    /// whom they stand in for) to its addressees, in one transaction; false when it was escalated
+    /// already or is no longer open.
+    pub async fn escalate(
+        &self,
+        id: &str,
+        added: &[(String, Option<String>)],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE auth_requests SET escalated_at = $2 WHERE id = $1 AND escalated_at IS NULL \
+             AND status IN ('pending', 'partly_approved') AND expires_at > $2",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        for (approver_id, on_behalf_of) in added {
+            sqlx::query(
+                "INSERT INTO request_addressees (auth_req_id, approver_id, on_behalf_of) \
+                 VALUES ($1, $2, $3) ON CONFLICT (auth_req_id, approver_id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(approver_id)
+            .bind(on_behalf_of)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Requests still pending and unexpired at `now`, to warm the poll cache at start.

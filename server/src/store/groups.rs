@@ -38,11 +38,16 @@ pub struct PolicyRow {
     pub active: i64,
     pub created_by: String,
     pub created_at: i64,
+    /// Ask `escalation_group_id`'s members too when a request is still open this long after it was
+    /// made.
+    pub escalate_after_secs: Option<i64>,
+    pub escalation_group_id: Option<String>,
 }
 
 const POLICY_COLUMNS: &str =
     "id, version, name, client_id, match_action, match_tool, amount_above, \
-    irreversible_only, approvals, group_id, active, created_by, created_at";
+    irreversible_only, approvals, group_id, active, created_by, created_at, escalate_after_secs, \
+    escalation_group_id";
 
 impl Store {
     pub async fn groups(&self) -> StoreResult<Vec<GroupRow>> {
@@ -210,7 +215,7 @@ pub(super) async fn add_policy_version(
 ) -> StoreResult<bool> {
     let done = sqlx::query(&format!(
         "INSERT INTO approval_policies ({POLICY_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
          ON CONFLICT (id, version) DO NOTHING"
     ))
     .bind(&row.id)
@@ -226,6 +231,8 @@ pub(super) async fn add_policy_version(
     .bind(row.active)
     .bind(&row.created_by)
     .bind(row.created_at)
+    .bind(row.escalate_after_secs)
+    .bind(&row.escalation_group_id)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

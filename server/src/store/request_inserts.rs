@@ -69,7 +69,7 @@ impl Store {
     }
 }
 
-/// Rows per INSERT statement: 17 parameters each stays far below both databases' limits, and each of
+/// Rows per INSERT statement: 18 parameters each stays far below both databases' limits, and each of
 /// the (at most this many) statement shapes is prepared once per connection and then cached.
 pub const MAX_ROWS_PER_INSERT: usize = 64;
 
@@ -81,17 +81,17 @@ async fn insert_rows(
     let mut sql = String::from(
         "INSERT INTO auth_requests (id, client_id, approver_id, scope, binding_message, acr_values, \
          authorization_details, notification_token, dpop_jkt, action_text, target_text, created_at, expires_at, \
-         interval_secs, group_id, policy, shared, status) VALUES ",
+         interval_secs, group_id, policy, shared, escalate_at, status) VALUES ",
     );
     for i in 0..rows.len() {
-        let n = i * 17;
+        let n = i * 18;
         if i > 0 {
             sql.push_str(", ");
         }
         // SQLite binds `?` by position; its `$n` names cost a lookup per parameter.
         let params: Vec<String> = match backend {
-            Backend::Sqlite => vec!["?".to_owned(); 17],
-            Backend::Postgres => (1..=17).map(|p| format!("${}", n + p)).collect(),
+            Backend::Sqlite => vec!["?".to_owned(); 18],
+            Backend::Postgres => (1..=18).map(|p| format!("${}", n + p)).collect(),
         };
         sql.push_str(&format!("({}, 'pending')", params.join(", ")));
     }
@@ -118,7 +118,8 @@ async fn insert_rows(
                     .as_ref()
                     .map(|r| serde_json::to_string(r).expect("a rule serialises")),
             )
-            .bind(i64::from(row.shared));
+            .bind(i64::from(row.shared))
+            .bind(row.escalate_at);
     }
     query
         .execute(&mut *conn)

@@ -199,17 +199,10 @@ fn done_message(change: &Change) -> &'static str {
 
 /// The console page a change is asked for on, where its outcome is said: (flash key, address).
 fn change_page(change: &Change) -> (&'static str, &'static str) {
-    match change {
-        Change::CreateGroup { .. }
-        | Change::AddToGroup { .. }
-        | Change::RemoveFromGroup { .. }
-        | Change::AllowGroup { .. }
-        | Change::DisallowGroup { .. }
-        | Change::SetPolicy { .. }
-        | Change::RetirePolicy { .. }
-        | Change::Delegate { .. }
-        | Change::EndDelegation { .. } => ("groups", "/admin/groups"),
-        _ => ("approvers", "/admin/approvers"),
+    if change.is_about_groups() {
+        ("groups", "/admin/groups")
+    } else {
+        ("approvers", "/admin/approvers")
     }
 }
 
@@ -532,7 +525,15 @@ impl AdminService for AdminPages {
                         .as_ref()
                         .map_or("Those the request is addressed to".into(), |g| {
                             format!("Group {}", group_name.get(g).cloned().unwrap_or_default())
-                        }),
+                        })
+                        + &match (row.escalate_after_secs, &row.escalation_group_id) {
+                            (Some(secs), Some(g)) => format!(
+                                "; after {} minutes open, also group {}",
+                                secs / 60,
+                                group_name.get(g).cloned().unwrap_or_default()
+                            ),
+                            _ => String::new(),
+                        },
                     covers,
                     active: row.active != 0,
                     approvals: row.approvals,
@@ -1360,6 +1361,8 @@ async fn set_policy(
         irreversible: field("irreversible").is_some(),
         approvals,
         group: field("group"),
+        escalate_after_mins: field("escalate_after_mins").and_then(|m| m.parse().ok()),
+        escalation_group: field("escalation_group"),
     };
     ask_to_confirm(&console.pages, &admin, change).await
 }

@@ -29,7 +29,8 @@ on_both_databases!(
     a_downgraded_policy_earns_no_tokens,
     a_policy_its_group_cannot_meet_refuses_the_request,
     a_delegate_decides_during_the_period_on_behalf_of_the_approver,
-    a_delegate_never_gets_a_second_say_in_a_quorum
+    a_delegate_never_gets_a_second_say_in_a_quorum,
+    an_open_request_escalates_to_another_group_once_its_time_has_passed
 );
 
 const HOUR_MS: i64 = 60 * 60 * 1000;
@@ -247,6 +248,8 @@ async fn two_person_rule(h: &Harness) -> (Creds, Vec<Approver>) {
         irreversible: false,
         approvals: 2,
         group: Some(group),
+        escalate_after_mins: None,
+        escalation_group: None,
     };
     change(h, &admin, policy).await;
     (creds, members)
@@ -503,4 +506,71 @@ async fn a_delegate_never_gets_a_second_say_in_a_quorum(db: Db) {
         .await;
     r.assert_error(StatusCode::FORBIDDEN, "access_denied");
     assert!(r.description().contains("only 1 can approve"), "{}", r.text);
+}
+
+async fn an_open_request_escalates_to_another_group_once_its_time_has_passed(db: Db) {
+    let h = Harness::new(db).await;
+    let (creds, members, oncall, admin) = group_of(&h, &["ann@example.com"]).await;
+    change(
+        &h,
+        &admin,
+        Change::CreateGroup {
+            name: "managers".into(),
+        },
+    )
+    .await;
+    let managers = h.store.group_by_name("managers").await.unwrap().unwrap().id;
+    let max = h.approver("max@example.com", None).await;
+    let add = Change::AddToGroup {
+        group: managers.clone(),
+        approver: max.id.clone(),
+    };
+    change(&h, &admin, add).await;
+    let policy = Change::SetPolicy {
+        policy: None,
+        name: "Restarts".into(),
+        agent: Some(creds.id.clone()),
+        action: None,
+        tool: None,
+        amount_above: None,
+        irreversible: false,
+        approvals: 1,
+        group: Some(oncall),
+        escalate_after_mins: Some(10),
+        escalation_group: Some(managers.clone()),
+    };
+    change(&h, &admin, policy).await;
+    // Half an hour to decide (CIBA §7.1 requested_expiry); after ten minutes the managers are asked.
+    let hint = format!("group:{GROUP}");
+    let r = h
+        .bc_authorize(&creds, &hint, &[("requested_expiry", "1800")])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let id = r.json["auth_req_id"].as_str().unwrap().to_owned();
+    // The escalation is part of what is signed.
+    let request = h.store.auth_request(&id).await.unwrap().unwrap();
+    let statement = server::ciba::record::request_statement(&request);
+    assert_eq!(
+        statement["policy"]["escalation"],
+        serde_json::json!({"after_secs": 600, "group": managers})
+    );
+    assert!(matches!(
+        decide(&h.server.ciba, &id, &max.id, approve()).await,
+        Err(DecisionError::NotYours)
+    ));
+    // The clock is moved, never slept on: not yet at 599 s, then once.
+    h.clock.advance_secs(599);
+    assert_eq!(h.server.ciba.escalate_due().await.unwrap(), 0);
+    assert_eq!(pending_for(&h, &max).await, 0);
+    h.clock.advance_secs(2);
+    assert_eq!(h.server.ciba.escalate_due().await.unwrap(), 1);
+    assert_eq!(h.server.ciba.escalate_due().await.unwrap(), 0, "once");
+    assert_eq!(pending_for(&h, &max).await, 1);
+    assert_eq!(pending_for(&h, &members[0]).await, 1, "still asked");
+    decide(&h.server.ciba, &id, &max.id, approve())
+        .await
+        .unwrap();
+    let tokens = h.poll(&creds, &id).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
+    assert!(audit_problems(&h.store).await.is_empty());
 }
