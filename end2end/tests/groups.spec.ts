@@ -109,3 +109,28 @@ test('a request to a group: one member decides, and the other member\'s open pag
   await hydrated(bob.page);
   await expect(bob.page.getByRole('list', { name: 'Pending requests' })).toHaveCount(0);
 });
+
+test('while Jane is away her delegate decides her request, on her behalf', async ({ page }, testInfo) => {
+  const jane = `jane-${Date.now()}@example.com`;
+  countersign('approver', 'add', '--email', jane, '--name', 'Jane Away');
+  const dan = { page, email: await enrolledApprover(page, 'Dan Delegate') };
+  const until = new Date(Date.now() + 2 * 86_400_000).toISOString().slice(0, 10);
+  countersign('approver', 'delegate', '--email', jane, '--to', dan.email, '--until', until);
+  // A running server reads delegations set on the command line within a second (the console's
+  // apply at once); nothing on a page shows that moment, so the test gives it that second.
+  await dan.page.waitForTimeout(1_500);
+
+  const agent = agentRequest(newClient(), jane, 'Send', 'the quarterly report to the auditors',
+    'The auditors receive it.');
+  await open(dan.page, /Send/);
+  await expect(dan.page.locator('p.parties')).toHaveText(
+    `You decide this on behalf of Jane Away (${jane}), who handed their requests to you for now.`);
+  await dan.page.screenshot({ path: `screenshots/delegate-${testInfo.project.name}.png`, fullPage: true });
+  await dan.page.getByRole('button', { name: 'Approve with passkey' }).click();
+  await expect(dan.page.getByRole('status')).toHaveText(
+    'Approved by you on behalf of Jane Away. The agent can go ahead with exactly this action.');
+  const run = await agent;
+  expect(run.code, agent.output()).toBe(0);
+  const audit = JSON.parse(countersign('audit', 'verify', '--json'));
+  expect(audit.findings).toEqual([]);
+});
