@@ -187,12 +187,11 @@ impl Addressing {
 
     /// Whether more than the named approver alone is involved.
     pub fn is_shared(&self) -> bool {
-        self.group_id.is_some()
-            || self.rule.is_some()
-            || self
-                .approver_id
-                .as_ref()
-                .is_none_or(|a| self.addressees != [a.clone()])
+        let alone = match (&self.approver_id, self.addressees.as_slice()) {
+            (Some(approver), [only]) => approver == only,
+            _ => false,
+        };
+        self.group_id.is_some() || self.rule.is_some() || !alone
     }
 }
 

@@ -197,6 +197,12 @@ impl Ciba {
         let group = hinted.group();
         let now = self.clock.now();
         let delegations = self.delegations.current();
+        // The common case, with nothing to look at: one approver, alone.
+        if let (None, Hinted::Approver(approver)) = (policy, hinted) {
+            if !delegations.iter().any(|d| d.approver_id == approver.id) {
+                return Ok(Addressing::approver(&approver.id));
+            }
+        }
         let Some(policy) = policy else {
             let (approver_id, members) = match hinted {
                 Hinted::Approver(approver) => {
