@@ -254,10 +254,10 @@ export function verifyBundle(bundle) {
     } else {
       digest = sha256(canonical(statement));
       if (statement.auth_req_id !== record.auth_req_id) problem(about, 'the request in the bundle is another one');
-      // A request to a group, or under a policy, is decided by the people it was addressed to;
-      // any other by the approver it names.
-      if (statement.group !== undefined || statement.policy !== undefined) {
-        const addressed = (bundle.addressees ?? {})[record.auth_req_id] ?? [];
+      // A shared request (to a group, under a policy, or handed to a delegate) is decided by the
+      // people it was addressed to; any other by the approver it names.
+      const addressed = (bundle.addressees ?? {})[record.auth_req_id];
+      if (addressed !== undefined) {
         if (!addressed.includes(record.approver_id)) {
           problem(about, 'the record names someone the request was not addressed to');
         }
