@@ -46,6 +46,8 @@ test('the first-admin link printed at first start enrolls an admin', async ({ pa
     // only; and, once stopped, a signed checkpoint of the evidence chains (the enrollment added a
     // key registry entry).
     expect(statSync(join(dir, 'countersign.key')).mode & 0o777).toBe(0o600);
+    // Away from the server first: a late fetch of the page's icon would fail once it stops.
+    await page.goto('about:blank');
     await stop(server);
     const checkpoint = readFileSync(join(dir, 'checkpoints', 'latest.jws'), 'utf8');
     const [header, claims] = checkpoint.split('.').slice(0, 2)
