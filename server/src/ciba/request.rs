@@ -118,7 +118,7 @@ impl Ciba {
             self.check_user_code(client, approver, params.user_code.as_deref(), now)
                 .await?;
         }
-        let addressing = self.addressing(client, &hinted, &action).await?;
+        let addressing = self.addressing(client, &hinted, &action, now).await?;
         self.insert(
             client,
             hinted.approver(),
@@ -191,11 +191,11 @@ impl Ciba {
         client: &Client,
         hinted: &Hinted,
         action: &AgentAction,
+        now: Millis,
     ) -> Result<Addressing, CibaError> {
         let policies = self.policies.newest();
         let policy = quorum::governing(&policies, &client.id, action);
         let group = hinted.group();
-        let now = self.clock.now();
         let delegations = self.delegations.current();
         // The common case, with nothing to look at: one approver, alone.
         if let (None, Hinted::Approver(approver)) = (policy, hinted) {
